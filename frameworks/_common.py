@@ -1,0 +1,83 @@
+"""What every ``hello_<name>.py`` shares: its command line, its SIGTERM behaviour, its texts.
+
+The scripts import this module as a sibling (``python frameworks/hello_flask.py`` puts
+``frameworks/`` on ``sys.path``). It must import nothing but the standard library, and never
+memprobe: a script has to run in any virtualenv that has its framework.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import signal
+import sys
+from types import FrameType
+from typing import Any, Callable, Iterable, Sequence
+
+#: The body every hello-world answers ``GET /`` with.
+HELLO = "Hello World!"
+HELLO_BYTES = HELLO.encode("ascii")
+TEXT_PLAIN = "text/plain; charset=utf-8"
+APPLICATION_JSON = "application/json"
+
+
+def parse_args(
+    distribution: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+) -> argparse.Namespace:
+    """Parse ``--port P [--host H]``; ``--version`` prints ``distribution``'s version and exits 0.
+
+    The version comes from the installed distribution's metadata, the same source memprobe's
+    catalog reads, so the two always agree.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port to listen on")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=importlib.metadata.version(distribution),
+        help="print the framework's version and exit",
+    )
+    args = parser.parse_args(argv)
+    if args.port is None:
+        parser.error("--port is required")
+    return args
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end the process like a normal exit (status 0, ``finally`` blocks run).
+
+    Python's default for SIGTERM kills the process without unwinding. Servers that install
+    their own handlers (uvicorn, aiohttp, sanic, cherrypy) replace this one while they run;
+    uvicorn re-raises the signal after its graceful shutdown, which lands here again.
+    """
+
+    def _exit(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def echo_body(raw: bytes) -> bytes:
+    """The ``POST /echo`` answer for servers without their own JSON helpers: the same JSON back."""
+    return json.dumps(json.loads(raw or b"null")).encode("utf-8")
+
+
+def serve_wsgiref(app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
+    """Serve a WSGI ``app`` with the standard library's ``wsgiref`` until SIGTERM.
+
+    wsgiref is single-threaded and speaks HTTP/1.0: every response closes its connection.
+    """
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        # One line per request on stderr would measure the console, not the framework.
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    exit_on_sigterm()
+    with make_server(host, port, app, handler_class=QuietHandler) as httpd:
+        print(f"serving on http://{host}:{port}/ (wsgiref)", file=sys.stderr, flush=True)
+        httpd.serve_forever()

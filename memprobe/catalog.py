@@ -1,0 +1,195 @@
+"""The frameworks memprobe knows: their hello-world scripts, packages, servers and versions.
+
+Each framework with a script has ``frameworks/hello_<name>.py``, runnable on its own with
+``--port P [--host H]``. Nothing here imports a framework: whether one is installed and which
+version it is come from ``importlib.util.find_spec`` and ``importlib.metadata``.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memprobe.errors import EnvironmentProblem, UsageError
+
+#: The names ``compare`` runs when none are given, in this order (the seed's five).
+DEFAULT_NAMES: tuple[str, ...] = ("bottle", "cherrypy", "flask", "tornado", "webpy")
+
+#: Other spellings accepted on the command line -> catalog name.
+ALIASES: dict[str, str] = {"web.py": "webpy", "web-py": "webpy", "drf": "django"}
+
+
+@dataclass(frozen=True)
+class Framework:
+    """One framework: how to find it, install it, and start its hello-world."""
+
+    #: CLI name, lower case ("flask"); the script is ``frameworks/hello_<name>.py``.
+    name: str
+    #: Display name ("Flask").
+    title: str
+    #: Distribution name for ``importlib.metadata.version()`` ("Flask", "web.py").
+    distribution: str
+    #: Top-level modules that must be importable to run the script.
+    modules: tuple[str, ...]
+    #: What to ``pip install``: plain package names, space separated.
+    pip: str
+    #: The server the script uses, for people ("werkzeug dev server (app.run)").
+    server: str
+    #: One of the five that ``compare`` runs by default.
+    default: bool
+    #: Why it cannot be measured at all; ``None`` when it can.
+    unavailable: str | None = None
+    #: Whether the server keeps HTTP/1.1 connections open between requests (measured; pyramid
+    #: loses it when waitress is missing and it falls back to wsgiref).
+    keepalive: bool = True
+    #: Whether the script serves ``POST /echo``.
+    echo: bool = True
+
+    @property
+    def script(self) -> Path | None:
+        """``frameworks/hello_<name>.py``, or ``None`` for a framework that has none."""
+        if self.unavailable is not None:
+            return None
+        return frameworks_dir() / f"hello_{self.name}.py"
+
+    def installed(self) -> bool:
+        """Whether every module in :attr:`modules` can be imported (nothing is imported)."""
+        return not self.missing()
+
+    def missing(self) -> list[str]:
+        """The modules of :attr:`modules` that cannot be imported."""
+        return [module for module in self.modules if importlib.util.find_spec(module) is None]
+
+    def version(self) -> str | None:
+        """The installed distribution's version, or ``None`` when it is not installed."""
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def install_hint(self) -> str:
+        """The pip command that installs what this framework's script needs."""
+        return f"pip install {self.pip}"
+
+    def command(self, port: int, host: str = "127.0.0.1", python: str = sys.executable) -> list[str]:
+        """The argv that serves this framework's hello-world on ``host:port``."""
+        if self.unavailable is not None:
+            raise EnvironmentProblem(f"{self.title} cannot be measured: {self.unavailable}")
+        return [python, str(self.script), "--port", str(port), "--host", host]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable description, including what is installed right now."""
+        installed = self.installed()
+        return {
+            "name": self.name,
+            "title": self.title,
+            "distribution": self.distribution,
+            "modules": list(self.modules),
+            "pip": self.pip,
+            "installed": installed,
+            "missing": self.missing(),
+            "version": self.version() if installed else None,
+            "server": self.server,
+            "keepalive": self.keepalive,
+            "echo": self.echo,
+            "default": self.default,
+            "unavailable": self.unavailable,
+            "script": str(self.script) if self.script else None,
+        }
+
+
+_JAPRONTO = (
+    "no release installs on Python 3.8 or later: PyPI has only CPython 3.5-3.7 wheels "
+    "(last release 0.1.2, 2018) and no source distribution, so pip finds no matching "
+    "distribution; the project is unmaintained"
+)
+
+_FRAMEWORKS: tuple[Framework, ...] = (
+    Framework("bottle", "Bottle", "bottle", ("bottle",), "bottle",
+              "wsgiref (bottle.run default)", True, keepalive=False),
+    Framework("cherrypy", "CherryPy", "CherryPy", ("cherrypy",), "cherrypy",
+              "cheroot (quickstart)", True),
+    Framework("flask", "Flask", "Flask", ("flask",), "flask",
+              "werkzeug (app.run)", True, keepalive=False),
+    Framework("tornado", "Tornado", "tornado", ("tornado",), "tornado",
+              "tornado HTTPServer", True),
+    Framework("webpy", "web.py", "web.py", ("web",), "web.py",
+              "cheroot (web.httpserver)", True),
+    Framework("fastapi", "FastAPI", "fastapi", ("fastapi", "uvicorn"), "fastapi uvicorn",
+              "uvicorn", False),
+    Framework("django", "Django REST framework", "Django", ("django", "rest_framework"),
+              "django djangorestframework",
+              "runserver (basehttp.run)", False),
+    Framework("aiohttp", "aiohttp", "aiohttp", ("aiohttp",), "aiohttp",
+              "aiohttp (web.run_app)", False),
+    Framework("sanic", "Sanic", "sanic", ("sanic",), "sanic",
+              "sanic, single process", False),
+    Framework("starlette", "Starlette", "starlette", ("starlette", "uvicorn"),
+              "starlette uvicorn", "uvicorn", False),
+    Framework("pyramid", "Pyramid", "pyramid", ("pyramid",), "pyramid waitress",
+              "waitress (else wsgiref)", False),
+    Framework("falcon", "Falcon", "falcon", ("falcon",), "falcon",
+              "wsgiref (quickstart)", False, keepalive=False),
+    Framework("japronto", "Japronto", "japronto", ("japronto",), "japronto",
+              "japronto", False, unavailable=_JAPRONTO, keepalive=False,
+              echo=False),
+)
+
+_BY_NAME: dict[str, Framework] = {fw.name: fw for fw in _FRAMEWORKS}
+
+
+def all_frameworks() -> list[Framework]:
+    """Every framework in the catalog, the default five first."""
+    return list(_FRAMEWORKS)
+
+
+def get(name: str) -> Framework:
+    """The framework called ``name`` (case-insensitive; ``web.py`` and ``webpy`` both work)."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    try:
+        return _BY_NAME[key]
+    except KeyError:
+        known = ", ".join(fw.name for fw in _FRAMEWORKS)
+        raise UsageError(f"unknown framework {name!r}; known: {known}") from None
+
+
+def select(spec: str | None) -> list[Framework]:
+    """The frameworks a ``--frameworks`` value names.
+
+    ``None`` or empty: the default five (bottle, cherrypy, flask, tornado, webpy); ``"all"``:
+    every one; ``"a,b"``: those, in the given order, each once.
+    """
+    if spec is None or not spec.strip():
+        return [_BY_NAME[name] for name in DEFAULT_NAMES]
+    if spec.strip().lower() == "all":
+        return all_frameworks()
+    chosen: list[Framework] = []
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        fw = get(part)
+        if fw not in chosen:
+            chosen.append(fw)
+    if not chosen:
+        raise UsageError(f"no framework named in {spec!r}")
+    return chosen
+
+
+def frameworks_dir() -> Path:
+    """The folder holding the ``hello_<name>.py`` scripts.
+
+    A wheel ships them as ``memprobe/_frameworks``; a source checkout or an editable install has
+    them in the top-level ``frameworks/`` beside the package.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_frameworks", here.parent / "frameworks"):
+        if candidate.is_dir():
+            return candidate
+    raise EnvironmentProblem(
+        f"memprobe's hello-world scripts are missing: neither {here / '_frameworks'} "
+        f"nor {here.parent / 'frameworks'} exists; reinstall memprobe"
+    )

@@ -1,0 +1,155 @@
+"""Run every rule over a target and assemble the checklist: the ``check`` pipeline.
+
+    target -> source files -> facts (handlers, per-request functions) -> rules -> findings
+           -> suppressions and ignores -> checklist (+ advice) -> CheckResult
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from memprobe.check import appwide, perrequest
+from memprobe.check.catalogue import ADVICE_RULES, RULES, STATIC_RULES, lookup
+from memprobe.check.context import Hit, RuleContext, RuleFn
+from memprobe.check.facts import Project
+from memprobe.check.model import ChecklistItem, CheckResult, Finding, Rule, SourceError
+from memprobe.check.source import Deployment, SourceFile, Target, config_ignores, deployment, parse, resolve_target
+from memprobe.errors import UsageError
+
+#: rule id -> the function that looks for it
+DETECTORS: dict[str, RuleFn] = {
+    "MP101": perrequest.global_growth,
+    "MP102": perrequest.unbounded_lru_cache,
+    "MP103": perrequest.connection_per_request,
+    "MP104": appwide.cache_unbounded,
+    "MP105": appwide.per_process_cache,
+    "MP106": perrequest.whole_read,
+    "MP107": appwide.import_time_load,
+    "MP108": perrequest.logging_per_request,
+    "MP109": perrequest.http_session_per_request,
+    "MP110": appwide.debug_mode,
+    "MP111": perrequest.thread_per_request,
+    "MP112": appwide.lru_cache_method,
+}
+
+
+def normalise_ignores(names: Iterable[str]) -> list[str]:
+    """Rule ids for ``names`` (ids or slugs, comma lists allowed); UsageError for unknown names."""
+    out: list[str] = []
+    for raw in names:
+        for name in raw.split(","):
+            if not name.strip():
+                continue
+            rule = lookup(name)
+            if rule is None:
+                raise UsageError(f"unknown rule {name.strip()!r} (rules: {', '.join(RULES)})")
+            if rule.id not in out:
+                out.append(rule.id)
+    return out
+
+
+def check(spec: str, ignore: Iterable[str] = (), include_tests: bool = False) -> CheckResult:
+    """Check the target ``spec`` (directory, file, ``module:attr``) and return the checklist."""
+    target = resolve_target(spec, include_tests)
+    cfg_names, _cfg = config_ignores(target.files[0] if len(target.files) == 1 else target.root)
+    ignored = normalise_ignores([*cfg_names, *ignore])
+    return check_target(target, ignored)
+
+
+def check_target(target: Target, ignored: list[str]) -> CheckResult:
+    """Check already-resolved files, with rule ids in ``ignored`` switched off."""
+    sources: list[SourceFile] = []
+    errors: list[SourceError] = []
+    for path in target.files:
+        parsed = parse(path, target.root)
+        (errors if isinstance(parsed, SourceError) else sources).append(parsed)  # type: ignore[arg-type]
+    project = Project(sources)
+    deploy = deployment(target.root if len(target.files) != 1 else target.files[0].parent)
+    ctx = RuleContext(project, deploy)
+    for rule_id, detector in DETECTORS.items():
+        if rule_id in ignored:
+            continue
+        if RULES[rule_id].flask_only and not project.flask_detected:
+            continue
+        detector(ctx)
+    findings, suppressed = _findings(ctx.hits, ignored)
+    checklist = build_checklist(findings, ignored, project.flask_detected, deploy)
+    return CheckResult(
+        target=target.spec,
+        findings=findings,
+        checklist=checklist,
+        files=[s.display for s in sources] + [e.file for e in errors],
+        errors=errors,
+        flask_detected=project.flask_detected,
+        ignored_rules=ignored,
+        suppressed=suppressed,
+    )
+
+
+def make_finding(rule: Rule, file: str, line: int, message: str, **extra: object) -> Finding:
+    """A finding of ``rule`` with the catalogue's title, advice and rationale filled in."""
+    return Finding(rule=rule.id, severity=rule.severity, file=file, line=line, title=rule.title,
+                   message=message, advice=rule.fix, rationale=rule.rationale, **extra)  # type: ignore[arg-type]
+
+
+def _findings(hits: list[Hit], ignored: list[str]) -> tuple[list[Finding], int]:
+    out: list[Finding] = []
+    seen: set[tuple[str, str, int]] = set()
+    suppressed = 0
+    for hit in hits:
+        src = hit.module.src
+        key = (hit.rule, src.display, hit.line)
+        if key in seen:
+            continue
+        seen.add(key)
+        if hit.rule in ignored or _suppressed(src, hit.line, hit.rule):
+            suppressed += 1
+            continue
+        out.append(make_finding(RULES[hit.rule], src.display, hit.line, hit.message, col=hit.col,
+                                snippet=src.snippet(hit.line), symbol=hit.symbol, scope=hit.scope))
+    out.sort(key=lambda f: (f.file, f.line, f.rule))
+    return out, suppressed
+
+
+def _suppressed(src: SourceFile, line: int, rule_id: str) -> bool:
+    names = src.suppressions.get(line)
+    if names is None:
+        return False
+    if not names:
+        return True
+    rule = RULES[rule_id]
+    return any(lookup(n) is rule for n in names)
+
+
+_ORDER = {"fail": 0, "warn": 1, "info": 2, "pass": 3, "ignored": 4, "n/a": 5}
+
+
+def build_checklist(findings: list[Finding], ignored: list[str], flask: bool,
+                    deploy: Deployment | None = None, measured: bool = False) -> list[ChecklistItem]:
+    """One item per static rule (pass/warn/fail/ignored/n/a), then the advice items."""
+    items: list[ChecklistItem] = []
+    rule_ids = [r.id for r in STATIC_RULES] + sorted({f.rule for f in findings if RULES[f.rule] not in STATIC_RULES
+                                                      and RULES[f.rule] not in ADVICE_RULES})
+    for rule_id in rule_ids:
+        rule = RULES[rule_id]
+        mine = [f for f in findings if f.rule == rule_id]
+        if rule_id in ignored:
+            status, note = "ignored", "switched off"
+        elif rule.flask_only and not flask:
+            status, note = "n/a", "not a Flask app"
+        elif mine:
+            status = min((f.severity.value for f in mine), key=_ORDER.__getitem__)
+            note = ""
+        else:
+            status, note = "pass", ""
+        items.append(ChecklistItem(rule.id, rule.slug, rule.title, status, len(mine), rule.fix, note))
+    for rule in ADVICE_RULES:
+        note = ""
+        if rule.id == "MP902" and deploy is not None and deploy.max_requests_evidence:
+            note = f"seen: {deploy.max_requests_evidence}"
+        elif rule.id == "MP901" and measured:
+            note = "measured with --run"
+        status = "ignored" if rule.id in ignored else "info"
+        items.append(ChecklistItem(rule.id, rule.slug, rule.title, status, 0, rule.fix, note))
+    return items
+
+

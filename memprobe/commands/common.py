@@ -1,0 +1,63 @@
+"""Options and plumbing every measuring command shares: report files and the progress bar."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from memprobe.render import Result, write
+
+DEFAULT_OUT = "reports"
+
+
+def add_output_options(parser: argparse.ArgumentParser, stem: str) -> None:
+    """``--json``, ``--md``, ``--html``, ``--out``, ``--no-save``, ``--quiet``."""
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", metavar="FILE", help="also write the JSON report here")
+    group.add_argument("--md", metavar="FILE", help="also write a Markdown report here")
+    group.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report here")
+    group.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                       help=f"folder for the timestamped {stem}-*.json and .md reports "
+                       f"(default {DEFAULT_OUT}/)")
+    group.add_argument("--no-save", dest="out", action="store_const", const="",
+                       help="do not write the timestamped reports")
+    group.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar and no table; only the reports and the exit code")
+
+
+def write_outputs(result: Result, args: argparse.Namespace, stem: str) -> list[Path]:
+    """Write the timestamped JSON and Markdown under ``--out`` and any file asked for."""
+    targets: list[tuple[Path, str]] = []
+    if args.out:
+        targets += [(Path(args.out) / f"{stem}.json", "json"), (Path(args.out) / f"{stem}.md", "markdown")]
+    for option, fmt in (("json", "json"), ("md", "markdown"), ("html", "html")):
+        if getattr(args, option, None):
+            targets.append((Path(getattr(args, option)), fmt))
+    return [write(result, path, fmt) for path, fmt in targets]
+
+
+@contextlib.contextmanager
+def progress_display(enabled: bool = True) -> Iterator[Callable[..., None] | None]:
+    """A rich progress bar on stderr, one task per (framework, phase); yields the callback
+    ``on_progress(subject, phase, done, total)`` or None when disabled or not on a TTY."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    tasks: dict[tuple[str, str], Any] = {}
+
+    def on_progress(subject: Any, phase: str, done: int, total: int | None) -> None:
+        key = (getattr(subject, "name", str(subject)), phase)
+        if key not in tasks:
+            tasks[key] = progress.add_task(f"{key[0]} {phase}", total=total)
+        progress.update(tasks[key], completed=done, total=total)
+
+    with progress:
+        yield on_progress

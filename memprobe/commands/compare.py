@@ -1,0 +1,81 @@
+"""``memprobe compare [N] [TIMEOUT]``: the microframeworks side by side."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+from pathlib import Path
+
+from memprobe import catalog
+from memprobe.commands.common import add_output_options, progress_display, write_outputs
+from memprobe.compare import CompareResult, Settings, run
+from memprobe.errors import ExitCode
+from memprobe.load import MODES
+from memprobe.render import render
+
+
+class CompareCommand:
+    """Start each framework's hello-world, hammer it with N requests, compare memory and speed."""
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        """Positional N and TIMEOUT keep the seed's meaning."""
+        parser.add_argument("requests", nargs="?", type=int, default=2000, metavar="N",
+                            help="requests per framework (default 2000)")
+        parser.add_argument("timeout", nargs="?", type=float, default=0.5, metavar="TIMEOUT",
+                            help="seconds each request may take (default 0.5)")
+        parser.add_argument("--frameworks", "-f", metavar="A,B",
+                            help="which frameworks: names separated by commas, or 'all' "
+                            "(default: bottle, cherrypy, flask, tornado, webpy)")
+        parser.add_argument("--concurrency", "-c", type=int, default=10, metavar="C",
+                            help="connections at once (default 10)")
+        parser.add_argument("--mode", choices=MODES, default="keepalive",
+                            help="keepalive (default): C reused connections; close: a new "
+                            "connection per request; burst: all N at once, the seed's method")
+        parser.add_argument("--warmup", type=int, default=0, metavar="K",
+                            help="requests sent before the 'before' reading (default 0, as the seed)")
+        parser.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                            help="wait at most this long for memory to stop moving before each "
+                            "reading (default 2)")
+        parser.add_argument("--rounds", type=int, default=1, metavar="R",
+                            help="repeat the whole run R times, a fresh process each time, and "
+                            "report medians and the spread (default 1)")
+        parser.add_argument("--path", default="/", help="the URL path to request (default /)")
+        add_output_options(parser, stem="compare")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Measure, render to the terminal, write the reports; exit 3 if a framework failed."""
+        settings = Settings(
+            requests=args.requests, timeout=args.timeout, concurrency=args.concurrency,
+            mode=args.mode, warmup=args.warmup, settle_s=args.settle, rounds=args.rounds,
+            path=args.path,
+        )
+        settings.validate()
+        frameworks = catalog.select(args.frameworks)
+        result = CompareResult(settings)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        log_dir = Path(args.out) / f"compare-{stamp}-logs" if args.out else None
+        try:
+            with progress_display(enabled=not args.quiet) as on_progress:
+                run(frameworks, settings, log_dir=log_dir, on_progress=on_progress, result=result)
+        finally:
+            # Written even when interrupted: nothing measured is lost.
+            written = write_outputs(result, args, stem=f"compare-{stamp}")
+        if not args.quiet:
+            print(render(result, "text", color=sys.stdout.isatty()), end="")
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
+        return exit_code(result, explicit=args.frameworks is not None)
+
+
+def exit_code(result: CompareResult, explicit: bool) -> int:
+    """3 if a framework failed to start or crashed; 4 if one the user named explicitly is not
+    installed, or if none could run at all; else 0. (Missing frameworks of the default set are
+    reported, not fatal.)"""
+    statuses = {r.status for r in result.results}
+    if statuses & {"failed-to-start", "crashed"}:
+        return ExitCode.TARGET
+    if explicit and "not-installed" in statuses:
+        return ExitCode.ENVIRONMENT
+    if not any(r.status == "ok" for r in result.results):
+        return ExitCode.ENVIRONMENT
+    return ExitCode.OK

@@ -1,0 +1,60 @@
+"""The exceptions memprobe expects, each carrying the exit code the CLI returns for it.
+
+The CLI prints ``memprobe: <message>`` on one line to stderr for any of these and exits with
+``exit_code``; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Documented process exit codes (README, "Exit codes")."""
+
+    OK = 0
+    #: The thing measured failed its bar: a leak was found, a limit was exceeded, a check failed.
+    FAILED = 1
+    USAGE = 2
+    #: The target could not be started, never became ready, or died.
+    TARGET = 3
+    #: A missing optional dependency, a permission, a platform that lacks something.
+    ENVIRONMENT = 4
+
+
+class MemprobeError(Exception):
+    """Base of every expected failure; ``str(err)`` is the one line shown to the user."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class UsageError(MemprobeError):
+    """The command line or an argument is wrong."""
+
+    exit_code = ExitCode.USAGE
+
+
+class TargetError(MemprobeError):
+    """The target could not be imported, started, reached, or it died.
+
+    ``log_tail`` holds the last lines the child wrote, when there was a child.
+    """
+
+    exit_code = ExitCode.TARGET
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+class EnvironmentProblem(MemprobeError):
+    """Something the machine lacks: an optional package, a permission, a platform feature."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class MissingDependency(EnvironmentProblem):
+    """An optional package is not installed; the message names the pip command."""
+
+    def __init__(self, what: str, pip_spec: str) -> None:
+        super().__init__(f"{what} is not installed: pip install {pip_spec}")
+        self.pip_spec = pip_spec

@@ -1,0 +1,454 @@
+"""The leak hunt: run an app with the agent inside, hammer each route, judge the growth.
+
+Protocol, per route, in one child: warm-up requests -> ``gc.collect()`` and a baseline (USS from
+outside, traced size and a tracemalloc snapshot and a roots scan inside) -> ``rounds`` rounds of
+``requests`` requests, each followed by ``gc.collect()``, a traced-size reading and a USS
+reading -> a final snapshot, roots scan and type counts. :func:`memprobe.analyse.judge` gives
+the verdict from the series; the snapshot diff gives the sites, the roots scans the holders.
+
+``hunt(...)`` returns a :class:`HuntResult`; it raises :class:`~memprobe.errors.TargetError`
+when the target cannot be loaded or dies, with the partial result on ``err.partial``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import shlex
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from memprobe import __version__
+from memprobe.agent import AgentClient
+from memprobe.analyse import Judgement, Reading, Site, group_sites, judge
+from memprobe.errors import MemprobeError, TargetError, UsageError
+from memprobe.load import Hammer, LoadResult
+from memprobe.sample import read_memory, read_tree
+from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.target import parse_target, precheck
+
+__all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
+
+Progress = Callable[[str], None]
+_ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+
+
+@dataclass
+class Holder:
+    """A container that grew, named from a root: ``module h.py, global _cache (dict, 3,000
+    entries)``; ``chain`` is the path from the root, one step an item."""
+
+    description: str
+    chain: list[str]
+    type: str = ""
+    entries_before: int = 0
+    entries: int = 0
+    entries_per_request: float = 0.0
+    source: str = "roots"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Holder:
+        """Build from the agent's answer (unknown keys ignored)."""
+        names = set(inspect.signature(cls).parameters)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"description": self.description, "chain": list(self.chain), "type": self.type,
+                "entries_before": self.entries_before, "entries": self.entries,
+                "entries_per_request": round(self.entries_per_request, 4), "source": self.source}
+
+
+@dataclass
+class RouteResult:
+    """One route's hunt: the series, the verdict and what grew."""
+
+    route: str
+    judgement: Judgement
+    readings: list[Reading]
+    sites: list[Site] = field(default_factory=list)
+    types: list[dict[str, Any]] = field(default_factory=list)
+    holders: list[Holder] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``leak``, ``bounded`` or ``clean``."""
+        return self.judgement.verdict
+
+    @property
+    def kind(self) -> str | None:
+        """``python``, ``native``, ``mixed`` or None."""
+        return self.judgement.kind
+
+    @property
+    def bytes_per_request(self) -> dict[str, dict[str, float] | None]:
+        """``{"traced": {"value", "error"}, "uss": {...}}`` (None for a signal not read)."""
+        j = self.judgement
+        return {name: ({"value": round(f.slope, 2), "error": round(f.error, 2)} if f else None)
+                for name, f in (("traced", j.traced), ("uss", j.uss))}
+
+    @property
+    def requests(self) -> int:
+        """Requests measured after the baseline."""
+        return self.readings[-1].requests if self.readings else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the issue's keys plus the series and the model."""
+        return {
+            "route": self.route,
+            "verdict": self.verdict,
+            "kind": self.kind,
+            "bytes_per_request": self.bytes_per_request,
+            "reason": self.judgement.reason,
+            "model": self.judgement.to_dict(),
+            "requests": self.requests,
+            "series": {"requests": [r.requests for r in self.readings],
+                       "traced": [r.traced for r in self.readings],
+                       "uss": [r.uss for r in self.readings]},
+            "sites": [s.to_dict() for s in self.sites],
+            "types": list(self.types),
+            "holders": [h.to_dict() for h in self.holders],
+            "load": dict(self.load),
+            "duration_s": round(self.duration_s, 3),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class HuntResult:
+    """A whole hunt: settings, one :class:`RouteResult` per route, the overall verdict."""
+
+    target: str
+    settings: dict[str, Any]
+    routes: list[RouteResult] = field(default_factory=list)
+    app_kind: str | None = None
+    framework: str | None = None
+    outside_only: bool = False
+    duration_s: float = 0.0
+    startup_s: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    kind: str = "hunt"
+
+    @property
+    def worst(self) -> RouteResult | None:
+        """The route with the worst verdict (leak > bounded > clean), biggest growth first."""
+        if not self.routes:
+            return None
+        return max(self.routes, key=lambda r: (_ORDER[r.verdict], _growth(r)))
+
+    @property
+    def verdict(self) -> str | None:
+        """The worst verdict over the routes (None when no route finished)."""
+        worst = self.worst
+        return worst.verdict if worst else None
+
+    @property
+    def leak_kind(self) -> str | None:
+        """``python``/``native``/``mixed`` of the worst route."""
+        worst = self.worst
+        return worst.kind if worst else None
+
+    @property
+    def leaked(self) -> bool:
+        """Whether any route leaks (the CLI exits 1)."""
+        return any(r.verdict == "leak" for r in self.routes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: top-level keys are the worst route's, ``routes[]`` has each route."""
+        worst = self.worst
+        return {
+            "kind": "hunt",
+            "memprobe": __version__,
+            "target": self.target,
+            "app_kind": self.app_kind,
+            "framework": self.framework,
+            "verdict": self.verdict,
+            "leak_kind": self.leak_kind,
+            "kind_of_leak": self.leak_kind,
+            "bytes_per_request": worst.bytes_per_request if worst else None,
+            "route": worst.route if worst else None,
+            "sites": [s.to_dict() for s in worst.sites] if worst else [],
+            "types": list(worst.types) if worst else [],
+            "holders": [h.to_dict() for h in worst.holders] if worst else [],
+            "routes": [r.to_dict() for r in self.routes],
+            "settings": dict(self.settings),
+            "outside_only": self.outside_only,
+            "duration_s": round(self.duration_s, 3),
+            "startup_s": round(self.startup_s, 3),
+            "error": self.error,
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> str:
+        """One line: ``leak (python) on /list: +36.1 ± 0.4 B/request traced, ... (3 routes)``."""
+        if self.error and not self.routes:
+            return f"hunt {self.target}: error: {self.error}"
+        worst = self.worst
+        if worst is None:
+            return f"hunt {self.target}: no route measured"
+        j = worst.judgement
+        sig = []
+        if j.traced:
+            sig.append(f"{j.traced.slope:+.1f} ± {j.traced.error:.1f} B/request traced")
+        if j.uss:
+            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request USS")
+        kind = f" ({worst.kind})" if worst.kind and worst.verdict == "leak" else ""
+        where = f" on {worst.route}" if len(self.routes) > 1 or worst.verdict != "clean" else ""
+        leaks = sum(r.verdict == "leak" for r in self.routes)
+        tail = f"; {leaks} of {len(self.routes)} routes leak" if len(self.routes) > 1 else ""
+        err = f"; stopped: {self.error}" if self.error else ""
+        return f"{worst.verdict}{kind}{where}: {', '.join(sig)}{tail}{err}"
+
+
+def _growth(route: RouteResult) -> float:
+    j = route.judgement
+    return max(j.traced.slope if j.traced else 0.0, j.uss.slope if j.uss else 0.0)
+
+
+def hunt(
+    target: str,
+    routes: list[str] | None = None,
+    requests: int = 2000,
+    rounds: int = 5,
+    warmup: int = 500,
+    concurrency: int = 4,
+    frames: int = 25,
+    cmd: str | None = None,
+    *,
+    timeout: float = 10.0,
+    ready_timeout: float = 30.0,
+    cwd: str | Path | None = None,
+    progress: Progress | None = None,
+) -> HuntResult:
+    """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...), or in the
+    server ``cmd`` starts (``{port}`` in it is replaced by a free port; outside readings only).
+
+    Raises UsageError for bad settings and TargetError (with ``.partial``) when the target cannot
+    be loaded or dies.
+    """
+    if requests <= 0 or rounds < 2 or warmup < 0 or concurrency <= 0 or frames < 1:
+        raise UsageError("hunt needs --requests > 0, --rounds >= 2, --warmup >= 0, "
+                         "--concurrency > 0 and --frames >= 1")
+    settings = {"requests": requests, "rounds": rounds, "warmup": warmup,
+                "concurrency": concurrency, "frames": frames, "cmd": cmd, "timeout_s": timeout}
+    result = HuntResult(target=cmd or target, settings=settings, outside_only=cmd is not None)
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    try:
+        if cmd is not None:
+            _hunt_cmd(result, cmd, routes, requests, rounds, warmup, concurrency, timeout,
+                      ready_timeout, cwd, say)
+        else:
+            _hunt_agent(result, target, routes, requests, rounds, warmup, concurrency, frames,
+                        timeout, ready_timeout, cwd, say)
+    except MemprobeError as err:
+        result.error = str(err)
+        result.duration_s = time.monotonic() - started
+        err.partial = result  # type: ignore[attr-defined]
+        raise
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, requests: int,
+                rounds: int, warmup: int, concurrency: int, frames: int, timeout: float,
+                ready_timeout: float, cwd: str | Path | None, say: Progress) -> None:
+    spec = parse_target(target)
+    precheck(spec)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="memprobe-hunt-") as tmp:
+        control = Path(tmp) / "control.sock"
+        error_file = Path(tmp) / "error.json"
+        argv = [sys.executable, "-m", "memprobe.agent", target, "--port", str(port),
+                "--control", str(control), "--frames", str(frames),
+                "--error-file", str(error_file)]
+        child = Child(argv, name=f"the app ({spec.module})", url=f"http://{LOOPBACK}:{port}/",
+                      cwd=cwd, ready_timeout=ready_timeout, env=_child_env(),
+                      log_path=Path(tmp) / "agent.log")
+        say(f"starting {target}")
+        t0 = time.monotonic()
+        try:
+            child.start()
+        except TargetError as err:
+            raise _agent_error(error_file) or err from None
+        try:
+            result.startup_s = time.monotonic() - t0
+            client = AgentClient(control, alive=child.check_alive).connect()
+            hello = client.call("hello")
+            result.app_kind, result.framework = hello["kind"], hello["framework"]
+            todo = routes or hello["routes"] or ["/"]
+            if not routes and hello["routes"]:
+                result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
+            for route in todo:
+                result.routes.append(_hunt_route(
+                    child, client, port, route, Path(tmp), requests, rounds, warmup,
+                    concurrency, timeout, say))
+            client.close()
+        except TargetError as err:
+            child.check_alive()
+            raise err
+        finally:
+            child.stop()
+
+
+def _child_env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    # The agent must import this memprobe, wherever the user runs it from.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONTRACEMALLOC", None)
+    return env
+
+
+def _agent_error(error_file: Path) -> TargetError | None:
+    try:
+        data = json.loads(error_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    err = TargetError(data.get("message") or "the target failed to load")
+    return err
+
+
+class _Counter:
+    """``{n}`` in a route: a counter that goes on across warm-up and rounds."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def hammer(self, url: str, n: int, concurrency: int, timeout: float) -> LoadResult:
+        h = Hammer(url, n, concurrency=concurrency, timeout=timeout)
+        if "{n}" in url:
+            # Hammer numbers requests from 0; shift so each round asks for new keys.
+            h._issued = self.next  # noqa: SLF001 - until Hammer takes a start index
+            h.n = self.next + n
+        self.next += n
+        return h.run()
+
+
+def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: Path,
+                requests: int, rounds: int, warmup: int, concurrency: int, timeout: float,
+                say: Progress) -> RouteResult:
+    if not route.startswith("/"):
+        route = "/" + route
+    url = f"http://{LOOPBACK}:{port}{route}"
+    counter = _Counter()
+    t0 = time.monotonic()
+    notes: list[str] = []
+    totals = _LoadTotals()
+    if warmup:
+        say(f"{route}: warm-up, {warmup} requests")
+        _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
+    base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
+    base = client.call("baseline", snapshot=str(base_path))
+    readings = [Reading(0, base["traced"], _uss(child.pid))]
+    done = 0
+    for i in range(rounds):
+        say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
+        load = counter.hammer(url, requests, concurrency, timeout)
+        _check(child, load, route, notes)
+        totals.add(load)
+        done += load.sent
+        traced = client.call("measure")["traced"]
+        readings.append(Reading(done, traced, _uss(child.pid)))
+    say(f"{route}: final snapshot, sites and holders")
+    final = client.call("final", snapshot=str(end_path), requests=done)
+    judgement = judge(readings)
+    sites = _sites(base_path, end_path, done)
+    holders = [Holder.from_dict(h) for h in final.get("holders", [])]
+    return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
+                       totals.to_dict(), time.monotonic() - t0, notes)
+
+
+class _LoadTotals:
+    def __init__(self) -> None:
+        self.sent = self.ok = self.failed = 0
+        self.duration = 0.0
+        self.statuses: dict[str, int] = {}
+
+    def add(self, load: LoadResult) -> None:
+        self.sent += load.sent
+        self.ok += load.ok
+        self.failed += load.failed
+        self.duration += load.duration_s
+        for k, v in load.status_counts.items():
+            self.statuses[k] = self.statuses.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "ok": self.ok, "failed": self.failed,
+                "status_counts": dict(sorted(self.statuses.items())),
+                "throughput_rps": round(self.sent / self.duration, 1) if self.duration else 0.0}
+
+
+def _check(child: Child, load: LoadResult, route: str, notes: list[str]) -> None:
+    if load.answered < load.sent:
+        child.check_alive()
+    if load.answered == 0:
+        raise TargetError(f"{route}: none of {load.sent} requests got an answer "
+                          f"({', '.join(load.errors) or 'timeouts'})", child.log_tail())
+    bad = {k: v for k, v in load.status_counts.items() if not k.startswith(("2", "3"))}
+    if bad:
+        note = f"{route}: answered " + ", ".join(f"{v} x {k}" for k, v in sorted(bad.items()))
+        if note not in notes:
+            notes.append(note)
+
+
+def _uss(pid: int) -> int | None:
+    return read_memory(pid).uss
+
+
+def _sites(base_path: Path, end_path: Path, requests: int) -> list[Site]:
+    from memprobe import holders as agent_side
+
+    keep_out = [tracemalloc.Filter(False, agent_side.__file__, all_frames=True),
+                tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True)]
+    base = tracemalloc.Snapshot.load(str(base_path)).filter_traces(keep_out)
+    end = tracemalloc.Snapshot.load(str(end_path)).filter_traces(keep_out)
+    diffs = [([(f.filename, f.lineno) for f in stat.traceback], stat.size_diff, stat.count_diff)
+             for stat in end.compare_to(base, "traceback") if stat.size_diff > 0]
+    return group_sites(diffs, requests)
+
+
+def _hunt_cmd(result: HuntResult, cmd: str, routes: list[str] | None, requests: int,
+              rounds: int, warmup: int, concurrency: int, timeout: float,
+              ready_timeout: float, cwd: str | Path | None, say: Progress) -> None:
+    if "{port}" not in cmd:
+        raise UsageError("--cmd must contain {port} where the server's port goes, e.g. "
+                         "'gunicorn app:app -b 127.0.0.1:{port}'")
+    port = free_port()
+    argv = shlex.split(cmd.replace("{port}", str(port)))
+    result.app_kind = "cmd"
+    result.notes.append("outside readings only (USS of the process tree): no traced heap, "
+                        "sites, types or holders")
+    todo = routes or ["/"]
+    say(f"starting {argv[0]}")
+    t0 = time.monotonic()
+    with Child(argv, name=Path(argv[0]).name, url=f"http://{LOOPBACK}:{port}{todo[0]}", cwd=cwd,
+               ready_timeout=ready_timeout) as child:
+        result.startup_s = time.monotonic() - t0
+        for route in todo:
+            url = f"http://{LOOPBACK}:{port}{route}"
+            counter, notes, totals = _Counter(), [], _LoadTotals()
+            t1 = time.monotonic()
+            if warmup:
+                _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
+            readings = [Reading(0, None, read_tree(child.pid).total.uss)]
+            done = 0
+            for i in range(rounds):
+                say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
+                load = counter.hammer(url, requests, concurrency, timeout)
+                _check(child, load, route, notes)
+                totals.add(load)
+                done += load.sent
+                readings.append(Reading(done, None, read_tree(child.pid).total.uss))
+            result.routes.append(RouteResult(route, judge(readings), readings, load=totals.to_dict(),
+                                             duration_s=time.monotonic() - t1, notes=notes))

@@ -1,0 +1,280 @@
+"""What to run: parse a target spec and load the app object it names.
+
+A spec names a module and an attribute, ``MODULE:ATTR``:
+
+* ``path/to/file.py:app`` - a file, imported under its stem with its directory on ``sys.path``;
+* ``package.module:app`` - an importable module;
+* ``module:create_app()`` - a factory, called with no arguments (or literal ones:
+  ``module:create_app('testing')``).
+
+Without ``:ATTR`` the attribute is ``app`` (then ``application``). The loaded object is
+classified as a WSGI callable, a Tornado ``Application`` or an ASGI app; anything else is a
+:class:`~memprobe.errors.TargetError` with a one-line reason. Loading runs the user's code, so
+it happens in the child (the agent); :func:`parse_target` and :func:`precheck` are cheap and safe
+in the parent.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from memprobe.errors import TargetError
+
+KINDS = ("wsgi", "tornado", "asgi")
+_DEFAULT_ATTRS = ("app", "application")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A parsed target: where the module is, which attribute, and whether to call it."""
+
+    spec: str
+    module: str
+    attr: str | None
+    path: Path | None = None
+    call: bool = False
+    args: tuple[Any, ...] = field(default_factory=tuple)
+
+    @property
+    def label(self) -> str:
+        """How the target is named in reports (the spec as given)."""
+        return self.spec
+
+
+@dataclass
+class LoadedApp:
+    """A loaded target: the app object, what kind of app it is, and its module."""
+
+    spec: TargetSpec
+    app: Any
+    kind: str
+    module: ModuleType
+
+    @property
+    def framework(self) -> str:
+        """The top-level package the app comes from (``flask``, ``bottle``, ``tornado``...)."""
+        owner = self.app if inspect.isfunction(self.app) else type(self.app)
+        return (getattr(owner, "__module__", None) or "?").split(".")[0]
+
+
+def parse_target(spec: str) -> TargetSpec:
+    """Parse ``spec`` without importing anything; raise TargetError when it is malformed."""
+    text = spec.strip()
+    if not text:
+        raise TargetError("empty target: give FILE.py:APP or MODULE:APP")
+    module_part, sep, attr_part = text.rpartition(":")
+    if not sep:
+        module_part, attr_part = text, ""
+    if not module_part:
+        raise TargetError(f"target {spec!r} names no module or file before ':'")
+    attr, call, args = _parse_attr(spec, attr_part.strip())
+    if module_part.endswith(".py") or os.sep in module_part or module_part.startswith("."):
+        path = Path(module_part).expanduser()
+        if path.is_dir():
+            init = path / "__init__.py"
+            if not init.is_file():
+                raise TargetError(f"{module_part} is a directory, not a Python file or package")
+            return TargetSpec(text, path.resolve().name, attr, path.resolve(), call, args)
+        return TargetSpec(text, path.stem, attr, path.resolve(), call, args)
+    if not all(part.isidentifier() for part in module_part.split(".")):
+        raise TargetError(f"target {spec!r}: {module_part!r} is not a module name or a .py file")
+    return TargetSpec(text, module_part, attr, None, call, args)
+
+
+def _parse_attr(spec: str, attr: str) -> tuple[str | None, bool, tuple[Any, ...]]:
+    if not attr:
+        return None, False, ()
+    if not attr.endswith(")"):
+        _check_dotted(spec, attr)
+        return attr, False, ()
+    name, _, rest = attr.partition("(")
+    _check_dotted(spec, name)
+    try:
+        call = ast.parse(f"f({rest}", mode="eval").body
+        if not isinstance(call, ast.Call) or call.keywords:
+            raise ValueError
+        args = tuple(ast.literal_eval(a) for a in call.args)
+    except (SyntaxError, ValueError):
+        raise TargetError(
+            f"target {spec!r}: a factory takes literal arguments only, e.g. {name}('testing')"
+        ) from None
+    return name, True, args
+
+
+def _check_dotted(spec: str, name: str) -> None:
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise TargetError(f"target {spec!r}: {name!r} is not an attribute name")
+
+
+def precheck(target: TargetSpec) -> None:
+    """Fail early, in the parent, on what can be known without running the user's code."""
+    if target.path is not None:
+        if not target.path.exists():
+            raise TargetError(f"no such file: {target.path}")
+        return
+    top = target.module.split(".")[0]
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise TargetError(f"no module named {top!r} (run from the app's directory or set PYTHONPATH)")
+
+
+def import_module(target: TargetSpec) -> ModuleType:
+    """Import the target's module (this runs the user's code); errors become TargetError."""
+    try:
+        if target.path is not None:
+            return _import_path(target)
+        return importlib.import_module(target.module)
+    except TargetError:
+        raise
+    except ModuleNotFoundError as err:
+        if err.name and (target.module == err.name or target.module.startswith(err.name + ".")):
+            raise TargetError(f"no module named {err.name!r} (run from the app's directory or set "
+                              "PYTHONPATH)") from None
+        raise TargetError(_raised(target, err), _tail(err)) from None
+    except BaseException as err:  # SystemExit from an app's import is a failure to load, too
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise TargetError(_raised(target, err), _tail(err)) from None
+
+
+def _import_path(target: TargetSpec) -> ModuleType:
+    assert target.path is not None
+    path = target.path
+    if not path.exists():
+        raise TargetError(f"no such file: {path}")
+    if path.is_dir():
+        directory, location = path.parent, path / "__init__.py"
+        search = [str(path)]
+    else:
+        directory, location, search = path.parent, path, None
+    # The app's own imports (`from models import X`) resolve against its directory, as when
+    # it is run as a script.
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    spec = importlib.util.spec_from_file_location(target.module, location,
+                                                  submodule_search_locations=search)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot import {path}: not a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[target.module] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(target.module, None)
+        raise
+    return module
+
+
+def _raised(target: TargetSpec, err: BaseException) -> str:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    where = ""
+    frames = traceback.extract_tb(err.__traceback__)
+    if frames:
+        last = frames[-1]
+        where = f" at {Path(last.filename).name}:{last.lineno}"
+    what = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return f"importing {target.path or target.module} raised {what}{where}"
+
+
+def _tail(err: BaseException) -> str:
+    return "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
+
+
+def resolve(target: TargetSpec, module: ModuleType) -> Any:
+    """The object ``target`` names in ``module`` (the factory's result when it is a call)."""
+    if target.attr is None:
+        for name in _DEFAULT_ATTRS:
+            if hasattr(module, name):
+                obj = getattr(module, name)
+                break
+        else:
+            raise TargetError(f"{target.module} has no attribute 'app' or 'application'; "
+                              f"name one: {target.spec}:ATTR")
+        attr = name
+    else:
+        obj = module
+        for part in target.attr.split("."):
+            if not hasattr(obj, part):
+                raise TargetError(f"{target.module} has no attribute {target.attr!r}")
+            obj = getattr(obj, part)
+        attr = target.attr
+    if target.call:
+        if not callable(obj):
+            raise TargetError(f"{target.module}:{attr} is a {type(obj).__name__}, not a factory to call")
+        try:
+            obj = obj(*target.args)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise TargetError(
+                f"{target.module}:{attr}() raised {type(err).__name__}" + (f": {first}" if first else ""),
+                _tail(err),
+            ) from None
+    return obj
+
+
+def classify(obj: Any) -> str:
+    """``wsgi``, ``tornado`` or ``asgi``; raise TargetError for anything else."""
+    tornado_web = sys.modules.get("tornado.web")
+    if tornado_web is not None and isinstance(obj, tornado_web.Application):
+        return "tornado"
+    if inspect.isclass(obj):
+        raise TargetError(f"{_name(obj)} is a class, not an app instance; did you mean {_name(obj)}()?")
+    if not callable(obj):
+        raise TargetError(f"{type(obj).__name__} object is not an app "
+                          "(not a WSGI callable, Tornado Application or ASGI app)")
+    call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", obj)
+    if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(obj):
+        return "asgi"
+    params = _positional_params(call)
+    if params is None or params >= 2:
+        return "wsgi"
+    if params == 0 and inspect.isfunction(obj):
+        raise TargetError(f"{_name(obj)} takes no arguments, so it is not a WSGI app; if it is a "
+                          f"factory, call it: {_name(obj).split('.')[-1]}()")
+    raise TargetError(f"{_name(obj)} takes {params} argument(s); a WSGI app takes (environ, start_response)")
+
+
+def _positional_params(fn: Any) -> int | None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None  # a builtin or C callable: give it the benefit of the doubt
+    count = 0
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+
+def adapt(obj: Any) -> Any:
+    """Turn objects that wrap an app into the app: web.py ``application`` -> ``wsgifunc()``."""
+    wsgifunc = getattr(obj, "wsgifunc", None)
+    if callable(wsgifunc) and not callable(obj) and type(obj).__module__.startswith("web."):
+        return wsgifunc()
+    return obj
+
+
+def load_target(spec: str | TargetSpec) -> LoadedApp:
+    """Import the target's module, resolve the app and classify it (runs the user's code)."""
+    target = parse_target(spec) if isinstance(spec, str) else spec
+    module = import_module(target)
+    obj = adapt(resolve(target, module))
+    return LoadedApp(target, obj, classify(obj), module)

@@ -1,0 +1,40 @@
+"""Fixtures shared by the tests: real servers on loopback, always reaped."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+import pytest
+
+from memprobe.spawn import LOOPBACK, Child, free_port
+
+SERVERS = Path(__file__).parent / "servers"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def behaviours_child(*extra: str, ready_timeout: float = 15.0, path: str = "/") -> Child:
+    """A (not yet started) :class:`Child` running tests/servers/behaviours.py."""
+    port = free_port()
+    return Child([sys.executable, str(SERVERS / "behaviours.py"), "--port", str(port), *extra],
+                 name="behaviours", url=f"http://{LOOPBACK}:{port}{path}", ready_timeout=ready_timeout)
+
+
+@pytest.fixture
+def behaviours() -> Iterator[Child]:
+    """The behaviours server, started and ready; stopped after the test whatever happens."""
+    with behaviours_child() as child:
+        yield child
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[None]:
+    """Fails the test if it leaves a child process of this test process running."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    alive = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for p in alive:
+        p.kill()
+    assert not alive, f"processes left behind: {[(p.pid, p.cmdline()) for p in alive]}"
