@@ -10,7 +10,9 @@ import argparse
 import importlib.metadata
 import json
 import signal
+import socketserver
 import sys
+import threading
 from types import FrameType
 from typing import Any, Callable, Iterable, Sequence
 
@@ -65,6 +67,25 @@ def echo_body(raw: bytes) -> bytes:
     return json.dumps(json.loads(raw or b"null")).encode("utf-8")
 
 
+def shutdown_on_sigterm(get_server: Callable[[], socketserver.BaseServer | None]) -> None:
+    """Make SIGTERM end ``serve_forever()`` once the request in progress, if any, is answered.
+
+    For servers that handle requests in the main thread (wsgiref). Raising ``SystemExit`` from
+    the handler, as :func:`exit_on_sigterm` does, can land inside a request there, where
+    wsgiref's error handler swallows it and the server goes on serving.
+    ``get_server`` returns the server, or ``None`` while it does not exist yet.
+    """
+
+    def _shutdown(signum: int, frame: FrameType | None) -> None:
+        server = get_server()
+        if server is None:
+            raise SystemExit(0)
+        # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.
+        threading.Thread(target=server.shutdown, name="sigterm-shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+
+
 def serve_wsgiref(app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
     """Serve a WSGI ``app`` with the standard library's ``wsgiref`` until SIGTERM.
 
@@ -77,7 +98,7 @@ def serve_wsgiref(app: Callable[..., Iterable[bytes]], host: str, port: int) -> 
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    exit_on_sigterm()
     with make_server(host, port, app, handler_class=QuietHandler) as httpd:
+        shutdown_on_sigterm(lambda: httpd)
         print(f"serving on http://{host}:{port}/ (wsgiref)", file=sys.stderr, flush=True)
         httpd.serve_forever()

@@ -8,7 +8,7 @@ from typing import Any
 
 import bottle
 
-from _common import HELLO, TEXT_PLAIN, exit_on_sigterm, parse_args
+from _common import HELLO, TEXT_PLAIN, parse_args, shutdown_on_sigterm
 
 app = bottle.Bottle()
 
@@ -29,10 +29,12 @@ def echo() -> Any:
 def main() -> None:
     """Parse the command line and serve until SIGTERM."""
     args = parse_args("bottle", __doc__.splitlines()[0])
-    exit_on_sigterm()
+    # server="wsgiref" (the default), built here to reach its socketserver for SIGTERM.
     # quiet=True drops the per-request access log (we measure the framework, not its console);
     # errors such as a port in use still raise and reach stderr.
-    bottle.run(app, server="wsgiref", host=args.host, port=args.port, quiet=True)
+    server = bottle.WSGIRefServer(host=args.host, port=args.port, quiet=True)
+    shutdown_on_sigterm(lambda: getattr(server, "srv", None))
+    bottle.run(app, server=server, quiet=True)
 
 
 if __name__ == "__main__":

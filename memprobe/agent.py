@@ -5,10 +5,13 @@ own keep-alive server, Tornado with Tornado, ASGI with uvicorn) and answers the 
 private Unix socket in a directory only the user can read. The protocol is one JSON object per
 line each way: ``{"cmd": "measure"}`` -> ``{"ok": true, ...}``.
 
-Commands: ``hello`` (pid, kind, routes), ``measure`` (collect garbage, traced size),
-``baseline`` / ``final`` (collect, dump a tracemalloc snapshot to a file for the parent, scan
-the roots and the type counts; ``final`` answers what grew), ``chain`` (a back-reference chain
-from objects allocated at a file:line).
+Tracing starts at the first baseline, not at start-up: importing Flask under tracemalloc with
+25 frames takes ~10 s here, and warm-up needs no tracing. Commands: ``hello`` (pid, kind,
+routes), ``baseline`` (trace with one frame, collect, scan the roots and the type counts),
+``measure`` (collect garbage, traced size), ``attribute`` (trace with ``--frames`` frames from
+now on, dump a snapshot for the parent), ``final`` (collect, dump a snapshot, answer which
+containers and types grew since the baseline), ``chain`` (a back-reference chain from objects
+allocated at a file:line).
 
 :class:`AgentClient` is the parent's side. When the target fails to load, the agent writes the
 one-line reason to ``--error-file`` and exits 3, so the parent can say why, not just "exited".
@@ -51,8 +54,9 @@ def discover_routes(app: Any) -> list[str]:
 class _State:
     """What the agent remembers between commands (one route at a time)."""
 
-    def __init__(self, loaded: Any) -> None:
+    def __init__(self, loaded: Any, frames: int) -> None:
         self.loaded = loaded
+        self.frames = frames
         self.roots: dict[Any, Any] = {}
         self.types: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -62,6 +66,12 @@ def _collect() -> None:
     # Twice: objects freed by the first pass's finalizers become collectable only then.
     gc.collect()
     gc.collect()
+
+
+def _restart_tracing(frames: int) -> None:
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()
+    tracemalloc.start(frames)
 
 
 def _traced() -> int:
@@ -84,25 +94,31 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
     if cmd == "hello":
         loaded = state.loaded
         return {"pid": os.getpid(), "kind": loaded.kind, "framework": loaded.framework,
-                "routes": discover_routes(loaded.app), "frames": tracemalloc.get_traceback_limit(),
+                "routes": discover_routes(loaded.app), "frames": state.frames,
                 "python": sys.version.split()[0]}
     if cmd == "measure":
         _collect()
-        return {"traced": _traced()}
+        return {"traced": _traced(), "overhead": tracemalloc.get_tracemalloc_memory()}
     if cmd == "baseline":
+        # One frame while the rounds run: the traced total is the same at any depth, and deep
+        # tracebacks cost ~10x the time per allocation (DESIGN.md: tracemalloc costs).
+        _restart_tracing(1)
         _collect()
-        snapshot_s = _dump(request["snapshot"]) if request.get("snapshot") else 0.0
         state.roots = holders.scan_roots()
-        state.types = holders.type_counts()
+        state.types = holders.type_stats()
         _collect()
-        return {"traced": _traced(), "snapshot_s": snapshot_s}
+        return {"traced": _traced(), "overhead": tracemalloc.get_tracemalloc_memory()}
+    if cmd == "attribute":
+        _restart_tracing(state.frames)
+        _collect()
+        return {"traced": _traced(), "snapshot_s": _dump(request["snapshot"])}
     if cmd == "final":
         _collect()
         traced = _traced()
         requests = int(request.get("requests", 0))
         snapshot_s = _dump(request["snapshot"]) if request.get("snapshot") else 0.0
+        types = holders.type_stats()
         roots = holders.scan_roots()
-        types = holders.type_counts()
         grown = holders.grown(state.roots, roots, requests)
         grown_types = holders.grown_types(state.types, types, requests)
         return {"traced": traced, "snapshot_s": snapshot_s, "holders": grown, "types": grown_types}
@@ -233,8 +249,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the agent until it is killed; return an exit code when the target fails."""
     args = _parse(argv)
-    if args.frames > 0:
-        tracemalloc.start(args.frames)
     from memprobe.target import load_target
 
     try:
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         control.bind(args.control)
         os.chmod(args.control, 0o600)
         control.listen(4)
-        state = _State(loaded)
+        state = _State(loaded, args.frames)
         threading.Thread(target=_serve_control, args=(control, state), daemon=True,
                          name="memprobe-control").start()
         _serve_app(loaded, args.port)

@@ -212,6 +212,7 @@ class Site:
     count_diff: int
     traceback: list[dict[str, Any]] = field(default_factory=list)
     user: bool = True
+    code: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (traceback oldest frame first; the user's frame has ``"user": true``)."""
@@ -219,7 +220,7 @@ class Site:
                 "bytes_per_request": round(self.bytes_per_request, 2),
                 "count_per_request": round(self.count_per_request, 4),
                 "size_diff": self.size_diff, "count_diff": self.count_diff,
-                "user_code": self.user, "traceback": self.traceback}
+                "user_code": self.user, "code": self.code, "traceback": self.traceback}
 
 
 def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,

@@ -61,7 +61,7 @@ class Framework:
 
     def missing(self) -> list[str]:
         """The modules of :attr:`modules` that cannot be imported."""
-        return [module for module in self.modules if importlib.util.find_spec(module) is None]
+        return [module for module in self.modules if not _importable(module)]
 
     def version(self) -> str | None:
         """The installed distribution's version, or ``None`` when it is not installed."""
@@ -139,6 +139,13 @@ _FRAMEWORKS: tuple[Framework, ...] = (
 )
 
 _BY_NAME: dict[str, Framework] = {fw.name: fw for fw in _FRAMEWORKS}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or half-removed install is not an install
+        return False
 
 
 def all_frameworks() -> list[Framework]:

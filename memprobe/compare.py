@@ -261,7 +261,7 @@ def run(
             row.status, row.reason = "unavailable", row.framework.unavailable
         elif not row.framework.installed():
             row.status = "not-installed"
-            row.reason = f"not installed (missing {', '.join(row.framework.missing())}): pip install {row.framework.pip}"
+            row.reason = f"no module {', '.join(row.framework.missing())}: pip install {row.framework.pip}"
     start = time.monotonic()
     try:
         for _ in range(settings.rounds):

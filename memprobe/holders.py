@@ -11,7 +11,8 @@ Two ideas, both from objgraph:
 * **back-reference chain**: from objects allocated at a growing allocation site, the shortest
   chain of referrers back to a module, for holders the roots scan does not reach.
 
-Growing types come from ``gc.get_objects()`` type counts (objgraph's ``show_growth``).
+Growing types come from Heapy's ``bytype`` (guppy3) or ``gc.get_objects()`` type counts
+(objgraph's ``show_growth``).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _size(obj: Any) -> int | None:
 
 
 def _type_name(obj: Any) -> str:
-    if hasattr(obj, "cache_info") and hasattr(obj, "cache_clear"):
+    if _is_lru(obj):
         return "lru_cache"
     return type(obj).__name__
 
@@ -110,7 +111,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
             yield f"[{i}]", value
     elif isinstance(obj, (set, frozenset, bytearray)):
         return
-    elif isinstance(obj, (FunctionType, MethodType)) or callable(getattr(obj, "cache_info", None)):
+    elif isinstance(obj, (FunctionType, MethodType)) or _is_lru(obj):
         return
     else:
         attrs = getattr(obj, "__dict__", None)
@@ -142,16 +143,31 @@ def scan_roots() -> dict[tuple[str, ...], Node]:
         for name, value in list(vars(module).items()):
             if name.startswith("__") and name.endswith("__"):
                 continue
-            if isinstance(value, type) and getattr(value, "__module__", None) == module.__name__:
-                _scan_class(walker, mod, value)
-            elif isinstance(value, FunctionType) and value.__module__ == module.__name__:
-                _scan_function(walker, (mod, f"function {value.__qualname__}"), value)
-            elif callable(getattr(value, "cache_info", None)):
-                walker.walk(value, (mod, f"function {name}", "lru_cache"))
-            else:
-                walker.walk(value, (mod, f"global {name}"))
+            try:
+                _scan_global(walker, module, mod, name, value)
+            except Exception:  # a proxy or descriptor that only works inside a request
+                continue
     _scan_logging(walker)
     return walker.nodes
+
+
+def _scan_global(walker: _Walker, module: ModuleType, mod: str, name: str, value: Any) -> None:
+    cls = type(value)
+    if cls.__name__ in _PROXIES:
+        return
+    if issubclass(cls, type) and getattr(value, "__module__", None) == module.__name__:
+        _scan_class(walker, mod, value)
+    elif cls is FunctionType and value.__module__ == module.__name__:
+        _scan_function(walker, (mod, f"function {value.__qualname__}"), value)
+    elif _is_lru(value):
+        walker.walk(value, (mod, f"function {name}", "lru_cache"))
+    else:
+        walker.walk(value, (mod, f"global {name}"))
+
+
+def _is_lru(obj: Any) -> bool:
+    return type(obj).__name__ == "_lru_cache_wrapper" or (
+        callable(getattr(obj, "cache_info", None)) and hasattr(obj, "cache_clear"))
 
 
 def _scan_class(walker: _Walker, mod: str, cls: type) -> None:
@@ -161,7 +177,7 @@ def _scan_class(walker: _Walker, mod: str, cls: type) -> None:
         raw = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
         if isinstance(raw, FunctionType):
             _scan_function(walker, (mod, f"function {raw.__qualname__}"), raw)
-        elif callable(getattr(raw, "cache_info", None)):
+        elif _is_lru(raw):
             walker.walk(raw, (mod, f"class {cls.__qualname__}", f"method {attr}", "lru_cache"))
         elif not isinstance(raw, (property, type)):
             walker.walk(raw, (mod, f"class {cls.__qualname__}", f"attribute {attr}"))
@@ -234,26 +250,50 @@ def describe(chain: tuple[str, ...] | list[str], type_name: str, size: int) -> s
     return f"{', '.join(head)} ({type_name}, {size:,} entries)"
 
 
-def type_counts() -> dict[str, int]:
-    """How many gc-tracked objects of each type exist (objgraph's ``typestats``)."""
+def type_stats() -> dict[str, list[int]]:
+    """``{type name: [count, bytes]}`` of the live objects: Heapy's ``bytype`` when guppy3 is
+    installed (it sees every object), else ``gc.get_objects()`` counts (bytes 0; objects the
+    collector does not track, such as ints, strs and dicts of them, are missing).
+
+    No reference to any object is kept (Heapy's ``setrelheap`` would keep the baseline's
+    objects alive and make a cache that evicts look like one that grows).
+    """
+    try:
+        from guppy import hpy
+    except ImportError:
+        return _gc_type_counts()
+    heap = hpy().heap()
+    stats = {row.name: [int(row.count), int(row.size)] for row in heap.bytype.stat.get_rows()}
+    del heap
+    return stats
+
+
+def _gc_type_counts() -> dict[str, list[int]]:
     counts: collections.Counter[str] = collections.Counter()
     for obj in gc.get_objects():
         cls = type(obj)
-        counts[f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__qualname__] += 1
-    return dict(counts)
+        name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+        counts[name] += 1
+    return {name: [n, 0] for name, n in counts.items()}
 
 
-def grown_types(before: dict[str, int], after: dict[str, int], requests: int,
+def grown_types(before: dict[str, list[int]], after: dict[str, list[int]], requests: int,
                 limit: int = 10) -> list[dict[str, Any]]:
-    """Types whose object count grew, most growth first."""
+    """Types whose object count grew, most bytes (then count) first; memprobe's own and
+    Heapy's types are left out."""
     out = []
-    for name, count in after.items():
-        delta = count - before.get(name, 0)
-        if delta > 0:
-            out.append({"type": name, "count_before": before.get(name, 0), "count": count,
-                        "count_per_request": delta / requests if requests else 0.0})
-    out.sort(key=lambda t: -(t["count"] - t["count_before"]))
-    return out[:limit]
+    per = requests or 1
+    for name, (count, size) in after.items():
+        if name.startswith(("memprobe.", "guppy.")):
+            continue
+        old_count, old_size = before.get(name, [0, 0])
+        if count - old_count > 0:
+            out.append({"type": name, "count_before": old_count, "count": count,
+                        "count_per_request": (count - old_count) / per,
+                        "bytes_before": old_size, "bytes": size,
+                        "bytes_per_request": (size - old_size) / per})
+    out.sort(key=lambda t: (-(t["bytes"] - t["bytes_before"]), -(t["count"] - t["count_before"])))
+    return [t for t in out if t["count"] - t["count_before"] >= max(2, per // 100)][:limit]
 
 
 def backref_chain(filename: str, lineno: int, max_objects: int = 20,

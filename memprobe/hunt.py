@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import linecache
 import shlex
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from memprobe.target import parse_target, precheck
 __all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
 
 Progress = Callable[[str], None]
+#: Requests in the attribution round (deep tracebacks), at most ``requests``.
+ATTRIBUTION_REQUESTS = 1000
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 
 
@@ -290,7 +293,7 @@ def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, reque
             for route in todo:
                 result.routes.append(_hunt_route(
                     child, client, port, route, Path(tmp), requests, rounds, warmup,
-                    concurrency, timeout, say))
+                    concurrency, frames, timeout, say))
             client.close()
         except TargetError as err:
             child.check_alive()
@@ -336,8 +339,8 @@ class _Counter:
 
 
 def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: Path,
-                requests: int, rounds: int, warmup: int, concurrency: int, timeout: float,
-                say: Progress) -> RouteResult:
+                requests: int, rounds: int, warmup: int, concurrency: int, frames: int,
+                timeout: float, say: Progress) -> RouteResult:
     if not route.startswith("/"):
         route = "/" + route
     url = f"http://{LOOPBACK}:{port}{route}"
@@ -348,9 +351,8 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
     if warmup:
         say(f"{route}: warm-up, {warmup} requests")
         _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
-    base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
-    base = client.call("baseline", snapshot=str(base_path))
-    readings = [Reading(0, base["traced"], _uss(child.pid))]
+    base = client.call("baseline")
+    readings = [Reading(0, base["traced"], _uss(child.pid, base))]
     done = 0
     for i in range(rounds):
         say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
@@ -358,12 +360,24 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
         _check(child, load, route, notes)
         totals.add(load)
         done += load.sent
-        traced = client.call("measure")["traced"]
-        readings.append(Reading(done, traced, _uss(child.pid)))
-    say(f"{route}: final snapshot, sites and holders")
-    final = client.call("final", snapshot=str(end_path), requests=done)
+        inside = client.call("measure")
+        readings.append(Reading(done, inside["traced"], _uss(child.pid, inside)))
     judgement = judge(readings)
-    sites = _sites(base_path, end_path, done)
+    sites: list[Site] = []
+    base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
+    attributed = 0
+    if judgement.verdict != "clean":
+        # Deep tracebacks only for one short round: they cost ~10x per allocation.
+        attributed = min(requests, ATTRIBUTION_REQUESTS)
+        say(f"{route}: attribution round, {attributed} requests traced {frames} frames deep")
+        client.call("attribute", snapshot=str(base_path))
+        load = counter.hammer(url, attributed, concurrency, timeout)
+        _check(child, load, route, notes)
+        attributed = load.sent
+    final = client.call("final", snapshot=str(end_path) if attributed else None,
+                        requests=done + attributed)
+    if attributed:
+        sites = _sites(base_path, end_path, attributed)
     holders = [Holder.from_dict(h) for h in final.get("holders", [])]
     return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
                        totals.to_dict(), time.monotonic() - t0, notes)
@@ -402,8 +416,11 @@ def _check(child: Child, load: LoadResult, route: str, notes: list[str]) -> None
             notes.append(note)
 
 
-def _uss(pid: int) -> int | None:
-    return read_memory(pid).uss
+def _uss(pid: int, inside: dict[str, Any]) -> int | None:
+    """USS without tracemalloc's own tables, which grow with every live traced block (~100 B
+    each) and would make any Python leak look partly native."""
+    uss = read_memory(pid).uss
+    return None if uss is None else uss - int(inside.get("overhead", 0))
 
 
 def _sites(base_path: Path, end_path: Path, requests: int) -> list[Site]:
@@ -415,7 +432,10 @@ def _sites(base_path: Path, end_path: Path, requests: int) -> list[Site]:
     end = tracemalloc.Snapshot.load(str(end_path)).filter_traces(keep_out)
     diffs = [([(f.filename, f.lineno) for f in stat.traceback], stat.size_diff, stat.count_diff)
              for stat in end.compare_to(base, "traceback") if stat.size_diff > 0]
-    return group_sites(diffs, requests)
+    sites = group_sites(diffs, requests)
+    for site in sites:
+        site.code = linecache.getline(site.file, site.line).strip()
+    return sites
 
 
 def _hunt_cmd(result: HuntResult, cmd: str, routes: list[str] | None, requests: int,

@@ -1,0 +1,89 @@
+"""``memprobe hunt TARGET``: does the app leak, how much per request, where, and what holds it."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from memprobe.errors import ExitCode, MemprobeError
+from memprobe.render import render, write
+
+
+class HuntCommand:
+    """Run the app with the agent inside, hammer each route, print the verdict; exit 1 on a leak."""
+
+    name = "hunt"
+    help = "find whether an app leaks, how much per request, where, and what holds it"
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        """Add hunt's arguments."""
+        parser.add_argument("target", nargs="?", default=None,
+                            help="the app: FILE.py:APP, MODULE:APP or MODULE:FACTORY() "
+                                 "(WSGI, Tornado Application or ASGI)")
+        parser.add_argument("--route", action="append", dest="routes", metavar="ROUTE",
+                            help="a path to hammer (repeatable); {n} is replaced by a counter. "
+                                 "Default: the app's parameterless GET routes (Flask, Bottle), else /")
+        parser.add_argument("--requests", type=int, default=2000, metavar="N",
+                            help="requests per round (default 2000)")
+        parser.add_argument("--rounds", type=int, default=5, metavar="R",
+                            help="measured rounds after the baseline (default 5)")
+        parser.add_argument("--warmup", type=int, default=500, metavar="K",
+                            help="requests before the baseline (default 500)")
+        parser.add_argument("--concurrency", type=int, default=4, metavar="C",
+                            help="connections in parallel (default 4)")
+        parser.add_argument("--frames", type=int, default=25, metavar="F",
+                            help="traceback depth of the allocation sites (default 25)")
+        parser.add_argument("--json", metavar="FILE", help="write the result as JSON (partial on failure)")
+        parser.add_argument("--md", metavar="FILE", help="write the result as Markdown")
+        parser.add_argument("--cmd", metavar="COMMAND",
+                            help="start this server instead, e.g. \"gunicorn app:app -b 127.0.0.1:{port}\" "
+                                 "(outside readings only)")
+        parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Hunt, print the text report, write the files; 1 when a route leaks."""
+        from memprobe.errors import UsageError
+        from memprobe.hunt import hunt
+
+        if args.target is None and args.cmd is None:
+            raise UsageError("hunt needs a TARGET (FILE.py:APP or MODULE:APP) or --cmd")
+        # Progress only on a terminal: in CI logs the report says it all.
+        progress = None if args.quiet or not sys.stderr.isatty() else _progress
+        try:
+            result = hunt(args.target or "", routes=args.routes, requests=args.requests,
+                          rounds=args.rounds, warmup=args.warmup, concurrency=args.concurrency,
+                          frames=args.frames, cmd=args.cmd, progress=progress)
+        except MemprobeError as err:
+            partial = getattr(err, "partial", None)
+            _clear()
+            if partial is not None:
+                _write_files(partial, args)
+            raise
+        _clear()
+        sys.stdout.write(render(result, "text"))
+        _write_files(result, args)
+        return int(ExitCode.FAILED if result.leaked else ExitCode.OK)
+
+
+def _write_files(result: object, args: argparse.Namespace) -> None:
+    if args.json:
+        write(result, args.json, "json")  # type: ignore[arg-type]
+    if args.md:
+        write(result, args.md, "markdown")  # type: ignore[arg-type]
+
+
+_shown = False
+
+
+def _progress(message: str) -> None:
+    global _shown
+    sys.stderr.write(f"\r\033[Kmemprobe hunt: {message}")
+    sys.stderr.flush()
+    _shown = True
+
+
+def _clear() -> None:
+    global _shown
+    if _shown:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+        _shown = False

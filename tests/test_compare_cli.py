@@ -1,0 +1,140 @@
+"""``memprobe compare`` as a user runs it: real frameworks, real HTTP, reports, exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from memprobe import catalog
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+MEMORY_KEYS = {"rss", "vms", "uss", "pss", "swap"}
+
+
+def memprobe(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memprobe", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})})
+
+
+def installed(*names: str) -> list[str]:
+    return [n for n in names if catalog.get(n).installed()]
+
+
+def descendants_of_test_run(marker: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_compare_measures_each_framework_and_writes_the_json_contract(tmp_path: Path) -> None:
+    names = installed("tornado", "bottle")
+    if not names:
+        pytest.skip("neither tornado nor bottle is installed")
+    report = tmp_path / "out.json"
+    run = memprobe("compare", "300", "2", "--frameworks", ",".join(names), "--out", str(tmp_path / "reports"),
+                   "--json", str(report), "--settle", "0.5")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    assert data["kind"] == "compare" and data["settings"]["requests"] == 300
+    assert [r["framework"] for r in data["results"]] == names
+    for row in data["results"]:
+        assert row["status"] == "ok"
+        assert row["version"] == catalog.get(row["framework"]).version()
+        assert isinstance(row["pid"], int) and row["url"].startswith("http://127.0.0.1:")
+        assert set(row["before"]) >= MEMORY_KEYS and set(row["after"]) >= MEMORY_KEYS
+        assert all(isinstance(row["before"][k], int) for k in ("rss", "vms", "uss", "pss"))
+        req = row["requests"]
+        assert req["sent"] == 300 and req["ok"] + req["failed"] == 300
+        assert sum(req["status_counts"].values()) + sum(req["errors"].values()) + req["timeouts"] == 300
+        assert row["throughput_rps"] > 0
+        assert set(row["latency_ms"]) >= {"p50", "p90", "p99", "max"}
+        assert row["duration_s"] > 0
+        assert len(row["samples"]["rss"]) >= 1
+    # the default timestamped reports, JSON and Markdown
+    written = sorted(p.suffix for p in (tmp_path / "reports").iterdir() if p.is_file())
+    assert written == [".json", ".md"]
+    # and the terminal table names every framework
+    for name in names:
+        assert name in run.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "0"], "N must be a positive number"),
+    (["compare", "-3"], "N must be a positive number"),
+    (["compare", "10", "-1"], "TIMEOUT must be a positive number"),
+    (["compare", "10", "0.5", "--frameworks", "flask,nosuchthing"], "unknown framework 'nosuchthing'"),
+    (["compare", "ten"], "invalid int value"),
+    (["compare", "10", "0.5", "--concurrency", "0"], "--concurrency must be positive"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    run = memprobe(*args, "--no-save")
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_a_framework_that_is_not_installed_gets_a_row_with_the_pip_command(tmp_path: Path) -> None:
+    if not installed("tornado"):
+        pytest.skip("tornado is not installed")
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers" / "hide_modules"), str(REPO)]),
+           "MEMPROBE_TEST_HIDE": "bottle"}
+    report = tmp_path / "out.json"
+    run = memprobe("compare", "100", "2", "--frameworks", "bottle,tornado", "--no-save",
+                   "--json", str(report), "--settle", "0", env=env)
+    rows = {r["framework"]: r for r in json.loads(report.read_text())["results"]}
+    assert rows["bottle"]["status"] == "not-installed"
+    assert rows["bottle"]["pip"] == "pip install bottle"
+    assert rows["tornado"]["status"] == "ok" and rows["tornado"]["requests"]["ok"] == 100
+    assert run.returncode == 4  # named explicitly, so its absence is an environment problem
+    assert "bottle: not-installed" in run.stdout
+
+
+def test_japronto_keeps_its_row_and_says_why() -> None:
+    run = memprobe("compare", "10", "1", "--frameworks", "japronto", "--no-save", "--json", "/dev/stdout", "-q")
+    assert run.returncode == 4
+    row = json.loads(run.stdout)["results"][0]
+    assert row["status"] == "unavailable" and "Python" in row["reason"]
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
+        tmp_path: Path, sig: int, code: int) -> None:
+    if not installed("tornado"):
+        pytest.skip("tornado is not installed")
+    report = tmp_path / "partial.json"
+    proc = subprocess.Popen([sys.executable, "-m", "memprobe", "compare", "10000000", "2",
+                             "--frameworks", "tornado", "--no-save", "--json", str(report)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and not children:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            time.sleep(0.1)
+        assert children, "compare never started its child"
+        time.sleep(1.0)  # let the hammering begin
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    for child in children:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True
+    assert data["results"][0]["framework"] == "tornado"

@@ -1,0 +1,75 @@
+"""Memory readings from outside: real processes, bounded series, settling."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from memprobe.errors import TargetError
+from memprobe.sample import MemoryReading, Sampler, Series, read_memory, read_tree, settle
+
+
+def test_a_reading_of_a_live_process_has_every_field_in_bytes() -> None:
+    r = read_memory(os.getpid())
+    assert r.rss > 0 and r.vms >= r.rss
+    assert r.uss is not None and 0 < r.uss <= r.rss
+    assert r.pss is not None and r.uss <= r.pss <= r.rss
+    assert r.swap is not None
+
+
+def test_the_cheap_reading_skips_uss_pss_and_swap() -> None:
+    r = read_memory(os.getpid(), full=False)
+    assert (r.uss, r.pss, r.swap) == (None, None, None) and r.rss > 0
+
+
+def test_reading_a_process_that_is_gone_is_a_target_error() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with pytest.raises(TargetError, match=f"process {proc.pid} is gone"):
+        read_memory(proc.pid)
+
+
+def test_delta_is_later_minus_earlier_and_none_where_unknown() -> None:
+    a = MemoryReading(rss=100, vms=1000, uss=50, pss=None, swap=0)
+    b = MemoryReading(rss=130, vms=900, uss=80, pss=70, swap=0)
+    assert a.delta(b) == {"rss": 30, "vms": -100, "uss": 30, "pss": None, "swap": 0}
+
+
+def test_a_tree_reading_sums_the_process_and_its_children() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        tree = read_tree(os.getpid())
+        assert child.pid in tree.processes and os.getpid() in tree.processes
+        assert tree.total.rss == sum(r.rss for r in tree.processes.values())
+        assert set(tree.to_dict()["processes"]) >= {str(child.pid), str(os.getpid())}
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_series_keeps_its_memory_bounded_by_halving_and_doubling_its_stride() -> None:
+    series = Series(capacity=64)
+    for i in range(10_000):
+        series.add(float(i), i, 1000 + i, None)
+    assert len(series.t) < 64
+    assert series.stride > 1
+    assert series.requests == sorted(series.requests)  # still in order, first point kept
+    assert series.requests[0] == 0
+
+
+def test_the_sampler_records_requests_done_beside_memory() -> None:
+    done = iter(range(1_000_000))
+    with Sampler(os.getpid(), interval=0.01, progress=lambda: next(done)) as sampler:
+        while len(sampler.series.t) < 5:
+            pass
+    data = sampler.series.to_dict()
+    assert data["requests"][:5] == [0, 1, 2, 3, 4]
+    assert all(r > 0 for r in data["rss"]) and data["t_s"][0] == 0.0
+
+
+def test_settle_returns_once_memory_is_still() -> None:
+    waited = settle(os.getpid(), max_s=10.0, quiet_s=0.1)
+    assert waited < 10.0

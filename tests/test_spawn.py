@@ -1,0 +1,103 @@
+"""Spawning: readiness by a real request, the log kept, clean ends, and never an orphan."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from memprobe.errors import TargetError
+from memprobe.spawn import LOOPBACK, Child, free_port
+from tests.conftest import REPO, SERVERS, behaviours_child
+
+pytestmark = pytest.mark.slow
+
+
+def wait_gone(pid: int, within: float = 10.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``within`` seconds; a liveness check."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_free_port_is_bindable_on_loopback() -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as s:
+        s.bind((LOOPBACK, port))
+
+
+def test_ready_means_a_real_request_was_answered(no_orphans: None) -> None:
+    with behaviours_child("--start-delay", "0.6") as child:
+        assert child.ready_after_s is not None and child.ready_after_s >= 0.6
+        with urllib.request.urlopen(child.url, timeout=5) as resp:
+            assert resp.status == 200
+    assert not child.alive()
+
+
+def test_a_child_that_crashes_on_start_reports_its_exit_and_log(no_orphans: None) -> None:
+    with pytest.raises(TargetError, match=r"exited with code 1 before it answered HTTP") as info:
+        behaviours_child("--crash-on-start").start()
+    assert "crashing on start, as asked" in info.value.log_tail
+    assert "RuntimeError" in info.value.log_tail
+
+
+def test_a_child_that_never_answers_is_stopped_at_the_deadline(no_orphans: None) -> None:
+    child = Child([sys.executable, "-c", "import time; time.sleep(60)"], name="sleeper",
+                  url=f"http://{LOOPBACK}:{free_port()}/", ready_timeout=1.0)
+    with pytest.raises(TargetError, match=r"did not answer HTTP .* within 1 s"):
+        child.start()
+    assert not child.alive()
+
+
+def test_a_missing_executable_is_a_target_error() -> None:
+    child = Child(["/nonexistent/python"], name="ghost", url=f"http://{LOOPBACK}:1/")
+    with pytest.raises(TargetError, match="cannot start"):
+        child.start()
+
+
+def test_stop_ends_the_whole_process_group(no_orphans: None) -> None:
+    port = free_port()
+    child = Child([sys.executable, str(SERVERS / "forking.py"), "--port", str(port)],
+                  name="forking", url=f"http://{LOOPBACK}:{port}/")
+    with child:
+        worker = int(re.search(r"worker pid (\d+)", child.log_tail()).group(1))  # type: ignore[union-attr]
+        assert psutil.pid_exists(worker)
+    assert wait_gone(worker)
+
+
+def test_check_alive_raises_once_the_child_died(no_orphans: None) -> None:
+    with behaviours_child() as child:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(child.url + "exit", timeout=5)
+        child.proc.wait(10)  # type: ignore[union-attr]
+        with pytest.raises(TargetError, match=r"died \(exit code 3\)"):
+            child.check_alive()
+
+
+def test_the_child_dies_when_memprobe_is_killed_outright() -> None:
+    driver = subprocess.Popen([sys.executable, str(SERVERS / "driver.py")], cwd=REPO,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        child_pid = int(driver.stdout.readline())  # type: ignore[union-attr]
+        assert psutil.pid_exists(child_pid)
+        driver.send_signal(signal.SIGKILL)  # no finally, no atexit: only the kernel can help
+        driver.wait()
+        assert wait_gone(child_pid), "the child outlived memprobe"
+    finally:
+        driver.kill()
+        driver.wait()
