@@ -51,6 +51,16 @@ def exit_when_started() -> None:
     threading.Thread(target=wait_then_exit, name="exit-when-started", daemon=True).start()
 
 
+def wsgi_app() -> Any:
+    """The application for a WSGI server (gunicorn): CherryPy's tree, with no server and no
+    autoreloader of its own, as CherryPy's "hosting in another WSGI server" recipe has it."""
+    cherrypy.config.update({"engine.autoreload.on": False, "environment": "embedded"})
+    cherrypy.server.unsubscribe()
+    app = cherrypy.tree.mount(Root(), "", {"/": {}})
+    app.log.access_log.setLevel(logging.WARNING)
+    return cherrypy.tree
+
+
 def main() -> None:
     """Parse the command line and serve until SIGTERM (quickstart handles the signal)."""
     args = parse_args("CherryPy", __doc__.splitlines()[0])

@@ -88,6 +88,13 @@ class EchoView(APIView):
 urlpatterns = [path("", HelloView.as_view()), path("echo", EchoView.as_view())]
 
 
+def wsgi_app() -> Any:
+    """The application for a WSGI server (gunicorn)."""
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
 def main() -> None:
     """Parse the command line and serve until SIGTERM."""
     args = parse_args("Django", __doc__.splitlines()[0])

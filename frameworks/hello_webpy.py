@@ -40,6 +40,11 @@ class Echo:
 app = web.application(urls, globals())
 
 
+def wsgi_app() -> object:
+    """The application for a WSGI server (gunicorn)."""
+    return app.wsgifunc()
+
+
 def main() -> None:
     """Parse the command line and serve until SIGTERM."""
     args = parse_args("web.py", __doc__.splitlines()[0])

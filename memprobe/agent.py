@@ -116,12 +116,20 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
         _collect()
         traced = _traced()
         requests = int(request.get("requests", 0))
+        t0 = time.perf_counter()
         snapshot_s = _dump(request["snapshot"]) if request.get("snapshot") else 0.0
+        # Untraced until the next baseline: the next route's warm-up runs at full speed.
+        tracemalloc.stop()
+        t1 = time.perf_counter()
         types = holders.type_stats()
+        t2 = time.perf_counter()
         roots = holders.scan_roots()
+        t3 = time.perf_counter()
         grown = holders.grown(state.roots, roots, requests)
         grown_types = holders.grown_types(state.types, types, requests)
-        return {"traced": traced, "snapshot_s": snapshot_s, "holders": grown, "types": grown_types}
+        return {"traced": traced, "holders": grown, "types": grown_types,
+                "timings_s": {"snapshot": round(t1 - t0, 3), "types": round(t2 - t1, 3),
+                              "roots": round(t3 - t2, 3)}}
     if cmd == "chain":
         chain = holders.backref_chain(request["file"], int(request["line"]))
         return {"chain": chain}

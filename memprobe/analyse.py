@@ -178,8 +178,10 @@ def _kind(traced: Fit | None, uss: Fit | None) -> str:
         return "native"
     if uss is None or uss.verdict != "leak":
         return "python"
+    # Python objects cost USS beyond their traced size (allocator pools, list over-allocation):
+    # ~2x for small ints here. "Well above" is more than twice that on top.
     gap = uss.slope - traced.slope
-    if gap > max(USS_FLOOR, traced.slope, SIGMAS * uss.error):
+    if gap > max(USS_FLOOR, 2 * traced.slope, SIGMAS * uss.error):
         return "mixed"
     return "python"
 

@@ -47,6 +47,15 @@ class Framework:
     keepalive: bool = True
     #: Whether the script serves ``POST /echo``.
     echo: bool = True
+    #: How a production server loads the app: "wsgi" (gunicorn, gthread worker), "asgi"
+    #: (uvicorn), "aiohttp" or "tornado" (gunicorn with that framework's worker class).
+    interface: str | None = None
+    #: The app object in ``hello_<name>.py`` for a production server ("app", "make_app()").
+    app_spec: str | None = None
+    #: The CRUD variants ``frameworks/crud_<name>.py`` serves (``--variant``); empty: none.
+    crud: tuple[str, ...] = ()
+    #: The setup.cfg extra that installs this framework (``pip install "memprobe[extra]"``).
+    extra: str | None = None
 
     @property
     def script(self) -> Path | None:
@@ -74,6 +83,15 @@ class Framework:
         """The pip command that installs what this framework's script needs."""
         return f"pip install {self.pip}"
 
+    def extra_hint(self) -> str:
+        """The pip command naming memprobe's extra for this framework (the plain packages when
+        there is no extra)."""
+        return f'pip install "memprobe[{self.extra}]"' if self.extra else self.install_hint()
+
+    def crud_script(self) -> Path | None:
+        """``frameworks/crud_<name>.py``, or ``None`` for a framework without a CRUD app."""
+        return frameworks_dir() / f"crud_{self.name}.py" if self.crud else None
+
     def command(self, port: int, host: str = "127.0.0.1", python: str = sys.executable) -> list[str]:
         """The argv that serves this framework's hello-world on ``host:port``."""
         if self.unavailable is not None:
@@ -98,6 +116,10 @@ class Framework:
             "default": self.default,
             "unavailable": self.unavailable,
             "script": str(self.script) if self.script else None,
+            "extra": self.extra,
+            "pip_extra": self.extra_hint(),
+            "interface": self.interface,
+            "crud": list(self.crud),
         }
 
 
@@ -109,36 +131,53 @@ _JAPRONTO = (
 
 _FRAMEWORKS: tuple[Framework, ...] = (
     Framework("bottle", "Bottle", "bottle", ("bottle",), "bottle",
-              "wsgiref (bottle.run default)", True, keepalive=False),
+              "wsgiref (bottle.run default)", True, keepalive=False,
+              interface="wsgi", app_spec="app", extra="frameworks"),
     Framework("cherrypy", "CherryPy", "CherryPy", ("cherrypy",), "cherrypy",
-              "cheroot (quickstart)", True),
+              "cheroot (quickstart)", True,
+              interface="wsgi", app_spec="wsgi_app()", extra="frameworks"),
     Framework("flask", "Flask", "Flask", ("flask",), "flask",
-              "werkzeug (app.run)", True, keepalive=False),
+              "werkzeug (app.run)", True, keepalive=False,
+              interface="wsgi", app_spec="app", crud=("sqlite3", "sqlalchemy"), extra="frameworks"),
     Framework("tornado", "Tornado", "tornado", ("tornado",), "tornado",
-              "tornado HTTPServer", True),
+              "tornado HTTPServer", True,
+              interface="tornado", app_spec="make_app()", extra="frameworks"),
     Framework("webpy", "web.py", "web.py", ("web",), "web.py",
-              "cheroot (web.httpserver)", True),
+              "cheroot (web.httpserver)", True,
+              interface="wsgi", app_spec="wsgi_app()", extra="frameworks"),
     Framework("fastapi", "FastAPI", "fastapi", ("fastapi", "uvicorn"), "fastapi uvicorn",
-              "uvicorn", False),
+              "uvicorn", False,
+              interface="asgi", app_spec="app", crud=("sqlite3", "sqlalchemy"), extra="fastapi"),
     Framework("django", "Django REST framework", "Django", ("django", "rest_framework"),
               "django djangorestframework",
-              "runserver (basehttp.run)", False),
+              "runserver (basehttp.run)", False,
+              interface="wsgi", app_spec="wsgi_app()", crud=("django-orm",), extra="django"),
     Framework("aiohttp", "aiohttp", "aiohttp", ("aiohttp",), "aiohttp",
-              "aiohttp (web.run_app)", False),
+              "aiohttp (web.run_app)", False,
+              interface="aiohttp", app_spec="make_app()", extra="aiohttp"),
     Framework("sanic", "Sanic", "sanic", ("sanic",), "sanic",
-              "sanic, single process", False),
+              "sanic, single process", False,
+              interface="asgi", app_spec="app", extra="sanic"),
     Framework("starlette", "Starlette", "starlette", ("starlette", "uvicorn"),
-              "starlette uvicorn", "uvicorn", False),
+              "starlette uvicorn", "uvicorn", False,
+              interface="asgi", app_spec="app", extra="starlette"),
     Framework("pyramid", "Pyramid", "pyramid", ("pyramid",), "pyramid waitress",
-              "waitress (else wsgiref)", False),
+              "waitress (else wsgiref)", False,
+              interface="wsgi", app_spec="make_app()", extra="pyramid"),
     Framework("falcon", "Falcon", "falcon", ("falcon",), "falcon",
-              "wsgiref (quickstart)", False, keepalive=False),
+              "wsgiref (quickstart)", False, keepalive=False,
+              interface="wsgi", app_spec="app", extra="falcon"),
     Framework("japronto", "Japronto", "japronto", ("japronto",), "japronto",
               "japronto", False, unavailable=_JAPRONTO, keepalive=False,
               echo=False),
 )
 
 _BY_NAME: dict[str, Framework] = {fw.name: fw for fw in _FRAMEWORKS}
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported (it is not imported)."""
+    return _importable(module)
 
 
 def _importable(module: str) -> bool:

@@ -46,9 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     if threading.current_thread() is threading.main_thread():
-        # SIGTERM becomes SystemExit so that every `finally` runs: children are stopped and
-        # partial reports written, as on Ctrl-C.
-        signal.signal(signal.SIGTERM, _exit_on_signal)
+        # SIGTERM takes Ctrl-C's path (asyncio cancels its tasks cleanly on KeyboardInterrupt;
+        # a SystemExit raised inside a task is logged as a stray traceback): every `finally`
+        # runs, children are stopped and partial reports written.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(load(args.command).run(args))
     except MemprobeError as err:
@@ -57,14 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_indent(err.log_tail), file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:
-        print("memprobe: interrupted", file=sys.stderr)
-        return 130
+        signum = _received[-1] if _received else signal.SIGINT
+        print(f"memprobe: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         return 0
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+_received: list[int] = []
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt
 
 
 def _indent(text: str) -> str:

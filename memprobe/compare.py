@@ -6,10 +6,14 @@ over all of them, and each round starts a fresh child.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,16 +21,21 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
-from memprobe import __version__, catalog
+from memprobe import __version__, catalog, production
 from memprobe.errors import TargetError, UsageError
 from memprobe.load import MODES, Hammer, LoadResult
-from memprobe.sample import FIELDS, MemoryReading, Sampler, read_memory, settle
+from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
+from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult, merge_loads
 from memprobe.spawn import LOOPBACK, Child, free_port
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.
 SCHEMA = 1
 
-STATUSES = ("ok", "not-installed", "unavailable", "failed-to-start", "crashed")
+STATUSES = ("ok", "not-installed", "unavailable", "not-applicable", "failed-to-start", "crashed")
+
+#: The environment variables the CRUD apps read (frameworks/_crud.py has the same names).
+CRUD_DB_ENV = "MEMPROBE_CRUD_DB"
+CRUD_VARIANT_ENV = "MEMPROBE_CRUD_VARIANT"
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,14 @@ class Settings:
     rounds: int = 1
     path: str = "/"
     ready_timeout: float = 30.0
+    #: The requests to send; ``None``: ``requests`` GETs of ``path`` (the seed's method).
+    scenario: Scenario | None = None
+    #: "dev" (each framework's own or customary server) or "production" (gunicorn / uvicorn).
+    server: str = "dev"
+    workers: int = 2
+    threads: int = 2
+    #: CRUD variants to run (``None``: every variant a framework has).
+    variants: tuple[str, ...] | None = None
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values no run could use."""
@@ -59,6 +76,12 @@ class Settings:
             raise UsageError(f"--settle cannot be negative ({self.settle_s:g})")
         if self.rounds <= 0:
             raise UsageError(f"--rounds must be positive, not {self.rounds}")
+        if self.server not in production.SERVERS:
+            raise UsageError(f"--server must be one of {', '.join(production.SERVERS)}, not {self.server!r}")
+        if self.workers <= 0:
+            raise UsageError(f"--workers must be positive, not {self.workers}")
+        if self.threads <= 0:
+            raise UsageError(f"--threads must be positive, not {self.threads}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``timeout_s``, ``settle_s`` in seconds)."""
@@ -71,6 +94,10 @@ class Settings:
             "settle_s": self.settle_s,
             "rounds": self.rounds,
             "path": self.path,
+            "server": self.server,
+            "workers": self.workers if self.server == "production" else None,
+            "threads": self.threads if self.server == "production" else None,
+            "scenario": self.scenario.to_dict() if self.scenario else None,
         }
 
 
@@ -85,6 +112,14 @@ class Round:
     after: MemoryReading | None = None
     load: LoadResult | None = None
     samples: dict[str, Any] | None = None
+    #: Per request kind, when a scenario ran.
+    steps: list[StepResult] | None = None
+    #: The master and workers, in production mode (``before``/``after`` are their totals).
+    tree_before: TreeReading | None = None
+    tree_after: TreeReading | None = None
+    workers: int | None = None
+    #: pid -> "master" / "worker" / "helper", read while the processes ran.
+    roles: dict[int, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form; the load's keys sit at the top level, as in a result row."""
@@ -107,6 +142,13 @@ class Round:
                 connections_opened=load["connections_opened"],
             )
         out["samples"] = self.samples
+        if self.steps is not None:
+            out["steps"] = [step.to_dict() for step in self.steps]
+        if self.tree_before is not None or self.tree_after is not None:
+            entries = production.processes(self.tree_before, self.tree_after, self.roles)
+            out["workers"] = self.workers
+            out["processes"] = entries
+            out["memory_by_role"] = production.by_role(entries)
         return out
 
 
@@ -119,6 +161,18 @@ class FrameworkResult:
     reason: str = ""
     log_tail: str = ""
     rounds: list[Round] = field(default_factory=list)
+    #: The CRUD variant ("sqlite3", "sqlalchemy", "django-orm"), or ``None``.
+    variant: str | None = None
+    #: The server, when not the framework's own (production mode).
+    server: str | None = None
+    #: What to install when the row is not installed (default: the framework's packages).
+    pip: str | None = None
+    pip_extra: str | None = None
+
+    @property
+    def stack(self) -> str:
+        """The row's name: the framework, with its variant ("flask+sqlalchemy")."""
+        return self.framework.name + (f"+{self.variant}" if self.variant else "")
 
     def to_dict(self) -> dict[str, Any]:
         """A ``results[]`` entry. With several rounds, numbers are medians over the rounds, and
@@ -128,12 +182,15 @@ class FrameworkResult:
             "framework": fw.name,
             "title": fw.title,
             "version": fw.version(),
-            "server": fw.server,
+            "server": self.server or fw.server,
             "status": self.status,
             "reason": self.reason,
+            "variant": self.variant,
+            "stack": self.stack,
         }
-        if self.status in ("not-installed", "unavailable"):
-            row["pip"] = f"pip install {fw.pip}"
+        if self.status in ("not-installed", "unavailable", "not-applicable"):
+            row["pip"] = self.pip or f"pip install {fw.pip}"
+            row["pip_extra"] = self.pip_extra or fw.extra_hint()
             return row
         rounds = [r.to_dict() for r in self.rounds]
         if rounds:
@@ -192,44 +249,136 @@ def measure(
     fw: catalog.Framework,
     settings: Settings,
     *,
+    variant: str | None = None,
     log_dir: Path | None = None,
     on_progress: ProgressFn | None = None,
 ) -> Round:
-    """Start ``fw``'s hello-world, settle, warm up, read, hammer while sampling, settle, read,
-    stop. Raises :class:`TargetError` when it fails to start; a crash mid-run raises
+    """Start ``fw``'s app (the hello-world, or the CRUD app in ``variant``) on its own server or
+    a production one, settle, warm up, read, send every request kind while sampling, settle,
+    read, stop. Raises :class:`TargetError` when it fails to start; a crash mid-run raises
     :class:`Crashed` carrying the partial round."""
+    scenario = settings.scenario
+    app = scenario.app if scenario else "hello"
+    in_production = settings.server == "production"
     port = free_port()
-    url = f"http://{LOOPBACK}:{port}{settings.path}"
-    log_path = log_dir / f"{fw.name}-{port}.log" if log_dir else None
+    base = f"http://{LOOPBACK}:{port}"
+    url = base + (settings.path if scenario is None else "/")
+    label = fw.name + (f"-{variant}" if variant else "")
+    log_path = log_dir / f"{label}-{port}.log" if log_dir else None
     rnd = Round(url=url)
-    child = Child(fw.command(port), name=fw.name, url=url, log_path=log_path,
-                  ready_timeout=settings.ready_timeout)
-    with child:
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] | None = None
+        db: str | None = None
+        if app == "crud":
+            db = _seeded_database(stack, scenario.records if scenario else None)
+            env = {**os.environ, CRUD_DB_ENV: db, CRUD_VARIANT_ENV: variant or ""}
+        if in_production:
+            argv = production.command(fw, app, port, production.ProductionSettings(settings.workers, settings.threads))
+        elif app == "crud":
+            argv = [sys.executable, str(fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
+                    "--variant", variant or fw.crud[0], "--db", str(db)]
+        else:
+            argv = fw.command(port)
+        child = Child(argv, name=label, url=url, env=env, log_path=log_path,
+                      ready_timeout=settings.ready_timeout)
+        stack.enter_context(child)
         rnd.pid, rnd.ready_s = child.pid, child.ready_after_s
         notify = (lambda phase, done, total: on_progress(fw, phase, done, total)) if on_progress else None
         try:
-            if settings.warmup:
-                Hammer(url, settings.warmup, concurrency=settings.concurrency,
-                       timeout=max(settings.timeout, 5.0)).run()
-            settle(child.pid, settings.settle_s)
-            rnd.before = read_memory(child.pid)
-            hammer = Hammer(
-                url, settings.requests, concurrency=settings.concurrency, timeout=settings.timeout,
-                mode=settings.mode,
-                progress=(lambda done, total: notify("hammer", done, total)) if notify else None,
-            )
-            with Sampler(child.pid, progress=lambda: hammer.completed) as sampler:
-                rnd.load = hammer.run()
+            if in_production:
+                rnd.workers = production.wait_for_workers(child.pid, settings.workers, settings.ready_timeout)
+            _warm_up(base, settings)
+            _settle(child.pid, settings.settle_s, in_production)
+            rnd.before, rnd.tree_before = _read(child.pid, in_production)
+            if rnd.tree_before is not None:
+                rnd.roles.update(production.roles(rnd.tree_before))
+            steps = scenario.steps if scenario else (Step(name=settings.path, path=settings.path),)
+            counts = scenario.counts(settings.requests) if scenario else [settings.requests]
+            results: list[StepResult] = []
+            done_before = 0
+            current: list[Hammer] = []
+            with Sampler(child.pid, tree=in_production,
+                         progress=lambda: done_before + (current[-1].completed if current else 0)) as sampler:
+                previous = rnd.before
+                for step, count in zip(steps, counts):
+                    hammer = _hammer(base, step, count, settings, scenario is not None, notify)
+                    current.append(hammer)
+                    load = hammer.run()
+                    done_before += load.sent
+                    child.check_alive()
+                    after = _read(child.pid, in_production)[0] if scenario else None
+                    results.append(StepResult(step, load, after=after, before=previous))
+                    previous = after
             rnd.samples = sampler.series.to_dict()
+            rnd.load = results[0].load if scenario is None else merge_loads(url, [r.load for r in results])
+            if scenario is not None:
+                rnd.steps = results
             child.check_alive()
-            settle(child.pid, settings.settle_s)
-            rnd.after = read_memory(child.pid)
+            _settle(child.pid, settings.settle_s, in_production)
+            rnd.after, rnd.tree_after = _read(child.pid, in_production)
+            if rnd.tree_after is not None:
+                rnd.roles.update(production.roles(rnd.tree_after))
         except TargetError as err:
             if child.alive():
                 raise
-            raise Crashed(f"{fw.name} died during the run (exit code {child.proc.returncode if child.proc else '?'})",
+            raise Crashed(f"{label} died during the run (exit code {child.proc.returncode if child.proc else '?'})",
                           rnd, child.log_tail()) from err
     return rnd
+
+
+def _hammer(base: str, step: Step, count: int, settings: Settings, named: bool,
+            notify: Callable[[str, int, "int | None"], None] | None) -> Hammer:
+    phase = step.name if named else "hammer"
+    return Hammer(
+        base + step.path, count, concurrency=step.concurrency or settings.concurrency,
+        timeout=settings.timeout, mode=settings.mode, method=step.method, body=step.body,
+        headers=step.headers or None, first=step.first, cycle=step.cycle,
+        progress=(lambda done, total: notify(phase, done, total)) if notify else None,
+    )
+
+
+def _warm_up(base: str, settings: Settings) -> None:
+    """``settings.warmup`` requests before the first reading: of the path, or shared among the
+    scenario's safe request kinds (a warm-up must not create or delete what the run uses)."""
+    if not settings.warmup:
+        return
+    timeout = max(settings.timeout, 5.0)
+    if settings.scenario is None:
+        Hammer(base + settings.path, settings.warmup, concurrency=settings.concurrency, timeout=timeout).run()
+        return
+    safe = [s for s in settings.scenario.steps if s.method in SAFE_METHODS]
+    for step in safe:
+        n = max(1, settings.warmup // len(safe))
+        Hammer(base + step.path, n, concurrency=step.concurrency or settings.concurrency, timeout=timeout,
+               method=step.method, headers=step.headers or None, first=step.first, cycle=step.cycle).run()
+
+
+def _settle(pid: int, max_s: float, tree: bool) -> None:
+    if tree:
+        production.settle_tree(pid, max_s)
+    else:
+        settle(pid, max_s)
+
+
+def _read(pid: int, tree: bool) -> tuple[MemoryReading, TreeReading | None]:
+    if not tree:
+        return read_memory(pid), None
+    reading = read_tree(pid)
+    return reading.total, reading
+
+
+def _seeded_database(stack: contextlib.ExitStack, records: int | None) -> str:
+    """A fresh SQLite file seeded by ``frameworks/_crud.py`` (run as a script: memprobe imports
+    no framework code), removed when ``stack`` closes."""
+    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="memprobe-crud-"))
+    path = os.path.join(folder, "items.sqlite3")
+    argv = [sys.executable, str(catalog.frameworks_dir() / "_crud.py"), "seed", path]
+    if records is not None:
+        argv += ["--records", str(records)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise TargetError("cannot seed the CRUD database", done.stderr[-2000:])
+    return path
 
 
 class Crashed(TargetError):
@@ -254,14 +403,8 @@ def run(
     """
     settings.validate()
     result = result if result is not None else CompareResult(settings)
-    rows = [FrameworkResult(fw) for fw in frameworks]
+    rows = plan(frameworks, settings)
     result.results = rows
-    for row in rows:
-        if row.framework.unavailable:
-            row.status, row.reason = "unavailable", row.framework.unavailable
-        elif not row.framework.installed():
-            row.status = "not-installed"
-            row.reason = f"no module {', '.join(row.framework.missing())}: pip install {row.framework.pip}"
     start = time.monotonic()
     try:
         for _ in range(settings.rounds):
@@ -269,7 +412,8 @@ def run(
                 if row.status != "ok":
                     continue
                 try:
-                    row.rounds.append(measure(row.framework, settings, log_dir=log_dir, on_progress=on_progress))
+                    row.rounds.append(measure(row.framework, settings, variant=row.variant,
+                                              log_dir=log_dir, on_progress=on_progress))
                 except Crashed as err:
                     row.rounds.append(err.partial)
                     row.status, row.reason, row.log_tail = "crashed", str(err), err.log_tail
@@ -281,6 +425,49 @@ def run(
     finally:
         result.duration_s = time.monotonic() - start
     return result
+
+
+def plan(frameworks: Iterable[catalog.Framework], settings: Settings) -> list[FrameworkResult]:
+    """One row per framework (per framework and CRUD variant for a CRUD scenario), with the
+    status of those that cannot run here and why."""
+    crud = settings.scenario is not None and settings.scenario.app == "crud"
+    in_production = settings.server == "production"
+    rows: list[FrameworkResult] = []
+    for fw in frameworks:
+        server = production.server_name(fw) if in_production and fw.interface else None
+        if fw.unavailable:
+            rows.append(FrameworkResult(fw, "unavailable", fw.unavailable))
+            continue
+        variants: list[str | None] = [None]
+        if crud:
+            variants = [v for v in fw.crud if settings.variants is None or v in settings.variants]
+            if not variants:
+                why = (f"no CRUD app for {fw.title}" if not fw.crud else
+                       f"{fw.title}'s CRUD variants are {', '.join(fw.crud)}")
+                rows.append(FrameworkResult(fw, "not-applicable", why))
+                continue
+        for variant in variants:
+            row = FrameworkResult(fw, variant=variant, server=server)
+            rows.append(row)
+            missing = fw.missing()
+            if missing:
+                row.status = "not-installed"
+                row.reason = f"no module {', '.join(missing)}: pip install {fw.pip} (or {fw.extra_hint()})"
+                continue
+            if variant == "sqlalchemy" and not catalog.importable("sqlalchemy"):
+                row.status, row.pip, row.pip_extra = "not-installed", "pip install sqlalchemy", 'pip install "memprobe[orm]"'
+                row.reason = f"no module sqlalchemy: {row.pip} (or {row.pip_extra})"
+                continue
+            if in_production:
+                if fw.interface is None:
+                    row.status, row.reason = "not-applicable", f"no production server for {fw.title}"
+                    continue
+                absent = production.missing_modules(fw)
+                if absent:
+                    row.status, row.pip = "not-installed", f"pip install {' '.join(absent)}"
+                    row.pip_extra = 'pip install "memprobe[production]"'
+                    row.reason = f"no module {', '.join(absent)}: {row.pip} (or {row.pip_extra})"
+    return rows
 
 
 def _round(x: float | None, digits: int = 3) -> float | None:
@@ -347,8 +534,14 @@ def _median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             return int(m) if all(isinstance(v, int) for v in nums) else round(m, 3)
         return first
 
-    merged = {k: merge([r.get(k) for r in rounds]) for k in rounds[0] if k != "samples"}
+    lists = ("samples", "steps", "processes")
+    merged = {k: merge([r.get(k) for r in rounds]) for k in rounds[0] if k not in lists}
     merged["samples"] = rounds[0].get("samples")  # the first round's series, for the plots
+    if rounds[0].get("steps") is not None:
+        merged["steps"] = [merge([r["steps"][i] for r in rounds if len(r.get("steps") or []) > i])
+                           for i in range(len(rounds[0]["steps"]))]
+    if rounds[0].get("processes") is not None:
+        merged["processes"] = rounds[0]["processes"]  # pids differ between rounds: the first's
     merged["pid"] = rounds[0].get("pid")
     merged["pids"] = [r.get("pid") for r in rounds]
     return merged

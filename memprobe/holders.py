@@ -126,6 +126,8 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _short_repr(key: Any) -> str:
+    if not isinstance(key, (str, bytes, int, float, bool, tuple, type(None))):
+        return f"<{type(key).__name__}>"
     text = repr(key)
     return text if len(text) <= 40 else text[:37] + "..."
 

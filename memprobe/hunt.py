@@ -36,7 +36,7 @@ __all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
 
 Progress = Callable[[str], None]
 #: Requests in the attribution round (deep tracebacks), at most ``requests``.
-ATTRIBUTION_REQUESTS = 1000
+ATTRIBUTION_REQUESTS = 300
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 
 
@@ -79,6 +79,7 @@ class RouteResult:
     load: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -120,6 +121,7 @@ class RouteResult:
             "holders": [h.to_dict() for h in self.holders],
             "load": dict(self.load),
             "duration_s": round(self.duration_s, 3),
+            "timings_s": dict(self.timings_s),
             "notes": list(self.notes),
         }
 
@@ -282,6 +284,7 @@ def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, reque
             child.start()
         except TargetError as err:
             raise _agent_error(error_file) or err from None
+        phase = ["after it started"]
         try:
             result.startup_s = time.monotonic() - t0
             client = AgentClient(control, alive=child.check_alive).connect()
@@ -291,12 +294,15 @@ def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, reque
             if not routes and hello["routes"]:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
             for route in todo:
+                phase[0] = f"while hunting {route}"
                 result.routes.append(_hunt_route(
                     child, client, port, route, Path(tmp), requests, rounds, warmup,
                     concurrency, frames, timeout, say))
             client.close()
-        except TargetError as err:
-            child.check_alive()
+        except MemprobeError as err:
+            if child.proc is not None and child.proc.poll() is not None:
+                raise TargetError(f"the app died {phase[0]} (exit code {child.proc.returncode})",
+                                  child.log_tail()) from None
             raise err
         finally:
             child.stop()
@@ -377,10 +383,13 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
     final = client.call("final", snapshot=str(end_path) if attributed else None,
                         requests=done + attributed)
     if attributed:
+        t1 = time.perf_counter()
         sites = _sites(base_path, end_path, attributed)
+        final.setdefault("timings_s", {})["sites"] = round(time.perf_counter() - t1, 3)
+    timings = final.get("timings_s", {})
     holders = [Holder.from_dict(h) for h in final.get("holders", [])]
     return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
-                       totals.to_dict(), time.monotonic() - t0, notes)
+                       totals.to_dict(), time.monotonic() - t0, notes, timings)
 
 
 class _LoadTotals:

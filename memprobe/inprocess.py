@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import linecache
+import os
 import time
 import tracemalloc
 from dataclasses import dataclass
@@ -30,9 +31,13 @@ from memprobe.errors import TargetError, UsageError
 
 __all__ = ["WsgiCaller", "hunt_in_process"]
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
 Progress = Callable[[str], None]
-#: Calls in the attribution round (deep tracebacks), at most ``requests``; as in ``hunt``.
-ATTRIBUTION_REQUESTS = 1000
+#: Calls in the attribution round, at most ``requests``. Fewer than ``hunt``'s 1,000: in a test
+#: runner the stacks are deep and a call traced 25 frames deep costs ~30 ms on a busy 2-core box;
+#: 200 calls still show a 36 B/request site as 7 KiB, well above the 1 KiB a site needs.
+ATTRIBUTION_REQUESTS = 200
 
 
 @dataclass
@@ -143,8 +148,6 @@ def _uss_reader() -> Callable[[], int | None]:
         from memprobe.sample import read_memory
     except ImportError:  # psutil missing: traced heap only
         return lambda: None
-    import os
-
     pid = os.getpid()
 
     def read() -> int | None:
@@ -206,6 +209,7 @@ def hunt_in_process(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     holders: bool = True,
+    uss: bool = False,
     progress: Progress | None = None,
 ) -> Any:
     """Hunt for leaks in a WSGI app called in this process; returns a
@@ -213,6 +217,8 @@ def hunt_in_process(
 
     ``target`` is a spec (``app.py:app``, ``pkg.module:create_app()``) or the WSGI callable.
     Without ``routes``, a Flask or Bottle app's parameterless GET routes are hunted, else ``/``.
+    Only the traced heap is judged unless ``uss=True``: the USS here is the test runner's, and
+    pytest's own allocations move it by hundreds of KiB, enough to call a clean app "bounded".
     Raises UsageError for bad settings and TargetError when the target cannot be loaded.
     """
     from memprobe.agent import discover_routes
@@ -225,14 +231,15 @@ def hunt_in_process(
     app, label, framework = load_wsgi_app(target)
     caller = WsgiCaller(app)
     settings = {"requests": requests, "rounds": rounds, "warmup": warmup, "concurrency": 1,
-                "frames": frames, "cmd": None, "mode": "in_process", "client": caller.engine}
+                "frames": frames, "cmd": None, "mode": "in_process", "client": caller.engine,
+                "uss": uss}
     result = HuntResult(target=label, settings=settings, app_kind="wsgi", framework=framework)
     result.startup_s = time.monotonic() - started
     todo = routes or discover_routes(app) or ["/"]
     if not routes and todo != ["/"]:
         result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
-    result.notes.append(f"in-process: {caller.engine} test client, no server; USS is the "
-                        "test process's")
+    result.notes.append(f"in-process: {caller.engine} test client, no server; "
+                        + ("USS is the test process's" if uss else "traced heap only"))
     tracing = _Tracing()
     if not tracing.owned:
         result.notes.append("tracemalloc was already tracing: its frame depth was kept")
@@ -240,7 +247,7 @@ def hunt_in_process(
         for route in todo:
             result.routes.append(_hunt_route(
                 _Route(caller, route, method, body, headers), requests, rounds, warmup, frames,
-                tracing, holders, say))
+                tracing, holders, uss, say))
     finally:
         tracing.stop()
     result.duration_s = time.monotonic() - started
@@ -248,18 +255,20 @@ def hunt_in_process(
 
 
 def _hunt_route(route: _Route, requests: int, rounds: int, warmup: int, frames: int,
-                tracing: _Tracing, scan_holders: bool, say: Progress) -> Any:
+                tracing: _Tracing, scan_holders: bool, read_uss: bool, say: Progress) -> Any:
     from memprobe import holders as roots
     from memprobe.hunt import Holder, RouteResult
 
     t0 = time.monotonic()
-    uss = _uss_reader()
+    uss = _uss_reader() if read_uss else (lambda: None)
+    # Tracing starts before the warm-up, one frame deep (the traced total is the same at any
+    # depth, and deep tracebacks cost ~10x per allocation): a cache filled before tracing
+    # starts would turn its untraced entries into traced ones in the rounds, and that turnover
+    # would look like growth (urllib's urlsplit cache: ~50 KiB with unique query strings).
+    tracing.restart(1)
     if warmup:
         say(f"{route.route}: warm-up, {warmup} calls")
         route.run(warmup)
-    # One frame while the rounds run: the traced total is the same at any depth, and deep
-    # tracebacks cost ~10x per allocation.
-    tracing.restart(1)
     _collect()
     before = roots.scan_roots() if scan_holders else {}
     _collect()
@@ -303,8 +312,17 @@ def _sites(base: tracemalloc.Snapshot, end: tracemalloc.Snapshot, requests: int)
     keep_out = [tracemalloc.Filter(False, __file__, all_frames=False),
                 tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True)]
     base, end = base.filter_traces(keep_out), end.filter_traces(keep_out)
-    diffs = [([(f.filename, f.lineno) for f in stat.traceback], stat.size_diff, stat.count_diff)
-             for stat in end.compare_to(base, "traceback") if stat.size_diff > 0]
+    diffs = []
+    for stat in end.compare_to(base, "traceback"):
+        if stat.size_diff <= 0:
+            continue
+        frames = [(f.filename, f.lineno) for f in stat.traceback]
+        # Only the frames below this module's call of the app: the test that called the hunt is
+        # the user's code too, and must not be named as the site of what the app keeps.
+        ours = [i for i, (filename, _) in enumerate(frames) if filename.startswith(_PACKAGE)]
+        frames = frames[ours[-1] + 1:] if ours else frames
+        if frames:
+            diffs.append((frames, stat.size_diff, stat.count_diff))
     sites = group_sites(diffs, requests)
     for site in sites:
         site.code = linecache.getline(site.file, site.line).strip()

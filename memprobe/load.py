@@ -286,7 +286,9 @@ class Hammer:
     Modes: ``keepalive`` (default; ``concurrency`` connections, each reused while the server
     keeps it open), ``close`` (a new connection per request, ``Connection: close``), ``burst``
     (the seed's method: all ``n`` requests at once, each on its own connection).
-    A literal ``{n}`` in the URL is replaced by the request's index (0, 1, 2...).
+    A literal ``{n}`` in the URL is replaced by the request's index (0, 1, 2...), or, with
+    ``first`` and ``cycle``, by ``first + index % cycle`` (ids 1..1500 of a seeded table:
+    ``first=1, cycle=1500``).
     ``completed`` can be read from another thread while the hammer runs.
     """
 
@@ -303,6 +305,8 @@ class Hammer:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         progress: Callable[[int, int | None], None] | None = None,
+        first: int = 0,
+        cycle: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise UsageError(f"unknown hammer mode {mode!r}; one of: {', '.join(MODES)}")
@@ -316,6 +320,8 @@ class Hammer:
             raise UsageError(f"the timeout must be positive, not {timeout:g}")
         if concurrency <= 0:
             raise UsageError(f"the concurrency must be positive, not {concurrency}")
+        if cycle is not None and cycle <= 0:
+            raise UsageError(f"the cycle of {{n}} must be positive, not {cycle}")
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise UsageError(f"not an http:// URL: {url!r}")
@@ -331,6 +337,8 @@ class Hammer:
         self.method = method.upper()
         self.body = body
         self.progress = progress
+        self.first = first
+        self.cycle = cycle
         self.completed = 0
         self._issued = 0
         self._deadline = math.inf
@@ -354,6 +362,10 @@ class Hammer:
     def _request(self, path: str) -> bytes:
         raw = self._head.replace("{path}", path).encode("latin-1")
         return raw + self.body if self.body is not None else raw
+
+    def placeholder(self, index: int) -> int:
+        """What ``{n}`` becomes in request number ``index`` (from 0)."""
+        return self.first + (index % self.cycle if self.cycle else index)
 
     def _take(self) -> int | None:
         """The next request's index, or None when the run is over."""
@@ -413,7 +425,7 @@ class Hammer:
         single_use = 0
         while (index := self._take()) is not None:
             raw = self._fixed if self._fixed is not None else self._request(
-                self.path.replace("{n}", str(index)))
+                self.path.replace("{n}", str(self.placeholder(index))))
             result.sent += 1
             t0 = perf()
             try:

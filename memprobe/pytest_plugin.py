@@ -1,2 +1,358 @@
-"""memprobe's pytest plugin (registered through the ``pytest11`` entry point)."""
+"""memprobe's pytest plugin (registered through the ``pytest11`` entry point).
+
+* the ``memprobe`` fixture: ``hunt(...)``, ``serve(target)`` and ``hammer(...)``, the same API and
+  result objects as the CLI; every server it starts is stopped at teardown, whatever happened;
+* the ``memprobe_limit`` marker: after the test body passes, measure a target's routes and fail
+  the test with one line (``memprobe: /api/items grew 412 B/request (limit 64 B) over 2,000
+  requests``) and a ``memprobe`` section with the growing sites and the holder;
+* a summary of every measured test, ``--memprobe-json FILE``, ``--memprobe-requests N`` and
+  ``--memprobe-off``, each with an ini twin.
+
+Importing this module costs nothing a session that does not use it would notice: memprobe's
+measuring modules (psutil, asyncio, tracemalloc, rich) are imported inside the fixture and the
+hooks that need them, never here.
+
+With pytest-xdist, each worker measures in its own process and starts its own servers; the
+records travel to the controller on the test reports (``report.memprobe``), and the controller
+alone prints the summary and writes the JSON file, once, with every worker's results.
+"""
 from __future__ import annotations
+
+import functools
+import inspect
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+from memprobe import pytest_limits as limits
+
+if TYPE_CHECKING:
+    from memprobe.hunt import HuntResult
+    from memprobe.load import LoadResult
+    from memprobe.sample import MemoryReading
+    from memprobe.spawn import Child
+
+#: Requests per round when neither the marker, the call nor ``--memprobe-requests`` says.
+DEFAULT_REQUESTS = 2000
+_RECORDS = pytest.StashKey[list]()
+_DETAIL = pytest.StashKey[str]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--memprobe-json``, ``--memprobe-requests``, ``--memprobe-off`` and their ini twins."""
+    group = parser.getgroup("memprobe", "memory growth per request (memprobe)")
+    group.addoption("--memprobe-json", metavar="FILE", default=None,
+                    help="write every memprobe result of the session to FILE as JSON "
+                         "(ini: memprobe_json)")
+    group.addoption("--memprobe-requests", metavar="N", type=int, default=None,
+                    help=f"requests per round when a marker or hunt() does not say "
+                         f"(default {DEFAULT_REQUESTS}; ini: memprobe_requests)")
+    group.addoption("--memprobe-off", action="store_true", default=None,
+                    help="measure nothing: memprobe_limit markers are not checked and "
+                         "memprobe.hunt() skips its test (ini: memprobe_off)")
+    parser.addini("memprobe_json", "write every memprobe result of the session to this file")
+    parser.addini("memprobe_requests", f"requests per round by default ({DEFAULT_REQUESTS})")
+    parser.addini("memprobe_off", "measure nothing (see --memprobe-off)", type="bool",
+                  default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker (from its docstring) and the session's state."""
+    params = _signature(limits.memprobe_limit)
+    doc = " ".join((limits.memprobe_limit.__doc__ or "").split())
+    config.addinivalue_line("markers", f"memprobe_limit({params}): {doc}")
+    config.pluginmanager.register(MemprobeManager(config), "memprobe_manager")
+
+
+def _signature(fn: Any) -> str:
+    """``target, route=None, *, routes=None, ...``: the marker's arguments as a user writes them."""
+    out = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind == p.KEYWORD_ONLY and "*" not in out:
+            out.append("*")
+        out.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
+    return ", ".join(out)
+
+
+class MemprobeManager:
+    """The session's settings and the records of every measurement."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        off = config.getoption("memprobe_off")
+        self.off: bool = bool(off if off is not None else config.getini("memprobe_off"))
+        requests = config.getoption("memprobe_requests") or config.getini("memprobe_requests")
+        try:
+            self.requests = int(requests or DEFAULT_REQUESTS)
+        except ValueError:
+            raise pytest.UsageError(f"memprobe_requests must be a number, not {requests!r}") from None
+        if self.requests <= 0:
+            raise pytest.UsageError(f"--memprobe-requests must be positive, not {self.requests}")
+        json_path = config.getoption("memprobe_json") or config.getini("memprobe_json")
+        self.json_path = (config.invocation_params.dir / json_path) if json_path else None
+        self.is_worker = hasattr(config, "workerinput")
+        self.records: list[dict[str, Any]] = []
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Iterator[None]:
+        """Check the test's ``memprobe_limit`` markers once its body has passed."""
+        markers = list(pyfuncitem.iter_markers("memprobe_limit"))
+        if not markers or self.off:
+            yield
+            return
+        original = pyfuncitem.obj
+
+        @functools.wraps(original)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            value = original(*args, **kwargs)
+            for marker in markers:
+                self._check(pyfuncitem, marker)
+            return value
+
+        pyfuncitem.obj = measured
+        try:
+            yield
+        finally:
+            pyfuncitem.obj = original
+
+    def _check(self, item: pytest.Item, marker: pytest.Mark) -> None:
+        try:
+            limit = limits.memprobe_limit(*marker.args, **marker.kwargs)
+        except TypeError as err:
+            pytest.fail(f"memprobe_limit: {err}", pytrace=False)
+        except Exception as err:  # UsageError: a size or a metric that is not one
+            pytest.fail(f"memprobe_limit: {err}", pytrace=False)
+        target = resolve_target(limit.target, item)
+        outcome = limits.measure(limit, target, self.requests)
+        record = outcome.record
+        record["source"] = "marker"
+        record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
+        item.stash.setdefault(_RECORDS, []).append(record)
+        if outcome.failure:
+            item.stash[_DETAIL] = outcome.detail
+            pytest.fail(outcome.failure, pytrace=False)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+        """Put the records on the call's report (xdist carries them to the controller) and the
+        detail of a failed limit in a ``memprobe`` section."""
+        outcome = yield
+        if call.when != "call":
+            return
+        report = outcome.get_result()
+        records = item.stash.get(_RECORDS, None)
+        if records:
+            report.memprobe = records
+        detail = item.stash.get(_DETAIL, None)
+        if detail and report.failed:
+            report.sections.append(("memprobe", detail))
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Iterator[Any]:
+        """A test failed by a memprobe limit shows as ``M`` in the progress line (still
+        ``FAILED`` in words, which CI logs are searched for)."""
+        outcome = yield
+        if report.when == "call" and report.failed and any(
+                title == "memprobe" for title, _ in report.sections):
+            outcome.force_result(("failed", "M", ("FAILED", {"red": True})))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the records (on the controller, from every worker)."""
+        if report.when != "call":
+            return
+        for record in getattr(report, "memprobe", None) or ():
+            self.records.append({**record, "nodeid": report.nodeid, "outcome": report.outcome})
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the JSON file (the controller only, with xdist)."""
+        if self.json_path is None or self.is_worker:
+            return
+        limits.write_json(self.json_path, self.records)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """One line per measured test."""
+        if self.is_worker or not (self.records or self.json_path):
+            return
+        terminalreporter.write_sep("=", "memprobe")
+        for line in limits.summary_lines(self.records):
+            terminalreporter.write_line(line)
+        if self.json_path is not None:
+            terminalreporter.write_line(
+                f"memprobe: {len(self.records)} result(s) written to {self.json_path}")
+
+
+def resolve_target(target: Any, item: pytest.Item) -> Any:
+    """A relative ``file.py:app`` target, found from the test file's directory, then the
+    rootdir, then where pytest was started; other targets (``pkg.module:app``, an app object)
+    as given."""
+    if not isinstance(target, str):
+        return target
+    module, sep, attr = target.rpartition(":")
+    if not sep:
+        module, attr = target, ""
+    if not (module.endswith(".py") or os.sep in module) or os.path.isabs(module):
+        return target
+    config = item.config
+    for base in (Path(str(item.path)).parent, config.rootpath, config.invocation_params.dir):
+        candidate = base / module
+        if candidate.exists():
+            return f"{candidate.resolve()}{':' + attr if attr else ''}"
+    return target
+
+
+class Server:
+    """A target served in a child process by :meth:`Probe.serve`: ``url``
+    (``http://127.0.0.1:PORT``, no trailing slash), ``port``, ``pid``; a context manager."""
+
+    def __init__(self, child: Child, port: int) -> None:
+        self.child = child
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    @property
+    def pid(self) -> int:
+        """The server process's id."""
+        return self.child.pid
+
+    def memory(self) -> MemoryReading:
+        """rss, vms, uss, pss, swap of the server process now (bytes)."""
+        from memprobe.sample import read_memory
+
+        return read_memory(self.pid)
+
+    def hammer(self, path: str = "/", n: int | None = None, **options: Any) -> LoadResult:
+        """Send ``n`` requests to ``path`` on this server (see :func:`memprobe.load.hammer`)."""
+        from memprobe.load import hammer
+
+        return hammer(self.url + (path if path.startswith("/") else "/" + path), n, **options)
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines the server wrote."""
+        return self.child.log_tail(lines)
+
+    def stop(self) -> None:
+        """Stop the server (its whole process group); safe to call twice."""
+        self.child.stop()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"Server({self.url}, pid={self.child.proc.pid if self.child.proc else None})"
+
+
+class Probe:
+    """What the ``memprobe`` fixture gives a test: the CLI's API, with clean-up."""
+
+    def __init__(self, request: pytest.FixtureRequest, manager: MemprobeManager) -> None:
+        self._request = request
+        self._manager = manager
+        self._servers: list[Server] = []
+
+    def hunt(self, target: Any = None, routes: list[str] | None = None,
+             requests: int | None = None, *, in_process: bool = False,
+             **options: Any) -> HuntResult:
+        """:func:`memprobe.hunt.hunt` (or :func:`memprobe.inprocess.hunt_in_process` with
+        ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. The result is
+        recorded for the summary and the JSON file. Skips the test under ``--memprobe-off``."""
+        if self._manager.off:
+            pytest.skip("memprobe is off (--memprobe-off)")
+        n = requests or self._manager.requests
+        resolved = resolve_target(target, self._request.node) if target is not None else None
+        if in_process:
+            from memprobe.inprocess import hunt_in_process
+
+            result = hunt_in_process(resolved, routes, n, **options)
+        else:
+            from memprobe.hunt import hunt
+
+            result = hunt(resolved or "", routes, n, **options)
+        record = limits.record_of(result, None, "in_process" if in_process else "child")
+        record["source"] = "fixture"
+        record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
+        self._request.node.stash.setdefault(_RECORDS, []).append(record)
+        return result
+
+    def serve(self, target: str | None = None, *, cmd: str | None = None,
+              ready_timeout: float = 30.0, path: str = "/") -> Server:
+        """Start ``target`` (``app.py:app``...; WSGI, Tornado or ASGI) in a child process, or
+        the server ``cmd`` runs (``{port}`` in it becomes a free port), and return it once it
+        answers HTTP on ``path``. It is stopped at teardown, also when the test fails."""
+        import shlex
+        import sys
+        import tempfile
+
+        from memprobe.errors import UsageError
+        from memprobe.spawn import Child, free_port
+
+        port = free_port()
+        if (target is None) == (cmd is None):
+            raise UsageError("serve() takes a target or cmd=, not both and not neither")
+        if cmd is not None:
+            if "{port}" not in cmd:
+                raise UsageError("cmd must contain {port} where the server's port goes")
+            argv = shlex.split(cmd.replace("{port}", str(port)))
+            name, env = Path(argv[0]).name, None
+        else:
+            tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
+            self._request.addfinalizer(functools.partial(_remove_dir, tmp))
+            spec = resolve_target(target, self._request.node)
+            argv = [sys.executable, "-m", "memprobe.agent", spec, "--port", str(port),
+                    "--control", os.path.join(tmp, "control.sock")]
+            name, env = "the app", _child_env()
+        child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,
+                      ready_timeout=ready_timeout)
+        server = Server(child, port)
+        # Registered before it starts: an interrupt during start-up still reaches stop().
+        self._servers.append(server)
+        child.start()
+        return server
+
+    def hammer(self, url: str, n: int | None = None, **options: Any) -> LoadResult:
+        """:func:`memprobe.load.hammer`: ``n`` requests to ``url``; a ``{n}`` in the URL becomes
+        the request's index."""
+        from memprobe.load import hammer
+
+        return hammer(url, n, **options)
+
+    @property
+    def requests(self) -> int:
+        """The session's default requests per round (``--memprobe-requests``)."""
+        return self._manager.requests
+
+    def close(self) -> None:
+        """Stop every server this fixture started."""
+        while self._servers:
+            self._servers.pop().stop()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The agent must import this memprobe, wherever the test suite runs from.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _remove_dir(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def memprobe(request: pytest.FixtureRequest) -> Iterator[Probe]:
+    """memprobe's API for a test: ``hunt(target, routes=..., requests=...)``,
+    ``serve(target)`` -> a running server (``.url``, ``.pid``), ``hammer(url, n)``.
+    Servers it started are stopped at teardown."""
+    manager = request.config.pluginmanager.get_plugin("memprobe_manager")
+    probe = Probe(request, manager)
+    try:
+        yield probe
+    finally:
+        probe.close()

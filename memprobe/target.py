@@ -230,10 +230,10 @@ def classify(obj: Any) -> str:
     if tornado_web is not None and isinstance(obj, tornado_web.Application):
         return "tornado"
     if inspect.isclass(obj):
-        raise TargetError(f"{_name(obj)} is a class, not an app instance; did you mean {_name(obj)}()?")
+        raise TargetError(f"is a class, not an app instance; did you mean {_name(obj)}()?")
     if not callable(obj):
-        raise TargetError(f"{type(obj).__name__} object is not an app "
-                          "(not a WSGI callable, Tornado Application or ASGI app)")
+        raise TargetError(f"is {_article(type(obj).__name__)}, not an app "
+                          "(a WSGI callable, Tornado Application or ASGI app)")
     call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", obj)
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(obj):
         return "asgi"
@@ -241,9 +241,13 @@ def classify(obj: Any) -> str:
     if params is None or params >= 2:
         return "wsgi"
     if params == 0 and inspect.isfunction(obj):
-        raise TargetError(f"{_name(obj)} takes no arguments, so it is not a WSGI app; if it is a "
+        raise TargetError(f"takes no arguments, so it is not a WSGI app; if it is a "
                           f"factory, call it: {_name(obj).split('.')[-1]}()")
-    raise TargetError(f"{_name(obj)} takes {params} argument(s); a WSGI app takes (environ, start_response)")
+    raise TargetError(f"takes {params} argument(s); a WSGI app takes (environ, start_response)")
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def _positional_params(fn: Any) -> int | None:
@@ -277,4 +281,8 @@ def load_target(spec: str | TargetSpec) -> LoadedApp:
     target = parse_target(spec) if isinstance(spec, str) else spec
     module = import_module(target)
     obj = adapt(resolve(target, module))
-    return LoadedApp(target, obj, classify(obj), module)
+    try:
+        kind = classify(obj)
+    except TargetError as err:
+        raise TargetError(f"{target.spec} {err}") from None
+    return LoadedApp(target, obj, kind, module)

@@ -2,11 +2,12 @@
 
 Why not ``wsgiref``: its handler speaks HTTP/1.0 and closes every connection, so a keep-alive
 hammer reconnects (and the child starts a thread) per request; that costs time and churns the
-very memory being measured. This server keeps one thread per connection for the connection's
-life: a few long-lived threads, no per-request thread or socket objects.
+very memory being measured. This server keeps a connection open across requests and serves it from
+a pool of reused threads: no per-request thread or socket objects.
 
 It implements what a measuring run needs (PEP 3333 environ, Content-Length request bodies,
-keep-alive, buffered responses) and nothing a production server needs.
+keep-alive, buffered responses) and nothing a production server needs. Connections are served
+by a pool of reused threads.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import socket
 import socketserver
 import sys
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 from urllib.parse import unquote_to_bytes
 
@@ -24,18 +26,32 @@ _REASONS = {400: "Bad Request", 411: "Length Required", 500: "Internal Server Er
             501: "Not Implemented"}
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
+#: Connections served at once (each keep-alive connection holds a worker while it is open).
+_WORKERS = 64
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    daemon_threads = True
+class _Server(socketserver.TCPServer):
     allow_reuse_address = True
-    block_on_close = False
+    request_queue_size = 128
     app: WSGIApp
     port: int
 
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().server_bind()
+    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+        super().__init__(address, handler)
+        # A pool, not a thread per connection: each hammer round opens new connections, and
+        # fresh threads would touch fresh malloc arenas and stacks, which reads as USS growth.
+        self.pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="memprobe-wsgi")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.pool.submit(self._work, request, client_address)
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
 
 
 class _Handler(socketserver.StreamRequestHandler):

@@ -79,29 +79,50 @@ def reap(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def start_script(fw: catalog.Framework, folder: Path,
+                 started: list[subprocess.Popen[bytes]]) -> Served:
+    """Start ``fw``'s script on a free loopback port (recorded in ``started``) and wait for it."""
+    if not fw.installed():
+        pytest.skip(f"{fw.name} is not installed: {fw.install_hint()}")
+    port = free_port()
+    log = folder / f"{fw.name}-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            fw.command(port, host=LOOPBACK, python=sys.executable),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=folder, start_new_session=True,
+        )
+    started.append(process)
+    served = Served(process, port, log)
+    served.wait_ready()
+    return served
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[[catalog.Framework], Served]]:
-    """Start a framework's script on a free loopback port; every child is reaped afterwards."""
+    """Start a fresh server for this test; every child is reaped afterwards, pass or fail."""
     started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield lambda fw: start_script(fw, tmp_path, started)
+    finally:
+        for process in started:
+            reap(process)
 
-    def start(fw: catalog.Framework) -> Served:
-        if not fw.installed():
-            pytest.skip(f"{fw.name} is not installed: {fw.install_hint()}")
-        port = free_port()
-        log = tmp_path / f"{fw.name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                fw.command(port, host=LOOPBACK, python=sys.executable),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=tmp_path, start_new_session=True,
-            )
-        started.append(process)
-        served = Served(process, port, log)
-        served.wait_ready()
-        return served
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[catalog.Framework], Served]]:
+    """One server per framework for the tests that only send requests; reaped at module end."""
+    folder = tmp_path_factory.mktemp("shared-servers")
+    started: list[subprocess.Popen[bytes]] = []
+    running: dict[str, Served] = {}
+
+    def get(fw: catalog.Framework) -> Served:
+        if fw.name not in running or running[fw.name].process.poll() is not None:
+            running[fw.name] = start_script(fw, folder, started)
+        return running[fw.name]
 
     try:
-        yield start
+        yield get
     finally:
         for process in started:
             reap(process)
@@ -132,9 +153,9 @@ def test_hello_world_answers_then_exits_cleanly_on_sigterm(
 
 @pytest.mark.parametrize("fw", [fw for fw in MEASURABLE if fw.echo], ids=lambda fw: fw.name)
 def test_post_echo_returns_the_json_it_received(
-    fw: catalog.Framework, serve: Callable[[catalog.Framework], Served]
+    fw: catalog.Framework, shared: Callable[[catalog.Framework], Served]
 ) -> None:
-    served = serve(fw)
+    served = shared(fw)
     payload = {"n": 7, "items": [1, 2, 3], "name": "memprobe", "nested": {"ok": True}}
     conn = served.connect()
     try:
@@ -151,11 +172,11 @@ def test_post_echo_returns_the_json_it_received(
 
 @pytest.mark.parametrize("fw", MEASURABLE, ids=lambda fw: fw.name)
 def test_catalog_keepalive_flag_matches_the_server(
-    fw: catalog.Framework, serve: Callable[[catalog.Framework], Served]
+    fw: catalog.Framework, shared: Callable[[catalog.Framework], Served]
 ) -> None:
     if fw.name == "pyramid" and not _importable("waitress"):
         pytest.skip("pyramid falls back to wsgiref without waitress")
-    served = serve(fw)
+    served = shared(fw)
     conn = served.connect()
     try:
         conn.request("GET", "/")

@@ -159,6 +159,12 @@ class Project:
         name = mod.qualified(func)
         if name in self.by_qualname:
             return self.by_qualname[name]
+        if "." in name and name.split(".")[0] in mod.aliases:
+            # Checked from above the import root: `notes.db.get_db` is `app.notes.db.get_db` here.
+            tail = "." + name
+            found = [fn for q, fn in self.by_qualname.items() if q.endswith(tail)]
+            if len(found) == 1:
+                return found[0]
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             owner = scope.qualname.rpartition(".")[0].rpartition(".")[0] if scope else ""
             return self.by_qualname.get(f"{mod.src.module}.{owner}.{func.attr}" if owner else "")
@@ -269,12 +275,3 @@ def is_request_data(mod: ModuleFacts, expr: ast.AST | None, tainted: set[str]) -
 def _names(target: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
 
-
-def enclosing(project: Project, mod: ModuleFacts, line: int) -> Function | None:
-    """The innermost function of ``mod`` whose lines contain ``line``."""
-    best: Function | None = None
-    for fn in mod.functions:
-        start, end = fn.span
-        if start <= line <= end and (best is None or start >= best.span[0]):
-            best = fn
-    return best

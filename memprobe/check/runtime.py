@@ -16,7 +16,7 @@ Only attributes are read from the hunt result, so this module works on any objec
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from typing import Any
 
 from memprobe.check.catalogue import RULES, RUNTIME_RULES
 from memprobe.check.engine import make_finding
@@ -203,7 +203,3 @@ def _show(path: str) -> str:
     except ValueError:
         return path
 
-
-def explained(findings: Iterable[Finding]) -> list[Finding]:
-    """The findings that carry runtime evidence."""
-    return [f for f in findings if f.evidence]

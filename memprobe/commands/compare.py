@@ -6,7 +6,7 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from memprobe import catalog
+from memprobe import catalog, scenario as scenarios
 from memprobe.commands.common import add_output_options, progress_display, write_outputs
 from memprobe.compare import CompareResult, Settings, run
 from memprobe.errors import ExitCode
@@ -19,10 +19,11 @@ class CompareCommand:
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         """Positional N and TIMEOUT keep the seed's meaning."""
-        parser.add_argument("requests", nargs="?", type=int, default=2000, metavar="N",
-                            help="requests per framework (default 2000)")
-        parser.add_argument("timeout", nargs="?", type=float, default=0.5, metavar="TIMEOUT",
-                            help="seconds each request may take (default 0.5)")
+        parser.add_argument("requests", nargs="?", type=int, default=None, metavar="N",
+                            help="requests per framework (default 2000; with --scenario, the "
+                            "scenario's own counts, which N scales)")
+        parser.add_argument("timeout", nargs="?", type=float, default=None, metavar="TIMEOUT",
+                            help="seconds each request may take (default 0.5, or the scenario's)")
         parser.add_argument("--frameworks", "-f", metavar="A,B",
                             help="which frameworks: names separated by commas, or 'all' "
                             "(default: bottle, cherrypy, flask, tornado, webpy)")
@@ -40,14 +41,34 @@ class CompareCommand:
                             help="repeat the whole run R times, a fresh process each time, and "
                             "report medians and the spread (default 1)")
         parser.add_argument("--path", default="/", help="the URL path to request (default /)")
+        parser.add_argument("--scenario", metavar="NAME|FILE",
+                            help="requests to send, as data: a shipped scenario "
+                            f"({', '.join(scenarios.shipped())}) or a JSON file of your own; "
+                            "latency and memory are reported per request kind")
+        parser.add_argument("--variants", metavar="A,B",
+                            help="CRUD variants to run (sqlite3, sqlalchemy, django-orm; default all)")
+        parser.add_argument("--server", choices=("dev", "production"), default="dev",
+                            help="dev (default): each framework's own or customary server; "
+                            "production: gunicorn (gthread worker for WSGI) or uvicorn (ASGI), "
+                            "memory read for the master and every worker")
+        parser.add_argument("--workers", type=int, default=2, metavar="W",
+                            help="production server processes (default 2)")
+        parser.add_argument("--threads", type=int, default=2, metavar="T",
+                            help="threads per gunicorn gthread worker (default 2)")
         add_output_options(parser, stem="compare")
 
     def run(self, args: argparse.Namespace) -> int:
         """Measure, render to the terminal, write the reports; exit 3 if a framework failed."""
+        chosen = scenarios.load(args.scenario) if args.scenario else None
+        requests = args.requests if args.requests is not None else (chosen.total if chosen else 2000)
+        timeout = args.timeout if args.timeout is not None else (
+            chosen.timeout_s if chosen and chosen.timeout_s else 0.5)
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip()) if args.variants else None
         settings = Settings(
-            requests=args.requests, timeout=args.timeout, concurrency=args.concurrency,
+            requests=requests, timeout=timeout, concurrency=args.concurrency,
             mode=args.mode, warmup=args.warmup, settle_s=args.settle, rounds=args.rounds,
-            path=args.path,
+            path=args.path, scenario=chosen, server=args.server, workers=args.workers,
+            threads=args.threads, variants=variants,
         )
         settings.validate()
         frameworks = catalog.select(args.frameworks)

@@ -34,6 +34,8 @@ class HuntCommand:
                             help="traceback depth of the allocation sites (default 25)")
         parser.add_argument("--json", metavar="FILE", help="write the result as JSON (partial on failure)")
         parser.add_argument("--md", metavar="FILE", help="write the result as Markdown")
+        parser.add_argument("--html", metavar="FILE",
+                            help="write a self-contained HTML report with plots (needs memprobe[html])")
         parser.add_argument("--cmd", metavar="COMMAND",
                             help="start this server instead, e.g. \"gunicorn app:app -b 127.0.0.1:{port}\" "
                                  "(outside readings only)")
@@ -69,6 +71,8 @@ def _write_files(result: object, args: argparse.Namespace) -> None:
         write(result, args.json, "json")  # type: ignore[arg-type]
     if args.md:
         write(result, args.md, "markdown")  # type: ignore[arg-type]
+    if getattr(args, "html", None):
+        write(result, args.html, "html")  # type: ignore[arg-type]
 
 
 _shown = False

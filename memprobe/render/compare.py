@@ -71,7 +71,11 @@ def _header(data: dict[str, Any]) -> str:
     return (
         f"{s['requests']} requests per framework, timeout {s['timeout_s']:g} s, "
         f"{s['concurrency']} connections ({s['mode']}), warm-up {s['warmup']}, "
-        f"{s['rounds']} round(s); Python {m['python']}, {m['cpus']} CPUs; "
+        f"{s['rounds']} round(s)"
+        + (f"; scenario {s['scenario']['name']}" if s.get("scenario") else "")
+        + (f"; production server, {s['workers']} workers x {s['threads']} threads"
+           if s.get("server") == "production" else "")
+        + f"; Python {m['python']}, {m['cpus']} CPUs; "
         f"took {data['duration_s']:.1f} s"
         + (" - INTERRUPTED, partial results" if data.get("interrupted") else "")
     )
@@ -96,14 +100,14 @@ def text(result: Any, color: bool = False, width: int = 140) -> str:
                           ("p99 ms", "right"), ("max ms", "right"), ("time s", "right")]:
         load.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in _measured(data):
-        cells: list[str | Text] = [row["framework"], row.get("version") or "?"]
+        cells: list[str | Text] = [_name(row), row.get("version") or "?"]
         for f in ("rss", "uss", "pss"):
             cells += [_before_after(row, f), Text(_compact_delta(row, f), style=_growth_style(row, f))]
         cells += [_compact_delta(row, "vms"), format_bytes((row.get("after") or {}).get("swap"))]
         memory.add_row(*cells)
         req, lat = row["requests"], row["latency_ms"]
         load.add_row(
-            row["framework"], str(req["sent"]), str(req["ok"]),
+            _name(row), str(req["sent"]), str(req["ok"]),
             Text(str(req["failed"]), style="red" if req["failed"] else ""),
             str(req["timeouts"]), _statuses(req), f"{row['throughput_rps']:.0f}",
             f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['max']:.1f}",
@@ -112,14 +116,70 @@ def text(result: Any, color: bool = False, width: int = 140) -> str:
     parts: list[Any] = [Text(_header(data), style="bold")]
     if memory.row_count:
         parts += [memory, load]
+    for title, header, rows in (_steps_table(data), _process_table(data)):
+        if rows:
+            table = Table(title=title, title_justify="left")
+            for i, name in enumerate(header):
+                table.add_column(name, justify="left" if i < 2 else "right", no_wrap=True)
+            for cells in rows:
+                table.add_row(*cells)
+            parts.append(table)
     problems = [r for r in data["results"] if r["status"] != "ok"]
     for r in problems:
-        style = "yellow" if r["status"] in ("not-installed", "unavailable") else "red"
-        parts.append(Text(f"{r['framework']}: {r['status']} - {r['reason']}", style=style))
+        style = "yellow" if r["status"] in ("not-installed", "unavailable", "not-applicable") else "red"
+        parts.append(Text(f"{_name(r)}: {r['status']} - {r['reason']}", style=style))
     spreads = [r for r in _measured(data) if r.get("spread")]
     if spreads:
         parts.append(_spread_table(spreads))
     return to_text(*parts, color=color, width=width)
+
+
+def _name(row: dict[str, Any]) -> str:
+    return str(row.get("stack") or row["framework"])
+
+
+def _mib(value: int | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 2**20:+.2f}" if signed else f"{value / 2**20:.1f}"
+
+
+STEP_HEADER = ["stack", "request", "sent", "failed", "req/s", "mean ms", "p50 ms", "p90 ms",
+               "p99 ms", "uss after MiB", "Δ uss MiB"]
+
+
+def _steps_table(data: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """Per request kind of a scenario: latency and the memory read right after it."""
+    rows = []
+    for row in _measured(data):
+        for step in row.get("steps") or []:
+            lat, req = step["latency_ms"], step["requests"]
+            rows.append([_name(row), step["name"], str(req["sent"]), str(req["failed"]),
+                         f"{step['throughput_rps']:.0f}", f"{lat['mean']:.2f}", f"{lat['p50']:.2f}",
+                         f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
+                         _mib((step.get("after") or {}).get("uss")),
+                         _mib((step.get("delta") or {}).get("uss"), signed=True)])
+    return "Per request kind (in the order sent)", STEP_HEADER, rows
+
+
+PROCESS_HEADER = ["stack", "process", "pid", "rss MiB", "uss MiB", "pss MiB", "Δ uss MiB", "Δ pss MiB"]
+
+
+def _process_table(data: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """Production mode: the master, each worker, and the sum, after the run."""
+    rows = []
+    for row in _measured(data):
+        entries = row.get("processes")
+        if not entries:
+            continue
+        for e in entries:
+            a, d = e.get("after") or {}, e.get("delta") or {}
+            rows.append([_name(row), e["role"], str(e["pid"]), _mib(a.get("rss")), _mib(a.get("uss")),
+                         _mib(a.get("pss")), _mib(d.get("uss"), True), _mib(d.get("pss"), True)])
+        a, d = row.get("after") or {}, row.get("delta") or {}
+        rows.append([_name(row), f"sum of {len(entries)}", "", _mib(a.get("rss")), _mib(a.get("uss")),
+                     _mib(a.get("pss")), _mib(d.get("uss"), True), _mib(d.get("pss"), True)])
+    return "Processes after the run (master and workers; the sum is the row's 'after')", PROCESS_HEADER, rows
 
 
 def _spread_table(rows: list[dict[str, Any]]) -> Table:
@@ -159,7 +219,7 @@ def markdown(result: Any) -> str:
         header = ["framework", "version"] + [f"{f} before → after (Δ)" for f in MEMORY_FIELDS[:3]] + ["vms Δ"]
         rows = []
         for row in measured:
-            cells = [row["framework"], row.get("version") or "?"]
+            cells = [_name(row), row.get("version") or "?"]
             for f in MEMORY_FIELDS[:3]:
                 b, a, d, p = _memory_cells(row, f)
                 cells.append(f"{b} → {a} ({d}, {p})")
@@ -169,16 +229,19 @@ def markdown(result: Any) -> str:
         rows = []
         for row in measured:
             req, lat = row["requests"], row["latency_ms"]
-            rows.append([row["framework"], str(req["sent"]), str(req["ok"]), str(req["failed"]),
+            rows.append([_name(row), str(req["sent"]), str(req["ok"]), str(req["failed"]),
                          str(req["timeouts"]), f"{row['throughput_rps']:.0f}", f"{lat['p50']:.2f}",
                          f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['max']:.1f}",
                          f"{row['duration_s']:.2f}"])
         out += ["### Load", "", _md_table(
             ["framework", "sent", "ok", "failed", "timeouts", "req/s", "p50 ms", "p90 ms",
              "p99 ms", "max ms", "time s"], rows), ""]
+    for title, header, rows in (_steps_table(data), _process_table(data)):
+        if rows:
+            out += [f"### {title}", "", _md_table(header, rows), ""]
     problems = [r for r in data["results"] if r["status"] != "ok"]
     if problems:
         out += ["### Not measured or failed", ""]
-        out += [f"- **{r['framework']}**: {r['status']} - {r['reason']}" for r in problems]
+        out += [f"- **{_name(r)}**: {r['status']} - {r['reason']}" for r in problems]
         out.append("")
     return "\n".join(out)

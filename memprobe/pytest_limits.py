@@ -1,0 +1,254 @@
+"""The ``memprobe_limit`` marker's logic: parse a limit, measure, judge, and say it in words.
+
+Kept apart from :mod:`memprobe.pytest_plugin` so the plugin reads as hooks only. Like the plugin,
+it imports nothing heavy at import time: the measuring modules load when a limit is checked.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from memprobe.units import format_bytes, parse_size
+
+if TYPE_CHECKING:
+    from memprobe.hunt import HuntResult, RouteResult
+
+METRICS = ("traced", "uss")
+_METRIC_NAME = {"traced": "", "uss": " of USS"}
+
+
+@dataclass
+class Limit:
+    """A parsed ``memprobe_limit`` marker (sizes in bytes)."""
+
+    target: Any
+    routes: list[str] | None
+    requests: int | None
+    per_request: float | None
+    metric: str
+    growth: float | None
+    leak: bool | None
+    in_process: bool
+    options: dict[str, Any] = field(default_factory=dict)
+    shown: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"per_request_bytes": self.per_request, "metric": self.metric,
+                "growth_bytes": self.growth, "leak": self.leak, "in_process": self.in_process}
+
+
+def memprobe_limit(target: Any, route: str | None = None, *, routes: list[str] | None = None,
+                   requests: int | None = None, per_request: str | float | None = None,
+                   metric: str = "traced", growth: str | float | None = None,
+                   leak: bool | None = False, in_process: bool = False, rounds: int = 5,
+                   warmup: int = 500, concurrency: int = 4) -> Limit:
+    """After the test body passes, hunt TARGET (``app.py:app``) on ROUTE or ROUTES with
+    REQUESTS requests per round and fail the test when a route grows more than PER_REQUEST bytes
+    per request ("64 B", "2 KiB"; METRIC "traced" - the Python heap, exact, the default - or
+    "uss"), more than GROWTH bytes in total, or leaks (LEAK=False; True expects a leak, None
+    ignores the verdict). IN_PROCESS=True calls a WSGI app in the test process, no server."""
+    from memprobe.errors import UsageError
+
+    if metric not in METRICS:
+        raise UsageError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    if route is not None and routes is not None:
+        raise UsageError("give route= or routes=, not both")
+    if isinstance(routes, str):
+        routes = [routes]
+    if requests is not None and (not isinstance(requests, int) or requests <= 0):
+        raise UsageError(f"requests must be a positive number, not {requests!r}")
+    shown = {}
+    sizes = {}
+    for name, value in (("per_request", per_request), ("growth", growth)):
+        if value is not None:
+            sizes[name] = parse_size(value)
+            shown[name] = value if isinstance(value, str) else format_bytes(sizes[name])
+    return Limit(target, [route] if route is not None else routes, requests,
+                 sizes.get("per_request"), metric, sizes.get("growth"), leak, in_process,
+                 {"rounds": rounds, "warmup": warmup, "concurrency": concurrency}, shown)
+
+
+@dataclass
+class Outcome:
+    """A checked limit: the record for the summary and JSON, and the failure when it failed."""
+
+    record: dict[str, Any]
+    failure: str | None = None
+    detail: str = ""
+
+
+def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
+    """Hunt ``target`` as ``limit`` says and judge every route against it."""
+    from memprobe.errors import MemprobeError
+
+    requests = limit.requests or default_requests
+    mode = "in_process" if limit.in_process else "child"
+    label = target if isinstance(target, str) else repr(target)
+    try:
+        if limit.in_process:
+            from memprobe.inprocess import hunt_in_process
+
+            result = hunt_in_process(target, limit.routes, requests,
+                                     rounds=limit.options["rounds"],
+                                     warmup=limit.options["warmup"],
+                                     uss=limit.metric == "uss")
+        else:
+            from memprobe.hunt import hunt
+
+            result = hunt(target, limit.routes, requests, **limit.options)
+    except MemprobeError as err:
+        record = {"target": label, "mode": mode, "limits": limit.to_dict(), "error": str(err),
+                  "violations": [], "routes": [], "verdict": None, "result": None}
+        tail = getattr(err, "log_tail", "") or ""
+        return Outcome(record, f"memprobe: could not measure {label}: {err}",
+                       f"the target's last output:\n{tail}" if tail else str(err))
+    per_route = {r.route: _violations(limit, r) for r in result.routes}
+    violations = [v for found in per_route.values() for v in found]
+    record = record_of(result, limit, mode)
+    record["violations"] = violations
+    if not violations:
+        return Outcome(record)
+    first = violations[0] + (f" (and {len(violations) - 1} more, see the memprobe section)"
+                             if len(violations) > 1 else "")
+    bad = {route for route, found in per_route.items() if found}
+    return Outcome(record, f"memprobe: {first}", detail(result, violations, bad))
+
+
+def _violations(limit: Limit, route: RouteResult) -> list[str]:
+    over = f"over {route.requests:,} requests"
+    out = []
+    fit = getattr(route.judgement, limit.metric)
+    if limit.per_request is not None or limit.growth is not None:
+        if fit is None:
+            return [f"{route.route}: {limit.metric} was not measured, so its limit cannot be "
+                    "checked"]
+        metric = _METRIC_NAME[limit.metric]
+        if limit.per_request is not None and fit.slope > limit.per_request:
+            out.append(f"{route.route} grew {format_bytes(fit.slope)}/request{metric} "
+                       f"(limit {limit.shown['per_request']}) {over}")
+        if limit.growth is not None and fit.total > limit.growth:
+            out.append(f"{route.route} grew {format_bytes(fit.total)}{metric} in total "
+                       f"(limit {limit.shown['growth']}) {over}")
+    if limit.leak is False and route.verdict == "leak":
+        out.append(f"{route.route} leaks ({route.kind}): {_signals(route)} {over}")
+    elif limit.leak is True and route.verdict != "leak":
+        out.append(f"{route.route} was expected to leak but is {route.verdict} "
+                   f"({_signals(route)}) {over}")
+    return out
+
+
+def _signals(route: RouteResult) -> str:
+    parts = []
+    for name, label in (("traced", "traced"), ("uss", "USS")):
+        fit = getattr(route.judgement, name)
+        if fit is not None:
+            parts.append(f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {label}")
+    return ", ".join(parts) or "no signal"
+
+
+def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, Any]:
+    """The summary's and the JSON file's view of one measurement (plain JSON types only: xdist
+    sends it from the worker to the controller)."""
+    return {
+        "target": result.target,
+        "mode": mode,
+        "verdict": result.verdict,
+        "limits": limit.to_dict() if limit else None,
+        "violations": [],
+        "error": result.error,
+        "routes": [{"route": r.route, "verdict": r.verdict, "kind": r.kind,
+                    "requests": r.requests, "bytes_per_request": r.bytes_per_request,
+                    "total_bytes": {name: (fit.total if fit else None) for name, fit in
+                                    (("traced", r.judgement.traced), ("uss", r.judgement.uss))}}
+                   for r in result.routes],
+        "result": result.to_dict(),
+    }
+
+
+def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
+    """The ``memprobe`` section of a failed test: what was measured, what broke the limit,
+    and per offending route the growing allocation sites and what holds them."""
+    s = result.settings
+    mode = "in-process" if s.get("mode") == "in_process" else "child process"
+    lines = [f"target {result.target} ({result.framework or result.app_kind or '?'}, {mode}): "
+             f"{s.get('rounds')} rounds x {s.get('requests'):,} requests after "
+             f"{s.get('warmup'):,} warm-up",
+             "violations:"]
+    lines += [f"  {v}" for v in violations]
+    for route in result.routes:
+        if route.route not in bad:
+            continue
+        lines.append(f"route {route.route}: {route.verdict}"
+                     f"{f' ({route.kind})' if route.kind else ''}: {route.judgement.reason}")
+        if route.sites:
+            lines.append("  top allocation sites (growth per request):")
+            for site in route.sites[:5]:
+                where = f"{_short(site.file)}:{site.line}"
+                code = f"  {site.code}" if site.code else ""
+                lines.append(f"    {format_bytes(site.bytes_per_request, signed=True):>9}  "
+                             f"{where}{code}")
+        for holder in route.holders[:3]:
+            lines.append(f"  held by: {holder.description}")
+        if not route.sites and not route.holders and route.verdict != "clean":
+            lines.append("  no site or holder found (a native leak shows in USS only)")
+        lines += [f"  note: {n}" for n in route.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _short(path: str) -> str:
+    import os
+
+    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def summary_lines(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The terminal summary: one line per measured route of every measured test."""
+    rows = [("test", "route", "verdict", "traced B/req", "USS B/req", "limit", "result")]
+    for rec in records:
+        status = rec.get("outcome", "?").upper()
+        limit = _limit_text(rec.get("limits"))
+        if rec.get("error") and not rec.get("routes"):
+            rows.append((rec["nodeid"], "-", "error", "-", "-", limit, status))
+            continue
+        for route in rec.get("routes") or []:
+            bpr = route.get("bytes_per_request") or {}
+            rows.append((rec["nodeid"], route["route"], route["verdict"], _bpr(bpr.get("traced")),
+                         _bpr(bpr.get("uss")), limit, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def _bpr(signal: dict[str, float] | None) -> str:
+    return "-" if not signal else f"{signal['value']:+.1f} ± {signal['error']:.1f}"
+
+
+def _limit_text(limits: dict[str, Any] | None) -> str:
+    if not limits:
+        return "(fixture)"
+    parts = []
+    metric = "" if limits["metric"] == "traced" else " USS"
+    if limits.get("per_request_bytes") is not None:
+        parts.append(f"{format_bytes(limits['per_request_bytes'])}/req{metric}")
+    if limits.get("growth_bytes") is not None:
+        parts.append(f"{format_bytes(limits['growth_bytes'])} total{metric}")
+    if limits.get("leak") is False:
+        parts.append("no leak")
+    elif limits.get("leak") is True:
+        parts.append("expects a leak")
+    return ", ".join(parts) or "-"
+
+
+def write_json(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write the session's records: ``{"kind": "pytest", "memprobe": version, "tests": [...]}``."""
+    from memprobe import __version__
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"kind": "pytest", "memprobe": __version__, "tests": records}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

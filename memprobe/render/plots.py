@@ -1,0 +1,257 @@
+"""Plots for the HTML report: matplotlib figures turned into inline SVG strings.
+
+matplotlib is optional (the ``html`` extra): it is imported on first use, with the Agg backend,
+and its absence raises :class:`~memprobe.errors.MissingDependency`. Every function takes the
+JSON form of a result (plain dicts) and returns SVG markup ready to paste into a page: no XML
+prolog, no metadata that changes from run to run, no comments (matplotlib copies label text
+into comments, and a label is app data), text drawn as paths so no font is fetched.
+"""
+from __future__ import annotations
+
+import io
+import re
+from typing import Any, Iterable, Sequence
+
+from memprobe.errors import MissingDependency
+
+MIB = 2**20
+KIB = 1024
+#: One colour per series, in order (matplotlib's tab10, readable in print and for most
+#: colour-blind readers).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+
+_plt: Any = None
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot with the Agg backend and reproducible SVG output."""
+    global _plt
+    if _plt is None:
+        try:
+            import matplotlib
+        except ModuleNotFoundError:
+            raise MissingDependency("matplotlib (for HTML reports)", "memprobe[html]") from None
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        plt.rcParams.update({
+            "svg.hashsalt": "memprobe",  # stable ids: the same data gives the same file
+            "svg.fonttype": "path",  # no font needed to read the page
+            "text.parse_math": False,  # a "$" in a route is a dollar, not TeX
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "legend.frameon": False,
+        })
+        _plt = plt
+    return _plt
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
+
+
+def to_svg(fig: Any, label: str) -> str:
+    """The figure as inline SVG markup (and the figure closed); ``label`` becomes its
+    accessible name (``role="img"``, ``aria-label``), escaped."""
+    from html import escape
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    pyplot().close(fig)
+    svg = _COMMENT.sub("", _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1)))
+    # A fixed width in pt would overflow narrow windows and printed pages; the viewBox keeps
+    # the proportions.
+    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"',
+                 rf'<svg\1 class="plot" role="img" aria-label="{escape(label, quote=True)}"', svg,
+                 count=1)
+    return svg.strip()
+
+
+def _figure(width: float, height: float, cols: int = 1) -> tuple[Any, Any]:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, cols, figsize=(width, height), squeeze=False)
+    return fig, list(axes[0])
+
+
+def colour(i: int) -> str:
+    """The ``i``-th series colour."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def _short(label: str, limit: int = 28) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+def memory_bars(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", "uss", "pss"),
+                labels: tuple[str, str] = ("before", "after"),
+                keys: tuple[str, str] = ("before", "after")) -> str:
+    """One panel per metric: a pair of bars (``keys`` of each row) per framework, in MiB."""
+    fig, axes = _figure(3.4 * len(fields), 3.0, cols=len(fields))
+    names = [_short(r["framework"], 14) for r in rows]
+    xs = list(range(len(rows)))
+    for ax, field in zip(axes, fields):
+        first = [((r.get(keys[0]) or {}).get(field) or 0) / MIB for r in rows]
+        second = [((r.get(keys[1]) or {}).get(field) or 0) / MIB for r in rows]
+        ax.bar([x - 0.2 for x in xs], first, 0.4, label=labels[0], color="#9ecae1")
+        ax.bar([x + 0.2 for x in xs], second, 0.4, label=labels[1], color="#08519c")
+        ax.set_title(field.upper())
+        ax.set_ylabel("MiB")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(names, rotation=30 if len(rows) > 3 else 0, ha="right" if len(rows) > 3 else "center")
+        ax.grid(axis="x", visible=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    handles, names_ = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names_, loc="upper center", ncol=2)
+    return to_svg(fig, f"memory {labels[0]} and {labels[1]} per framework: " + ", ".join(f.upper() for f in fields))
+
+
+def _sample_sets(row: dict[str, Any]) -> list[dict[str, Any]]:
+    if row.get("samples"):
+        return [row["samples"]]
+    return [r["samples"] for r in row.get("rounds") or [] if r.get("samples")]
+
+
+def memory_over_requests(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", "uss")) -> str | None:
+    """Memory (MiB) against requests answered during the hammering, one line per framework
+    (each round a line when there were several); None when no row has samples."""
+    if not any(_sample_sets(r) for r in rows):
+        return None
+    fig, axes = _figure(5.2 * len(fields), 3.2, cols=len(fields))
+    for ax, field in zip(axes, fields):
+        for i, row in enumerate(rows):
+            for j, samples in enumerate(_sample_sets(row)):
+                ys = samples.get(field) or []
+                pts = [(x, y / MIB) for x, y in zip(samples.get("requests") or [], ys) if y is not None]
+                if not pts:
+                    continue
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(i),
+                        alpha=1.0 if j == 0 else 0.45, linewidth=1.4,
+                        label=_short(row["framework"], 20) if j == 0 else None)
+        ax.set_title(f"{field.upper()} during the hammering")
+        ax.set_xlabel("requests answered")
+        ax.set_ylabel("MiB")
+    axes[0].legend(loc="best")
+    fig.tight_layout()
+    return to_svg(fig, "memory over requests during the hammering, one line per framework")
+
+
+# -- hunt ------------------------------------------------------------------------------------
+
+def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
+    n = len(xs)
+    if n < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if not sxx:
+        return None
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope, my - slope * mx
+
+
+def route_series(route: dict[str, Any], warmup: int) -> str | None:
+    """Growth since the baseline (KiB) of the traced heap and of USS after each round, with
+    the least-squares line (its slope is the bytes per request) and the warm-up shaded."""
+    series = route.get("series") or {}
+    xs = series.get("requests") or []
+    signals = [(name, title) for name, title in (("traced", "traced Python heap"), ("uss", "USS"))
+               if xs and any(v is not None for v in series.get(name) or [])]
+    if not signals:
+        return None
+    bpr = route.get("bytes_per_request") or {}
+    fig, axes = _figure(4.6 * len(signals), 2.9, cols=len(signals))
+    for ax, (name, title) in zip(axes, signals):
+        pts = [(x, y) for x, y in zip(xs, series[name]) if y is not None]
+        base = pts[0][1]
+        px = [p[0] for p in pts]
+        py = [(p[1] - base) / KIB for p in pts]
+        if warmup:
+            ax.axvspan(-warmup, 0, color="#bbbbbb", alpha=0.35, linewidth=0,
+                       label=f"warm-up ({warmup} requests, not measured)")
+        ax.plot(px, py, "o-", color="#08519c", linewidth=1.2, markersize=4, label="after each round")
+        fit = _fit_line(px, py)
+        if fit:
+            slope, icpt = fit
+            lo = min(px)
+            hi = max(px)
+            signal = bpr.get(name) or {}
+            text = (f"fit {signal['value']:+.1f} ± {signal['error']:.1f} B/request"
+                    if signal else f"fit {slope * KIB:+.1f} B/request")
+            ax.plot([lo, hi], [icpt + slope * lo, icpt + slope * hi], "--", color="#d62728",
+                    linewidth=1.2, label=text)
+        ax.axhline(0, color="#444444", linewidth=0.6)
+        ax.set_title(title)
+        ax.set_xlabel("requests after the baseline")
+        ax.set_ylabel("KiB above the baseline")
+        ax.legend(loc="upper left", fontsize=7.5)
+    fig.tight_layout()
+    return to_svg(fig, f"memory over requests for route {route.get('route', '')}")
+
+
+def bytes_per_request(routes: Sequence[dict[str, Any]],
+                      labels: tuple[str, str] | None = None,
+                      others: Sequence[dict[str, Any]] | None = None) -> str | None:
+    """Bytes per request with its error bar, per route: traced heap and USS side by side.
+    With ``others`` (routes of a second run, matched by name), each run gets its own marker."""
+    runs = [(routes, labels[0] if labels else "")]
+    if others is not None:
+        runs.append((others, labels[1] if labels else "B"))
+    names = list(dict.fromkeys(r["route"] for run, _ in runs for r in run))
+    if not names:
+        return None
+    height = max(1.9, 1.0 + 0.36 * len(names) * len(runs))
+    fig, axes = _figure(9.0, height, cols=2)
+    markers = ("o", "s")
+    for ax, (name, title) in zip(axes, (("traced", "traced heap"), ("uss", "USS"))):
+        for k, (run, label) in enumerate(runs):
+            by_name = {r["route"]: r for r in run}
+            offset = (k - (len(runs) - 1) / 2) * 0.3
+            labelled = False
+            for i, route in enumerate(names):
+                sig = ((by_name.get(route) or {}).get("bytes_per_request") or {}).get(name)
+                if not sig:
+                    continue
+                verdict = (by_name.get(route) or {}).get("verdict")
+                col = {"leak": "#d62728", "bounded": "#ff7f0e"}.get(verdict or "", "#2ca02c")
+                ax.errorbar(sig["value"], i + offset, xerr=sig["error"] or 0, fmt=markers[k % 2],
+                            color=col, ecolor="#333333", capsize=3, markersize=5,
+                            label=None if labelled or not label else label)
+                labelled = True
+        ax.axvline(0, color="#444444", linewidth=0.6)
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels([_short(n) for n in names])
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.set_title(f"{title}: bytes per request (± standard error)")
+        ax.set_xlabel("B/request")
+        ax.grid(axis="y", visible=False)
+    if others is not None:
+        axes[0].legend(loc="best", fontsize=7.5)
+    fig.tight_layout()
+    return to_svg(fig, "bytes per request per route with error bars")
+
+
+def paired_bars(names: Iterable[str], first: Sequence[float], second: Sequence[float],
+                labels: tuple[str, str], title: str, unit: str) -> str:
+    """Horizontal pairs of bars: one value of run A and of run B per name (a diff's chart)."""
+    names = [_short(n) for n in names]
+    fig, axes = _figure(6.5, 1.0 + 0.42 * len(names))
+    ax = axes[0]
+    ys = list(range(len(names)))
+    ax.barh([y - 0.2 for y in ys], first, 0.4, label=labels[0], color="#9ecae1")
+    ax.barh([y + 0.2 for y in ys], second, 0.4, label=labels[1], color="#08519c")
+    ax.set_yticks(ys)
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(unit)
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="best", fontsize=7.5)
+    fig.tight_layout()
+    return to_svg(fig, title)
