@@ -7,7 +7,8 @@ line each way: ``{"cmd": "measure"}`` -> ``{"ok": true, ...}``.
 
 Tracing starts at the first baseline, not at start-up: importing Flask under tracemalloc with
 25 frames takes ~10 s here, and warm-up needs no tracing. Commands: ``hello`` (pid, kind,
-routes), ``baseline`` (trace with one frame, collect, scan the roots and the type counts),
+routes), ``trace`` (trace with one frame, before a warm-up), ``snapshot`` (dump one now), ``baseline`` (collect, scan the
+roots and the type counts),
 ``measure`` (collect garbage, traced size), ``attribute`` (trace with ``--frames`` frames from
 now on, dump a snapshot for the parent), ``final`` (collect, dump a snapshot, answer which
 containers and types grew since the baseline), ``chain`` (a back-reference chain from objects
@@ -33,6 +34,7 @@ from typing import Any, Callable
 from memprobe.errors import ExitCode, MemprobeError, MissingDependency, TargetError
 
 _TIMEOUT_S = 300.0
+_SETTLE_S = 0.1
 
 
 def discover_routes(app: Any) -> list[str]:
@@ -63,7 +65,10 @@ class _State:
 
 
 def _collect() -> None:
-    # Twice: objects freed by the first pass's finalizers become collectable only then.
+    # Let the server threads (or event loop) finish with the connections the hammer just
+    # closed; then collect twice: objects freed by the first pass's finalizers become
+    # collectable only then.
+    time.sleep(_SETTLE_S)
     gc.collect()
     gc.collect()
 
@@ -96,13 +101,21 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
         return {"pid": os.getpid(), "kind": loaded.kind, "framework": loaded.framework,
                 "routes": discover_routes(loaded.app), "frames": state.frames,
                 "python": sys.version.split()[0]}
+    if cmd == "trace":
+        # One frame while the warm-up and the rounds run: the traced total is the same at any
+        # depth, and deep tracebacks cost ~10x the time per allocation. Tracing starts before
+        # the warm-up so that objects the warm-up made (and later replaced) are traced too.
+        _restart_tracing(int(request.get("frames", 1)))
+        return {"traced": _traced()}
+    if cmd == "snapshot":
+        _collect()
+        return {"traced": _traced(), "snapshot_s": _dump(request["snapshot"])}
     if cmd == "measure":
         _collect()
         return {"traced": _traced(), "overhead": tracemalloc.get_tracemalloc_memory()}
     if cmd == "baseline":
-        # One frame while the rounds run: the traced total is the same at any depth, and deep
-        # tracebacks cost ~10x the time per allocation (DESIGN.md: tracemalloc costs).
-        _restart_tracing(1)
+        if not tracemalloc.is_tracing():
+            _restart_tracing(1)
         _collect()
         state.roots = holders.scan_roots()
         state.types = holders.type_stats()

@@ -354,6 +354,7 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
     t0 = time.monotonic()
     notes: list[str] = []
     totals = _LoadTotals()
+    client.call("trace")
     if warmup:
         say(f"{route}: warm-up, {warmup} requests")
         _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)

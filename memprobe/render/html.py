@@ -50,7 +50,7 @@ def compare(result: Any) -> str:
         body.append(tag("p", "Interrupted: partial results.", cls="verdict fail"))
     header = ["framework", "status"]
     header += [f"{f.upper()} MiB" for f in ("rss", "uss", "pss")] + ["VMS Δ"]
-    header += ["ok / sent", "failed (timeouts)", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    header += ["ok / sent", "failed", "req/s", "p50 ms", "p99 ms", "max ms"]
     cells = []
     for r in rows:
         before, after = r.get("before") or {}, r.get("after") or {}
@@ -65,12 +65,12 @@ def compare(result: Any) -> str:
                                   cls="small muted")))
         row.append(format_bytes(delta.get("vms"), signed=True))
         if req:
-            failed = tag("span", f"{req.get('failed')} ({req.get('timeouts')})",
-                         cls="worse" if req.get("failed") else "")
+            timeouts = f" ({req.get('timeouts')} timeouts)" if req.get("timeouts") else ""
+            failed = tag("span", f"{req.get('failed')}{timeouts}", cls="worse" if req.get("failed") else "")
             row += [f"{req.get('ok')} / {req.get('sent')}", failed, f"{r.get('throughput_rps', 0):.0f}"]
-            row += [f"{lat[k]:.2f}" if lat.get(k) is not None else "-" for k in ("p50", "p90", "p99", "max")]
+            row += [f"{lat[k]:.2f}" if lat.get(k) is not None else "-" for k in ("p50", "p99", "max")]
         else:
-            row += ["-"] * 7
+            row += ["-"] * 6
         cells.append(row)
     body += [tag("h2", "Every framework"),
              tag("p", "Memory before → after the hammering, and the change; latency in milliseconds.",

@@ -89,7 +89,7 @@ code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consola
 pre { background: var(--soft); padding: 6px 8px; border-radius: 4px; white-space: pre-wrap;
       word-break: break-word; margin: 4px 0; }
 table { border-collapse: collapse; margin: 8px 0 12px; width: 100%; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; }
 th { background: var(--soft); font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td { word-break: break-word; }

@@ -120,8 +120,11 @@ def _sample_sets(row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def memory_over_requests(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", "uss")) -> str | None:
     """Memory (MiB) against requests answered during the hammering, one line per framework
-    (each round a line when there were several); None when no row has samples."""
-    if not any(_sample_sets(r) for r in rows):
+    (each round a line when there were several); a panel per field that was sampled (USS is
+    slow to read and may be missing); None when nothing was."""
+    fields = [f for f in fields
+              if any(v is not None for r in rows for s in _sample_sets(r) for v in s.get(f) or [])]
+    if not fields:
         return None
     fig, axes = _figure(5.2 * len(fields), 3.2, cols=len(fields))
     for ax, field in zip(axes, fields):
@@ -137,7 +140,7 @@ def memory_over_requests(rows: Sequence[dict[str, Any]], fields: Sequence[str] =
         ax.set_title(f"{field.upper()} during the hammering")
         ax.set_xlabel("requests answered")
         ax.set_ylabel("MiB")
-    axes[0].legend(loc="best")
+        ax.legend(loc="best")
     fig.tight_layout()
     return to_svg(fig, "memory over requests during the hammering, one line per framework")
 
