@@ -56,12 +56,16 @@ class Framework:
     crud: tuple[str, ...] = ()
     #: The setup.cfg extra that installs this framework (``pip install "memprobe[extra]"``).
     extra: str | None = None
+    #: A user's own server script (``--frameworks ./my_hello.py``) instead of a hello-world.
+    path: Path | None = None
 
     @property
     def script(self) -> Path | None:
         """``frameworks/hello_<name>.py``, or ``None`` for a framework that has none."""
         if self.unavailable is not None:
             return None
+        if self.path is not None:
+            return self.path
         return frameworks_dir() / f"hello_{self.name}.py"
 
     def installed(self) -> bool:
@@ -74,6 +78,8 @@ class Framework:
 
     def version(self) -> str | None:
         """The installed distribution's version, or ``None`` when it is not installed."""
+        if not self.distribution:
+            return None
         try:
             return importlib.metadata.version(self.distribution)
         except importlib.metadata.PackageNotFoundError:
@@ -203,11 +209,22 @@ def get(name: str) -> Framework:
         raise UsageError(f"unknown framework {name!r}; known: {known}") from None
 
 
+def custom(path: str | Path) -> Framework:
+    """A user's own server script as a row of ``compare``: it is started as
+    ``python SCRIPT --port P --host 127.0.0.1``, like the hello-worlds."""
+    script = Path(path).expanduser()
+    if not script.is_file():
+        raise UsageError(f"no such server script: {str(path)!r}")
+    return Framework(name=script.stem, title=script.stem, distribution="", modules=(), pip="",
+                     server=f"your script {script}", default=False, path=script.resolve())
+
+
 def select(spec: str | None) -> list[Framework]:
     """The frameworks a ``--frameworks`` value names.
 
     ``None`` or empty: the default five (bottle, cherrypy, flask, tornado, webpy); ``"all"``:
-    every one; ``"a,b"``: those, in the given order, each once.
+    every one; ``"a,b"``: those, in the given order, each once; a name ending in ``.py`` is
+    a server script of the user's (see :func:`custom`).
     """
     if spec is None or not spec.strip():
         return [_BY_NAME[name] for name in DEFAULT_NAMES]
@@ -217,7 +234,7 @@ def select(spec: str | None) -> list[Framework]:
     for part in spec.split(","):
         if not part.strip():
             continue
-        fw = get(part)
+        fw = custom(part.strip()) if part.strip().endswith(".py") else get(part)
         if fw not in chosen:
             chosen.append(fw)
     if not chosen:

@@ -321,6 +321,9 @@ def measure(
         except TargetError as err:
             if child.alive():
                 raise
+            if rnd.load is None and current:  # keep the counts of the hammering it died in
+                loads = [r.load for r in results] + [h.result for h in current[len(results):]]
+                rnd.load = loads[0] if scenario is None else merge_loads(url, loads)
             raise Crashed(f"{label} died during the run (exit code {child.proc.returncode if child.proc else '?'})",
                           rnd, child.log_tail()) from err
     return rnd

@@ -138,3 +138,52 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
     data = json.loads(report.read_text())
     assert data["interrupted"] is True
     assert data["results"][0]["framework"] == "tornado"
+
+
+def test_your_own_server_script_can_be_compared_beside_the_frameworks(tmp_path: Path) -> None:
+    report = tmp_path / "out.json"
+    script = REPO / "tests" / "servers" / "behaviours.py"
+    run = memprobe("compare", "200", "2", "--frameworks", str(script), "--no-save", "--json", str(report),
+                   "--settle", "0")
+    assert run.returncode == 0, run.stderr
+    row = json.loads(report.read_text())["results"][0]
+    assert row["framework"] == "behaviours" and row["status"] == "ok"
+    assert row["requests"]["ok"] == 200
+
+
+def test_a_framework_that_fails_to_start_is_a_row_with_the_reason_and_exit_3(tmp_path: Path) -> None:
+    names = installed("tornado")
+    bad = REPO / "tests" / "servers" / "hello_crashes_on_start.py"
+    report = tmp_path / "out.json"
+    run = memprobe("compare", "100", "2", "--frameworks", ",".join([str(bad), *names]), "--no-save",
+                   "--json", str(report), "--settle", "0")
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    rows = {r["framework"]: r for r in json.loads(report.read_text())["results"]}
+    failed = rows["hello_crashes_on_start"]
+    assert failed["status"] == "failed-to-start"
+    assert "exited with code 1 before it answered HTTP" in failed["reason"]
+    assert "fails on purpose" in failed["log_tail"]  # the child's own words are kept
+    assert "hello_crashes_on_start: failed-to-start" in run.stdout
+    for name in names:  # the others still ran
+        assert rows[name]["status"] == "ok"
+    assert not descendants_of_test_run(str(bad))
+
+
+def test_a_framework_that_dies_mid_run_keeps_its_partial_row_and_leaves_nothing(tmp_path: Path) -> None:
+    dies = REPO / "tests" / "servers" / "hello_dies_mid_run.py"
+    report = tmp_path / "out.json"
+    run = memprobe("compare", "1000", "2", "--frameworks", str(dies), "--no-save", "--json", str(report),
+                   "--settle", "0")
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    row = json.loads(report.read_text())["results"][0]
+    assert row["status"] == "crashed" and "died during the run" in row["reason"]
+    assert row["before"]["rss"] > 0  # what was measured before it died is kept
+    assert 0 < row["requests"]["ok"] < 1000
+    assert not descendants_of_test_run(str(dies))
+
+
+def test_a_server_script_that_does_not_exist_is_a_usage_error() -> None:
+    run = memprobe("compare", "10", "--frameworks", "./nope/hello_nothing.py", "--no-save")
+    assert run.returncode == 2 and "no such server script" in run.stderr

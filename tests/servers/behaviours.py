@@ -1,6 +1,6 @@
 """A stdlib HTTP/1.1 server with one path per behaviour the hammer must cope with.
 
-    python tests/servers/behaviours.py --port P [--die-after N] [--start-delay S] [--crash-on-start]
+    python tests/servers/behaviours.py --port P [--host 127.0.0.1] [--die-after N] [--start-delay S] [--crash-on-start]
 
 Paths: /            200 "ok", Content-Length, keep-alive
        /chunked     200, Transfer-Encoding: chunked, three chunks
@@ -82,6 +82,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1"])
     parser.add_argument("--die-after", type=int, default=0, help="os._exit after N requests")
     parser.add_argument("--start-delay", type=float, default=0.0)
     parser.add_argument("--crash-on-start", action="store_true")
@@ -91,7 +92,7 @@ def main() -> None:
         raise RuntimeError("crashing on start, as asked")
     time.sleep(args.start_delay)
     Handler.die_after = args.die_after
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.serve_forever()
 
