@@ -288,7 +288,7 @@ def measure(
             if in_production:
                 rnd.workers = production.wait_for_workers(child.pid, settings.workers, settings.ready_timeout)
             _warm_up(base, settings)
-            _settle(child.pid, settings.settle_s, in_production)
+            settle(child.pid, settings.settle_s, tree=in_production)
             rnd.before, rnd.tree_before = _read(child.pid, in_production)
             if rnd.tree_before is not None:
                 rnd.roles.update(production.roles(rnd.tree_before))
@@ -314,7 +314,7 @@ def measure(
             if scenario is not None:
                 rnd.steps = results
             child.check_alive()
-            _settle(child.pid, settings.settle_s, in_production)
+            settle(child.pid, settings.settle_s, tree=in_production)
             rnd.after, rnd.tree_after = _read(child.pid, in_production)
             if rnd.tree_after is not None:
                 rnd.roles.update(production.roles(rnd.tree_after))
@@ -354,13 +354,6 @@ def _warm_up(base: str, settings: Settings) -> None:
         n = max(1, settings.warmup // len(safe))
         Hammer(base + step.path, n, concurrency=step.concurrency or settings.concurrency, timeout=timeout,
                method=step.method, headers=step.headers or None, first=step.first, cycle=step.cycle).run()
-
-
-def _settle(pid: int, max_s: float, tree: bool) -> None:
-    if tree:
-        production.settle_tree(pid, max_s)
-    else:
-        settle(pid, max_s)
 
 
 def _read(pid: int, tree: bool) -> tuple[MemoryReading, TreeReading | None]:

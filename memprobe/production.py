@@ -17,7 +17,7 @@ import psutil
 
 from memprobe import catalog
 from memprobe.errors import TargetError
-from memprobe.sample import FIELDS, MemoryReading, TreeReading, read_tree
+from memprobe.sample import FIELDS, MemoryReading, TreeReading
 
 SERVERS = ("dev", "production")
 
@@ -98,26 +98,6 @@ def wait_for_workers(pid: int, workers: int, timeout: float) -> int:
         if count >= workers or time.monotonic() >= deadline:
             return count
         time.sleep(0.05)
-
-
-def settle_tree(pid: int, max_s: float, quiet_s: float = 0.3, poll_s: float = 0.05) -> float:
-    """Wait until the summed RSS of ``pid`` and its descendants has not changed for ``quiet_s``
-    seconds, at most ``max_s``; return the seconds waited."""
-    start = time.monotonic()
-    last, still_since = -1, start
-    while True:
-        now = time.monotonic()
-        if now - start >= max_s:
-            return now - start
-        try:
-            rss = read_tree(pid, full=False).total.rss
-        except TargetError:
-            return now - start
-        if rss != last:
-            last, still_since = rss, now
-        elif now - still_since >= quiet_s:
-            return now - start
-        time.sleep(poll_s)
 
 
 def roles(reading: TreeReading) -> dict[int, str]:

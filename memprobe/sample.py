@@ -228,8 +228,10 @@ class Sampler:
         self._thread.join()
 
 
-def settle(pid: int, max_s: float, quiet_s: float = 0.3, poll_s: float = 0.05) -> float:
-    """Wait until ``pid``'s RSS has not changed for ``quiet_s`` seconds, at most ``max_s``.
+def settle(pid: int, max_s: float, quiet_s: float = 0.3, poll_s: float = 0.05,
+           tree: bool = False) -> float:
+    """Wait until ``pid``'s RSS (with ``tree``, summed with its descendants') has not changed
+    for ``quiet_s`` seconds, at most ``max_s``.
 
     A fixed sleep (the seed's 2 s) is either too short for a server still importing or wasted
     time for one that is idle; returns the seconds waited.
@@ -242,7 +244,7 @@ def settle(pid: int, max_s: float, quiet_s: float = 0.3, poll_s: float = 0.05) -
         if now - start >= max_s:
             return now - start
         try:
-            rss = proc.memory_info().rss
+            rss = read_tree(pid, full=False).total.rss if tree else proc.memory_info().rss
         except psutil.NoSuchProcess:
             raise TargetError(f"process {pid} is gone") from None
         if rss != last:
