@@ -1,8 +1,8 @@
 """memprobe's hammer against wrk, on the same hello-world server, at the same concurrency.
 
-For each framework: start its hello-world, let wrk run for D seconds with C connections on one
-thread, then memprobe's hammer for the same D seconds and C connections, each after a short
-warm-up, and print both throughputs and their ratio. The goal (issue 2): the hammer reaches at
+For each framework: start its hello-world, warm it up, then alternate wrk (C connections, one
+thread) and memprobe's hammer (C connections) for D seconds each, T times, and print the median
+throughput of each and their ratio. Alternating spreads whatever else the machine does over both. The goal (issue 2): the hammer reaches at
 least 90 % of wrk's throughput on every framework, i.e. it measures the server, not itself.
 
     python bench/hammer_vs_wrk.py [--duration 5] [--concurrency 10] [--frameworks a,b] [--json FILE]
@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--frameworks", default=None)
+    parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -61,16 +62,22 @@ def main() -> int:
         url = f"http://{LOOPBACK}:{port}/"
         with Child(fw.command(port), name=fw.name, url=url):
             Hammer(url, 300, concurrency=args.concurrency).run()  # warm both up alike
-            wrk = run_wrk(url, args.duration, args.concurrency)
-            ours = Hammer(url, concurrency=args.concurrency, duration=args.duration,
-                          timeout=5.0).run()
-        ratio = ours.throughput_rps / wrk["rps"] if wrk["rps"] else float("nan")
+            wrks, ours = [], []
+            for _ in range(args.trials):
+                wrks.append(run_wrk(url, args.duration, args.concurrency))
+                ours.append(Hammer(url, concurrency=args.concurrency, duration=args.duration,
+                                   timeout=5.0).run())
+        wrk = sorted(wrks, key=lambda w: w["rps"])[len(wrks) // 2]
+        mine = sorted(ours, key=lambda r: r.throughput_rps)[len(ours) // 2]
+        ratio = mine.throughput_rps / wrk["rps"] if wrk["rps"] else float("nan")
         rows.append({"framework": fw.name, "version": fw.version(), "wrk_rps": wrk["rps"],
-                     "memprobe_rps": round(ours.throughput_rps, 1), "ratio": round(ratio, 3),
-                     "wrk_p50_ms": wrk["p50_ms"], "memprobe_p50_ms": ours.latency_ms["p50"],
-                     "memprobe_failed": ours.failed, "wrk_errors": wrk["errors"]})
-        print(f"{fw.name:<12} {wrk['rps']:>10.0f} {ours.throughput_rps:>15.0f} {ratio:>6.0%} "
-              f"{wrk['p50_ms']:>11.2f} {ours.latency_ms['p50']:>16.2f}")
+                     "memprobe_rps": round(mine.throughput_rps, 1), "ratio": round(ratio, 3),
+                     "wrk_p50_ms": wrk["p50_ms"], "memprobe_p50_ms": mine.latency_ms["p50"],
+                     "memprobe_failed": mine.failed, "wrk_errors": wrk["errors"],
+                     "wrk_trials_rps": [w["rps"] for w in wrks],
+                     "memprobe_trials_rps": [round(r.throughput_rps, 1) for r in ours]})
+        print(f"{fw.name:<12} {wrk['rps']:>10.0f} {mine.throughput_rps:>15.0f} {ratio:>6.0%} "
+              f"{wrk['p50_ms']:>11.2f} {mine.latency_ms['p50']:>16.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"duration_s": args.duration,
                                                "concurrency": args.concurrency, "rows": rows}, indent=2))

@@ -130,9 +130,7 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
         traced = _traced()
         requests = int(request.get("requests", 0))
         t0 = time.perf_counter()
-        snapshot_s = _dump(request["snapshot"]) if request.get("snapshot") else 0.0
-        # Untraced until the next baseline: the next route's warm-up runs at full speed.
-        tracemalloc.stop()
+        _dump(request["snapshot"]) if request.get("snapshot") else 0.0
         t1 = time.perf_counter()
         types = holders.type_stats()
         t2 = time.perf_counter()
@@ -144,8 +142,8 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
                 "timings_s": {"snapshot": round(t1 - t0, 3), "types": round(t2 - t1, 3),
                               "roots": round(t3 - t2, 3)}}
     if cmd == "chain":
-        chain = holders.backref_chain(request["file"], int(request["line"]))
-        return {"chain": chain}
+        _collect()
+        return {"chain": holders.backref_chain(request["file"], int(request["line"]))}
     raise ValueError(f"unknown command {cmd!r}")
 
 

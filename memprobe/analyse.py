@@ -26,10 +26,17 @@ from typing import Any, Iterable, Sequence
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
 TRACED_FLOOR = 4.0
 #: A signal must grow at least this much in total before it can be a leak (bytes).
-TRACED_MIN_TOTAL = 16 * 1024
-#: USS moves in pages and allocator pools: the bar per request and in total is higher.
+TRACED_MIN_TOTAL = 32 * 1024
+#: ... and this much before growth that stopped is called bounded: objects in flight when a
+#: reading is taken (a server's connection state, pending callbacks) make ~20-30 KiB of noise.
+TRACED_MIN_BOUNDED = 64 * 1024
+#: USS moves in pages and allocator pools: the bars per request and in total are higher.
 USS_FLOOR = 48.0
 USS_MIN_TOTAL = 512 * 1024
+USS_MIN_BOUNDED = 1024 * 1024
+#: When the traced heap grew and stopped, USS must grow this much per request in the late
+#: rounds to be called a native leak.
+NATIVE_AFTER_BOUNDED = 4 * USS_FLOOR
 #: How many standard errors the slope must clear.
 SIGMAS = 3.0
 
@@ -124,7 +131,8 @@ def above_peak(ys: Sequence[float]) -> list[float]:
     return out
 
 
-def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: int) -> Fit:
+def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: int,
+               min_bounded: int | None = None) -> Fit:
     """Judge one signal: ``leak``, ``bounded`` or ``clean``."""
     slope, error = least_squares(xs, ys)
     rises = above_peak(ys)
@@ -142,7 +150,7 @@ def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: in
     steady = late > max(floor, 0.25 * slope) and last > floor / 2
     if grew and slope > bar and steady:
         verdict = "leak"
-    elif grew and (early > floor or slope > floor):
+    elif total >= (min_bounded or min_total) and (early > floor or slope > floor):
         verdict = "bounded"
     else:
         verdict = "clean"
@@ -157,11 +165,16 @@ def judge(readings: Sequence[Reading]) -> Judgement:
     traced = uss = None
     if all(r.traced is not None for r in readings):
         traced = fit_signal(xs, [r.traced for r in readings], TRACED_FLOOR,  # type: ignore[misc]
-                            TRACED_MIN_TOTAL)
+                            TRACED_MIN_TOTAL, TRACED_MIN_BOUNDED)
     if all(r.uss is not None for r in readings):
-        uss = fit_signal(xs, [r.uss for r in readings], USS_FLOOR, USS_MIN_TOTAL)  # type: ignore[misc]
+        uss = fit_signal(xs, [r.uss for r in readings], USS_FLOOR, USS_MIN_TOTAL,  # type: ignore[misc]
+                         USS_MIN_BOUNDED)
     t = traced.verdict if traced else "clean"
     u = uss.verdict if uss else "clean"
+    if u == "leak" and t == "bounded" and uss is not None and uss.late < NATIVE_AFTER_BOUNDED:
+        # The Python heap filled up and stopped; USS lagging behind it (pools freed by
+        # evictions are reused slowly) is not a native leak unless it keeps growing clearly.
+        u = "bounded"
     if t == "leak" or u == "leak":
         kind = _kind(traced, uss)
         verdict = "leak"
@@ -192,6 +205,8 @@ def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None)
 
     both = f"{show('traced', traced)}, {show('USS', uss)}"
     if verdict == "leak":
+        if kind == "native" and traced is not None and traced.verdict == "bounded":
+            return f"USS keeps growing per request after the Python heap stopped ({both})"
         if kind == "native":
             return f"USS grows per request and the Python heap does not ({both})"
         if kind == "mixed":

@@ -298,14 +298,17 @@ def grown_types(before: dict[str, list[int]], after: dict[str, list[int]], reque
     return [t for t in out if t["count"] - t["count_before"] >= max(2, per // 100)][:limit]
 
 
-def backref_chain(filename: str, lineno: int, max_objects: int = 20,
-                  max_depth: int = 12) -> list[str] | None:
-    """The shortest referrer chain from a module to an object allocated at ``filename:lineno``.
+def backref_chain(filename: str, lineno: int, max_objects: int = 5,
+                  max_depth: int = 12) -> dict[str, Any] | None:
+    """The shortest referrer chain from a module to objects allocated at ``filename:lineno``.
 
-    objgraph's ``find_backref_chain``: breadth-first over referrers, from objects whose
-    tracemalloc traceback includes that line, until a module's ``__dict__`` is reached.
+    objgraph's ``find_backref_chain``, breadth-first over referrers from objects whose
+    tracemalloc traceback includes that line, until a module's ``__dict__`` is reached. Each
+    level is one ``gc.get_referrers`` call for the whole frontier (one pass over the heap), so
+    the search costs ``max_depth`` passes at most. Answers the chain's steps and the biggest
+    container on it, the one that most likely grows.
     """
-    targets = []
+    targets: list[Any] = []
     for obj in gc.get_objects():
         tb = tracemalloc.get_object_traceback(obj)
         if tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb):
@@ -315,24 +318,42 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 20,
     if not targets:
         return None
     module_dicts = {id(vars(m)): m for m in list(sys.modules.values()) if isinstance(m, ModuleType)}
-    ignore = {id(targets)}
-    frontier = [(obj, [obj]) for obj in targets]
-    seen = {id(obj) for obj in targets}
+    paths: dict[int, list[Any]] = {id(obj): [obj] for obj in targets}
+    seen = set(paths)
+    frontier = list(targets)
     for _ in range(max_depth):
-        next_frontier = []
-        ignore.add(id(frontier))
-        for obj, path in frontier:
-            for ref in gc.get_referrers(obj):
-                if id(ref) in seen or id(ref) in ignore or _is_frame_like(ref):
-                    continue
-                seen.add(id(ref))
-                if id(ref) in module_dicts:
-                    return _chain_steps(module_dicts[id(ref)], [ref] + path)
-                next_frontier.append((ref, [ref] + path))
-        frontier = next_frontier[:2000]
-        if not frontier:
+        wanted = {id(o) for o in frontier}
+        found: dict[int, list[Any]] = {}
+        bookkeeping = {id(frontier), id(targets), id(paths), id(found)}
+        for ref in gc.get_referrers(*frontier):
+            if id(ref) in seen or id(ref) in bookkeeping or _is_frame_like(ref):
+                continue
+            child = next((c for c in gc.get_referents(ref) if id(c) in wanted), None)
+            if child is None:
+                continue
+            seen.add(id(ref))
+            path = [ref] + paths[id(child)]
+            if id(ref) in module_dicts:
+                return _describe_chain(module_dicts[id(ref)], path)
+            found[id(ref)] = path
+        if not found:
             return None
+        paths.update(found)
+        frontier = [p[0] for p in list(found.values())[:500]]
     return None
+
+
+def _describe_chain(module: ModuleType, path: list[Any]) -> dict[str, Any]:
+    steps = _chain_steps(module, path)
+    # The container with the most entries on the way is the one that grows per request.
+    sizes = [(len(o), i) for i, o in enumerate(path) if issubclass(type(o), _CONTAINERS)
+             and i > 0 and getattr(path[i - 1], "__dict__", None) is not o]
+    if not sizes:
+        return {"chain": steps, "type": type(path[-1]).__name__, "entries": 0}
+    size, index = max(sizes)
+    # steps has one entry per edge (minus __dict__ hops), so cut by walking the path again
+    kept = _chain_steps(module, path[:index + 1])
+    return {"chain": kept, "type": type(path[index]).__name__, "entries": size}
 
 
 def _is_frame_like(obj: Any) -> bool:
@@ -341,21 +362,30 @@ def _is_frame_like(obj: Any) -> bool:
 
 def _chain_steps(module: ModuleType, path: list[Any]) -> list[str]:
     steps = [_module_label(module)]
-    for parent, child in zip(path, path[1:]):
-        steps.append(_step(parent, child, first=parent is path[0]))
+    attrs_of: set[int] = set()  # ids of dicts that are some object's __dict__
+    for i, (parent, child) in enumerate(zip(path, path[1:])):
+        if getattr(parent, "__dict__", None) is child:
+            attrs_of.add(id(child))
+            continue
+        steps.append(_step(parent, child, first=i == 0, attrs=id(parent) in attrs_of))
     return steps
 
 
-def _step(parent: Any, child: Any, first: bool) -> str:
+def _step(parent: Any, child: Any, first: bool, attrs: bool) -> str:
     if isinstance(parent, dict):
         for key, value in parent.items():
             if value is child:
-                return f"global {key}" if first else f"[{_short_repr(key)}]"
-        return "(dict key)"
+                if first:
+                    return f"global {key}"
+                return f".{key}" if attrs else f"[{_short_repr(key)}]"
+        return "(a dict key)"
     if isinstance(parent, (list, tuple, collections.deque)):
         for i, value in enumerate(parent):
             if value is child:
                 return f"[{i}]"
-    if hasattr(parent, "__dict__") and vars(parent) is child:
-        return ".__dict__"
+    attrs_dict = getattr(parent, "__dict__", None)
+    if isinstance(attrs_dict, dict):
+        for key, value in attrs_dict.items():
+            if value is child:
+                return f".{key}"
     return f"-> {type(child).__name__}"

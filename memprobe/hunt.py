@@ -177,7 +177,6 @@ class HuntResult:
             "framework": self.framework,
             "verdict": self.verdict,
             "leak_kind": self.leak_kind,
-            "kind_of_leak": self.leak_kind,
             "bytes_per_request": worst.bytes_per_request if worst else None,
             "route": worst.route if worst else None,
             "sites": [s.to_dict() for s in worst.sites] if worst else [],
@@ -266,13 +265,17 @@ def hunt(
 def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, requests: int,
                 rounds: int, warmup: int, concurrency: int, frames: int, timeout: float,
                 ready_timeout: float, cwd: str | Path | None, say: Progress) -> None:
-    spec = parse_target(target)
-    precheck(spec)
+    spec = parse_target(target, cwd)
+    precheck(spec, cwd)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="memprobe-hunt-") as tmp:
         control = Path(tmp) / "control.sock"
         error_file = Path(tmp) / "error.json"
-        argv = [sys.executable, "-m", "memprobe.agent", target, "--port", str(port),
+        # The agent gets the file's absolute path, so the spec means the same in the child.
+        resolved = target
+        if spec.path is not None:
+            resolved = f"{spec.path}:{target.rpartition(':')[2]}" if ":" in target else str(spec.path)
+        argv = [sys.executable, "-m", "memprobe.agent", resolved, "--port", str(port),
                 "--control", str(control), "--frames", str(frames),
                 "--error-file", str(error_file)]
         child = Child(argv, name=f"the app ({spec.module})", url=f"http://{LOOPBACK}:{port}/",
@@ -324,8 +327,7 @@ def _agent_error(error_file: Path) -> TargetError | None:
         data = json.loads(error_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    err = TargetError(data.get("message") or "the target failed to load")
-    return err
+    return TargetError(data.get("message") or "the target failed to load")
 
 
 class _Counter:
@@ -389,8 +391,24 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
         final.setdefault("timings_s", {})["sites"] = round(time.perf_counter() - t1, 3)
     timings = final.get("timings_s", {})
     holders = [Holder.from_dict(h) for h in final.get("holders", [])]
+    if not holders and sites:
+        holders = _chains(client, sites)
     return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
                        totals.to_dict(), time.monotonic() - t0, notes, timings)
+
+
+def _chains(client: AgentClient, sites: list[Site]) -> list[Holder]:
+    """When no root's container grew, the referrer chain from objects made at the top user
+    site back to a module (objgraph's find_backref_chain)."""
+    from memprobe.holders import describe
+
+    for site in [s for s in sites if s.user][:2]:
+        found = client.call("chain", file=site.file, line=site.line).get("chain")
+        if found:
+            chain = found["chain"]
+            return [Holder(describe(chain, found["type"], found["entries"]), chain,
+                           found["type"], 0, found["entries"], 0.0, "referrers")]
+    return []
 
 
 class _LoadTotals:

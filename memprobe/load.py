@@ -1,15 +1,18 @@
 """The hammer: exactly N HTTP requests (or a duration's worth) at a concurrency and a timeout.
 
 It must never be the bottleneck. ``requests`` costs ~2 ms of Python per call here, slower than
-most servers it would measure (DESIGN.md, "Facts"), so this is an asyncio client on bare
-protocols: one small parser, keep-alive connections, no per-request objects beyond a future.
+most servers it would measure (DESIGN.md, "Facts"), so this is wrk's design in Python:
+non-blocking sockets, one poller, a small state machine per connection, keep-alive.
 Latencies go into a fixed-size log histogram, so ten million requests cost no more memory than a
 thousand.
 """
 from __future__ import annotations
 
-import asyncio
+import errno
+import heapq
 import math
+import os
+import select
 import socket
 import time
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from memprobe.errors import UsageError
+from memprobe.http1 import ProtocolError, ResponseParser
 
 MODES = ("keepalive", "close", "burst")
 
@@ -145,141 +149,6 @@ class LoadResult:
         }
 
 
-class _ProtocolError(Exception):
-    pass
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: send a request, parse one response, report (status, close)."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[tuple[int, bool]] | None = None
-        self.closed = False
-        self.exchanges = 0
-        self._got_bytes = False
-        self._buf = bytearray()
-        self._reset()
-
-    def _reset(self) -> None:
-        self._status = 0
-        self._header_done = False
-        self._length = -1  # -1: until close, -2: chunked
-        self._keep_alive = True
-        self._chunk_left = 0  # bytes left of the current chunk, incl. its CRLF
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def send(self, raw: bytes, waiter: asyncio.Future[tuple[int, bool]]) -> None:
-        self.waiter = waiter
-        self.exchanges += 1
-        self._got_bytes = False
-        self._reset()
-        self._buf.clear()
-        assert self.transport is not None
-        self.transport.write(raw)
-
-    def stale(self) -> bool:
-        """Whether the last request went on a reused connection that closed before answering."""
-        return self.exchanges > 1 and not self._got_bytes
-
-    def data_received(self, data: bytes) -> None:
-        self._got_bytes = True
-        self._buf += data
-        try:
-            done = self._parse()
-        except (_ProtocolError, ValueError, IndexError) as err:
-            self._fail(_ProtocolError(str(err) or "bad response"))
-            return
-        if done and self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((self._status, not self._keep_alive))
-
-    def _parse(self) -> bool:
-        buf = self._buf
-        if not self._header_done:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > 65536:
-                    raise _ProtocolError("response header larger than 64 KiB")
-                return False
-            lines = bytes(buf[:end]).split(b"\r\n")
-            version, status = lines[0].split(b" ", 2)[:2]
-            self._status = int(status)
-            self._keep_alive = version == b"HTTP/1.1"
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    self._length = int(value)
-                elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                    self._length = -2
-                elif name == b"connection":
-                    v = value.strip().lower()
-                    self._keep_alive = v == b"keep-alive" or (self._keep_alive and v != b"close")
-            del buf[: end + 4]
-            self._header_done = True
-            if self._status in (204, 304) or 100 <= self._status < 200:
-                self._length = 0
-        if self._length >= 0:
-            return len(buf) >= self._length
-        if self._length == -2:
-            return self._parse_chunks()
-        return False  # body runs until the server closes the connection
-
-    def _parse_chunks(self) -> bool:
-        buf = self._buf
-        while True:
-            if self._chunk_left:
-                take = min(self._chunk_left, len(buf))
-                del buf[:take]
-                self._chunk_left -= take
-                if self._chunk_left:
-                    return False
-            eol = buf.find(b"\r\n")
-            if eol < 0:
-                return False
-            size = int(bytes(buf[:eol]).split(b";")[0], 16)
-            del buf[: eol + 2]
-            if size == 0:
-                return True  # trailers are not used by any server measured here
-            self._chunk_left = size + 2
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        if self._header_done and self._length == -1:
-            waiter.set_result((self._status, True))  # body delimited by the close
-        else:
-            waiter.set_exception(exc or ConnectionResetError("server closed the connection"))
-
-    def _fail(self, exc: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
-        self.abort()
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-
-def _error_name(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, ConnectionResetError):
-        return "reset"
-    if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
-        return "broken-pipe"
-    if isinstance(exc, _ProtocolError):
-        return "protocol"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower().replace(" ", "-")
-    return type(exc).__name__
-
-
 class Hammer:
     """Sends ``n`` requests (or runs for ``duration`` seconds) to ``url``.
 
@@ -342,8 +211,6 @@ class Hammer:
         self.completed = 0
         self._issued = 0
         self._deadline = math.inf
-        self._family = socket.AF_INET
-        self._addr: Any = (self.host, self.port)
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         if body is not None:
             extra += f"Content-Length: {len(body)}\r\n"
@@ -354,7 +221,6 @@ class Hammer:
             f"{self.method} {{path}} HTTP/1.1\r\nHost: {host_header}\r\n"
             f"User-Agent: memprobe\r\nAccept: */*\r\n{extra}\r\n"
         )
-        self._close_each = mode != "keepalive"
         self._templated = "{n}" in self.path
         self._fixed = None if self._templated else self._request(self.path)
         self.result = LoadResult(url, mode, self.concurrency, timeout)
@@ -378,158 +244,296 @@ class Hammer:
         return index
 
     def run(self) -> LoadResult:
-        """Run the hammering to its end (in a fresh event loop) and return the result."""
-        return asyncio.run(self.run_async())
-
-    async def run_async(self) -> LoadResult:
-        """Run inside an existing event loop."""
-        loop = asyncio.get_running_loop()
-        try:  # once, not per connection: "localhost" may mean ::1 or 127.0.0.1
-            family, _, _, _, self._addr = (await loop.getaddrinfo(
-                self.host, self.port, type=socket.SOCK_STREAM))[0]
-            self._family = socket.AddressFamily(family)
+        """Run the hammering to its end and return the result (Ctrl-C stops it cleanly)."""
+        try:
+            family, _, _, _, addr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
         except socket.gaierror as err:
             raise UsageError(f"cannot resolve {self.host!r}: {err.strerror}") from None
+        engine = _Engine(self, socket.AddressFamily(family), addr)
         start = time.perf_counter()
         if self.duration is not None:
             self._deadline = start + self.duration
-        ticker = loop.create_task(self._tick()) if self.progress else None
-        workers = min(self.concurrency, self.n) if self.n is not None else self.concurrency
         try:
-            await asyncio.gather(*(self._worker(loop) for _ in range(workers)))
+            engine.run(min(self.concurrency, self.n) if self.n is not None else self.concurrency)
         finally:
             self.result.duration_s = time.perf_counter() - start
-            if ticker is not None:
-                ticker.cancel()
+            engine.close()
         if self.progress:
             self.progress(self.completed, self.n)
         return self.result
 
-    async def _tick(self) -> None:
-        assert self.progress is not None
-        while True:
-            self.progress(self.completed, self.n)
-            await asyncio.sleep(0.1)
 
-    async def _worker(self, loop: asyncio.AbstractEventLoop) -> None:
-        result = self.result
-        latency = result.latency
-        statuses = result.status_counts
-        conn: _Connection | None = None
-        perf = time.perf_counter
-        timeout = self.timeout
-        # Servers that close after every response (wsgiref is HTTP/1.0, werkzeug sends
-        # "Connection: close") get bare sockets: a transport per connection costs ~40 % more
-        # client CPU. A keep-alive server that closes now and then keeps its connections.
-        one_shot = self._close_each
-        single_use = 0
-        while (index := self._take()) is not None:
-            raw = self._fixed if self._fixed is not None else self._request(
-                self.path.replace("{n}", str(self.placeholder(index))))
-            result.sent += 1
-            t0 = perf()
-            try:
-                if one_shot:
-                    status, close = await self._exchange_once(loop, raw, t0)
-                else:
-                    if conn is None or conn.closed:
-                        conn = await self._connect(loop, timeout)
-                    try:
-                        status, close = await self._exchange(loop, conn, raw, t0)
-                    except ConnectionError:
-                        if not conn.stale():
-                            raise
-                        # The server closed an idle keep-alive connection before reading our
-                        # request (as HTTP/1.1 allows); any client would resend it once.
-                        conn = await self._connect(loop, timeout)
-                        status, close = await self._exchange(loop, conn, raw, t0)
-            except asyncio.TimeoutError:
-                result.timeouts += 1
-                result.failed += 1
-                if conn is not None:
-                    conn.abort()
-                conn = None
-            except (OSError, _ProtocolError) as exc:
-                name = _error_name(exc)
-                result.errors[name] = result.errors.get(name, 0) + 1
-                result.failed += 1
-                if conn is not None:
-                    conn.abort()
-                conn = None
-            else:
-                latency.add(perf() - t0)
-                key = str(status)
-                statuses[key] = statuses.get(key, 0) + 1
-                if status < 400:
-                    result.ok += 1
-                else:
-                    result.failed += 1
-                if close and conn is not None:
-                    single_use = single_use + 1 if conn.exchanges == 1 else 0
-                    one_shot = single_use >= 3
-                    conn.abort()
-                    conn = None
-            self.completed += 1
-        if conn is not None:
-            conn.abort()
+_CONNECTING, _SENDING, _READING = 0, 1, 2
+_IN, _OUT = select.POLLIN, select.POLLOUT  # the same bits as EPOLLIN / EPOLLOUT
 
-    async def _exchange_once(self, loop: asyncio.AbstractEventLoop, raw: bytes,
-                             t0: float) -> tuple[int, bool]:
-        """One request on a fresh bare socket, read to the end of the response, closed."""
-        task = asyncio.current_task()
-        assert task is not None
-        expired: list[bool] = []
 
-        def expire() -> None:
-            expired.append(True)
-            task.cancel()
+class _Slot:
+    """One of the C concurrent request slots: its socket (kept while the server allows), the
+    request in flight, its start time and deadline."""
 
-        timer = loop.call_later(max(0.0, self.timeout - (time.perf_counter() - t0)), expire)
-        sock = socket.socket(self._family, socket.SOCK_STREAM)
+    __slots__ = ("sock", "fd", "state", "mask", "parser", "raw", "pending", "t0", "deadline",
+                 "seq", "exchanges", "retried")
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.fd = -1
+        self.state = _CONNECTING
+        self.mask = 0
+        self.parser = ResponseParser()
+        self.raw = b""
+        self.pending = b""
+        self.t0 = 0.0
+        self.deadline = 0.0
+        self.seq = 0
+        self.exchanges = 0
+        self.retried = False
+
+
+class _Engine:
+    """wrk's design in Python: non-blocking sockets, one poller, a state machine per slot.
+
+    asyncio costs a future, a timer handle and several callbacks per request (~100 µs of client
+    CPU a request here, 350 µs when each request needs a new connection); this does a send, a
+    poll and a recv, and on a 2-core machine every microsecond the client spends is taken from
+    the server it measures.
+    """
+
+    def __init__(self, hammer: Hammer, family: socket.AddressFamily, addr: Any) -> None:
+        self.h = hammer
+        self.family = family
+        self.addr = addr
+        self.poller = _Poller()
+        self.by_fd: dict[int, _Slot] = {}
+        self.timers: list[tuple[float, int, _Slot]] = []
+        self.active = 0
+        self.seq = 0
+        #: connections that failed at once, handled from the loop (not by recursion, which a
+        #: million refused connections would overflow)
+        self.failed_at_once: list[tuple[_Slot, OSError]] = []
+        self.close_each = hammer.mode != "keepalive"
+
+    def run(self, slots: int) -> None:
+        h, perf = self.h, time.perf_counter
+        self.active = slots
+        for _ in range(slots):
+            self.begin(_Slot())
+        next_tick = perf() + 0.1
+        timers, by_fd = self.timers, self.by_fd
+        while self.active:
+            while self.failed_at_once:
+                self.fail(*self.failed_at_once.pop())
+            now = perf()
+            wake = min(timers[0][0], next_tick) if timers else next_tick
+            for fd, events in self.poller.poll(max(0.0, wake - now)):
+                slot = by_fd.get(fd)
+                if slot is not None:
+                    self.on_event(slot, events)
+            now = perf()
+            while timers and timers[0][0] <= now:
+                _, seq, slot = heapq.heappop(timers)
+                if slot.seq == seq:  # still the request that timer was set for
+                    h.result.timeouts += 1
+                    self.fail(slot, None)
+            if now >= next_tick:
+                next_tick = now + 0.1
+                if h.progress:
+                    h.progress(h.completed, h.n)
+
+    def begin(self, slot: _Slot) -> None:
+        """Send the next request on ``slot``, or retire it when the run is over."""
+        h = self.h
+        index = h._take()
+        if index is None:
+            self.drop_socket(slot)
+            self.active -= 1
+            return
+        slot.raw = h._fixed if h._fixed is not None else h._request(
+            h.path.replace("{n}", str(h.placeholder(index))))
+        h.result.sent += 1
+        self.seq += 1
+        slot.seq = self.seq
+        slot.t0 = time.perf_counter()
+        slot.deadline = slot.t0 + h.timeout
+        slot.retried = False
+        heapq.heappush(self.timers, (slot.deadline, slot.seq, slot))
+        if slot.sock is None:
+            self.connect(slot)
+        else:
+            self.send(slot, slot.raw)
+
+    def connect(self, slot: _Slot) -> None:
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
         sock.setblocking(False)
-        parser = _Connection()
-        waiter: asyncio.Future[tuple[int, bool]] = loop.create_future()
-        parser.waiter = waiter
+        slot.sock, slot.fd, slot.exchanges, slot.mask = sock, sock.fileno(), 0, 0
+        self.by_fd[slot.fd] = slot
+        self.h.result.connections_opened += 1
+        err = sock.connect_ex(self.addr)
+        if err == 0:
+            self.send(slot, slot.raw)
+        elif err in (errno.EINPROGRESS, errno.EAGAIN):
+            # On loopback the handshake is usually done by now: try the send at once and save
+            # a poll; if it is not, the send fails with EAGAIN/ENOTCONN and we wait to write.
+            try:
+                sent = sock.send(slot.raw)
+            except (BlockingIOError, InterruptedError):
+                sent = -1
+            except OSError as exc:
+                if exc.errno != errno.ENOTCONN:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or exc.errno
+                    self.failed_at_once.append((slot, OSError(code, os.strerror(code))))
+                    return
+                sent = -1
+            if sent < 0:
+                slot.state, slot.pending = _CONNECTING, slot.raw
+                self.want(slot, _OUT)
+                return
+            slot.parser.reset()
+            slot.state, slot.pending = (_READING, b"") if sent == len(slot.raw) else (_SENDING, slot.raw[sent:])
+            self.want(slot, _IN if sent == len(slot.raw) else _OUT)
+        else:
+            self.failed_at_once.append((slot, OSError(err, os.strerror(err))))
+
+    def send(self, slot: _Slot, data: bytes) -> None:
+        slot.parser.reset()
         try:
-            self.result.connections_opened += 1
-            await loop.sock_connect(sock, self._addr)
-            await loop.sock_sendall(sock, raw)
-            while not waiter.done():
-                data = await loop.sock_recv(sock, 65536)
-                if not data:
-                    parser.connection_lost(None)
-                    break
-                parser.data_received(data)
-            return waiter.result()
-        except asyncio.CancelledError:
-            if expired:
-                raise asyncio.TimeoutError() from None
-            raise
-        finally:
-            timer.cancel()
-            sock.close()
+            sent = slot.sock.send(data)  # type: ignore[union-attr]
+        except BlockingIOError:
+            sent = 0
+        except OSError as err:
+            self.broken(slot, err)
+            return
+        if sent < len(data):
+            slot.state, slot.pending = _SENDING, data[sent:]
+            self.want(slot, _OUT)
+        else:
+            slot.state, slot.pending = _READING, b""
+            self.want(slot, _IN)
 
-    async def _exchange(self, loop: asyncio.AbstractEventLoop, conn: _Connection, raw: bytes,
-                        t0: float) -> tuple[int, bool]:
-        waiter: asyncio.Future[tuple[int, bool]] = loop.create_future()
-        timer = loop.call_later(max(0.0, self.timeout - (time.perf_counter() - t0)), _expire, waiter)
-        conn.send(raw, waiter)
+    def want(self, slot: _Slot, mask: int) -> None:
+        if slot.mask == mask:
+            return
+        if slot.mask:
+            self.poller.modify(slot.fd, mask)
+        else:
+            self.poller.register(slot.fd, mask)
+        slot.mask = mask
+
+    def on_event(self, slot: _Slot, events: int) -> None:
+        if slot.state != _READING:
+            if slot.state == _CONNECTING:
+                err = slot.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
+                if err:
+                    self.fail(slot, OSError(err, os.strerror(err)))
+                    return
+            self.send(slot, slot.pending)
+            return
         try:
-            return await waiter
-        finally:
-            timer.cancel()
+            data = slot.sock.recv(65536)  # type: ignore[union-attr]
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self.broken(slot, err)
+            return
+        if not data:
+            if slot.parser.eof():
+                self.complete(slot, close=True)
+            else:
+                self.broken(slot, ConnectionResetError(errno.ECONNRESET, "server closed the connection"))
+            return
+        try:
+            done = slot.parser.feed(data)
+        except ProtocolError as err:
+            self.fail(slot, err)
+            return
+        if done:
+            self.complete(slot, close=not slot.parser.keep_alive)
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, timeout: float) -> _Connection:
-        self.result.connections_opened += 1
-        _, conn = await asyncio.wait_for(
-            loop.create_connection(_Connection, self.host, self.port), timeout
-        )
-        return conn
+    def broken(self, slot: _Slot, err: OSError) -> None:
+        """The connection failed mid-request. On a reused connection that closed before any
+        byte of the answer, the server dropped an idle keep-alive connection, as HTTP/1.1 lets
+        it: resend once on a new connection, as any client would."""
+        if slot.exchanges and not slot.retried and not slot.parser.started:
+            slot.retried = True
+            self.drop_socket(slot)
+            self.connect(slot)
+            return
+        self.fail(slot, err)
+
+    def complete(self, slot: _Slot, close: bool) -> None:
+        h, result = self.h, self.h.result
+        result.latency.add(time.perf_counter() - slot.t0)
+        status = slot.parser.status
+        key = str(status)
+        result.status_counts[key] = result.status_counts.get(key, 0) + 1
+        if status < 400:
+            result.ok += 1
+        else:
+            result.failed += 1
+        h.completed += 1
+        slot.seq = 0
+        slot.exchanges += 1
+        if close or self.close_each:
+            self.drop_socket(slot)
+        self.begin(slot)
+
+    def fail(self, slot: _Slot, err: Exception | None) -> None:
+        """Count a failed request (``err`` None: a timeout) and go on with the next one."""
+        h, result = self.h, self.h.result
+        if err is not None:
+            name = _error_name(err)
+            result.errors[name] = result.errors.get(name, 0) + 1
+        result.failed += 1
+        h.completed += 1
+        slot.seq = 0
+        self.drop_socket(slot)
+        self.begin(slot)
+
+    def drop_socket(self, slot: _Slot) -> None:
+        if slot.sock is None:
+            return
+        if slot.mask and not self.poller.forgets_closed:
+            self.poller.unregister(slot.fd)
+        del self.by_fd[slot.fd]
+        slot.sock.close()
+        slot.sock, slot.fd, slot.mask = None, -1, 0
+
+    def close(self) -> None:
+        for slot in list(self.by_fd.values()):
+            self.drop_socket(slot)
+        self.poller.close()
 
 
-def _expire(waiter: asyncio.Future[tuple[int, bool]]) -> None:
-    if not waiter.done():
-        waiter.set_exception(asyncio.TimeoutError())
+class _Poller:
+    """``select.epoll`` where there is one (Linux), else ``select.poll``, with one interface."""
+
+    def __init__(self) -> None:
+        self._epoll = getattr(select, "epoll", None)
+        self._p: Any = self._epoll() if self._epoll else select.poll()
+        self.register, self.modify, self.unregister = self._p.register, self._p.modify, self._p.unregister
+        #: epoll drops a socket by itself when it is closed (one syscall less per connection)
+        self.forgets_closed = self._epoll is not None
+
+    def poll(self, timeout_s: float) -> list[tuple[int, int]]:
+        if self._epoll:
+            return self._p.poll(timeout_s)  # type: ignore[no-any-return]
+        return self._p.poll(timeout_s * 1000.0)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._epoll:
+            self._p.close()
+
+
+def _error_name(exc: BaseException) -> str:
+    if isinstance(exc, ProtocolError):
+        return "protocol"
+    code = getattr(exc, "errno", None)
+    known = {errno.ECONNREFUSED: "refused", errno.ECONNRESET: "reset", errno.EPIPE: "broken-pipe",
+             errno.ECONNABORTED: "broken-pipe"}
+    if code in known:
+        return known[code]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower().replace(" ", "-")
+    return type(exc).__name__
 
 
 def hammer(url: str, n: int | None = None, **options: Any) -> LoadResult:

@@ -60,14 +60,21 @@ class LoadedApp:
     module: ModuleType
 
     @property
-    def framework(self) -> str:
+    def framework(self) -> str | None:
         """The top-level package the app comes from (``flask``, ``bottle``, ``tornado``...)."""
         owner = self.app if inspect.isfunction(self.app) else type(self.app)
-        return (getattr(owner, "__module__", None) or "?").split(".")[0]
+        module = sys.modules.get(getattr(owner, "__module__", None) or "")
+        filename = getattr(module, "__file__", None) or ""
+        if module is None or module is self.module or "-packages" not in filename:
+            return None  # the user's own callable
+        top = module.__name__.split(".")[0]
+        return "web.py" if top == "web" else top
 
 
-def parse_target(spec: str) -> TargetSpec:
-    """Parse ``spec`` without importing anything; raise TargetError when it is malformed."""
+def parse_target(spec: str, base: str | Path | None = None) -> TargetSpec:
+    """Parse ``spec`` without importing anything; raise TargetError when it is malformed.
+
+    A relative file path is taken from ``base`` (default: the working directory)."""
     text = spec.strip()
     if not text:
         raise TargetError("empty target: give FILE.py:APP or MODULE:APP")
@@ -79,6 +86,8 @@ def parse_target(spec: str) -> TargetSpec:
     attr, call, args = _parse_attr(spec, attr_part.strip())
     if module_part.endswith(".py") or os.sep in module_part or module_part.startswith("."):
         path = Path(module_part).expanduser()
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
         if path.is_dir():
             init = path / "__init__.py"
             if not init.is_file():
@@ -115,13 +124,18 @@ def _check_dotted(spec: str, name: str) -> None:
         raise TargetError(f"target {spec!r}: {name!r} is not an attribute name")
 
 
-def precheck(target: TargetSpec) -> None:
-    """Fail early, in the parent, on what can be known without running the user's code."""
+def precheck(target: TargetSpec, base: str | Path | None = None) -> None:
+    """Fail early, in the parent, on what can be known without running the user's code.
+
+    ``base`` is the directory the app will run in (its modules are importable from there)."""
     if target.path is not None:
         if not target.path.exists():
             raise TargetError(f"no such file: {target.path}")
         return
     top = target.module.split(".")[0]
+    where = Path(base) if base is not None else Path.cwd()
+    if (where / f"{top}.py").is_file() or (where / top / "__init__.py").is_file():
+        return
     try:
         found = importlib.util.find_spec(top)
     except (ImportError, ValueError):
@@ -189,7 +203,13 @@ def _raised(target: TargetSpec, err: BaseException) -> str:
 
 
 def _tail(err: BaseException) -> str:
-    return "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
+    """The traceback from the first frame outside memprobe and importlib (the user's code)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    tb = err.__traceback__
+    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith((here, "<frozen"))):
+        tb = tb.tb_next
+    lines = traceback.format_exception(type(err), err, tb or err.__traceback__)
+    return "".join(lines[:1] + lines[1:][-8:])
 
 
 def resolve(target: TargetSpec, module: ModuleType) -> Any:

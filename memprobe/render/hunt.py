@@ -112,6 +112,10 @@ def _route_detail(r: dict[str, Any]) -> Group:
     for note in r.get("notes") or []:
         lines.append(Text(f"  note: {note}", style="dim"))
     sites = r.get("sites") or []
+    if r.get("kind") == "native":
+        lines.append(Text("  no Python allocation explains it: the memory comes from outside Python's "
+                          "allocators (a C extension, ctypes, a native library); tracemalloc cannot "
+                          "name its line", style="dim"))
     if sites:
         lines.append(Text("  where it was allocated (growth per request, deep-traced round):"))
         for i, site in enumerate(sites[:_SITES_SHOWN], 1):
@@ -133,7 +137,9 @@ def _route_detail(r: dict[str, Any]) -> Group:
     if holders:
         lines.append(Text("  held by:"))
         for h in holders[:3]:
-            lines.append(Text(f"    {h['description']}: {h['entries_per_request']:+.2f} entries/request"))
+            growth = (f": {h['entries_per_request']:+.2f} entries/request" if h.get("source") != "referrers"
+                      else " (found from the objects back to a module)")
+            lines.append(Text(f"    {h['description']}{growth}"))
     return Group(*lines)
 
 

@@ -1,0 +1,146 @@
+"""The growth model and the sites grouping, on fake series (no processes)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from memprobe.analyse import (Reading, above_peak, group_sites, is_user_file, judge,
+                              least_squares)
+
+ROUND = 2000
+STDLIB = random.__file__
+SITE_PACKAGES = pytest.__file__
+
+
+def series(traced_per_round: list[float], uss_per_round: list[float] | None = None,
+           traced0: int = 1_000_000, uss0: int = 30_000_000) -> list[Reading]:
+    """A baseline then one reading per round, from per-round increments in bytes."""
+    uss_per_round = uss_per_round or [0.0] * len(traced_per_round)
+    out = [Reading(0, traced0, uss0)]
+    t, u = traced0, uss0
+    for i, (dt, du) in enumerate(zip(traced_per_round, uss_per_round), 1):
+        t, u = t + int(dt), u + int(du)
+        out.append(Reading(i * ROUND, t, u))
+    return out
+
+
+def test_least_squares_recovers_a_line_and_its_error_is_zero_on_a_perfect_fit() -> None:
+    slope, error = least_squares([0, 1, 2, 3], [5, 7, 9, 11])
+    assert slope == pytest.approx(2.0)
+    assert error == pytest.approx(0.0)
+
+
+def test_above_peak_counts_only_growth_past_every_earlier_value() -> None:
+    assert above_peak([10, 15, 12, 16, 16]) == [5, 0, 1, 0]
+
+
+def test_one_small_int_per_request_is_a_python_leak() -> None:
+    j = judge(series([36 * ROUND] * 5, [70 * ROUND] * 5))
+    assert (j.verdict, j.kind) == ("leak", "python")
+    assert j.traced is not None and j.traced.slope == pytest.approx(36, abs=0.5)
+
+
+def test_a_flat_heap_with_page_noise_in_uss_is_clean() -> None:
+    rng = random.Random(3)
+    noise = [rng.choice([-8192, 0, 4096, 12288]) for _ in range(5)]
+    j = judge(series([rng.randint(-300, 300) for _ in range(5)], noise))
+    assert (j.verdict, j.kind) == ("clean", None)
+
+
+def test_growth_that_stops_after_the_first_rounds_is_bounded() -> None:
+    j = judge(series([300_000, 150_000, 0, 0, 0], [400_000, 200_000, 0, 0, 0]))
+    assert j.verdict == "bounded"
+
+
+def test_a_cache_that_evicts_and_refills_below_its_peak_is_bounded_not_a_leak() -> None:
+    j = judge(series([400_000, -50_000, 40_000, -30_000, 30_000]))
+    assert j.verdict == "bounded"
+
+
+def test_uss_growing_while_the_traced_heap_is_flat_is_a_native_leak_with_both_slopes() -> None:
+    j = judge(series([0] * 5, [1024 * ROUND] * 5))
+    assert (j.verdict, j.kind) == ("leak", "native")
+    assert j.uss is not None and j.uss.slope == pytest.approx(1024, rel=0.01)
+    assert j.traced is not None and j.traced.slope == pytest.approx(0, abs=0.1)
+
+
+def test_uss_well_above_a_growing_traced_heap_is_a_mixed_leak() -> None:
+    j = judge(series([50 * ROUND] * 5, [1200 * ROUND] * 5))
+    assert (j.verdict, j.kind) == ("leak", "mixed")
+
+
+def test_a_python_leak_costing_twice_its_size_in_uss_stays_python() -> None:
+    j = judge(series([100 * ROUND] * 5, [210 * ROUND] * 5))
+    assert j.kind == "python"
+
+
+def test_a_tiny_steady_creep_below_the_floor_is_clean() -> None:
+    j = judge(series([2 * ROUND] * 5))
+    assert j.verdict == "clean"
+
+
+def test_a_single_jump_in_the_middle_is_not_a_leak() -> None:
+    j = judge(series([0, 0, 200_000, 0, 0]))
+    assert j.verdict != "leak"
+
+
+def test_uss_arena_steps_below_the_uss_bar_are_clean() -> None:
+    j = judge(series([0] * 5, [128 * 1024, 0, 0, 64 * 1024, 0]))
+    assert j.verdict == "clean"
+
+
+def test_judge_needs_a_baseline_and_two_rounds() -> None:
+    with pytest.raises(ValueError):
+        judge(series([1000]))
+
+
+def test_missing_uss_is_judged_on_the_traced_heap_alone() -> None:
+    readings = [Reading(r.requests, r.traced, None) for r in series([40 * ROUND] * 5)]
+    j = judge(readings)
+    assert (j.verdict, j.kind, j.uss) == ("leak", "python", None)
+
+
+def test_user_files_are_neither_stdlib_nor_installed_packages_nor_memprobe() -> None:
+    assert is_user_file(__file__)
+    assert not is_user_file(STDLIB)
+    assert not is_user_file(SITE_PACKAGES)
+    assert not is_user_file(judge.__code__.co_filename)
+    assert not is_user_file("<frozen importlib._bootstrap>")
+
+
+def test_sites_are_grouped_by_the_users_frame_nearest_the_allocation() -> None:
+    app = "/srv/app/views.py"
+    diffs = [
+        ([(STDLIB, 10), (app, 5), (app, 42), (STDLIB, 99)], 50_000, 1000),
+        ([(STDLIB, 11), (app, 5), (app, 42), (SITE_PACKAGES, 7)], 30_000, 1000),
+        ([(STDLIB, 10), (app, 7)], 4_000, 10),
+    ]
+    sites = group_sites(diffs, requests=1000)
+    assert [(s.file, s.line) for s in sites] == [(app, 42), (app, 7)]
+    top = sites[0]
+    assert top.size_diff == 80_000 and top.bytes_per_request == pytest.approx(80)
+    assert top.count_per_request == pytest.approx(2)
+    assert [f["user"] for f in top.traceback] == [False, False, True, False]
+
+
+def test_sites_without_user_code_are_grouped_by_their_most_recent_frame() -> None:
+    sites = group_sites([([(STDLIB, 1), (SITE_PACKAGES, 9)], 10_000, 5)], requests=100)
+    assert (sites[0].file, sites[0].line, sites[0].user) == (SITE_PACKAGES, 9, False)
+
+
+def test_small_sites_are_dropped_and_the_rest_sorted_biggest_first() -> None:
+    app = "/srv/app/a.py"
+    diffs = [([(app, 1)], 2_000, 1), ([(app, 2)], 500, 1), ([(app, 3)], 90_000, 1)]
+    assert [s.line for s in group_sites(diffs, requests=10)] == [3, 1]
+
+
+def test_uss_lagging_behind_a_python_heap_that_stopped_growing_is_bounded() -> None:
+    j = judge(series([300_000, 300_000, 40_000, 0, 0], [200_000, 400_000, 300_000, 150_000, 150_000]))
+    assert j.verdict == "bounded"
+
+
+def test_uss_still_growing_fast_after_the_python_heap_stopped_is_a_native_leak() -> None:
+    j = judge(series([300_000, 200_000, 0, 0, 0], [2_000_000] * 5))
+    assert (j.verdict, j.kind) == ("leak", "native")
+    assert "after the Python heap stopped" in j.reason
