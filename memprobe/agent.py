@@ -1,18 +1,20 @@
 """The part of memprobe that runs inside the child: ``python -m memprobe.agent TARGET ...``.
 
-It starts tracemalloc, loads the target, serves it on ``127.0.0.1:PORT`` (WSGI with memprobe's
-own keep-alive server, Tornado with Tornado, ASGI with uvicorn) and answers the parent on a
-private Unix socket in a directory only the user can read. The protocol is one JSON object per
-line each way: ``{"cmd": "measure"}`` -> ``{"ok": true, ...}``.
+It loads the target, serves it on ``127.0.0.1:PORT`` (WSGI with memprobe's own keep-alive
+server, Tornado with Tornado, ASGI with uvicorn) and answers the parent on a private Unix socket
+in a directory only the user can read. The protocol is one JSON object per line each way:
+``{"cmd": "measure"}`` -> ``{"ok": true, ...}``.
 
-Tracing starts at the first baseline, not at start-up: importing Flask under tracemalloc with
-25 frames takes ~10 s here, and warm-up needs no tracing. Commands: ``hello`` (pid, kind,
-routes), ``trace`` (trace with one frame, before a warm-up), ``snapshot`` (dump one now), ``baseline`` (collect, scan the
-roots and the type counts),
-``measure`` (collect garbage, traced size), ``attribute`` (trace with ``--frames`` frames from
-now on, dump a snapshot for the parent), ``final`` (collect, dump a snapshot, answer which
-containers and types grew since the baseline), ``chain`` (a back-reference chain from objects
-allocated at a file:line).
+Tracing starts when the parent asks (before each route's warm-up), not at start-up: importing
+Flask under tracemalloc with 25 frames takes ~10 s here instead of 0.2 s. Commands:
+
+* ``hello``: pid, app kind, framework, discovered routes;
+* ``trace``: (re)start tracemalloc, one frame deep unless told otherwise;
+* ``baseline``: collect garbage, scan the roots and count the types, answer the traced size;
+* ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead;
+* ``attribute``: trace ``--frames`` deep from now on and dump a snapshot for the parent;
+* ``final``: collect, dump a snapshot, answer which containers and types grew since baseline;
+* ``snapshot``: dump a snapshot now; ``chain``: a referrer chain from objects made at file:line.
 
 :class:`AgentClient` is the parent's side. When the target fails to load, the agent writes the
 one-line reason to ``--error-file`` and exits 3, so the parent can say why, not just "exited".
@@ -59,8 +61,8 @@ class _State:
     def __init__(self, loaded: Any, frames: int) -> None:
         self.loaded = loaded
         self.frames = frames
-        self.roots: dict[Any, Any] = {}
-        self.types: dict[str, int] = {}
+        self.roots: dict[tuple[str, ...], Any] = {}
+        self.types: dict[str, list[int]] = {}
         self.lock = threading.Lock()
 
 
@@ -130,7 +132,8 @@ def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
         traced = _traced()
         requests = int(request.get("requests", 0))
         t0 = time.perf_counter()
-        _dump(request["snapshot"]) if request.get("snapshot") else 0.0
+        if request.get("snapshot"):
+            _dump(request["snapshot"])
         t1 = time.perf_counter()
         types = holders.type_stats()
         t2 = time.perf_counter()
@@ -230,11 +233,11 @@ class AgentClient:
         self._stream = self._sock = None
 
 
-def _serve_app(loaded: Any, port: int) -> None:
+def _serve_app(loaded: Any, port: int, workers: int) -> None:
     if loaded.kind == "wsgi":
         from memprobe.wsgi_server import make_server
 
-        make_server(loaded.app, port).serve_forever(poll_interval=0.5)
+        make_server(loaded.app, port, workers=workers).serve_forever(poll_interval=0.5)
     elif loaded.kind == "tornado":
         import asyncio
 
@@ -262,6 +265,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--control", required=True, help="Unix socket path for the parent")
     parser.add_argument("--frames", type=int, default=25, help="tracemalloc frames per traceback")
     parser.add_argument("--error-file", help="where to write the one-line reason of a failure")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="WSGI connections served at once (more than the client's concurrency)")
     return parser.parse_args(argv)
 
 
@@ -279,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         state = _State(loaded, args.frames)
         threading.Thread(target=_serve_control, args=(control, state), daemon=True,
                          name="memprobe-control").start()
-        _serve_app(loaded, args.port)
+        _serve_app(loaded, args.port, args.workers)
     except MemprobeError as err:
         if args.error_file:
             Path(args.error_file).write_text(json.dumps(

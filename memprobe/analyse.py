@@ -245,7 +245,8 @@ def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], req
     """Group traceback diffs by the first frame in the user's code (from the allocation back).
 
     ``diffs`` holds (frames oldest first as (file, line), size_diff, count_diff). Allocations
-    with no user frame are grouped by their most recent frame. Sorted by growth, biggest first.
+    with no user frame are grouped by their most recent frame. Sorted by growth, biggest first,
+    the sites in the user's code before the others.
     """
     groups: dict[tuple[str, int], list[Any]] = {}
     for frames, size, count in diffs:
@@ -266,5 +267,8 @@ def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], req
             continue
         tb = [{"file": f, "line": n, "user": i == user_index} for i, (f, n) in enumerate(frames)]
         sites.append(Site(file, line, size / per, count / per, size, count, tb, user))
-    sites.sort(key=lambda s: -s.size_diff)
+    # The user's own lines first: an allocation with no user frame on its stack is the
+    # framework's, and often a block first allocated there and reused from a free list for an
+    # object the user's code keeps (tracemalloc remembers the first allocation only).
+    sites.sort(key=lambda s: (not s.user, -s.size_diff))
     return sites[:limit]

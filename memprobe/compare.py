@@ -10,7 +10,6 @@ import contextlib
 import datetime as _dt
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from memprobe.errors import TargetError, UsageError
 from memprobe.load import MODES, Hammer, LoadResult
 from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
 from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult, merge_loads
+from memprobe.rounds import median_row, spread
 from memprobe.spawn import LOOPBACK, Child, free_port
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.
@@ -194,9 +194,9 @@ class FrameworkResult:
             return row
         rounds = [r.to_dict() for r in self.rounds]
         if rounds:
-            row.update(_median_row(rounds) if len(rounds) > 1 else rounds[0])
+            row.update(median_row(rounds) if len(rounds) > 1 else rounds[0])
             if len(rounds) > 1:
-                row["spread"] = _spread(rounds)
+                row["spread"] = spread(rounds)
                 row["rounds"] = rounds
         if self.log_tail:
             row["log_tail"] = self.log_tail
@@ -486,59 +486,3 @@ def _delta_pct(a: MemoryReading | None, b: MemoryReading | None) -> dict[str, fl
         x, y = getattr(a, k), getattr(b, k)
         out[k] = round((y - x) * 100.0 / x, 2) if x and y is not None else None
     return out
-
-
-_SPREAD_KEYS = {
-    "rss_after": ("after", "rss"),
-    "uss_after": ("after", "uss"),
-    "uss_delta": ("delta", "uss"),
-    "rss_delta": ("delta", "rss"),
-    "throughput_rps": ("throughput_rps", None),
-    "p50_ms": ("latency_ms", "p50"),
-    "p99_ms": ("latency_ms", "p99"),
-}
-
-
-def _pick(row: dict[str, Any], path: tuple[str, str | None]) -> float | None:
-    value = row.get(path[0])
-    if path[1] is not None:
-        value = value.get(path[1]) if isinstance(value, dict) else None
-    return value if isinstance(value, (int, float)) else None
-
-
-def _spread(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for name, path in _SPREAD_KEYS.items():
-        values = [v for v in (_pick(r, path) for r in rounds) if v is not None]
-        if values:
-            out[name] = {"min": min(values), "max": max(values),
-                         "stdev": round(statistics.pstdev(values), 3)}
-    return out
-
-
-def _median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Field-wise median of numeric leaves; non-numeric leaves from the first round."""
-
-    def merge(values: list[Any]) -> Any:
-        first = values[0]
-        if isinstance(first, dict):
-            keys = {k for v in values if isinstance(v, dict) for k in v}
-            return {k: merge([v.get(k) for v in values if isinstance(v, dict)]) for k in sorted(keys)}
-        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if nums and len(nums) == len(values):
-            m = statistics.median(nums)
-            return int(m) if all(isinstance(v, int) for v in nums) else round(m, 3)
-        return first
-
-    lists = ("samples", "steps", "processes")
-    merged = {k: merge([r.get(k) for r in rounds]) for k in rounds[0] if k not in lists}
-    merged["samples"] = rounds[0].get("samples")  # the first round's series, for the plots
-    if rounds[0].get("steps") is not None:
-        merged["steps"] = [merge([r["steps"][i] for r in rounds if len(r.get("steps") or []) > i])
-                           for i in range(len(rounds[0]["steps"]))]
-    if rounds[0].get("processes") is not None:
-        merged["processes"] = rounds[0]["processes"]  # pids differ between rounds: the first's
-    merged["pid"] = rounds[0].get("pid")
-    merged["pids"] = [r.get("pid") for r in rounds]
-    return merged
-

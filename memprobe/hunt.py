@@ -1,10 +1,11 @@
 """The leak hunt: run an app with the agent inside, hammer each route, judge the growth.
 
-Protocol, per route, in one child: warm-up requests -> ``gc.collect()`` and a baseline (USS from
-outside, traced size and a tracemalloc snapshot and a roots scan inside) -> ``rounds`` rounds of
-``requests`` requests, each followed by ``gc.collect()``, a traced-size reading and a USS
-reading -> a final snapshot, roots scan and type counts. :func:`memprobe.analyse.judge` gives
-the verdict from the series; the snapshot diff gives the sites, the roots scans the holders.
+Protocol, per route, in one child: tracemalloc (re)started one frame deep -> warm-up requests
+-> ``gc.collect()`` and a baseline (USS from outside; traced size, a roots scan and type counts
+inside) -> ``rounds`` rounds of ``requests`` requests, each followed by ``gc.collect()``, a
+traced-size reading and a USS reading -> :func:`memprobe.analyse.judge` gives the verdict. For a
+route that grew, one short attribution round traced ``frames`` deep: its snapshot diff gives
+the sites; the roots scans (or a referrer chain) give the holders, and the type counts the types.
 
 ``hunt(...)`` returns a :class:`HuntResult`; it raises :class:`~memprobe.errors.TargetError`
 when the target cannot be loaded or dies, with the partial result on ``err.partial``.
@@ -277,7 +278,7 @@ def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, reque
             resolved = f"{spec.path}:{target.rpartition(':')[2]}" if ":" in target else str(spec.path)
         argv = [sys.executable, "-m", "memprobe.agent", resolved, "--port", str(port),
                 "--control", str(control), "--frames", str(frames),
-                "--error-file", str(error_file)]
+                "--error-file", str(error_file), "--workers", str(concurrency)]
         child = Child(argv, name=f"the app ({spec.module})", url=f"http://{LOOPBACK}:{port}/",
                       cwd=cwd, ready_timeout=ready_timeout, env=_child_env(),
                       log_path=Path(tmp) / "agent.log")

@@ -12,9 +12,9 @@ by a pool of reused threads.
 from __future__ import annotations
 
 import io
-import socket
 import socketserver
 import sys
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
@@ -26,8 +26,8 @@ _REASONS = {400: "Bad Request", 411: "Length Required", 500: "Internal Server Er
             501: "Not Implemented"}
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-#: Connections served at once (each keep-alive connection holds a worker while it is open).
-_WORKERS = 64
+#: Connections served at once by default (a keep-alive connection holds a worker while open).
+WORKERS = 16
 
 
 class _Server(socketserver.TCPServer):
@@ -36,11 +36,19 @@ class _Server(socketserver.TCPServer):
     app: WSGIApp
     port: int
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], workers: int) -> None:
         super().__init__(address, handler)
-        # A pool, not a thread per connection: each hammer round opens new connections, and
-        # fresh threads would touch fresh malloc arenas and stacks, which reads as USS growth.
-        self.pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="memprobe-wsgi")
+        # A fixed pool, started now, not a thread per connection: each hammer round opens new
+        # connections, and fresh threads would touch fresh malloc arenas and stacks (USS
+        # growth), and keep fresh thread-locals of the app's (CherryPy keeps the last request
+        # per thread: traced growth). A keep-alive connection holds a worker while it is open,
+        # so the pool must be at least as large as the client's concurrency (the hunt makes it
+        # exactly that: every worker serves during the warm-up, none appears later).
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memprobe-wsgi")
+        ready = threading.Barrier(workers + 1)
+        for _ in range(workers):
+            self.pool.submit(ready.wait)
+        ready.wait()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self.pool.submit(self._work, request, client_address)
@@ -185,9 +193,11 @@ class _Handler(socketserver.StreamRequestHandler):
         )
 
 
-def make_server(app: WSGIApp, port: int, host: str = "127.0.0.1") -> socketserver.TCPServer:
-    """A server bound to ``host:port`` (loopback by default); call ``serve_forever()``."""
-    server = _Server((host, port), _Handler)
+def make_server(app: WSGIApp, port: int, host: str = "127.0.0.1",
+                workers: int = WORKERS) -> socketserver.TCPServer:
+    """A server bound to ``host:port`` (loopback by default) serving up to ``workers``
+    connections at once; call ``serve_forever()``."""
+    server = _Server((host, port), _Handler, workers)
     server.app = app
     server.port = port
     return server

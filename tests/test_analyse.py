@@ -129,6 +129,12 @@ def test_sites_without_user_code_are_grouped_by_their_most_recent_frame() -> Non
     assert (sites[0].file, sites[0].line, sites[0].user) == (SITE_PACKAGES, 9, False)
 
 
+def test_sites_in_the_users_code_come_before_bigger_framework_sites() -> None:
+    app = "/srv/app/a.py"
+    diffs = [([(SITE_PACKAGES, 1)], 90_000, 10), ([(app, 2)], 5_000, 10)]
+    assert [(s.line, s.user) for s in group_sites(diffs, requests=10)] == [(2, True), (1, False)]
+
+
 def test_small_sites_are_dropped_and_the_rest_sorted_biggest_first() -> None:
     app = "/srv/app/a.py"
     diffs = [([(app, 1)], 2_000, 1), ([(app, 2)], 500, 1), ([(app, 3)], 90_000, 1)]

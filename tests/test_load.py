@@ -8,7 +8,8 @@ import urllib.request
 import pytest
 
 from memprobe.errors import UsageError
-from memprobe.load import Hammer, LatencyHistogram, hammer
+from memprobe.histogram import LatencyHistogram
+from memprobe.load import Hammer, hammer
 from memprobe.spawn import Child, free_port
 
 

@@ -187,15 +187,17 @@ def _spread_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("framework")
     keys = list(rows[0]["spread"])
     for k in keys:
-        table.add_column(k, justify="right")
+        table.add_column(k, justify="right", no_wrap=True)
     for row in rows:
         cells = [row["framework"]]
         for k in keys:
             s = row["spread"].get(k)
             if s is None:
                 cells.append("-")
-            elif k.endswith(("_after", "_delta")):
-                cells.append(f"{format_bytes(s['min'])} - {format_bytes(s['max'])}")
+            elif k.endswith("_after"):
+                cells.append(f"{s['min'] / 2**20:.1f} - {s['max'] / 2**20:.1f} MiB")
+            elif k.endswith("_delta"):
+                cells.append(f"{s['min'] / 1024:+.0f} - {s['max'] / 1024:+.0f} KiB")
             else:
                 cells.append(f"{s['min']:.1f} - {s['max']:.1f}")
         table.add_row(*cells)

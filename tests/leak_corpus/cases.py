@@ -120,10 +120,10 @@ _recent: dict[int, str] = {}
 
 
 def bounded_cache() -> str:
-    """A hand-made cache capped at 1,500 entries (fills in the first round or two)."""
+    """A hand-made cache capped at 1,000 entries (full during the first round)."""
     n = next(_ids)
     _recent[n] = f"value {n}"
-    if len(_recent) > 1500:
+    if len(_recent) > 1000:
         del _recent[next(iter(_recent))]
     return "ok"
 
