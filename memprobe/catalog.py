@@ -219,6 +219,11 @@ def custom(path: str | Path) -> Framework:
                      server=f"your script {script}", default=False, path=script.resolve())
 
 
+def _is_script(name: str) -> bool:
+    key = name.strip().lower()
+    return key.endswith(".py") and key not in ALIASES and key not in _BY_NAME
+
+
 def select(spec: str | None) -> list[Framework]:
     """The frameworks a ``--frameworks`` value names.
 
@@ -234,7 +239,7 @@ def select(spec: str | None) -> list[Framework]:
     for part in spec.split(","):
         if not part.strip():
             continue
-        fw = custom(part.strip()) if part.strip().endswith(".py") else get(part)
+        fw = custom(part.strip()) if _is_script(part) else get(part)
         if fw not in chosen:
             chosen.append(fw)
     if not chosen:
