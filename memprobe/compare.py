@@ -219,7 +219,7 @@ class CompareResult:
         return {
             "memprobe": __version__,
             "schema": SCHEMA,
-            "kind": self.kind,
+            "result": self.kind,
             "started": self.started,
             "duration_s": round(self.duration_s, 3),
             "interrupted": self.interrupted,

@@ -30,7 +30,7 @@ class HammerResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON: the load's keys at the top level, plus ``before``/``after`` (``total`` and
         ``processes`` by pid) and ``delta`` of the totals when a pid was watched."""
-        out: dict[str, Any] = {"memprobe": __version__, "schema": SCHEMA, "kind": self.kind,
+        out: dict[str, Any] = {"memprobe": __version__, "schema": SCHEMA, "result": self.kind,
                                "started": self.started, "machine": machine(), "pid": self.pid}
         out.update(self.load.to_dict())
         if self.before is not None and self.after is not None:

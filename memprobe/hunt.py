@@ -171,12 +171,13 @@ class HuntResult:
         """JSON form: top-level keys are the worst route's, ``routes[]`` has each route."""
         worst = self.worst
         return {
-            "kind": "hunt",
+            "result": "hunt",
             "memprobe": __version__,
             "target": self.target,
             "app_kind": self.app_kind,
             "framework": self.framework,
             "verdict": self.verdict,
+            "kind": self.leak_kind,
             "leak_kind": self.leak_kind,
             "bytes_per_request": worst.bytes_per_request if worst else None,
             "route": worst.route if worst else None,
@@ -338,11 +339,7 @@ class _Counter:
         self.next = 0
 
     def hammer(self, url: str, n: int, concurrency: int, timeout: float) -> LoadResult:
-        h = Hammer(url, n, concurrency=concurrency, timeout=timeout)
-        if "{n}" in url:
-            # Hammer numbers requests from 0; shift so each round asks for new keys.
-            h._issued = self.next  # noqa: SLF001 - until Hammer takes a start index
-            h.n = self.next + n
+        h = Hammer(url, n, concurrency=concurrency, timeout=timeout, first=self.next)
         self.next += n
         return h.run()
 

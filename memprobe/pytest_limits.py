@@ -246,9 +246,9 @@ def _limit_text(limits: dict[str, Any] | None) -> str:
 
 
 def write_json(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write the session's records: ``{"kind": "pytest", "memprobe": version, "tests": [...]}``."""
+    """Write the session's records: ``{"result": "pytest", "memprobe": version, "tests": [...]}``."""
     from memprobe import __version__
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"kind": "pytest", "memprobe": __version__, "tests": records}
+    data = {"result": "pytest", "memprobe": __version__, "tests": records}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

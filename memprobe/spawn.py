@@ -16,6 +16,7 @@ import collections
 import ctypes
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,7 +96,8 @@ class Child:
         """Start the child and wait until it answers HTTP; raise :class:`TargetError` if it
         exits first or does not answer within ``ready_timeout`` seconds."""
         if self.log_path is None:
-            fd, name = tempfile.mkstemp(prefix=f"memprobe-{self.name}-", suffix=".log")
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)  # a route or a path may be the name
+            fd, name = tempfile.mkstemp(prefix=f"memprobe-{safe}-", suffix=".log")
             os.close(fd)
             self.log_path = Path(name)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

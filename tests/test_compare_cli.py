@@ -49,7 +49,7 @@ def test_compare_measures_each_framework_and_writes_the_json_contract(tmp_path: 
                    "--json", str(report), "--settle", "0.5")
     assert run.returncode == 0, run.stderr
     data = json.loads(report.read_text())
-    assert data["kind"] == "compare" and data["settings"]["requests"] == 300
+    assert data["result"] == "compare" and data["settings"]["requests"] == 300
     assert [r["framework"] for r in data["results"]] == names
     for row in data["results"]:
         assert row["status"] == "ok"

@@ -19,8 +19,6 @@ from memprobe.hunt import RouteResult, hunt
 
 CORPUS = Path(__file__).parent / "leak_corpus"
 SHORT: dict[str, Any] = {"requests": 1000, "rounds": 4, "warmup": 300}
-#: web.py serves ~370 requests/s here (DESIGN.md), a third of the others: fewer requests.
-SLOW: dict[str, Any] = {"requests": 700, "rounds": 4, "warmup": 300}
 
 
 def _cases() -> Any:
@@ -56,7 +54,7 @@ FRAMEWORKS = {
     "bottle": ("bottle_app.py:app", SHORT, list(CASES.CASES)),
     "cherrypy": ("cherrypy_app.py:app", SHORT, list(CASES.CASES)),
     "tornado": ("tornado_app.py:make_app()", SHORT, list(CASES.CASES)),
-    "webpy": ("webpy_app.py:application", SLOW, list(CASES.CASES)),
+    "webpy": ("webpy_app.py:application", SHORT, list(CASES.CASES)),
 }
 EXPECTED = {**CASES.EXPECTED, "flask_caching": (("bounded", "clean"), None)}
 

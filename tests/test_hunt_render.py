@@ -34,7 +34,8 @@ def test_the_json_has_the_issues_keys_at_the_top_and_per_route() -> None:
     data = json.loads(render(result(), "json"))
     for key in ("verdict", "kind", "bytes_per_request", "sites", "types", "holders", "routes"):
         assert key in data
-    assert data["kind"] == "hunt" and data["verdict"] == "leak"
+    assert data["result"] == "hunt" and data["verdict"] == "leak"
+    assert data["kind"] == data["leak_kind"] in ("python", "native", "mixed")
     assert set(data["bytes_per_request"]) == {"traced", "uss"}
     assert set(data["bytes_per_request"]["traced"]) == {"value", "error"}
     first = data["routes"][1]

@@ -133,3 +133,11 @@ def test_bad_arguments_are_usage_errors(kwargs: dict, message: str) -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(UsageError, match="http://"):
         Hammer("https://example.invalid/", 1)
+
+
+@pytest.mark.slow
+def test_first_shifts_n_so_later_rounds_ask_for_new_keys(behaviours: Child) -> None:
+    url = behaviours.url.rstrip("/") + "/item/{n}"
+    hammer(url, 100, concurrency=4, timeout=5)
+    hammer(url, 100, concurrency=4, timeout=5, first=100)
+    assert stats(behaviours)["distinct_items"] == 200

@@ -160,7 +160,7 @@ def test_a_failure_has_one_line_then_a_section_with_the_site_and_the_holder(
         "memprobe: /leak grew 1.? KiB/request (limit 64 B) over 600 requests (and 1 more, see "
         "the memprobe section)",
         "*- memprobe -*",
-        "target */app.py:app (app, in-process): 3 rounds x 200 requests after 50 warm-up",
+        "target */app.py:app (wsgi, in-process): 3 rounds x 200 requests after 50 warm-up",
         "violations:",
         "  /leak grew 1.? KiB/request (limit 64 B) over 600 requests",
         "  /leak leaks (python): +10??.? ± *.? B/request traced over 600 requests",
@@ -207,7 +207,7 @@ def test_the_summary_lists_every_measured_test_and_the_json_file_has_them_all(
     ])
     assert "test_not_measured" not in result.stdout.str().split("= memprobe =")[1]
     data = json.loads((pytester.path / "out" / "memprobe.json").read_text())
-    assert data["kind"] == "pytest"
+    assert data["result"] == "pytest"
     tests = {t["nodeid"].split("::")[1]: t for t in data["tests"]}
     assert set(tests) == {"test_index", "test_leak", "test_with_the_fixture"}
     assert tests["test_leak"]["outcome"] == "failed" and tests["test_leak"]["violations"]
@@ -322,7 +322,7 @@ def test_in_a_child_process_the_leaky_route_fails_and_its_clean_twin_passes(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "memprobe: /leak grew 1.? KiB/request (limit 256 B) over 900 requests (and 1 more*",
-        "target */app.py:app (app, child process): 3 rounds x 300 requests after 100 warm-up",
+        "target */app.py:app (wsgi, child process): 3 rounds x 300 requests after 100 warm-up",
         "*app.py:8  _kept.append(bytes(1000))",
         "  held by: module app.py, global _kept (list, *",
     ])

@@ -48,7 +48,7 @@ def framework(name: str, base: int, grow: int, rps: float) -> dict[str, Any]:
 def compare_data() -> dict[str, Any]:
     """A compare result as `memprobe compare --json` writes it: two frameworks, one not installed."""
     return {
-        "memprobe": "0.1.0", "schema": 1, "kind": "compare", "started": "2026-01-01T00:00:00+00:00",
+        "memprobe": "0.1.0", "schema": 1, "result": "compare", "started": "2026-01-01T00:00:00+00:00",
         "duration_s": 5.0, "interrupted": False,
         "settings": {"requests": 200, "timeout_s": 0.5, "concurrency": 10, "mode": "keepalive", "warmup": 0,
                      "settle_s": 2.0, "rounds": 1, "path": "/"},
@@ -89,8 +89,8 @@ def hunt_data() -> dict[str, Any]:
     """A hunt result as `memprobe hunt --json` writes it: a leaking route and a clean one."""
     routes = [route("/history", 309.0, "leak"), route("/", 0.3, "clean")]
     worst = routes[0]
-    return {"kind": "hunt", "memprobe": "0.1.0", "target": "app.py:app", "app_kind": "wsgi", "framework": "flask",
-            "verdict": "leak", "leak_kind": "python", "kind_of_leak": "python",
+    return {"result": "hunt", "memprobe": "0.1.0", "target": "app.py:app", "app_kind": "wsgi", "framework": "flask",
+            "verdict": "leak", "kind": "python", "leak_kind": "python",
             "bytes_per_request": worst["bytes_per_request"], "route": "/history", "sites": worst["sites"],
             "types": worst["types"], "holders": worst["holders"], "routes": routes,
             "settings": {"requests": 300, "rounds": 3, "warmup": 100, "concurrency": 4, "frames": 25, "cmd": None,
@@ -107,7 +107,7 @@ def check_result_data() -> dict[str, Any]:
                "snippet": "_history.append(request.path)", "symbol": "app._history",
                "evidence": {"route": "/history", "verdict": "leak", "traced_bytes_per_request": 309.0,
                             "holder": "module app.py, global _history"}}
-    return {"kind": "check", "target": "app.py", "passed": False, "flask_detected": True,
+    return {"result": "check", "target": "app.py", "passed": False, "flask_detected": True,
             "counts": {"fail": 1, "warn": 0, "info": 0}, "findings": [finding],
             "checklist": [{"rule": "MP101", "slug": "module-container", "title": finding["title"], "status": "fail",
                            "findings": 1, "advice": "", "note": ""},
@@ -144,7 +144,7 @@ def test_report_prints_a_saved_run_as_the_command_printed_it(tmp_path: Path, cap
 
 
 @pytest.mark.parametrize("suffix, marker", [(".html", "<!DOCTYPE html>"), (".md", "## memprobe compare"),
-                                            (".txt", "Memory before -> after"), (".json", '"kind": "compare"')])
+                                            (".txt", "Memory before -> after"), (".json", '"result": "compare"')])
 def test_the_output_format_follows_the_suffix(tmp_path: Path, suffix: str, marker: str) -> None:
     path = save(tmp_path, "compare.json", compare_data())
     out = tmp_path / f"report{suffix}"
@@ -208,10 +208,11 @@ def test_runs_of_two_kinds_are_not_compared(tmp_path: Path, capsys: pytest.Captu
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not JSON"),
     ("[1, 2]", "not a memprobe result"),
-    ('{"framework": "flask", "rss": 1}', 'no "kind" key'),
-    ('{"kind": "profile"}', "cannot render a 'profile' result"),
-    ('{"kind": "compare", "schema": 99, "memprobe": "9.0"}', "written by a newer memprobe"),
-    ('{"kind": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}', "a hunt result without routes"),
+    ('{"framework": "flask", "rss": 1}', 'no "result" key'),
+    ('{"result": "profile"}', "cannot render a 'profile' result"),
+    ('{"result": "compare", "schema": 99, "memprobe": "9.0"}', "written by a newer memprobe"),
+    ('{"result": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}', "a hunt result without routes"),
+    ('{"result": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
     ('{"kind": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
 ])
 def test_an_old_or_foreign_json_gets_one_line_and_exit_2(tmp_path: Path, content: str, message: str) -> None:

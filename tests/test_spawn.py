@@ -101,3 +101,12 @@ def test_the_child_dies_when_memprobe_is_killed_outright() -> None:
     finally:
         driver.kill()
         driver.wait()
+
+
+def test_a_name_with_slashes_still_gets_a_log(no_orphans: None) -> None:
+    port = free_port()
+    child = Child([sys.executable, str(SERVERS / "behaviours.py"), "--port", str(port)],
+                  name="app.py:app /api/items/{n}", url=f"http://{LOOPBACK}:{port}/")
+    with child:
+        assert child.log_path is not None and child.log_path.parent.is_dir()
+        assert "behaviours server starting" in child.log_tail()

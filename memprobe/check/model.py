@@ -147,7 +147,7 @@ class CheckResult:
     def to_dict(self) -> dict[str, Any]:
         """The public JSON contract: ``findings[]`` and ``checklist[]`` plus context."""
         return {
-            "kind": self.kind,
+            "result": self.kind,
             "target": self.target,
             "passed": not self.failed,
             "flask_detected": self.flask_detected,

@@ -77,8 +77,8 @@ class RunDiff:
     def to_dict(self) -> dict[str, Any]:
         """Both runs' JSON and the lined-up changes."""
         da, db = self.a.to_dict(), self.b.to_dict()
-        return {"kind": "diff", "of": da["kind"], "labels": list(self.labels),
-                "sections": _SECTIONS[da["kind"]](da, db), "a": da, "b": db}
+        return {"result": "diff", "of": self.a.kind, "labels": list(self.labels),
+                "sections": _SECTIONS[self.a.kind](da, db), "a": da, "b": db}
 
 
 def diff_runs(a: Any, b: Any, labels: tuple[str, str] = ("A", "B")) -> RunDiff:

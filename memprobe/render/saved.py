@@ -45,9 +45,13 @@ def check_data(data: Any, source: str) -> SavedResult:
     if not isinstance(data, dict):
         raise UsageError(f"{source}: not a memprobe result (the JSON is a {type(data).__name__}, "
                          "not an object)")
-    kind = data.get("kind")
+    # "result" names the result's type; reports written before it existed named it "kind"
+    # (which in a hunt result is now the leak's kind: python, native or mixed).
+    kind = data.get("result")
+    if kind is None and data.get("kind") in REQUIRED:
+        kind = data["kind"]
     if not isinstance(kind, str):
-        raise UsageError(f"{source}: not a memprobe result (no \"kind\" key); memprobe reports "
+        raise UsageError(f"{source}: not a memprobe result (no \"result\" key); memprobe reports "
                          f"are the .json files compare, hunt, check and hammer write")
     if kind not in REQUIRED:
         raise UsageError(f"{source}: cannot render a {kind!r} result (known: {', '.join(REQUIRED)})")
