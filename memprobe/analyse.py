@@ -60,6 +60,30 @@ def is_user_file(filename: str) -> bool:
     return not any(path.startswith(d) for d in _SYSTEM_DIRS)
 
 
+
+class Rate(float):
+    """Bytes per request from a fitted slope: a float, so it compares with a limit as it is
+    (``result.bytes_per_request["uss"] < 256``), that carries its standard error."""
+
+    error: float
+
+    def __new__(cls, value: float, error: float) -> Rate:
+        rate = super().__new__(cls, value)
+        rate.error = error
+        return rate
+
+    def to_dict(self) -> dict[str, float]:
+        """The JSON form: ``{"value": ..., "error": ...}``."""
+        return {"value": round(float(self), 2), "error": round(self.error, 2)}
+
+    def __repr__(self) -> str:
+        return f"Rate({float(self):.2f} ± {self.error:.2f})"
+
+
+def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | None]:
+    """``{"traced": Rate, "uss": Rate}`` as JSON."""
+    return {name: (rate.to_dict() if rate is not None else None) for name, rate in rates.items()}
+
 @dataclass(frozen=True)
 class Reading:
     """One point of the series: requests done since the baseline, and the two signals."""

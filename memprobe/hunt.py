@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from memprobe import __version__
 from memprobe.agent import AgentClient
-from memprobe.analyse import Judgement, Reading, Site, group_sites, judge
+from memprobe.analyse import Judgement, Rate, Reading, Site, group_sites, judge, rates_json
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.load import Hammer, LoadResult
 from memprobe.sample import read_memory, read_tree
@@ -93,10 +93,11 @@ class RouteResult:
         return self.judgement.kind
 
     @property
-    def bytes_per_request(self) -> dict[str, dict[str, float] | None]:
-        """``{"traced": {"value", "error"}, "uss": {...}}`` (None for a signal not read)."""
+    def bytes_per_request(self) -> dict[str, Rate | None]:
+        """``{"traced": Rate, "uss": Rate}``: each a float with ``.error`` (None for a signal
+        not read)."""
         j = self.judgement
-        return {name: ({"value": round(f.slope, 2), "error": round(f.error, 2)} if f else None)
+        return {name: (Rate(f.slope, f.error) if f else None)
                 for name, f in (("traced", j.traced), ("uss", j.uss))}
 
     @property
@@ -110,7 +111,7 @@ class RouteResult:
             "route": self.route,
             "verdict": self.verdict,
             "kind": self.kind,
-            "bytes_per_request": self.bytes_per_request,
+            "bytes_per_request": rates_json(self.bytes_per_request),
             "reason": self.judgement.reason,
             "model": self.judgement.to_dict(),
             "requests": self.requests,
@@ -163,6 +164,12 @@ class HuntResult:
         return worst.kind if worst else None
 
     @property
+    def bytes_per_request(self) -> dict[str, Rate | None]:
+        """The worst route's ``{"traced": Rate, "uss": Rate}`` (floats with ``.error``)."""
+        worst = self.worst
+        return worst.bytes_per_request if worst else {"traced": None, "uss": None}
+
+    @property
     def leaked(self) -> bool:
         """Whether any route leaks (the CLI exits 1)."""
         return any(r.verdict == "leak" for r in self.routes)
@@ -179,7 +186,7 @@ class HuntResult:
             "verdict": self.verdict,
             "kind": self.leak_kind,
             "leak_kind": self.leak_kind,
-            "bytes_per_request": worst.bytes_per_request if worst else None,
+            "bytes_per_request": rates_json(worst.bytes_per_request) if worst else None,
             "route": worst.route if worst else None,
             "sites": [s.to_dict() for s in worst.sites] if worst else [],
             "types": list(worst.types) if worst else [],

@@ -152,6 +152,8 @@ def _signals(route: RouteResult) -> str:
 def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, Any]:
     """The summary's and the JSON file's view of one measurement (plain JSON types only: xdist
     sends it from the worker to the controller)."""
+    from memprobe.analyse import rates_json
+
     return {
         "target": result.target,
         "mode": mode,
@@ -160,7 +162,7 @@ def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, A
         "violations": [],
         "error": result.error,
         "routes": [{"route": r.route, "verdict": r.verdict, "kind": r.kind,
-                    "requests": r.requests, "bytes_per_request": r.bytes_per_request,
+                    "requests": r.requests, "bytes_per_request": rates_json(r.bytes_per_request),
                     "total_bytes": {name: (fit.total if fit else None) for name, fit in
                                     (("traced", r.judgement.traced), ("uss", r.judgement.uss))}}
                    for r in result.routes],

@@ -150,3 +150,11 @@ def test_uss_still_growing_fast_after_the_python_heap_stopped_is_a_native_leak()
     j = judge(series([300_000, 200_000, 0, 0, 0], [2_000_000] * 5))
     assert (j.verdict, j.kind) == ("leak", "native")
     assert "after the Python heap stopped" in j.reason
+
+
+def test_a_rate_compares_like_a_number_and_keeps_its_error() -> None:
+    from memprobe.analyse import Rate, rates_json
+
+    rate = Rate(36.31, 0.27)
+    assert rate < 64 and rate > 36 and rate.error == 0.27
+    assert rates_json({"traced": rate, "uss": None}) == {"traced": {"value": 36.31, "error": 0.27}, "uss": None}

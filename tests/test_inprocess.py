@@ -53,7 +53,7 @@ def test_a_route_that_keeps_an_object_per_request_is_a_python_leak_with_its_line
     route = result.routes[0]
     assert route.verdict == "leak" and route.kind == "python"
     # bytes(100) is a 133-byte object plus its slot in the list.
-    assert 135 < route.bytes_per_request["traced"]["value"] < 160
+    assert 135 < route.bytes_per_request["traced"] < 160
     assert route.sites[0].file == str(app_file) and route.sites[0].code == "_kept.append(bytes(100))"
     assert route.holders[0].description.startswith("module inproc_app.py, global _kept (list")
 
@@ -64,7 +64,7 @@ def test_a_route_that_keeps_nothing_is_clean_with_no_sites(app_file: Path) -> No
     result = hunt_in_process(f"{app_file}:app", ["/", "/echo?q={n}"], **{**SMALL, "warmup": 200})
 
     assert [r.verdict for r in result.routes] == ["clean", "clean"]
-    assert all(abs(r.bytes_per_request["traced"]["value"]) < 4 for r in result.routes)
+    assert all(abs(r.bytes_per_request["traced"]) < 4 for r in result.routes)
     assert all(not r.sites and not r.holders for r in result.routes)
 
 
@@ -89,7 +89,7 @@ def test_an_app_object_can_be_given_instead_of_a_target_spec() -> None:
     result = hunt_in_process(app, ["/"], **SMALL)
 
     assert result.verdict == "leak"
-    assert result.routes[0].bytes_per_request["traced"]["value"] > 200
+    assert result.routes[0].bytes_per_request["traced"] > 200
 
 
 def test_the_stdlib_caller_passes_path_query_and_status_like_werkzeug(app_file: Path) -> None:
