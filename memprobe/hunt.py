@@ -367,15 +367,14 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
         _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
     base = client.call("baseline")
     readings = [Reading(0, base["traced"], _uss(child.pid, base))]
-    done = 0
-    for i in range(rounds):
-        say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
-        load = counter.hammer(url, requests, concurrency, timeout)
-        _check(child, load, route, notes)
-        totals.add(load)
-        done += load.sent
+
+    def measure(done: int) -> Reading:
         inside = client.call("measure")
-        readings.append(Reading(done, inside["traced"], _uss(child.pid, inside)))
+        return Reading(done, inside["traced"], _uss(child.pid, inside))
+
+    readings += _rounds(child, counter, url, route, rounds, requests, concurrency, timeout,
+                        notes, totals, say, measure)
+    done = readings[-1].requests
     judgement = judge(readings)
     sites: list[Site] = []
     base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
@@ -434,6 +433,22 @@ class _LoadTotals:
         return {"sent": self.sent, "ok": self.ok, "failed": self.failed,
                 "status_counts": dict(sorted(self.statuses.items())),
                 "throughput_rps": round(self.sent / self.duration, 1) if self.duration else 0.0}
+
+
+def _rounds(child: Child, counter: _Counter, url: str, route: str, rounds: int, requests: int,
+            concurrency: int, timeout: float, notes: list[str], totals: _LoadTotals,
+            say: Progress, read: Callable[[int], Reading]) -> list[Reading]:
+    """The measured rounds: hammer, check the child lived, ``read(requests done)``."""
+    readings: list[Reading] = []
+    done = 0
+    for i in range(rounds):
+        say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
+        load = counter.hammer(url, requests, concurrency, timeout)
+        _check(child, load, route, notes)
+        totals.add(load)
+        done += load.sent
+        readings.append(read(done))
+    return readings
 
 
 def _check(child: Child, load: LoadResult, route: str, notes: list[str]) -> None:
@@ -495,13 +510,8 @@ def _hunt_cmd(result: HuntResult, cmd: str, routes: list[str] | None, requests: 
             if warmup:
                 _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
             readings = [Reading(0, None, read_tree(child.pid).total.uss)]
-            done = 0
-            for i in range(rounds):
-                say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
-                load = counter.hammer(url, requests, concurrency, timeout)
-                _check(child, load, route, notes)
-                totals.add(load)
-                done += load.sent
-                readings.append(Reading(done, None, read_tree(child.pid).total.uss))
+            readings += _rounds(child, counter, url, route, rounds, requests, concurrency, timeout,
+                                notes, totals, say,
+                                lambda done: Reading(done, None, read_tree(child.pid).total.uss))
             result.routes.append(RouteResult(route, judge(readings), readings, load=totals.to_dict(),
                                              duration_s=time.monotonic() - t1, notes=notes))
