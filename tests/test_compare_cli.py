@@ -137,6 +137,7 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     data = json.loads(report.read_text())
     assert data["interrupted"] is True
+    assert f"wrote partial results to {report}" in err
     assert data["results"][0]["framework"] == "tornado"
 
 

@@ -81,6 +81,9 @@ class CompareCommand:
         finally:
             # Written even when interrupted: nothing measured is lost.
             written = write_outputs(result, args, stem=f"compare-{stamp}")
+            if result.interrupted:
+                for path in written:
+                    print(f"wrote partial results to {path}", file=sys.stderr)
         if not args.quiet:
             print(render(result, "text", color=sys.stdout.isatty()), end="")
             for path in written:
