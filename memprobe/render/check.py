@@ -52,7 +52,10 @@ def text(result: Any, color: bool = False, width: int = 100) -> str:
     """The checklist, worst items first within the rule order, each with its evidence and fix."""
     data = result.to_dict()
     lines: list[Any] = [
-        Text.assemble(("memprobe check ", "bold"), data["target"], ("  " + _context(data), "dim")), Text("")
+        # The target can be a long path: the context gets its own line so that it never
+        # wraps mid-phrase.
+        Text.assemble(("memprobe check ", "bold"), data["target"]), Text(_context(data), style="dim"),
+        Text("")
     ]
     for error in data["errors"]:
         lines.append(Text.assemble((" ✗ ", _STYLE["fail"]), f"{error['file']}:{error['line']}: ",
