@@ -35,7 +35,8 @@ def _context(data: dict[str, Any]) -> str:
     return f"{kind}, {files} file{'s' if files != 1 else ''} checked{extra}"
 
 
-def _evidence_line(evidence: dict[str, Any]) -> str:
+def evidence_line(evidence: dict[str, Any]) -> str:
+    """A finding's measured evidence in one sentence (route, bytes per request, holder, site)."""
     parts = [f"route {evidence.get('route')} {evidence.get('verdict')}"]
     for key, label in (("traced_bytes_per_request", "traced"), ("uss_bytes_per_request", "USS")):
         if evidence.get(key) is not None:
@@ -80,7 +81,7 @@ def text(result: Any, color: bool = False, width: int = 100) -> str:
             if finding["snippet"]:
                 lines.append(Text(f"       {finding['line']:>4} │ {finding['snippet']}", style="dim"))
             if finding.get("evidence"):
-                lines.append(Text.assemble("       ", ("measured: ", "magenta"), _evidence_line(finding["evidence"])))
+                lines.append(Text.assemble("       ", ("measured: ", "magenta"), evidence_line(finding["evidence"])))
         if mine:
             lines.append(Text.assemble("     ", ("why: ", "bold"), mine[0]["rationale"]))
             lines.append(Text.assemble("     ", ("fix: ", "bold"), mine[0]["advice"]))
@@ -131,7 +132,7 @@ def markdown(result: Any) -> str:
                 if f["snippet"]:
                     out.append(f"  `{f['snippet'].replace('`', '')}`")
                 if f.get("evidence"):
-                    out.append(f"  Measured: {_md(_evidence_line(f['evidence']))}")
+                    out.append(f"  Measured: {_md(evidence_line(f['evidence']))}")
             out += ["", f"**Why:** {mine[0]['rationale']}", "", f"**Fix:** {mine[0]['advice']}", ""]
     if data["runtime"].get("summary"):
         out += [f"**Measured (`--run`):** {_md(data['runtime']['summary'])}", ""]

@@ -11,7 +11,8 @@ from memprobe.render.terminal import to_text
 from memprobe.units import format_bytes
 
 
-def _load_lines(data: dict[str, Any]) -> list[str]:
+def load_lines(data: dict[str, Any]) -> list[str]:
+    """The load's figures in three lines: counts and rate, latency, statuses."""
     req, lat = data["requests"], data["latency_ms"]
     statuses = " ".join(f"{k}:{v}" for k, v in req["status_counts"].items())
     errors = " ".join(f"{k}:{v}" for k, v in req["errors"].items())
@@ -24,7 +25,8 @@ def _load_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
-def _memory_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+def memory_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(process, before, after) for each watched process, then the total when there are several."""
     before, after = data["before"], data["after"]
     rows = [(f"pid {pid}", r, after["processes"].get(pid, {})) for pid, r in before["processes"].items()]
     if len(rows) > 1:
@@ -36,7 +38,7 @@ def _memory_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[s
 def text(result: Any, color: bool = False, width: int = 120) -> str:
     """The load's figures, then the watched processes' memory before and after."""
     data = result.to_dict()
-    parts: list[Any] = [Text(line) for line in _load_lines(data)]
+    parts: list[Any] = [Text(line) for line in load_lines(data)]
     if data.get("before"):
         table = Table(title=f"Memory of pid {data['pid']} and its children", title_justify="left")
         table.add_column("process")
@@ -44,7 +46,7 @@ def text(result: Any, color: bool = False, width: int = 120) -> str:
             table.add_column(f"{f} before", justify="right")
             table.add_column(f"{f} after", justify="right")
             table.add_column(f"{f} Δ", justify="right")
-        for name, b, a in _memory_rows(data):
+        for name, b, a in memory_rows(data):
             cells = [name]
             for f in ("rss", "uss", "pss"):
                 x, y = b.get(f), a.get(f)
@@ -59,10 +61,10 @@ def text(result: Any, color: bool = False, width: int = 120) -> str:
 def markdown(result: Any) -> str:
     """The same, as Markdown."""
     data = result.to_dict()
-    out = ["## memprobe hammer", ""] + [f"- {line}" for line in _load_lines(data)] + [""]
+    out = ["## memprobe hammer", ""] + [f"- {line}" for line in load_lines(data)] + [""]
     if data.get("before"):
         out += ["| process | rss before | rss after | uss Δ | pss Δ |", "|---|---:|---:|---:|---:|"]
-        for name, b, a in _memory_rows(data):
+        for name, b, a in memory_rows(data):
             def d(f: str) -> str:
                 x, y = b.get(f), a.get(f)
                 return format_bytes(None if x is None or y is None else y - x, signed=True)

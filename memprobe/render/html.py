@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from memprobe.render import plots, renders
+from memprobe.render.check import evidence_line
 from memprobe.render.diff import change_text, highlights
 from memprobe.render.page import Safe, badge, definition_list, esc, figure, join, page, table, tag
 from memprobe.units import format_bytes
@@ -263,18 +264,6 @@ def _prose(text: str) -> Safe:
     return Safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(text)))
 
 
-def _evidence(ev: dict[str, Any]) -> str:
-    parts = [f"route {ev.get('route')} {ev.get('verdict')}"]
-    for key, label in (("traced_bytes_per_request", "traced"), ("uss_bytes_per_request", "USS")):
-        if ev.get(key) is not None:
-            parts.append(f"{ev[key]:+.1f} B/request {label}")
-    if ev.get("holder"):
-        parts.append(f"held by {ev['holder']}")
-    if ev.get("site"):
-        parts.append(f"allocated at {ev['site']}")
-    return ", ".join(parts)
-
-
 @renders("html", "check")
 def check(result: Any) -> str:
     """The checklist with each item's status, findings (file:line, source line, measured
@@ -305,7 +294,7 @@ def check(result: Any) -> str:
                 if f.get("snippet"):
                     bits.append(tag("pre", f"{f['line']:>4} │ {f['snippet']}"))
                 if f.get("evidence"):
-                    bits.append(tag("p", Safe(tag("b", "measured: ") + esc(_evidence(f["evidence"])))))
+                    bits.append(tag("p", Safe(tag("b", "measured: ") + esc(evidence_line(f["evidence"])))))
                 items.append(tag("li", join(bits)))
             body += [tag("h3", f"{rule}: {mine[0]['title']}"), tag("ul", join(items)),
                      tag("p", Safe(tag("b", "Why: ") + _prose(mine[0].get("rationale") or ""))),
@@ -329,13 +318,13 @@ def check(result: Any) -> str:
 @renders("html", "hammer")
 def hammer(result: Any) -> str:
     """The load's figures and the watched process tree's memory."""
-    from memprobe.render.hammer import _load_lines, _memory_rows
+    from memprobe.render.hammer import load_lines, memory_rows
 
     data = result.to_dict()
-    body: list[Any] = [tag("ul", join(tag("li", line) for line in _load_lines(data)))]
+    body: list[Any] = [tag("ul", join(tag("li", line) for line in load_lines(data)))]
     if data.get("before"):
         rows = []
-        for name, b, a in _memory_rows(data):
+        for name, b, a in memory_rows(data):
             row: list[Any] = [name]
             for f in ("rss", "uss", "pss"):
                 x, y = b.get(f), a.get(f)
