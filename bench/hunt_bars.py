@@ -16,27 +16,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from memprobe import catalog  # noqa: E402
 from memprobe.hunt import hunt  # noqa: E402
-
-HELLO = {
-    "flask": "hello_flask.py:app",
-    "bottle": "hello_bottle.py:app",
-    "cherrypy": "hello_cherrypy.py:wsgi_app()",
-    "tornado": "hello_tornado.py:make_app()",
-    "webpy": "hello_webpy.py:wsgi_app()",
-}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--frameworks", default=",".join(HELLO))
+    parser.add_argument("--frameworks", default=",".join(catalog.DEFAULT_NAMES))
     args = parser.parse_args()
     verdicts: dict[str, collections.Counter[str]] = {}
     for i in range(args.repeat):
-        for name in args.frameworks.split(","):
+        for fw in catalog.select(args.frameworks):
+            name = fw.name
             t0 = time.monotonic()
-            result = hunt(HELLO[name], routes=["/"], cwd=ROOT / "frameworks")
+            result = hunt(fw.hello_target, routes=["/"], cwd=catalog.frameworks_dir())
             took = time.monotonic() - t0
             route = result.routes[0]
             verdicts.setdefault(name, collections.Counter())[route.verdict] += 1

@@ -94,6 +94,13 @@ class Framework:
         there is no extra)."""
         return f'pip install "memprobe[{self.extra}]"' if self.extra else self.install_hint()
 
+    @property
+    def hello_target(self) -> str | None:
+        """The hello-world's app as a ``hunt`` target, relative to :func:`frameworks_dir`
+        (``hello_cherrypy.py:wsgi_app()``); None without a script or an app object."""
+        script = self.script
+        return f"{script.name}:{self.app_spec}" if script and self.app_spec else None
+
     def crud_script(self) -> Path | None:
         """``frameworks/crud_<name>.py``, or ``None`` for a framework without a CRUD app."""
         return frameworks_dir() / f"crud_{self.name}.py" if self.crud else None

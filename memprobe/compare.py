@@ -22,9 +22,9 @@ import psutil
 
 from memprobe import __version__, catalog, production
 from memprobe.errors import TargetError, UsageError
-from memprobe.load import MODES, Hammer, LoadResult
+from memprobe.load import MODES, Hammer, LoadResult, merge_loads
 from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
-from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult, merge_loads
+from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.rounds import median_row, spread
 from memprobe.spawn import LOOPBACK, Child, free_port
 

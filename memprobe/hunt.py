@@ -28,7 +28,7 @@ from memprobe import __version__
 from memprobe.agent import AgentClient
 from memprobe.analyse import Judgement, Rate, Reading, Site, group_sites, judge, rates_json
 from memprobe.errors import MemprobeError, TargetError, UsageError
-from memprobe.load import Hammer, LoadResult
+from memprobe.load import Hammer, LoadResult, merge_loads
 from memprobe.sample import read_memory, read_tree
 from memprobe.spawn import LOOPBACK, Child, free_port
 from memprobe.target import parse_target, precheck
@@ -360,7 +360,7 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
     counter = _Counter()
     t0 = time.monotonic()
     notes: list[str] = []
-    totals = _LoadTotals()
+    loads: list[LoadResult] = []
     client.call("trace")
     if warmup:
         say(f"{route}: warm-up, {warmup} requests")
@@ -373,7 +373,7 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
         return Reading(done, inside["traced"], _uss(child.pid, inside))
 
     readings += _rounds(child, counter, url, route, rounds, requests, concurrency, timeout,
-                        notes, totals, say, measure)
+                        notes, loads, say, measure)
     done = readings[-1].requests
     judgement = judge(readings)
     sites: list[Site] = []
@@ -398,7 +398,7 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
     if not holders and sites:
         holders = _chains(client, sites)
     return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
-                       totals.to_dict(), time.monotonic() - t0, notes, timings)
+                       _load_summary(url, loads), time.monotonic() - t0, notes, timings)
 
 
 def _chains(client: AgentClient, sites: list[Site]) -> list[Holder]:
@@ -415,28 +415,16 @@ def _chains(client: AgentClient, sites: list[Site]) -> list[Holder]:
     return []
 
 
-class _LoadTotals:
-    def __init__(self) -> None:
-        self.sent = self.ok = self.failed = 0
-        self.duration = 0.0
-        self.statuses: dict[str, int] = {}
-
-    def add(self, load: LoadResult) -> None:
-        self.sent += load.sent
-        self.ok += load.ok
-        self.failed += load.failed
-        self.duration += load.duration_s
-        for k, v in load.status_counts.items():
-            self.statuses[k] = self.statuses.get(k, 0) + v
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "ok": self.ok, "failed": self.failed,
-                "status_counts": dict(sorted(self.statuses.items())),
-                "throughput_rps": round(self.sent / self.duration, 1) if self.duration else 0.0}
+def _load_summary(url: str, loads: list[LoadResult]) -> dict[str, Any]:
+    """A route's measured rounds in one: counts, statuses, requests per second."""
+    total = merge_loads(url, loads)
+    return {"sent": total.sent, "ok": total.ok, "failed": total.failed,
+            "status_counts": dict(sorted(total.status_counts.items())),
+            "throughput_rps": round(total.sent / total.duration_s, 1) if total.duration_s else 0.0}
 
 
 def _rounds(child: Child, counter: _Counter, url: str, route: str, rounds: int, requests: int,
-            concurrency: int, timeout: float, notes: list[str], totals: _LoadTotals,
+            concurrency: int, timeout: float, notes: list[str], loads: list[LoadResult],
             say: Progress, read: Callable[[int], Reading]) -> list[Reading]:
     """The measured rounds: hammer, check the child lived, ``read(requests done)``."""
     readings: list[Reading] = []
@@ -445,7 +433,7 @@ def _rounds(child: Child, counter: _Counter, url: str, route: str, rounds: int, 
         say(f"{route}: round {i + 1}/{rounds}, {requests} requests")
         load = counter.hammer(url, requests, concurrency, timeout)
         _check(child, load, route, notes)
-        totals.add(load)
+        loads.append(load)
         done += load.sent
         readings.append(read(done))
     return readings
@@ -505,13 +493,13 @@ def _hunt_cmd(result: HuntResult, cmd: str, routes: list[str] | None, requests: 
         result.startup_s = time.monotonic() - t0
         for route in todo:
             url = f"http://{LOOPBACK}:{port}{route}"
-            counter, notes, totals = _Counter(), [], _LoadTotals()
+            counter, notes, loads = _Counter(), [], []
             t1 = time.monotonic()
             if warmup:
                 _check(child, counter.hammer(url, warmup, concurrency, timeout), route, notes)
             readings = [Reading(0, None, read_tree(child.pid).total.uss)]
             readings += _rounds(child, counter, url, route, rounds, requests, concurrency, timeout,
-                                notes, totals, say,
+                                notes, loads, say,
                                 lambda done: Reading(done, None, read_tree(child.pid).total.uss))
-            result.routes.append(RouteResult(route, judge(readings), readings, load=totals.to_dict(),
+            result.routes.append(RouteResult(route, judge(readings), readings, load=_load_summary(url, loads),
                                              duration_s=time.monotonic() - t1, notes=notes))

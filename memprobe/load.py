@@ -472,6 +472,26 @@ def _error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:
+    """One :class:`LoadResult` for hammerings run one after another (a scenario's request
+    kinds, a hunt's rounds): counts summed, latencies pooled, durations added."""
+    first = loads[0]
+    total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s)
+    for x in loads:
+        total.sent += x.sent
+        total.ok += x.ok
+        total.failed += x.failed
+        total.timeouts += x.timeouts
+        for k, v in x.errors.items():
+            total.errors[k] = total.errors.get(k, 0) + v
+        for k, v in x.status_counts.items():
+            total.status_counts[k] = total.status_counts.get(k, 0) + v
+        total.duration_s += x.duration_s
+        total.connections_opened += x.connections_opened
+        total.latency.merge(x.latency)
+    return total
+
+
 def hammer(url: str, n: int | None = None, **options: Any) -> LoadResult:
     """Send ``n`` requests to ``url`` and return what happened (see :class:`Hammer`)."""
     return Hammer(url, n, **options).run()

@@ -226,23 +226,3 @@ class StepResult:
             "delta": None if self.after is None or self.before is None else self.before.delta(self.after),
         }
         return out
-
-
-def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:
-    """One :class:`LoadResult` for a whole scenario: counts summed, latencies pooled, durations
-    added (the kinds ran one after another)."""
-    first = loads[0]
-    total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s)
-    for x in loads:
-        total.sent += x.sent
-        total.ok += x.ok
-        total.failed += x.failed
-        total.timeouts += x.timeouts
-        for k, v in x.errors.items():
-            total.errors[k] = total.errors.get(k, 0) + v
-        for k, v in x.status_counts.items():
-            total.status_counts[k] = total.status_counts.get(k, 0) + v
-        total.duration_s += x.duration_s
-        total.connections_opened += x.connections_opened
-        total.latency.merge(x.latency)
-    return total

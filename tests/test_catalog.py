@@ -184,3 +184,10 @@ def test_frameworks_command_writes_json(tmp_path: Path,
         assert row["default"] == fw.default
         assert row["unavailable"] == fw.unavailable
         assert {"pip", "server", "keepalive", "echo", "script", "missing"} <= row.keys()
+
+
+def test_each_default_hello_world_is_a_hunt_target_in_the_frameworks_folder() -> None:
+    for fw in catalog.select(None):
+        script, _, attr = fw.hello_target.partition(":")  # type: ignore[union-attr]
+        assert (catalog.frameworks_dir() / script).is_file() and attr == fw.app_spec
+    assert catalog.get("japronto").hello_target is None

@@ -8,7 +8,7 @@ import pytest
 
 from memprobe import scenario
 from memprobe.errors import UsageError
-from memprobe.load import Hammer, LoadResult
+from memprobe.load import Hammer, LoadResult, merge_loads
 
 
 def test_the_shipped_scenarios_are_hello_echo_and_crud() -> None:
@@ -97,7 +97,7 @@ def test_merged_loads_add_counts_and_pool_latencies() -> None:
         r.duration_s = 1.0
         for _ in range(r.sent):
             r.latency.add(seconds)
-    total = scenario.merge_loads("u", [a, b])
+    total = merge_loads("u", [a, b])
     assert (total.sent, total.ok, total.failed) == (5, 4, 1)
     assert total.status_counts == {"200": 3, "204": 1, "404": 1}
     assert total.duration_s == 2.0 and total.concurrency == 10
