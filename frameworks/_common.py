@@ -67,23 +67,27 @@ def echo_body(raw: bytes) -> bytes:
     return json.dumps(json.loads(raw or b"null")).encode("utf-8")
 
 
-def shutdown_on_sigterm(get_server: Callable[[], socketserver.BaseServer | None]) -> None:
-    """Make SIGTERM end ``serve_forever()`` once the request in progress, if any, is answered.
+def stop_on_sigterm(get_stop: Callable[[], Callable[[], object] | None]) -> None:
+    """Make SIGTERM call the server's own graceful stop, from another thread.
 
-    For servers that handle requests in the main thread (wsgiref). Raising ``SystemExit`` from
-    the handler, as :func:`exit_on_sigterm` does, can land inside a request there, where
-    wsgiref's error handler swallows it and the server goes on serving.
-    ``get_server`` returns the server, or ``None`` while it does not exist yet.
+    For servers whose main thread runs the accept loop (wsgiref, cheroot). Raising
+    ``SystemExit`` there, as :func:`exit_on_sigterm` does, lands at an arbitrary point of the
+    loop: wsgiref's error handler can swallow it inside a request, and cheroot can lose a
+    thread-pool wake-up and then wait forever in ``stop()`` for a worker (seen in about one
+    SIGTERM in fifteen on a loaded machine). Asked from another thread, both stop at a safe
+    point and the main thread returns normally. ``get_stop`` returns the stop function, or
+    ``None`` while the server does not exist yet (SIGTERM then exits at once). The thread is
+    not a daemon, so the interpreter waits for the stop to finish before it exits.
     """
 
-    def _shutdown(signum: int, frame: FrameType | None) -> None:
-        server = get_server()
-        if server is None:
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop = get_stop()
+        if stop is None:
             raise SystemExit(0)
-        # shutdown() waits for serve_forever(), which runs in this very thread: ask from another.
-        threading.Thread(target=server.shutdown, name="sigterm-shutdown", daemon=True).start()
+        # The stop functions wait for the accept loop, which runs in this very thread.
+        threading.Thread(target=stop, name="sigterm-stop").start()
 
-    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def serve_wsgiref(app: Callable[..., Iterable[bytes]], host: str, port: int) -> None:
@@ -99,6 +103,6 @@ def serve_wsgiref(app: Callable[..., Iterable[bytes]], host: str, port: int) -> 
             pass
 
     with make_server(host, port, app, handler_class=QuietHandler) as httpd:
-        shutdown_on_sigterm(lambda: httpd)
+        stop_on_sigterm(lambda: httpd.shutdown)
         print(f"serving on http://{host}:{port}/ (wsgiref)", file=sys.stderr, flush=True)
         httpd.serve_forever()

@@ -8,7 +8,7 @@ from typing import Any
 
 import bottle
 
-from _common import HELLO, TEXT_PLAIN, parse_args, shutdown_on_sigterm
+from _common import HELLO, TEXT_PLAIN, parse_args, stop_on_sigterm
 
 app = bottle.Bottle()
 
@@ -33,7 +33,7 @@ def main() -> None:
     # quiet=True drops the per-request access log (we measure the framework, not its console);
     # errors such as a port in use still raise and reach stderr.
     server = bottle.WSGIRefServer(host=args.host, port=args.port, quiet=True)
-    shutdown_on_sigterm(lambda: getattr(server, "srv", None))
+    stop_on_sigterm(lambda: getattr(getattr(server, "srv", None), "shutdown", None))
     bottle.run(app, server=server, quiet=True)
 
 

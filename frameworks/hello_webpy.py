@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import web
 
-from _common import HELLO, TEXT_PLAIN, APPLICATION_JSON, echo_body, exit_on_sigterm, parse_args
+from _common import HELLO, TEXT_PLAIN, APPLICATION_JSON, echo_body, parse_args, stop_on_sigterm
 
 # web.py defaults to debug mode, whose reloader stats every loaded module on each request: a
 # development aid, off here as it is off by default in every other framework measured.
@@ -48,8 +48,9 @@ def wsgi_app() -> object:
 def main() -> None:
     """Parse the command line and serve until SIGTERM."""
     args = parse_args("web.py", __doc__.splitlines()[0])
-    exit_on_sigterm()
     server = web.httpserver.WSGIServer((args.host, args.port), app.wsgifunc())
+    # Before start() has made it ready, stop() is a no-op: SIGTERM then exits at once instead.
+    stop_on_sigterm(lambda: server.stop if server.ready else None)
     try:
         server.start()
     finally:
