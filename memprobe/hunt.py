@@ -376,28 +376,26 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
                         notes, loads, say, measure)
     done = readings[-1].requests
     judgement = judge(readings)
+    growth = client.call("growth", requests=done)
+    timings = growth.get("timings_s", {})
     sites: list[Site] = []
-    base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
-    attributed = 0
     if judgement.verdict != "clean":
         # Deep tracebacks only for one short round: they cost ~10x per allocation.
+        base_path, end_path = tmp / "base.snapshot", tmp / "end.snapshot"
         attributed = min(requests, ATTRIBUTION_REQUESTS)
         say(f"{route}: attribution round, {attributed} requests traced {frames} frames deep")
         client.call("attribute", snapshot=str(base_path))
         load = counter.hammer(url, attributed, concurrency, timeout)
         _check(child, load, route, notes)
-        attributed = load.sent
-    final = client.call("final", snapshot=str(end_path) if attributed else None,
-                        requests=done + attributed)
-    if attributed:
+        snapshot = client.call("snapshot", snapshot=str(end_path))
+        timings["snapshot"] = round(snapshot["snapshot_s"], 3)
         t1 = time.perf_counter()
-        sites = _sites(base_path, end_path, attributed)
-        final.setdefault("timings_s", {})["sites"] = round(time.perf_counter() - t1, 3)
-    timings = final.get("timings_s", {})
-    holders = [Holder.from_dict(h) for h in final.get("holders", [])]
+        sites = _sites(base_path, end_path, load.sent)
+        timings["sites"] = round(time.perf_counter() - t1, 3)
+    holders = [Holder.from_dict(h) for h in growth.get("holders", [])]
     if not holders and sites:
         holders = _chains(client, sites)
-    return RouteResult(route, judgement, readings, sites, final.get("types", []), holders,
+    return RouteResult(route, judgement, readings, sites, growth.get("types", []), holders,
                        _load_summary(url, loads), time.monotonic() - t0, notes, timings)
 
 

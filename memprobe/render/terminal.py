@@ -14,4 +14,9 @@ def to_text(*renderables: Any, color: bool = False, width: int = 120) -> str:
                       color_system="auto" if color else None, highlight=False)
     for item in renderables:
         console.print(item)
-    return buf.getvalue()
+    text = buf.getvalue()
+    if color:
+        return text
+    # rich pads every table cell to its column's width: plain text (a pipe, a file, a CI log)
+    # should not end its lines with runs of spaces.
+    return "\n".join(line.rstrip() for line in text.split("\n"))
