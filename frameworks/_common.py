@@ -10,7 +10,6 @@ import argparse
 import importlib.metadata
 import json
 import signal
-import socketserver
 import sys
 import threading
 from types import FrameType

@@ -114,7 +114,7 @@ def test_a_limit_just_above_the_growth_passes_and_just_below_fails(
 
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        f"*test_limits.py::test_above*PASSED*", f"*test_limits.py::test_below*FAILED*"])
+        "*test_limits.py::test_above*PASSED*", "*test_limits.py::test_below*FAILED*"])
     result.stdout.re_match_lines([
         rf"^memprobe: /leak grew 1\.\d KiB/request \(limit {below} B\) over 600 requests$"])
 

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import psutil
 import pytest
 
 from memprobe.errors import TargetError
