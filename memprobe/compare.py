@@ -26,7 +26,7 @@ from memprobe.load import MODES, Hammer, LoadResult, merge_loads
 from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
 from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.rounds import median_row, spread
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.spawn import EXIT_GRACE_S, LOOPBACK, Child, free_port
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.
 SCHEMA = 1
@@ -305,7 +305,7 @@ def measure(
                     current.append(hammer)
                     load = hammer.run()
                     done_before += load.sent
-                    child.check_alive()
+                    child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
                     after = _read(child.pid, in_production)[0] if scenario else None
                     results.append(StepResult(step, load, after=after, before=previous))
                     previous = after
@@ -319,7 +319,7 @@ def measure(
             if rnd.tree_after is not None:
                 rnd.roles.update(production.roles(rnd.tree_after))
         except TargetError as err:
-            if child.alive():
+            if not child.exited(grace=EXIT_GRACE_S):
                 raise
             if rnd.load is None and current:  # keep the counts of the hammering it died in
                 loads = [r.load for r in results] + [h.result for h in current[len(results):]]

@@ -30,7 +30,7 @@ from memprobe.analyse import Judgement, Rate, Reading, Site, group_sites, judge,
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.load import Hammer, LoadResult, merge_loads
 from memprobe.sample import read_memory, read_tree
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.spawn import EXIT_GRACE_S, LOOPBACK, Child, free_port
 from memprobe.target import parse_target, precheck
 
 __all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
@@ -312,7 +312,7 @@ def _hunt_agent(result: HuntResult, target: str, routes: list[str] | None, reque
                     concurrency, frames, timeout, say))
             client.close()
         except MemprobeError as err:
-            if child.proc is not None and child.proc.poll() is not None:
+            if child.exited(grace=EXIT_GRACE_S):
                 raise TargetError(f"the app died {phase[0]} (exit code {child.proc.returncode})",
                                   child.log_tail()) from None
             raise err
@@ -439,7 +439,8 @@ def _rounds(child: Child, counter: _Counter, url: str, route: str, rounds: int, 
 
 def _check(child: Child, load: LoadResult, route: str, notes: list[str]) -> None:
     if load.answered < load.sent:
-        child.check_alive()
+        # Resets and refusals: the child may be on its way out.
+        child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
     if load.answered == 0:
         raise TargetError(f"{route}: none of {load.sent} requests got an answer "
                           f"({', '.join(load.errors) or 'timeouts'})", child.log_tail())

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from memprobe.errors import TargetError
 
 LOOPBACK = "127.0.0.1"
+#: How long to wait for a child that may be exiting after requests to it failed (seconds).
+EXIT_GRACE_S = 1.0
 
 _PR_SET_PDEATHSIG = 1
 try:  # resolved once here, because preexec_fn must not import or allocate much after fork
@@ -148,15 +150,33 @@ class Child:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
 
+    def exited(self, grace: float = 0.0) -> bool:
+        """Whether the child has exited, waiting up to ``grace`` s for one on its way out.
+
+        A dying process closes its sockets (the hammer sees resets) a moment before the kernel
+        lets its parent reap it; on a busy machine that moment is long enough to call a crash
+        anything else. Callers pass a grace only when requests have just failed.
+        """
+        if self.proc is None:
+            return False
+        if grace > 0:
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        return self.proc.poll() is not None
+
     def alive(self) -> bool:
         """Whether the child is still running."""
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and not self.exited()
 
-    def check_alive(self) -> None:
-        """Raise :class:`TargetError` (with the log tail) if the child has died."""
-        if self.proc is not None and self.proc.poll() is not None:
+    def check_alive(self, grace: float = 0.0) -> None:
+        """Raise :class:`TargetError` (with the log tail) if the child has died, waiting up to
+        ``grace`` s for one that is exiting (see :meth:`exited`)."""
+        if self.exited(grace):
             raise TargetError(
-                f"{self.name} died (exit code {self.proc.returncode})", self.log_tail()
+                f"{self.name} died (exit code {self.proc.returncode})",  # type: ignore[union-attr]
+                self.log_tail(),
             )
 
     def log_tail(self, lines: int = 15) -> str:

@@ -88,6 +88,23 @@ def test_check_alive_raises_once_the_child_died(no_orphans: None) -> None:
             child.check_alive()
 
 
+def test_a_grace_lets_check_alive_see_a_child_that_is_still_exiting(no_orphans: None) -> None:
+    with behaviours_child() as child:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(child.url + "exit", timeout=5)
+        # No wait of our own: the request failed, and that is all a caller knows at this point.
+        with pytest.raises(TargetError, match=r"died \(exit code 3\)"):
+            child.check_alive(grace=10)
+        assert child.exited() and not child.alive()
+
+
+def test_a_grace_does_not_make_a_live_child_look_dead(no_orphans: None) -> None:
+    with behaviours_child() as child:
+        assert not child.exited(grace=0.2)
+        child.check_alive(grace=0.2)
+        assert child.alive()
+
+
 def test_the_child_dies_when_memprobe_is_killed_outright() -> None:
     driver = subprocess.Popen([sys.executable, str(SERVERS / "driver.py")], cwd=REPO,
                               stdout=subprocess.PIPE, text=True,
