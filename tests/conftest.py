@@ -1,6 +1,7 @@
 """Fixtures shared by the tests: real servers on loopback, always reaped."""
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -12,6 +13,16 @@ from memprobe.spawn import LOOPBACK, Child, free_port
 
 SERVERS = Path(__file__).parent / "servers"
 REPO = Path(__file__).resolve().parent.parent
+
+
+def ctrl_c_reaches_it() -> None:
+    """``preexec_fn`` for a child a test will send SIGINT, as Ctrl-C at a terminal would.
+
+    A shell starts background jobs (``cmd &`` in a CI script) with SIGINT ignored, and every
+    process below inherits that: the test suite, its workers, and this child, which would then
+    never see the signal the test sends. At a terminal Ctrl-C always reaches the foreground job.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def behaviours_child(*extra: str, ready_timeout: float = 15.0, path: str = "/") -> Child:

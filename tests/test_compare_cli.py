@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from memprobe import catalog
-from tests.conftest import REPO
+from tests.conftest import REPO, ctrl_c_reaches_it
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +118,8 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
     report = tmp_path / "partial.json"
     proc = subprocess.Popen([sys.executable, "-m", "memprobe", "compare", "10000000", "2",
                              "--frameworks", "tornado", "--no-save", "--json", str(report)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_reaches_it)
     try:
         deadline = time.monotonic() + 60
         children: list[psutil.Process] = []

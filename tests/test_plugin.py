@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from memprobe.inprocess import hunt_in_process
+from tests.conftest import ctrl_c_reaches_it
 
 pytest_plugins = ["pytester"]
 
@@ -407,7 +408,7 @@ def test_servers_the_fixture_started_are_gone_after_an_interrupted_test(
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p",
                              "no:cacheprovider", "test_serve.py::test_interrupted_while_serving"],
                             cwd=pytester.path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=ctrl_c_reaches_it)
     try:
         deadline = time.monotonic() + 60
         while not marker.exists() or not marker.read_text():
