@@ -12,8 +12,9 @@ Flask under tracemalloc with 25 frames takes ~10 s here instead of 0.2 s. Comman
 * ``trace``: (re)start tracemalloc, one frame deep unless told otherwise;
 * ``baseline``: collect garbage, scan the roots and count the types, answer the traced size;
 * ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead;
+* ``growth``: collect, answer which containers and types grew since the baseline (asked right
+  after the measured rounds, while tracing is still one frame deep);
 * ``attribute``: trace ``--frames`` deep from now on and dump a snapshot for the parent;
-* ``final``: collect, dump a snapshot, answer which containers and types grew since baseline;
 * ``snapshot``: dump a snapshot now; ``chain``: a referrer chain from objects made at file:line.
 
 :class:`AgentClient` is the parent's side. When the target fails to load, the agent writes the

@@ -60,7 +60,6 @@ def is_user_file(filename: str) -> bool:
     return not any(path.startswith(d) for d in _SYSTEM_DIRS)
 
 
-
 class Rate(float):
     """Bytes per request from a fitted slope: a float, so it compares with a limit as it is
     (``result.bytes_per_request["uss"] < 256``), that carries its standard error."""
@@ -83,6 +82,7 @@ class Rate(float):
 def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | None]:
     """``{"traced": Rate, "uss": Rate}`` as JSON."""
     return {name: (rate.to_dict() if rate is not None else None) for name, rate in rates.items()}
+
 
 @dataclass(frozen=True)
 class Reading:

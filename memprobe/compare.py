@@ -24,8 +24,8 @@ from memprobe import __version__, catalog, production
 from memprobe.errors import TargetError, UsageError
 from memprobe.load import MODES, Hammer, LoadResult, merge_loads
 from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
-from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.rounds import median_row, spread
+from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.spawn import EXIT_GRACE_S, LOOPBACK, Child, free_port
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-
 _SPREAD_KEYS = {
     "rss_after": ("after", "rss"),
     "uss_after": ("after", "uss"),
@@ -62,4 +61,3 @@ def median_row(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     merged["pid"] = rounds[0].get("pid")
     merged["pids"] = [r.get("pid") for r in rounds]
     return merged
-
