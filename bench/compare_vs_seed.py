@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil  # noqa: E402
 
-from memprobe import catalog  # noqa: E402
-from memprobe.spawn import LOOPBACK, Child, free_port  # noqa: E402
+from memprobe.compare import frameworks as catalog  # noqa: E402
+from memprobe.process.child import LOOPBACK, Child, free_port  # noqa: E402
 
 
 def seed_method(fw: catalog.Framework, n: int, timeout: float) -> dict[str, float]:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memprobe import catalog  # noqa: E402
-from memprobe.load import Hammer  # noqa: E402
-from memprobe.spawn import LOOPBACK, Child, free_port  # noqa: E402
+from memprobe.compare import frameworks as catalog  # noqa: E402
+from memprobe.http.hammer import Hammer  # noqa: E402
+from memprobe.process.child import LOOPBACK, Child, free_port  # noqa: E402
 
 
 def run_wrk(url: str, duration: float, connections: int) -> dict[str, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memprobe import catalog  # noqa: E402
+from memprobe.compare import frameworks as catalog  # noqa: E402
 from memprobe.hunt import hunt  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from typing import Iterator
 import psutil
 import pytest
 
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.process.child import LOOPBACK, Child, free_port
 
 SERVERS = Path(__file__).parent / "servers"
 REPO = Path(__file__).resolve().parent.parent

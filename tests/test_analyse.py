@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from memprobe.analyse import (Reading, above_peak, group_sites, is_user_file, judge,
+from memprobe.hunt.model import (Reading, above_peak, group_sites, is_user_file, judge,
                               least_squares)
 
 ROUND = 2000
@@ -153,7 +153,7 @@ def test_uss_still_growing_fast_after_the_python_heap_stopped_is_a_native_leak()
 
 
 def test_a_rate_compares_like_a_number_and_keeps_its_error() -> None:
-    from memprobe.analyse import Rate, rates_json
+    from memprobe.hunt.model import Rate, rates_json
 
     rate = Rate(36.31, 0.27)
     assert rate < 64 and rate > 36 and rate.error == 0.27

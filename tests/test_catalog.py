@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from memprobe.cli import main
 from memprobe.errors import EnvironmentProblem, UsageError
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from memprobe.check import check
-from memprobe.check.catalogue import STATIC_RULES
+from memprobe.check.rules import STATIC_RULES
 
 CORPUS = Path(__file__).parent / "check_corpus"
 REPO = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ def test_leaky_example_app_fails_with_one_finding_per_leaky_route() -> None:
 
 def test_every_rule_is_documented_with_a_bad_and_a_good_example() -> None:
     doc = (REPO / "docs" / "check-rules.md").read_text()
-    from memprobe.check.catalogue import ALL_RULES
+    from memprobe.check.rules import ALL_RULES
 
     for rule in ALL_RULES:
         assert f"## {rule.id}" in doc, f"{rule.id} has no section in docs/check-rules.md"

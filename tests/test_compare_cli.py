@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from tests.conftest import REPO, ctrl_c_reaches_it
 
 pytestmark = pytest.mark.slow

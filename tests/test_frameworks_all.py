@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from tests.test_compare_cli import memprobe
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """Every installed framework's hello-world serves on loopback and ends cleanly on SIGTERM.
 
 Real children, real HTTP on 127.0.0.1. The scripts are started with ``subprocess`` directly (not
-``memprobe.spawn``) so that these tests speak only for the scripts.
+``memprobe.process.child``) so that these tests speak only for the scripts.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.process.child import LOOPBACK, Child, free_port
 from tests.conftest import SERVERS
 from tests.test_compare_cli import memprobe
 

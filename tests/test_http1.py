@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from memprobe.http1 import ProtocolError, ResponseParser
+from memprobe.http.parser import ProtocolError, ResponseParser
 
 CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
            b"5\r\nHello\r\n7;ext=1\r\n, World\r\n0\r\n\r\n")

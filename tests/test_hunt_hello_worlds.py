@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from memprobe.hunt import hunt
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from memprobe.analyse import Reading, Site, judge
+from memprobe.hunt.model import Reading, Site, judge
 from memprobe.hunt import Holder, HuntResult, RouteResult
 from memprobe.render import render
 

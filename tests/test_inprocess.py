@@ -10,7 +10,7 @@ import pytest
 
 from memprobe.errors import TargetError, UsageError
 from memprobe.hunt import HuntResult
-from memprobe.inprocess import WsgiCaller, hunt_in_process
+from memprobe.hunt.inprocess import WsgiCaller, hunt_in_process
 
 APP = '''
 from __future__ import annotations

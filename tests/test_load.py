@@ -8,9 +8,9 @@ import urllib.request
 import pytest
 
 from memprobe.errors import UsageError
-from memprobe.histogram import LatencyHistogram
-from memprobe.load import Hammer, hammer
-from memprobe.spawn import Child, free_port
+from memprobe.http.histogram import LatencyHistogram
+from memprobe.http.hammer import Hammer, hammer
+from memprobe.process.child import Child, free_port
 
 
 def stats(child: Child) -> dict[str, int]:

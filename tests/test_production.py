@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe import catalog, production
+from memprobe.compare import frameworks as catalog, production
 from tests.test_compare_cli import memprobe
 
 SERVER_MODULE = {"wsgi": "gunicorn", "asgi": "uvicorn"}

@@ -17,7 +17,7 @@ import pytest
 
 from memprobe.cli import main
 from memprobe.render import render
-from memprobe.render.saved import check_data
+from memprobe.results.saved import check_data
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = "<script>document.title='pwned'</script>"

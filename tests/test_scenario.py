@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from memprobe import scenario
+from memprobe.compare import scenario
 from memprobe.errors import UsageError
-from memprobe.load import Hammer, LoadResult, merge_loads
+from memprobe.http.hammer import Hammer, LoadResult, merge_loads
 
 
 def test_the_shipped_scenarios_are_hello_echo_and_crud() -> None:

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from memprobe.errors import TargetError
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.process.child import LOOPBACK, Child, free_port
 from tests.conftest import REPO, SERVERS, behaviours_child
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from memprobe.check import appwide, perrequest
-from memprobe.check.catalogue import ADVICE_RULES, RULES, STATIC_RULES, lookup
+from memprobe.check.rules import ADVICE_RULES, RULES, STATIC_RULES, lookup
 from memprobe.check.context import Hit, RuleContext, RuleFn
 from memprobe.check.facts import Project
 from memprobe.check.model import ChecklistItem, CheckResult, Finding, Rule, SourceError

@@ -6,11 +6,11 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from memprobe import catalog, scenario as scenarios
+from memprobe.compare import frameworks as catalog, scenario as scenarios
 from memprobe.commands.common import add_output_options, progress_display, write_outputs
-from memprobe.compare import CompareResult, Settings, run
+from memprobe.compare.runner import CompareResult, Settings, run
 from memprobe.errors import ExitCode
-from memprobe.load import MODES
+from memprobe.http.hammer import MODES
 from memprobe.render import render
 
 

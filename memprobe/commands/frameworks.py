@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from memprobe.errors import UsageError
 
 

@@ -10,10 +10,10 @@ import psutil
 
 from memprobe.commands.common import add_output_options, progress_display, write_outputs
 from memprobe.errors import ExitCode, TargetError, UsageError
-from memprobe.external import hammer_and_watch
-from memprobe.load import MODES, Hammer
+from memprobe.compare.watch import hammer_and_watch
+from memprobe.http.hammer import MODES, Hammer
 from memprobe.render import render
-from memprobe.spawn import answers_http
+from memprobe.process.child import answers_http
 
 
 class HammerCommand:

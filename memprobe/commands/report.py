@@ -34,7 +34,7 @@ class ReportCommand:
         """Load, maybe diff, render, write or print."""
         from memprobe.errors import UsageError
         from memprobe.render import format_for, render
-        from memprobe.render.saved import load_result
+        from memprobe.results.saved import load_result
 
         if len(args.runs) > 2:
             raise UsageError(f"report takes one run, or two to compare, not {len(args.runs)}")

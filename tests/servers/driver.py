@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from memprobe.spawn import LOOPBACK, Child, free_port
+from memprobe.process.child import LOOPBACK, Child, free_port
 
 port = free_port()
 child = Child([sys.executable, str(Path(__file__).with_name("behaviours.py")), "--port", str(port)],

@@ -40,7 +40,7 @@ NATIVE_AFTER_BOUNDED = 4 * USS_FLOOR
 #: How many standard errors the slope must clear.
 SIGMAS = 3.0
 
-_MEMPROBE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_MEMPROBE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _SYSTEM_DIRS = tuple(sorted(
     {os.path.abspath(p) + os.sep for p in (
         sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p}

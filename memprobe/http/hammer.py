@@ -20,8 +20,8 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from memprobe.errors import UsageError
-from memprobe.histogram import LatencyHistogram
-from memprobe.http1 import ProtocolError, ResponseParser
+from memprobe.http.histogram import LatencyHistogram
+from memprobe.http.parser import ProtocolError, ResponseParser
 
 MODES = ("keepalive", "close", "burst")
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from memprobe.errors import UsageError
-from memprobe.load import LoadResult
-from memprobe.sample import FIELDS, MemoryReading
+from memprobe.http.hammer import LoadResult
+from memprobe.process.memory import FIELDS, MemoryReading
 
 #: The apps a scenario can target: the hello-world scripts or the CRUD scripts.
 APPS = ("hello", "crud")

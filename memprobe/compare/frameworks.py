@@ -260,7 +260,7 @@ def frameworks_dir() -> Path:
     A wheel ships them as ``memprobe/_frameworks``; a source checkout or an editable install has
     them in the top-level ``frameworks/`` beside the package.
     """
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent
     for candidate in (here / "_frameworks", here.parent / "frameworks"):
         if candidate.is_dir():
             return candidate

@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
-from memprobe import catalog
+from memprobe.compare import frameworks as catalog
 from memprobe.errors import TargetError
-from memprobe.sample import FIELDS, MemoryReading, TreeReading
+from memprobe.process.memory import FIELDS, MemoryReading, TreeReading
 
 SERVERS = ("dev", "production")
 

@@ -1,11 +1,11 @@
 """The in-process hunt: a WSGI app called through a test client in this process, no server.
 
-Same protocol and same analysis as :func:`memprobe.hunt.hunt`, without a child: warm-up ->
+Same protocol and same analysis as :func:`memprobe.hunt.run.hunt`, without a child: warm-up ->
 ``gc.collect()`` and a baseline (traced heap with tracemalloc, USS of this process, a roots
 scan) -> ``rounds`` rounds of ``requests`` calls, each followed by a collection and a reading ->
-:func:`memprobe.analyse.judge` -> for a route that grew, one attribution round traced ``frames``
+:func:`memprobe.hunt.model.judge` -> for a route that grew, one attribution round traced ``frames``
 deep for the allocation sites, and the holders from a second roots scan. It returns the same
-:class:`~memprobe.hunt.HuntResult`.
+:class:`~memprobe.hunt.run.HuntResult`.
 
 Why it exists: it is fast (no start-up, no sockets) and the traced heap is exact to the byte, so
 a limit can be set a few bytes either side of an app's growth and the test stays deterministic.
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from memprobe.analyse import Reading, Site, group_sites, judge
+from memprobe.hunt.model import Reading, Site, group_sites, judge
 from memprobe.errors import TargetError, UsageError
 
 __all__ = ["WsgiCaller", "hunt_in_process"]
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 Progress = Callable[[str], None]
 #: Calls in the attribution round, at most ``requests``. Fewer than ``hunt``'s 1,000: in a test
@@ -145,7 +145,7 @@ class _Tracing:
 
 def _uss_reader() -> Callable[[], int | None]:
     try:
-        from memprobe.sample import read_memory
+        from memprobe.process.memory import read_memory
     except ImportError:  # psutil missing: traced heap only
         return lambda: None
     pid = os.getpid()
@@ -213,7 +213,7 @@ def hunt_in_process(
     progress: Progress | None = None,
 ) -> Any:
     """Hunt for leaks in a WSGI app called in this process; returns a
-    :class:`~memprobe.hunt.HuntResult` whose settings say ``"mode": "in_process"``.
+    :class:`~memprobe.hunt.run.HuntResult` whose settings say ``"mode": "in_process"``.
 
     ``target`` is a spec (``app.py:app``, ``pkg.module:create_app()``) or the WSGI callable.
     Without ``routes``, a Flask or Bottle app's parameterless GET routes are hunted, else ``/``.
@@ -221,8 +221,8 @@ def hunt_in_process(
     pytest's own allocations move it by hundreds of KiB, enough to call a clean app "bounded".
     Raises UsageError for bad settings and TargetError when the target cannot be loaded.
     """
-    from memprobe.agent import discover_routes
-    from memprobe.hunt import HuntResult
+    from memprobe.agent.control import discover_routes
+    from memprobe.hunt.run import HuntResult
 
     if requests <= 0 or rounds < 2 or warmup < 0 or frames < 1:
         raise UsageError("hunt needs requests > 0, rounds >= 2, warmup >= 0 and frames >= 1")
@@ -256,8 +256,8 @@ def hunt_in_process(
 
 def _hunt_route(route: _Route, requests: int, rounds: int, warmup: int, frames: int,
                 tracing: _Tracing, scan_holders: bool, read_uss: bool, say: Progress) -> Any:
-    from memprobe import holders as roots
-    from memprobe.hunt import Holder, RouteResult
+    from memprobe.agent import holders as roots
+    from memprobe.hunt.run import Holder, RouteResult
 
     t0 = time.monotonic()
     uss = _uss_reader() if read_uss else (lambda: None)

@@ -20,13 +20,14 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
-from memprobe import __version__, catalog, production
+from memprobe import __version__
+from memprobe.compare import frameworks as catalog, production
 from memprobe.errors import TargetError, UsageError
-from memprobe.load import MODES, Hammer, LoadResult, merge_loads
-from memprobe.sample import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
-from memprobe.rounds import median_row, spread
-from memprobe.scenario import SAFE_METHODS, Scenario, Step, StepResult
-from memprobe.spawn import EXIT_GRACE_S, LOOPBACK, Child, free_port
+from memprobe.http.hammer import MODES, Hammer, LoadResult, merge_loads
+from memprobe.process.memory import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
+from memprobe.compare.rounds import median_row, spread
+from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
+from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.
 SCHEMA = 1

@@ -3,7 +3,7 @@
 Protocol, per route, in one child: tracemalloc (re)started one frame deep -> warm-up requests
 -> ``gc.collect()`` and a baseline (USS from outside; traced size, a roots scan and type counts
 inside) -> ``rounds`` rounds of ``requests`` requests, each followed by ``gc.collect()``, a
-traced-size reading and a USS reading -> :func:`memprobe.analyse.judge` gives the verdict. For a
+traced-size reading and a USS reading -> :func:`memprobe.hunt.model.judge` gives the verdict. For a
 route that grew, one short attribution round traced ``frames`` deep: its snapshot diff gives
 the sites; the roots scans (or a referrer chain) give the holders, and the type counts the types.
 
@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memprobe import __version__
-from memprobe.agent import AgentClient
-from memprobe.analyse import Judgement, Rate, Reading, Site, group_sites, judge, rates_json
+from memprobe.agent.control import AgentClient
+from memprobe.hunt.model import Judgement, Rate, Reading, Site, group_sites, judge, rates_json
 from memprobe.errors import MemprobeError, TargetError, UsageError
-from memprobe.load import Hammer, LoadResult, merge_loads
-from memprobe.sample import read_memory, read_tree
-from memprobe.spawn import EXIT_GRACE_S, LOOPBACK, Child, free_port
+from memprobe.http.hammer import Hammer, LoadResult, merge_loads
+from memprobe.process.memory import read_memory, read_tree
+from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
 from memprobe.target import parse_target, precheck
 
 __all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
@@ -325,7 +325,7 @@ def _child_env() -> dict[str, str]:
 
     env = dict(os.environ)
     # The agent must import this memprobe, wherever the user runs it from.
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONTRACEMALLOC", None)
     return env
@@ -402,7 +402,7 @@ def _hunt_route(child: Child, client: AgentClient, port: int, route: str, tmp: P
 def _chains(client: AgentClient, sites: list[Site]) -> list[Holder]:
     """When no root's container grew, the referrer chain from objects made at the top user
     site back to a module (objgraph's find_backref_chain)."""
-    from memprobe.holders import describe
+    from memprobe.agent.holders import describe
 
     for site in [s for s in sites if s.user][:2]:
         found = client.call("chain", file=site.file, line=site.line).get("chain")
@@ -459,7 +459,7 @@ def _uss(pid: int, inside: dict[str, Any]) -> int | None:
 
 
 def _sites(base_path: Path, end_path: Path, requests: int) -> list[Site]:
-    from memprobe import holders as agent_side
+    from memprobe.agent import holders as agent_side
 
     keep_out = [tracemalloc.Filter(False, agent_side.__file__, all_frames=True),
                 tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True)]

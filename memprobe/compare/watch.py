@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memprobe import __version__
-from memprobe.compare import SCHEMA, machine
-from memprobe.load import Hammer, LoadResult
-from memprobe.sample import Sampler, TreeReading, read_tree, settle
+from memprobe.compare.runner import SCHEMA, machine
+from memprobe.http.hammer import Hammer, LoadResult
+from memprobe.process.memory import Sampler, TreeReading, read_tree, settle
 
 
 @dataclass

@@ -204,7 +204,7 @@ def _raised(target: TargetSpec, err: BaseException) -> str:
 
 def _tail(err: BaseException) -> str:
     """The traceback from the first frame outside memprobe and importlib (the user's code)."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     tb = err.__traceback__
     while tb is not None and (tb.tb_frame.f_code.co_filename.startswith((here, "<frozen"))):
         tb = tb.tb_next

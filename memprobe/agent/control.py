@@ -96,7 +96,7 @@ def _dump(path: str) -> float:
 
 def handle(state: _State, request: dict[str, Any]) -> dict[str, Any]:
     """Answer one control request (runs in the control thread)."""
-    from memprobe import holders
+    from memprobe.agent import holders
 
     cmd = request.get("cmd")
     if cmd == "hello":
@@ -235,7 +235,7 @@ class AgentClient:
 
 def _serve_app(loaded: Any, port: int, workers: int) -> None:
     if loaded.kind == "wsgi":
-        from memprobe.wsgi_server import make_server
+        from memprobe.agent.wsgi_server import make_server
 
         make_server(loaded.app, port, workers=workers).serve_forever(poll_interval=0.5)
     elif loaded.kind == "tornado":

@@ -89,7 +89,7 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
     label = target if isinstance(target, str) else repr(target)
     try:
         if limit.in_process:
-            from memprobe.inprocess import hunt_in_process
+            from memprobe.hunt.inprocess import hunt_in_process
 
             result = hunt_in_process(target, limit.routes, requests,
                                      rounds=limit.options["rounds"],
@@ -152,7 +152,7 @@ def _signals(route: RouteResult) -> str:
 def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, Any]:
     """The summary's and the JSON file's view of one measurement (plain JSON types only: xdist
     sends it from the worker to the controller)."""
-    from memprobe.analyse import rates_json
+    from memprobe.hunt.model import rates_json
 
     return {
         "target": result.target,

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from memprobe import pytest_limits as limits
+from memprobe.pytest_plugin import limits
 
 if TYPE_CHECKING:
     from memprobe.hunt import HuntResult
-    from memprobe.load import LoadResult
-    from memprobe.sample import MemoryReading
-    from memprobe.spawn import Child
+    from memprobe.http.hammer import LoadResult
+    from memprobe.process.memory import MemoryReading
+    from memprobe.process.child import Child
 
 #: Requests per round when neither the marker, the call nor ``--memprobe-requests`` says.
 DEFAULT_REQUESTS = 2000
@@ -218,13 +218,13 @@ class Server:
 
     def memory(self) -> MemoryReading:
         """rss, vms, uss, pss, swap of the server process now (bytes)."""
-        from memprobe.sample import read_memory
+        from memprobe.process.memory import read_memory
 
         return read_memory(self.pid)
 
     def hammer(self, path: str = "/", n: int | None = None, **options: Any) -> LoadResult:
-        """Send ``n`` requests to ``path`` on this server (see :func:`memprobe.load.hammer`)."""
-        from memprobe.load import hammer
+        """Send ``n`` requests to ``path`` on this server (see :func:`memprobe.http.hammer.hammer`)."""
+        from memprobe.http.hammer import hammer
 
         return hammer(self.url + (path if path.startswith("/") else "/" + path), n, **options)
 
@@ -257,7 +257,7 @@ class Probe:
     def hunt(self, target: Any = None, routes: list[str] | None = None,
              requests: int | None = None, *, in_process: bool = False,
              **options: Any) -> HuntResult:
-        """:func:`memprobe.hunt.hunt` (or :func:`memprobe.inprocess.hunt_in_process` with
+        """:func:`memprobe.hunt.hunt` (or :func:`memprobe.hunt.inprocess.hunt_in_process` with
         ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. The result is
         recorded for the summary and the JSON file. Skips the test under ``--memprobe-off``."""
         if self._manager.off:
@@ -265,7 +265,7 @@ class Probe:
         n = requests or self._manager.requests
         resolved = resolve_target(target, self._request.node) if target is not None else None
         if in_process:
-            from memprobe.inprocess import hunt_in_process
+            from memprobe.hunt.inprocess import hunt_in_process
 
             result = hunt_in_process(resolved, routes, n, **options)
         else:
@@ -288,7 +288,7 @@ class Probe:
         import tempfile
 
         from memprobe.errors import UsageError
-        from memprobe.spawn import Child, free_port
+        from memprobe.process.child import Child, free_port
 
         port = free_port()
         if (target is None) == (cmd is None):
@@ -314,9 +314,9 @@ class Probe:
         return server
 
     def hammer(self, url: str, n: int | None = None, **options: Any) -> LoadResult:
-        """:func:`memprobe.load.hammer`: ``n`` requests to ``url``; a ``{n}`` in the URL becomes
+        """:func:`memprobe.http.hammer.hammer`: ``n`` requests to ``url``; a ``{n}`` in the URL becomes
         the request's index."""
-        from memprobe.load import hammer
+        from memprobe.http.hammer import hammer
 
         return hammer(url, n, **options)
 
@@ -334,7 +334,7 @@ class Probe:
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     # The agent must import this memprobe, wherever the test suite runs from.
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
