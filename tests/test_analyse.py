@@ -5,8 +5,10 @@ import random
 
 import pytest
 
-from memprobe.hunt.model import (Reading, above_peak, group_sites, is_user_file, judge,
-                              least_squares)
+from memprobe.agent.attribution import group_sites
+from memprobe.hunt.model import above_peak, judge, least_squares
+from memprobe.results.hunt import Reading
+from memprobe.target.usercode import is_user_file
 
 ROUND = 2000
 STDLIB = random.__file__
@@ -153,7 +155,7 @@ def test_uss_still_growing_fast_after_the_python_heap_stopped_is_a_native_leak()
 
 
 def test_a_rate_compares_like_a_number_and_keeps_its_error() -> None:
-    from memprobe.hunt.model import Rate, rates_json
+    from memprobe.results.hunt import Rate, rates_json
 
     rate = Rate(36.31, 0.27)
     assert rate < 64 and rate > 36 and rate.error == 0.27

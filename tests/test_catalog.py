@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from memprobe.compare import frameworks as catalog
 from memprobe.cli import main
+from memprobe.compare import frameworks as catalog
 from memprobe.errors import EnvironmentProblem, UsageError
 
 MEASURABLE = [fw for fw in catalog.all_frameworks() if fw.unavailable is None]

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
-from memprobe.hunt.model import Reading, Site, judge
 from memprobe.hunt import Holder, HuntResult, RouteResult
+from memprobe.hunt.model import judge
 from memprobe.render import render
+from memprobe.results.hunt import Reading, Site
 
 
 def route(name: str, per_round: int, native: int = 0) -> RouteResult:

@@ -8,8 +8,8 @@ import urllib.request
 import pytest
 
 from memprobe.errors import UsageError
-from memprobe.http.histogram import LatencyHistogram
 from memprobe.http.hammer import Hammer, hammer
+from memprobe.http.histogram import LatencyHistogram
 from memprobe.process.child import Child, free_port
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe.compare import frameworks as catalog, production
+from memprobe.compare import frameworks as catalog
+from memprobe.compare import production
 from tests.test_compare_cli import memprobe
 
 SERVER_MODULE = {"wsgi": "gunicorn", "asgi": "uvicorn"}

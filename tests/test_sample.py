@@ -8,7 +8,14 @@ import sys
 import pytest
 
 from memprobe.errors import TargetError
-from memprobe.process.memory import MemoryReading, Sampler, Series, read_memory, read_tree, settle
+from memprobe.process.memory import (
+    MemoryReading,
+    Sampler,
+    Series,
+    read_memory,
+    read_tree,
+    settle,
+)
 
 
 def test_a_reading_of_a_live_process_has_every_field_in_bytes() -> None:

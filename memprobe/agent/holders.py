@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import FunctionType, MethodType, ModuleType
 from typing import Any, Iterator
 
-from memprobe.hunt.model import is_user_file
+from memprobe.target.usercode import is_user_file
 
 _CONTAINERS = (dict, list, set, frozenset, collections.deque, bytearray)
 _LEAVES = (ModuleType, type, str, bytes, int, float, complex, bool, type(None), range)

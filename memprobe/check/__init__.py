@@ -7,6 +7,12 @@ of its measured behaviour). Rules are listed in docs/check-rules.md.
 from __future__ import annotations
 
 from memprobe.check.engine import check
-from memprobe.check.model import CheckResult, ChecklistItem, Finding, Severity, SourceError
+from memprobe.check.model import (
+    ChecklistItem,
+    CheckResult,
+    Finding,
+    Severity,
+    SourceError,
+)
 
 __all__ = ["check", "CheckResult", "ChecklistItem", "Finding", "Severity", "SourceError"]

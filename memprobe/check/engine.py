@@ -8,11 +8,19 @@ from __future__ import annotations
 from typing import Iterable
 
 from memprobe.check import appwide, perrequest
-from memprobe.check.rules import ADVICE_RULES, RULES, STATIC_RULES, lookup
 from memprobe.check.context import Hit, RuleContext, RuleFn
 from memprobe.check.facts import Project
 from memprobe.check.model import ChecklistItem, CheckResult, Finding, Rule, SourceError
-from memprobe.check.source import Deployment, SourceFile, Target, config_ignores, deployment, parse, resolve_target
+from memprobe.check.rules import ADVICE_RULES, RULES, STATIC_RULES, lookup
+from memprobe.check.source import (
+    Deployment,
+    SourceFile,
+    Target,
+    config_ignores,
+    deployment,
+    parse,
+    resolve_target,
+)
 from memprobe.errors import UsageError
 
 #: rule id -> the function that looks for it

@@ -4,7 +4,13 @@ from __future__ import annotations
 import ast
 import re
 
-from memprobe.check.context import RuleContext, calls_in, is_constant, own_nodes, parents
+from memprobe.check.context import (
+    RuleContext,
+    calls_in,
+    is_constant,
+    own_nodes,
+    parents,
+)
 from memprobe.check.facts import Function, ModuleFacts, is_request_data
 
 #: constructors of containers that grow without a bound

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from memprobe.check.rules import RULES, RUNTIME_RULES
 from memprobe.check.engine import make_finding
 from memprobe.check.model import ChecklistItem, CheckResult, Finding, Severity
+from memprobe.check.rules import RULES, RUNTIME_RULES
 from memprobe.errors import EnvironmentProblem
 
 

@@ -6,8 +6,9 @@ import datetime as _dt
 import sys
 from pathlib import Path
 
-from memprobe.compare import frameworks as catalog, scenario as scenarios
 from memprobe.commands.common import add_output_options, progress_display, write_outputs
+from memprobe.compare import frameworks as catalog
+from memprobe.compare import scenario as scenarios
 from memprobe.compare.runner import CompareResult, Settings, run
 from memprobe.errors import ExitCode
 from memprobe.http.hammer import MODES

@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 import psutil
 
 from memprobe.commands.common import add_output_options, progress_display, write_outputs
-from memprobe.errors import ExitCode, TargetError, UsageError
 from memprobe.compare.watch import hammer_and_watch
+from memprobe.errors import ExitCode, TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
-from memprobe.render import render
 from memprobe.process.child import answers_http
+from memprobe.render import render
 
 
 class HammerCommand:

@@ -21,13 +21,22 @@ from typing import Any, Callable, Iterable
 import psutil
 
 from memprobe import __version__
-from memprobe.compare import frameworks as catalog, production
-from memprobe.errors import TargetError, UsageError
-from memprobe.http.hammer import MODES, Hammer, LoadResult, merge_loads
-from memprobe.process.memory import FIELDS, MemoryReading, Sampler, TreeReading, read_memory, read_tree, settle
+from memprobe.compare import frameworks as catalog
+from memprobe.compare import production
 from memprobe.compare.rounds import median_row, spread
 from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
+from memprobe.errors import TargetError, UsageError
+from memprobe.http.hammer import MODES, Hammer, LoadResult, merge_loads
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
+from memprobe.process.memory import (
+    FIELDS,
+    MemoryReading,
+    Sampler,
+    TreeReading,
+    read_memory,
+    read_tree,
+    settle,
+)
 
 #: Version of the JSON layout; bumped only when a key is renamed or removed.
 SCHEMA = 1

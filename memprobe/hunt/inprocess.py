@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
-from memprobe.hunt.model import Reading, Site, group_sites, judge
+from memprobe.agent.attribution import group_sites
 from memprobe.errors import TargetError, UsageError
+from memprobe.hunt.model import judge
+from memprobe.results.hunt import Reading, Site
 
 __all__ = ["WsgiCaller", "hunt_in_process"]
 
@@ -222,7 +224,7 @@ def hunt_in_process(
     Raises UsageError for bad settings and TargetError when the target cannot be loaded.
     """
     from memprobe.agent.control import discover_routes
-    from memprobe.hunt.run import HuntResult
+    from memprobe.results.hunt import HuntResult
 
     if requests <= 0 or rounds < 2 or warmup < 0 or frames < 1:
         raise UsageError("hunt needs requests > 0, rounds >= 2, warmup >= 0 and frames >= 1")
@@ -257,7 +259,7 @@ def hunt_in_process(
 def _hunt_route(route: _Route, requests: int, rounds: int, warmup: int, frames: int,
                 tracing: _Tracing, scan_holders: bool, read_uss: bool, say: Progress) -> Any:
     from memprobe.agent import holders as roots
-    from memprobe.hunt.run import Holder, RouteResult
+    from memprobe.results.hunt import Holder, RouteResult
 
     t0 = time.monotonic()
     uss = _uss_reader() if read_uss else (lambda: None)

@@ -17,11 +17,9 @@ early rounds and the last rounds are flat.
 from __future__ import annotations
 
 import math
-import os
-import sys
-import sysconfig
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Sequence
+
+from memprobe.results.hunt import Fit, Judgement, Reading
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
 TRACED_FLOOR = 4.0
@@ -39,96 +37,6 @@ USS_MIN_BOUNDED = 1024 * 1024
 NATIVE_AFTER_BOUNDED = 4 * USS_FLOOR
 #: How many standard errors the slope must clear.
 SIGMAS = 3.0
-
-_MEMPROBE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_SYSTEM_DIRS = tuple(sorted(
-    {os.path.abspath(p) + os.sep for p in (
-        sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")) if p}
-    | {os.path.abspath(p) + os.sep for p in sys.path if p.endswith("-packages")},
-    key=len))
-
-
-def is_user_file(filename: str) -> bool:
-    """Whether ``filename`` is the user's code: not the standard library, not an installed
-    package, not memprobe, not a frozen or generated module."""
-    if not filename or filename.startswith("<"):
-        return False
-    path = os.path.abspath(filename)
-    if path.startswith(_MEMPROBE_DIR) or f"{os.sep}site-packages{os.sep}" in path \
-            or f"{os.sep}dist-packages{os.sep}" in path:
-        return False
-    return not any(path.startswith(d) for d in _SYSTEM_DIRS)
-
-
-class Rate(float):
-    """Bytes per request from a fitted slope: a float, so it compares with a limit as it is
-    (``result.bytes_per_request["uss"] < 256``), that carries its standard error."""
-
-    error: float
-
-    def __new__(cls, value: float, error: float) -> Rate:
-        rate = super().__new__(cls, value)
-        rate.error = error
-        return rate
-
-    def to_dict(self) -> dict[str, float]:
-        """The JSON form: ``{"value": ..., "error": ...}``."""
-        return {"value": round(float(self), 2), "error": round(self.error, 2)}
-
-    def __repr__(self) -> str:
-        return f"Rate({float(self):.2f} ± {self.error:.2f})"
-
-
-def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | None]:
-    """``{"traced": Rate, "uss": Rate}`` as JSON."""
-    return {name: (rate.to_dict() if rate is not None else None) for name, rate in rates.items()}
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One point of the series: requests done since the baseline, and the two signals."""
-
-    requests: int
-    traced: int | None
-    uss: int | None
-
-
-@dataclass
-class Fit:
-    """One signal's growth: least-squares slope (bytes/request) with its standard error, the
-    growth above the previous peak in the early and late halves of the rounds (bytes/request),
-    and the judgement of that signal alone."""
-
-    slope: float
-    error: float
-    early: float
-    late: float
-    total: int
-    verdict: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers."""
-        return {"value": round(self.slope, 2), "error": round(self.error, 2),
-                "early": round(self.early, 2), "late": round(self.late, 2),
-                "total_bytes": self.total, "verdict": self.verdict}
-
-
-@dataclass
-class Judgement:
-    """The verdict of a series and the numbers behind it."""
-
-    verdict: str
-    kind: str | None
-    traced: Fit | None
-    uss: Fit | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
-                "traced": self.traced.to_dict() if self.traced else None,
-                "uss": self.uss.to_dict() if self.uss else None}
-
 
 def least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """Slope of ``ys`` against ``xs`` and its standard error (0 with two points)."""
@@ -241,58 +149,3 @@ def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None)
     return f"no growth beyond noise ({both})"
 
 
-@dataclass
-class Site:
-    """An allocation site that grew: the user's line, its traceback, growth per request."""
-
-    file: str
-    line: int
-    bytes_per_request: float
-    count_per_request: float
-    size_diff: int
-    count_diff: int
-    traceback: list[dict[str, Any]] = field(default_factory=list)
-    user: bool = True
-    code: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (traceback oldest frame first; the user's frame has ``"user": true``)."""
-        return {"file": self.file, "line": self.line,
-                "bytes_per_request": round(self.bytes_per_request, 2),
-                "count_per_request": round(self.count_per_request, 4),
-                "size_diff": self.size_diff, "count_diff": self.count_diff,
-                "user_code": self.user, "code": self.code, "traceback": self.traceback}
-
-
-def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,
-                limit: int = 10, min_bytes: int = 1024) -> list[Site]:
-    """Group traceback diffs by the first frame in the user's code (from the allocation back).
-
-    ``diffs`` holds (frames oldest first as (file, line), size_diff, count_diff). Allocations
-    with no user frame are grouped by their most recent frame. Sorted by growth, biggest first,
-    the sites in the user's code before the others.
-    """
-    groups: dict[tuple[str, int], list[Any]] = {}
-    for frames, size, count in diffs:
-        if not frames:
-            continue
-        user_index = next((i for i in range(len(frames) - 1, -1, -1)
-                           if is_user_file(frames[i][0])), None)
-        key = frames[user_index] if user_index is not None else frames[-1]
-        entry = groups.setdefault(tuple(key), [0, 0, None, 0, user_index is not None])
-        entry[0] += size
-        entry[1] += count
-        if entry[2] is None or size > entry[3]:
-            entry[2], entry[3] = (frames, user_index), size
-    sites = []
-    per = max(requests, 1)
-    for (file, line), (size, count, (frames, user_index), _, user) in groups.items():
-        if size < min_bytes:
-            continue
-        tb = [{"file": f, "line": n, "user": i == user_index} for i, (f, n) in enumerate(frames)]
-        sites.append(Site(file, line, size / per, count / per, size, count, tb, user))
-    # The user's own lines first: an allocation with no user frame on its stack is the
-    # framework's, and often a block first allocated there and reused from a free list for an
-    # object the user's code keeps (tracemalloc remembers the first allocation only).
-    sites.sort(key=lambda s: (not s.user, -s.size_diff))
-    return sites[:limit]

@@ -12,7 +12,6 @@ when the target cannot be loaded or dies, with the partial result on ``err.parti
 """
 from __future__ import annotations
 
-import inspect
 import json
 import linecache
 import shlex
@@ -20,17 +19,17 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from memprobe import __version__
+from memprobe.agent.attribution import group_sites
 from memprobe.agent.control import AgentClient
-from memprobe.hunt.model import Judgement, Rate, Reading, Site, group_sites, judge, rates_json
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.hammer import Hammer, LoadResult, merge_loads
-from memprobe.process.memory import read_memory, read_tree
+from memprobe.hunt.model import judge
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
+from memprobe.process.memory import read_memory, read_tree
+from memprobe.results.hunt import Holder, HuntResult, Reading, RouteResult, Site
 from memprobe.target import parse_target, precheck
 
 __all__ = ["HuntResult", "RouteResult", "Site", "Holder", "hunt"]
@@ -39,191 +38,6 @@ Progress = Callable[[str], None]
 #: Requests in the attribution round (deep tracebacks), at most ``requests``.
 ATTRIBUTION_REQUESTS = 300
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
-
-
-@dataclass
-class Holder:
-    """A container that grew, named from a root: ``module h.py, global _cache (dict, 3,000
-    entries)``; ``chain`` is the path from the root, one step an item."""
-
-    description: str
-    chain: list[str]
-    type: str = ""
-    entries_before: int = 0
-    entries: int = 0
-    entries_per_request: float = 0.0
-    source: str = "roots"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Holder:
-        """Build from the agent's answer (unknown keys ignored)."""
-        names = set(inspect.signature(cls).parameters)
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"description": self.description, "chain": list(self.chain), "type": self.type,
-                "entries_before": self.entries_before, "entries": self.entries,
-                "entries_per_request": round(self.entries_per_request, 4), "source": self.source}
-
-
-@dataclass
-class RouteResult:
-    """One route's hunt: the series, the verdict and what grew."""
-
-    route: str
-    judgement: Judgement
-    readings: list[Reading]
-    sites: list[Site] = field(default_factory=list)
-    types: list[dict[str, Any]] = field(default_factory=list)
-    holders: list[Holder] = field(default_factory=list)
-    load: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        """``leak``, ``bounded`` or ``clean``."""
-        return self.judgement.verdict
-
-    @property
-    def kind(self) -> str | None:
-        """``python``, ``native``, ``mixed`` or None."""
-        return self.judgement.kind
-
-    @property
-    def bytes_per_request(self) -> dict[str, Rate | None]:
-        """``{"traced": Rate, "uss": Rate}``: each a float with ``.error`` (None for a signal
-        not read)."""
-        j = self.judgement
-        return {name: (Rate(f.slope, f.error) if f else None)
-                for name, f in (("traced", j.traced), ("uss", j.uss))}
-
-    @property
-    def requests(self) -> int:
-        """Requests measured after the baseline."""
-        return self.readings[-1].requests if self.readings else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: the issue's keys plus the series and the model."""
-        return {
-            "route": self.route,
-            "verdict": self.verdict,
-            "kind": self.kind,
-            "bytes_per_request": rates_json(self.bytes_per_request),
-            "reason": self.judgement.reason,
-            "model": self.judgement.to_dict(),
-            "requests": self.requests,
-            "series": {"requests": [r.requests for r in self.readings],
-                       "traced": [r.traced for r in self.readings],
-                       "uss": [r.uss for r in self.readings]},
-            "sites": [s.to_dict() for s in self.sites],
-            "types": list(self.types),
-            "holders": [h.to_dict() for h in self.holders],
-            "load": dict(self.load),
-            "duration_s": round(self.duration_s, 3),
-            "timings_s": dict(self.timings_s),
-            "notes": list(self.notes),
-        }
-
-
-@dataclass
-class HuntResult:
-    """A whole hunt: settings, one :class:`RouteResult` per route, the overall verdict."""
-
-    target: str
-    settings: dict[str, Any]
-    routes: list[RouteResult] = field(default_factory=list)
-    app_kind: str | None = None
-    framework: str | None = None
-    outside_only: bool = False
-    duration_s: float = 0.0
-    startup_s: float = 0.0
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    kind: str = "hunt"
-
-    @property
-    def worst(self) -> RouteResult | None:
-        """The route with the worst verdict (leak > bounded > clean), biggest growth first."""
-        if not self.routes:
-            return None
-        return max(self.routes, key=lambda r: (_ORDER[r.verdict], _growth(r)))
-
-    @property
-    def verdict(self) -> str | None:
-        """The worst verdict over the routes (None when no route finished)."""
-        worst = self.worst
-        return worst.verdict if worst else None
-
-    @property
-    def leak_kind(self) -> str | None:
-        """``python``/``native``/``mixed`` of the worst route."""
-        worst = self.worst
-        return worst.kind if worst else None
-
-    @property
-    def bytes_per_request(self) -> dict[str, Rate | None]:
-        """The worst route's ``{"traced": Rate, "uss": Rate}`` (floats with ``.error``)."""
-        worst = self.worst
-        return worst.bytes_per_request if worst else {"traced": None, "uss": None}
-
-    @property
-    def leaked(self) -> bool:
-        """Whether any route leaks (the CLI exits 1)."""
-        return any(r.verdict == "leak" for r in self.routes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: top-level keys are the worst route's, ``routes[]`` has each route."""
-        worst = self.worst
-        return {
-            "result": "hunt",
-            "memprobe": __version__,
-            "target": self.target,
-            "app_kind": self.app_kind,
-            "framework": self.framework,
-            "verdict": self.verdict,
-            "kind": self.leak_kind,
-            "leak_kind": self.leak_kind,
-            "bytes_per_request": rates_json(worst.bytes_per_request) if worst else None,
-            "route": worst.route if worst else None,
-            "sites": [s.to_dict() for s in worst.sites] if worst else [],
-            "types": list(worst.types) if worst else [],
-            "holders": [h.to_dict() for h in worst.holders] if worst else [],
-            "routes": [r.to_dict() for r in self.routes],
-            "settings": dict(self.settings),
-            "outside_only": self.outside_only,
-            "duration_s": round(self.duration_s, 3),
-            "startup_s": round(self.startup_s, 3),
-            "error": self.error,
-            "notes": list(self.notes),
-        }
-
-    def summary(self) -> str:
-        """One line: ``leak (python) on /list: +36.1 ± 0.4 B/request traced, ... (3 routes)``."""
-        if self.error and not self.routes:
-            return f"hunt {self.target}: error: {self.error}"
-        worst = self.worst
-        if worst is None:
-            return f"hunt {self.target}: no route measured"
-        j = worst.judgement
-        sig = []
-        if j.traced:
-            sig.append(f"{j.traced.slope:+.1f} ± {j.traced.error:.1f} B/request traced")
-        if j.uss:
-            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request USS")
-        kind = f" ({worst.kind})" if worst.kind and worst.verdict == "leak" else ""
-        where = f" on {worst.route}" if len(self.routes) > 1 or worst.verdict != "clean" else ""
-        leaks = sum(r.verdict == "leak" for r in self.routes)
-        tail = f"; {leaks} of {len(self.routes)} routes leak" if len(self.routes) > 1 else ""
-        err = f"; stopped: {self.error}" if self.error else ""
-        return f"{worst.verdict}{kind}{where}: {', '.join(sig)}{tail}{err}"
-
-
-def _growth(route: RouteResult) -> float:
-    j = route.judgement
-    return max(j.traced.slope if j.traced else 0.0, j.uss.slope if j.uss else 0.0)
 
 
 def hunt(

@@ -29,10 +29,10 @@ import pytest
 from memprobe.pytest_plugin import limits
 
 if TYPE_CHECKING:
-    from memprobe.hunt import HuntResult
     from memprobe.http.hammer import LoadResult
-    from memprobe.process.memory import MemoryReading
+    from memprobe.hunt import HuntResult
     from memprobe.process.child import Child
+    from memprobe.process.memory import MemoryReading
 
 #: Requests per round when neither the marker, the call nor ``--memprobe-requests`` says.
 DEFAULT_REQUESTS = 2000

@@ -152,7 +152,7 @@ def _signals(route: RouteResult) -> str:
 def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, Any]:
     """The summary's and the JSON file's view of one measurement (plain JSON types only: xdist
     sends it from the worker to the controller)."""
-    from memprobe.hunt.model import rates_json
+    from memprobe.results.hunt import rates_json
 
     return {
         "target": result.target,

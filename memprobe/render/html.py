@@ -11,7 +11,17 @@ from typing import Any
 from memprobe.render import plots, renders
 from memprobe.render.check import evidence_line
 from memprobe.render.diff import change_text, highlights
-from memprobe.render.page import Safe, badge, definition_list, esc, figure, join, page, table, tag
+from memprobe.render.page import (
+    Safe,
+    badge,
+    definition_list,
+    esc,
+    figure,
+    join,
+    page,
+    table,
+    tag,
+)
 from memprobe.units import format_bytes
 
 _SITES = 8

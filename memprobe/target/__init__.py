@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 from memprobe.target.loader import (
-    KINDS, LoadedApp, TargetSpec, classify, import_module, load_target, parse_target, precheck,
+    KINDS,
+    LoadedApp,
+    TargetSpec,
+    classify,
+    import_module,
+    load_target,
+    parse_target,
+    precheck,
     resolve,
 )
 

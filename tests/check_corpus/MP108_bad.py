@@ -1,6 +1,6 @@
 import logging
 
-from flask import Flask, request
+from flask import Flask
 
 app = Flask(__name__)
 log = logging.getLogger(__name__)

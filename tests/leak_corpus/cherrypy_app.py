@@ -1,9 +1,8 @@
 """The corpus on CherryPy, served through ``cherrypy.tree`` (a WSGI callable)."""
 from __future__ import annotations
 
-import cherrypy
-
 import cases
+import cherrypy
 
 
 class Root:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import itertools
 
+import cases
 from flask import Flask
 from flask_caching import Cache
-
-import cases
 
 app = Flask(__name__)
 cache = Cache(app, config={"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 3000,

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-import tornado.web
-
 import cases
+import tornado.web
 
 
 def _handler(fn: Callable[[], str]) -> type[tornado.web.RequestHandler]:

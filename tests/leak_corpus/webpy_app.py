@@ -1,9 +1,8 @@
 """The corpus on web.py: ``app.wsgifunc()`` is the WSGI callable."""
 from __future__ import annotations
 
-import web
-
 import cases
+import web
 
 # Debug mode reloads changed modules on every request (a stat of every module): ~20x slower.
 web.config.debug = False

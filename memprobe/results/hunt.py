@@ -1,0 +1,290 @@
+"""The hunt's typed result: a :class:`HuntResult` of :class:`RouteResult` rounds, verdicts,
+allocation sites and holders, as ``memprobe hunt --json`` writes it and ``report`` reads it back.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from memprobe import __version__
+
+_ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+
+
+class Rate(float):
+    """Bytes per request from a fitted slope: a float, so it compares with a limit as it is
+    (``result.bytes_per_request["uss"] < 256``), that carries its standard error."""
+
+    error: float
+
+    def __new__(cls, value: float, error: float) -> Rate:
+        rate = super().__new__(cls, value)
+        rate.error = error
+        return rate
+
+    def to_dict(self) -> dict[str, float]:
+        """The JSON form: ``{"value": ..., "error": ...}``."""
+        return {"value": round(float(self), 2), "error": round(self.error, 2)}
+
+    def __repr__(self) -> str:
+        return f"Rate({float(self):.2f} ± {self.error:.2f})"
+
+
+def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | None]:
+    """``{"traced": Rate, "uss": Rate}`` as JSON."""
+    return {name: (rate.to_dict() if rate is not None else None) for name, rate in rates.items()}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One point of the series: requests done since the baseline, and the two signals."""
+
+    requests: int
+    traced: int | None
+    uss: int | None
+
+
+@dataclass
+class Fit:
+    """One signal's growth: least-squares slope (bytes/request) with its standard error, the
+    growth above the previous peak in the early and late halves of the rounds (bytes/request),
+    and the judgement of that signal alone."""
+
+    slope: float
+    error: float
+    early: float
+    late: float
+    total: int
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers."""
+        return {"value": round(self.slope, 2), "error": round(self.error, 2),
+                "early": round(self.early, 2), "late": round(self.late, 2),
+                "total_bytes": self.total, "verdict": self.verdict}
+
+
+@dataclass
+class Judgement:
+    """The verdict of a series and the numbers behind it."""
+
+    verdict: str
+    kind: str | None
+    traced: Fit | None
+    uss: Fit | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
+                "traced": self.traced.to_dict() if self.traced else None,
+                "uss": self.uss.to_dict() if self.uss else None}
+
+
+@dataclass
+class Site:
+    """An allocation site that grew: the user's line, its traceback, growth per request."""
+
+    file: str
+    line: int
+    bytes_per_request: float
+    count_per_request: float
+    size_diff: int
+    count_diff: int
+    traceback: list[dict[str, Any]] = field(default_factory=list)
+    user: bool = True
+    code: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (traceback oldest frame first; the user's frame has ``"user": true``)."""
+        return {"file": self.file, "line": self.line,
+                "bytes_per_request": round(self.bytes_per_request, 2),
+                "count_per_request": round(self.count_per_request, 4),
+                "size_diff": self.size_diff, "count_diff": self.count_diff,
+                "user_code": self.user, "code": self.code, "traceback": self.traceback}
+
+
+@dataclass
+class Holder:
+    """A container that grew, named from a root: ``module h.py, global _cache (dict, 3,000
+    entries)``; ``chain`` is the path from the root, one step an item."""
+
+    description: str
+    chain: list[str]
+    type: str = ""
+    entries_before: int = 0
+    entries: int = 0
+    entries_per_request: float = 0.0
+    source: str = "roots"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Holder:
+        """Build from the agent's answer (unknown keys ignored)."""
+        names = set(inspect.signature(cls).parameters)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"description": self.description, "chain": list(self.chain), "type": self.type,
+                "entries_before": self.entries_before, "entries": self.entries,
+                "entries_per_request": round(self.entries_per_request, 4), "source": self.source}
+
+
+@dataclass
+class RouteResult:
+    """One route's hunt: the series, the verdict and what grew."""
+
+    route: str
+    judgement: Judgement
+    readings: list[Reading]
+    sites: list[Site] = field(default_factory=list)
+    types: list[dict[str, Any]] = field(default_factory=list)
+    holders: list[Holder] = field(default_factory=list)
+    load: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """``leak``, ``bounded`` or ``clean``."""
+        return self.judgement.verdict
+
+    @property
+    def kind(self) -> str | None:
+        """``python``, ``native``, ``mixed`` or None."""
+        return self.judgement.kind
+
+    @property
+    def bytes_per_request(self) -> dict[str, Rate | None]:
+        """``{"traced": Rate, "uss": Rate}``: each a float with ``.error`` (None for a signal
+        not read)."""
+        j = self.judgement
+        return {name: (Rate(f.slope, f.error) if f else None)
+                for name, f in (("traced", j.traced), ("uss", j.uss))}
+
+    @property
+    def requests(self) -> int:
+        """Requests measured after the baseline."""
+        return self.readings[-1].requests if self.readings else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the issue's keys plus the series and the model."""
+        return {
+            "route": self.route,
+            "verdict": self.verdict,
+            "kind": self.kind,
+            "bytes_per_request": rates_json(self.bytes_per_request),
+            "reason": self.judgement.reason,
+            "model": self.judgement.to_dict(),
+            "requests": self.requests,
+            "series": {"requests": [r.requests for r in self.readings],
+                       "traced": [r.traced for r in self.readings],
+                       "uss": [r.uss for r in self.readings]},
+            "sites": [s.to_dict() for s in self.sites],
+            "types": list(self.types),
+            "holders": [h.to_dict() for h in self.holders],
+            "load": dict(self.load),
+            "duration_s": round(self.duration_s, 3),
+            "timings_s": dict(self.timings_s),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class HuntResult:
+    """A whole hunt: settings, one :class:`RouteResult` per route, the overall verdict."""
+
+    target: str
+    settings: dict[str, Any]
+    routes: list[RouteResult] = field(default_factory=list)
+    app_kind: str | None = None
+    framework: str | None = None
+    outside_only: bool = False
+    duration_s: float = 0.0
+    startup_s: float = 0.0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    kind: str = "hunt"
+
+    @property
+    def worst(self) -> RouteResult | None:
+        """The route with the worst verdict (leak > bounded > clean), biggest growth first."""
+        if not self.routes:
+            return None
+        return max(self.routes, key=lambda r: (_ORDER[r.verdict], _growth(r)))
+
+    @property
+    def verdict(self) -> str | None:
+        """The worst verdict over the routes (None when no route finished)."""
+        worst = self.worst
+        return worst.verdict if worst else None
+
+    @property
+    def leak_kind(self) -> str | None:
+        """``python``/``native``/``mixed`` of the worst route."""
+        worst = self.worst
+        return worst.kind if worst else None
+
+    @property
+    def bytes_per_request(self) -> dict[str, Rate | None]:
+        """The worst route's ``{"traced": Rate, "uss": Rate}`` (floats with ``.error``)."""
+        worst = self.worst
+        return worst.bytes_per_request if worst else {"traced": None, "uss": None}
+
+    @property
+    def leaked(self) -> bool:
+        """Whether any route leaks (the CLI exits 1)."""
+        return any(r.verdict == "leak" for r in self.routes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: top-level keys are the worst route's, ``routes[]`` has each route."""
+        worst = self.worst
+        return {
+            "result": "hunt",
+            "memprobe": __version__,
+            "target": self.target,
+            "app_kind": self.app_kind,
+            "framework": self.framework,
+            "verdict": self.verdict,
+            "kind": self.leak_kind,
+            "leak_kind": self.leak_kind,
+            "bytes_per_request": rates_json(worst.bytes_per_request) if worst else None,
+            "route": worst.route if worst else None,
+            "sites": [s.to_dict() for s in worst.sites] if worst else [],
+            "types": list(worst.types) if worst else [],
+            "holders": [h.to_dict() for h in worst.holders] if worst else [],
+            "routes": [r.to_dict() for r in self.routes],
+            "settings": dict(self.settings),
+            "outside_only": self.outside_only,
+            "duration_s": round(self.duration_s, 3),
+            "startup_s": round(self.startup_s, 3),
+            "error": self.error,
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> str:
+        """One line: ``leak (python) on /list: +36.1 ± 0.4 B/request traced, ... (3 routes)``."""
+        if self.error and not self.routes:
+            return f"hunt {self.target}: error: {self.error}"
+        worst = self.worst
+        if worst is None:
+            return f"hunt {self.target}: no route measured"
+        j = worst.judgement
+        sig = []
+        if j.traced:
+            sig.append(f"{j.traced.slope:+.1f} ± {j.traced.error:.1f} B/request traced")
+        if j.uss:
+            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request USS")
+        kind = f" ({worst.kind})" if worst.kind and worst.verdict == "leak" else ""
+        where = f" on {worst.route}" if len(self.routes) > 1 or worst.verdict != "clean" else ""
+        leaks = sum(r.verdict == "leak" for r in self.routes)
+        tail = f"; {leaks} of {len(self.routes)} routes leak" if len(self.routes) > 1 else ""
+        err = f"; stopped: {self.error}" if self.error else ""
+        return f"{worst.verdict}{kind}{where}: {', '.join(sig)}{tail}{err}"
+
+
+def _growth(route: RouteResult) -> float:
+    j = route.judgement
+    return max(j.traced.slope if j.traced else 0.0, j.uss.slope if j.uss else 0.0)
