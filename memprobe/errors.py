@@ -22,9 +22,13 @@ class ExitCode(enum.IntEnum):
 
 
 class MemprobeError(Exception):
-    """Base of every expected failure; ``str(err)`` is the one line shown to the user."""
+    """Base of every expected failure; ``str(err)`` is the one line shown to the user.
 
-    exit_code: ExitCode = ExitCode.FAILED
+    Its code is 3, not 1: a failure to measure must never read as a leak to a CI gate. Only a
+    measurement that failed its bar exits 1, and no exception says that.
+    """
+
+    exit_code: ExitCode = ExitCode.TARGET
 
 
 class UsageError(MemprobeError):
@@ -44,6 +48,11 @@ class TargetError(MemprobeError):
     def __init__(self, message: str, log_tail: str = "") -> None:
         super().__init__(message)
         self.log_tail = log_tail
+
+
+class AgentError(TargetError):
+    """memprobe's agent inside the measured process failed on a request: the target could not
+    be measured (exit 3, like a target that died; never the leak code)."""
 
 
 class EnvironmentProblem(MemprobeError):

@@ -8,8 +8,75 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memprobe import __version__
+from memprobe.errors import UsageError
 
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+
+
+#: How the app was reached and read: an agent in a child memprobe started, the app called in
+#: this process, or readings from outside only.
+MODES = ("child", "in_process", "outside")
+
+
+@dataclass(frozen=True)
+class HuntSettings:
+    """How a hunt runs: the protocol's numbers, and the probe that reaches the app."""
+
+    requests: int = 2000
+    rounds: int = 5
+    warmup: int = 500
+    concurrency: int = 4
+    frames: int = 25
+    #: seconds per request
+    timeout: float = 10.0
+    #: seconds the app may take to answer its first request
+    ready_timeout: float = 30.0
+    #: requests of the attribution round (deep tracebacks), at most ``requests``
+    attribution_requests: int = 300
+    mode: str = "child"
+    cmd: str | None = None
+    #: in-process only: the test client used, and whether the test process's USS is judged
+    client: str | None = None
+    uss: bool | None = None
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for numbers no hunt can use."""
+        if self.requests <= 0 or self.rounds < 2 or self.warmup < 0 or self.concurrency <= 0 \
+                or self.frames < 1:
+            raise UsageError("hunt needs --requests > 0, --rounds >= 2, --warmup >= 0, "
+                             "--concurrency > 0 and --frames >= 1")
+        if self.timeout <= 0 or self.ready_timeout <= 0:
+            raise UsageError("hunt needs positive timeouts")
+        if self.mode not in MODES:
+            raise UsageError(f"unknown hunt mode {self.mode!r}; one of: {', '.join(MODES)}")
+
+    @property
+    def attributed(self) -> int:
+        """Requests in the attribution round."""
+        return min(self.requests, self.attribution_requests)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``timeout_s`` in seconds); ``client`` and ``uss`` only in-process."""
+        out: dict[str, Any] = {
+            "requests": self.requests, "rounds": self.rounds, "warmup": self.warmup,
+            "concurrency": self.concurrency, "frames": self.frames, "cmd": self.cmd,
+            "timeout_s": self.timeout, "mode": self.mode,
+        }
+        if self.client is not None:
+            out["client"] = self.client
+        if self.uss is not None:
+            out["uss"] = self.uss
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HuntSettings:
+        """Read back what :meth:`to_dict` wrote (reports written before ``mode`` existed
+        were child-process hunts, or outside-only ones when they had a ``cmd``)."""
+        mode = data.get("mode") or ("outside" if data.get("cmd") else "child")
+        return cls(requests=int(data.get("requests", 0)), rounds=int(data.get("rounds", 0)),
+                   warmup=int(data.get("warmup", 0)), concurrency=int(data.get("concurrency", 1)),
+                   frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", 10.0)),
+                   mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"))
 
 
 class Rate(float):
@@ -104,6 +171,14 @@ class Site:
                 "size_diff": self.size_diff, "count_diff": self.count_diff,
                 "user_code": self.user, "code": self.code, "traceback": self.traceback}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Site:
+        """Read back what :meth:`to_dict` wrote (the agent sends sites this way too)."""
+        return cls(str(data["file"]), int(data["line"]), float(data["bytes_per_request"]),
+                   float(data["count_per_request"]), int(data.get("size_diff", 0)),
+                   int(data.get("count_diff", 0)), list(data.get("traceback") or []),
+                   bool(data.get("user_code", True)), str(data.get("code", "")))
+
 
 @dataclass
 class Holder:
@@ -197,7 +272,7 @@ class HuntResult:
     """A whole hunt: settings, one :class:`RouteResult` per route, the overall verdict."""
 
     target: str
-    settings: dict[str, Any]
+    settings: HuntSettings
     routes: list[RouteResult] = field(default_factory=list)
     app_kind: str | None = None
     framework: str | None = None
@@ -205,6 +280,8 @@ class HuntResult:
     duration_s: float = 0.0
     startup_s: float = 0.0
     error: str | None = None
+    #: stopped by Ctrl-C or SIGTERM: the routes finished (and the current one's rounds, judged)
+    interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     kind: str = "hunt"
 
@@ -256,11 +333,12 @@ class HuntResult:
             "types": list(worst.types) if worst else [],
             "holders": [h.to_dict() for h in worst.holders] if worst else [],
             "routes": [r.to_dict() for r in self.routes],
-            "settings": dict(self.settings),
+            "settings": self.settings.to_dict(),
             "outside_only": self.outside_only,
             "duration_s": round(self.duration_s, 3),
             "startup_s": round(self.startup_s, 3),
             "error": self.error,
+            "interrupted": self.interrupted,
             "notes": list(self.notes),
         }
 
