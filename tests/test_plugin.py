@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe.hunt.inprocess import hunt_in_process
+from memprobe.hunt import hunt_in_process
 from tests.conftest import ctrl_c_reaches_it
 
 pytest_plugins = ["pytester"]
@@ -68,7 +68,7 @@ def test_the_plugin_imports_nothing_heavy_in_a_session_that_does_not_use_it(
         def test_nothing_heavy_was_imported():
             assert "memprobe.pytest_plugin" in sys.modules
             heavy = ["psutil", "rich", "memprobe.hunt", "memprobe.http.hammer", "memprobe.process.child",
-                     "memprobe.process.memory", "memprobe.hunt.inprocess", "memprobe.agent.control", "guppy"]
+                     "memprobe.process.memory", "memprobe.hunt.protocol", "memprobe.agent.control", "guppy"]
             assert [m for m in heavy if m in sys.modules] == []
     ''')
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:anyio")

@@ -1,10 +1,199 @@
-"""Inside the measured process: which lines allocated what grew."""
+"""Inside the measured process: the heap's side of a hunt, written once for every probe.
+
+Per route, :class:`Attributor` (re)starts tracemalloc one frame deep, takes the baseline (traced
+size, the roots scan, type counts) after ``gc.collect()``, reads the traced size after each
+round, reads what grew right after the measured rounds (while tracing is still one frame deep:
+Heapy's walk of the heap allocates, and under deep tracebacks it took 3-4 s instead of 0.3-1 s),
+and, for a route that grew, traces one short round ``frames`` deep and answers the allocation
+sites, the growing types and the holders together: the sites from the snapshot diff, grouped by
+the user's first frame; the holders from the roots scans, or, when no root's container grew,
+the referrer chain from objects made at the top user sites back to a module.
+
+The agent runs it in the child; the in-process probe runs it in the test process.
+"""
 from __future__ import annotations
 
+import gc
+import linecache
+import os
+import time
+import tracemalloc
 from typing import Any, Iterable, Sequence
 
+from memprobe.agent import holders
 from memprobe.results.hunt import Site
 from memprobe.target.usercode import is_user_file
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: Allocations made by the agent's own control thread are not the app's (the server threads'
+#: module, wsgi_server.py, is not in this list: the app's allocations run under it).
+_OWN_FILES = [os.path.join(_HERE, name) for name in
+              ("attribution.py", "control.py", "holders.py", "__main__.py")]
+
+
+class Tracing:
+    """tracemalloc for the hunt; left as found when someone else traces (``PYTHONTRACEMALLOC``
+    in a test process), with a note."""
+
+    def __init__(self) -> None:
+        self.owned = not tracemalloc.is_tracing()
+
+    def restart(self, frames: int) -> None:
+        """Trace from now on, ``frames`` deep (the traced total is the same at any depth)."""
+        if self.owned:
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+            tracemalloc.start(frames)
+        elif not tracemalloc.is_tracing():
+            tracemalloc.start(frames)
+
+    def stop(self) -> None:
+        """Stop tracing, if it is ours."""
+        if self.owned and tracemalloc.is_tracing():
+            tracemalloc.stop()
+
+
+def traced() -> dict[str, int]:
+    """The traced heap now, and tracemalloc's own tables (which grow with every live traced
+    block and are not the app's: the parent subtracts them from USS)."""
+    return {"traced": tracemalloc.get_traced_memory()[0],
+            "overhead": tracemalloc.get_tracemalloc_memory()}
+
+
+class Attributor:
+    """One route at a time: baseline, readings, what grew, and where it came from.
+
+    ``settle_s`` lets server threads (or an event loop) finish with the connections the load
+    just closed before garbage is collected; ``types`` and ``holders`` switch off Heapy's walk
+    and the roots scans where they cost more than they tell (the in-process probe's types);
+    ``cut_below`` names a directory whose frames, and every older frame, are not the app's (the
+    in-process probe's own package: the test that called the hunt is the user's code too, and
+    must not be named as the site of what the app keeps).
+    """
+
+    def __init__(self, frames: int, *, settle_s: float = 0.0, types: bool = True,
+                 holders: bool = True, cut_below: str | None = None) -> None:
+        self.frames = frames
+        self.settle_s = settle_s
+        self.with_types = types
+        self.with_holders = holders
+        self.cut_below = cut_below
+        self.tracing = Tracing()
+        self._roots: dict[tuple[str, ...], holders.Node] = {}
+        self._types: dict[str, list[int]] = {}
+        self._grown: list[dict[str, Any]] = []
+        self._grown_types: list[dict[str, Any]] = []
+        self._base: tracemalloc.Snapshot | None = None
+        self._timings: dict[str, float] = {}
+
+    def collect(self) -> None:
+        """Garbage collected twice: objects freed by the first pass's finalizers become
+        collectable only then."""
+        if self.settle_s:
+            time.sleep(self.settle_s)
+        gc.collect()
+        gc.collect()
+
+    def begin(self) -> dict[str, int]:
+        """A new route: trace one frame deep from now, before its warm-up, so that objects the
+        warm-up made (and later replaced) are traced too."""
+        self.tracing.restart(1)
+        self._grown, self._grown_types, self._base, self._timings = [], [], None, {}
+        return traced()
+
+    def baseline(self) -> dict[str, int]:
+        """After the warm-up: the roots and the types as they are, then the traced size."""
+        if not tracemalloc.is_tracing():
+            self.tracing.restart(1)
+        self.collect()
+        self._roots = holders.scan_roots() if self.with_holders else {}
+        self._types = holders.type_stats() if self.with_types else {}
+        self.collect()
+        return traced()
+
+    def measure(self) -> dict[str, int]:
+        """After a round: the traced size."""
+        self.collect()
+        return traced()
+
+    def growth(self, requests: int) -> dict[str, Any]:
+        """Right after the measured rounds: which containers and types grew since the
+        baseline, per request of the ``requests`` measured."""
+        self.collect()
+        t0 = time.perf_counter()
+        if self.with_types:
+            self._grown_types = holders.grown_types(self._types, holders.type_stats(), requests)
+        t1 = time.perf_counter()
+        if self.with_holders:
+            self._grown = holders.grown(self._roots, holders.scan_roots(), requests)
+        t2 = time.perf_counter()
+        self._timings.update(types=round(t1 - t0, 3), roots=round(t2 - t1, 3))
+        self._roots, self._types = {}, {}
+        return {**traced(), "holders": len(self._grown), "types": len(self._grown_types)}
+
+    def deepen(self) -> dict[str, int]:
+        """The attribution round starts: trace ``frames`` deep, and remember the heap now."""
+        self.tracing.restart(self.frames)
+        self.collect()
+        t0 = time.perf_counter()
+        self._base = tracemalloc.take_snapshot()
+        self._timings["snapshot"] = round(time.perf_counter() - t0, 3)
+        return traced()
+
+    def attribute(self, requests: int) -> dict[str, Any]:
+        """The attribution round is over (``requests`` of it): the sites, the types and the
+        holders together, as JSON-ready dicts."""
+        sites: list[Site] = []
+        if self._base is not None:
+            self.collect()
+            t0 = time.perf_counter()
+            end = tracemalloc.take_snapshot()
+            sites = self.sites(self._base, end, requests)
+            del end
+            self._base = None
+            self._timings["sites"] = round(time.perf_counter() - t0, 3)
+        found = list(self._grown)
+        if not found and sites and self.with_holders:
+            t0 = time.perf_counter()
+            found = _chains(sites)
+            self._timings["chains"] = round(time.perf_counter() - t0, 3)
+        return {"sites": [s.to_dict() for s in sites], "types": list(self._grown_types),
+                "holders": found, "timings_s": dict(self._timings)}
+
+    def sites(self, base: tracemalloc.Snapshot, end: tracemalloc.Snapshot,
+              requests: int) -> list[Site]:
+        """The snapshot diff's growing tracebacks, grouped by the user's first frame."""
+        keep_out = [tracemalloc.Filter(False, f, all_frames=True) for f in _OWN_FILES]
+        keep_out.append(tracemalloc.Filter(False, tracemalloc.__file__, all_frames=True))
+        base, end = base.filter_traces(keep_out), end.filter_traces(keep_out)
+        diffs = []
+        for stat in end.compare_to(base, "traceback"):
+            if stat.size_diff <= 0:
+                continue
+            frames = [(f.filename, f.lineno) for f in stat.traceback]
+            if self.cut_below is not None:
+                ours = [i for i, (name, _) in enumerate(frames) if name.startswith(self.cut_below)]
+                frames = frames[ours[-1] + 1:] if ours else frames
+            if frames:
+                diffs.append((frames, stat.size_diff, stat.count_diff))
+        found = group_sites(diffs, requests)
+        for site in found:
+            site.code = linecache.getline(site.file, site.line).strip()
+        return found
+
+
+def _chains(sites: list[Site]) -> list[dict[str, Any]]:
+    """When no root's container grew: the referrer chain from objects made at the top user
+    sites back to a module (objgraph's find_backref_chain)."""
+    for site in [s for s in sites if s.user][:2]:
+        found = holders.backref_chain(site.file, site.line)
+        if found:
+            chain = found["chain"]
+            return [{"description": holders.describe(chain, found["type"], found["entries"]),
+                     "chain": chain, "type": found["type"], "entries_before": 0,
+                     "entries": found["entries"], "entries_per_request": 0.0,
+                     "source": "referrers"}]
+    return []
 
 
 def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,

@@ -54,7 +54,8 @@ class HuntCommand:
             result = hunt(args.target or "", routes=args.routes, requests=args.requests,
                           rounds=args.rounds, warmup=args.warmup, concurrency=args.concurrency,
                           frames=args.frames, cmd=args.cmd, progress=progress)
-        except MemprobeError as err:
+        except (MemprobeError, KeyboardInterrupt) as err:
+            # Nothing measured is lost: a failed or interrupted hunt writes what it has.
             partial = getattr(err, "partial", None)
             _clear()
             if partial is not None:

@@ -257,7 +257,7 @@ class Probe:
     def hunt(self, target: Any = None, routes: list[str] | None = None,
              requests: int | None = None, *, in_process: bool = False,
              **options: Any) -> HuntResult:
-        """:func:`memprobe.hunt.hunt` (or :func:`memprobe.hunt.inprocess.hunt_in_process` with
+        """:func:`memprobe.hunt.hunt` (or :func:`memprobe.hunt.hunt_in_process` with
         ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. The result is
         recorded for the summary and the JSON file. Skips the test under ``--memprobe-off``."""
         if self._manager.off:
@@ -265,7 +265,7 @@ class Probe:
         n = requests or self._manager.requests
         resolved = resolve_target(target, self._request.node) if target is not None else None
         if in_process:
-            from memprobe.hunt.inprocess import hunt_in_process
+            from memprobe.hunt import hunt_in_process
 
             result = hunt_in_process(resolved, routes, n, **options)
         else:
@@ -284,10 +284,10 @@ class Probe:
         the server ``cmd`` runs (``{port}`` in it becomes a free port), and return it once it
         answers HTTP on ``path``. It is stopped at teardown, also when the test fails."""
         import shlex
-        import sys
         import tempfile
 
         from memprobe.errors import UsageError
+        from memprobe.hunt.probes.child import agent_command, agent_env
         from memprobe.process.child import Child, free_port
 
         port = free_port()
@@ -302,9 +302,8 @@ class Probe:
             tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
             self._request.addfinalizer(functools.partial(_remove_dir, tmp))
             spec = resolve_target(target, self._request.node)
-            argv = [sys.executable, "-m", "memprobe.agent", spec, "--port", str(port),
-                    "--control", os.path.join(tmp, "control.sock")]
-            name, env = "the app", _child_env()
+            argv = agent_command(spec, port, os.path.join(tmp, "control.sock"))
+            name, env = "the app", agent_env()
         child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,
                       ready_timeout=ready_timeout)
         server = Server(child, port)
@@ -329,14 +328,6 @@ class Probe:
         """Stop every server this fixture started."""
         while self._servers:
             self._servers.pop().stop()
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The agent must import this memprobe, wherever the test suite runs from.
-    root = str(Path(__file__).resolve().parent.parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
 
 
 def _remove_dir(path: str) -> None:

@@ -89,7 +89,7 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
     label = target if isinstance(target, str) else repr(target)
     try:
         if limit.in_process:
-            from memprobe.hunt.inprocess import hunt_in_process
+            from memprobe.hunt import hunt_in_process
 
             result = hunt_in_process(target, limit.routes, requests,
                                      rounds=limit.options["rounds"],
@@ -174,10 +174,9 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
     """The ``memprobe`` section of a failed test: what was measured, what broke the limit,
     and per offending route the growing allocation sites and what holds them."""
     s = result.settings
-    mode = "in-process" if s.get("mode") == "in_process" else "child process"
+    mode = {"in_process": "in-process", "outside": "outside readings"}.get(s.mode, "child process")
     lines = [f"target {result.target} ({result.framework or result.app_kind or '?'}, {mode}): "
-             f"{s.get('rounds')} rounds x {s.get('requests'):,} requests after "
-             f"{s.get('warmup'):,} warm-up",
+             f"{s.rounds} rounds x {s.requests:,} requests after {s.warmup:,} warm-up",
              "violations:"]
     lines += [f"  {v}" for v in violations]
     for route in result.routes:
@@ -248,9 +247,10 @@ def _limit_text(limits: dict[str, Any] | None) -> str:
 
 
 def write_json(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write the session's records: ``{"result": "pytest", "memprobe": version, "tests": [...]}``."""
-    from memprobe import __version__
+    """Write the session's records after the envelope: ``{"memprobe": version, "schema": 1,
+    "result": "pytest", ..., "tests": [...]}``."""
+    from memprobe.results.envelope import envelope
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"result": "pytest", "memprobe": __version__, "tests": records}
+    data = {**envelope("pytest", settings={}, duration_s=None), "tests": records}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

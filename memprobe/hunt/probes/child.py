@@ -1,0 +1,128 @@
+"""The default probe: the app in a child process memprobe starts, with the agent inside.
+
+``python -m memprobe.agent TARGET`` serves the app on 127.0.0.1 and answers on a Unix socket in
+a directory of the hunt's own (removed at the end); readings of USS come from outside, the
+traced heap and the attribution from the agent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from memprobe.agent.control import AgentClient
+from memprobe.errors import TargetError
+from memprobe.hunt.probes import AppInfo, Attribution
+from memprobe.hunt.probes.server import ServerProbe
+from memprobe.process.child import LOOPBACK, Child, free_port
+from memprobe.process.memory import read_memory
+from memprobe.results.hunt import HuntSettings, Reading
+from memprobe.target import parse_target, precheck
+
+_ROOT = str(Path(__file__).resolve().parents[3])
+
+
+def agent_env() -> dict[str, str]:
+    """The environment of a child running the agent: this memprobe importable wherever the
+    user runs from, and no tracing inherited (the agent starts it when asked)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONTRACEMALLOC", None)
+    return env
+
+
+def agent_command(target: str, port: int, control: str | Path, *, frames: int = 25,
+                  workers: int = 16, error_file: str | Path | None = None) -> list[str]:
+    """The argv that serves ``target`` on 127.0.0.1:``port`` with the agent inside."""
+    argv = [sys.executable, "-m", "memprobe.agent", target, "--port", str(port),
+            "--control", str(control), "--frames", str(frames), "--workers", str(workers)]
+    return argv + (["--error-file", str(error_file)] if error_file else [])
+
+
+class AgentProbe(ServerProbe):
+    """Reach ``target`` (``file.py:app``...) in a child with the agent inside."""
+
+    mode = "child"
+    sees_inside = True
+
+    def __init__(self, target: str, settings: HuntSettings, cwd: str | Path | None = None) -> None:
+        super().__init__(settings, cwd)
+        self.target = target
+        self.client: AgentClient | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def open(self) -> AppInfo:
+        """Start the child, wait for HTTP, connect to the agent, ask what the app is."""
+        spec = parse_target(self.target, self.cwd)
+        precheck(spec, self.cwd)
+        self._tmp = tempfile.TemporaryDirectory(prefix="memprobe-hunt-")
+        folder = Path(self._tmp.name)
+        self.port = free_port()
+        error_file = folder / "error.json"
+        # The child runs in ``cwd``, so a relative spec means there what it means here.
+        argv = agent_command(self.target, self.port, folder / "control.sock",
+                             frames=self.settings.frames, workers=self.settings.concurrency,
+                             error_file=error_file)
+        self.child = Child(argv, name=f"the app ({spec.module})", url=f"http://{LOOPBACK}:{self.port}/",
+                           cwd=self.cwd, ready_timeout=self.settings.ready_timeout, env=agent_env(),
+                           log_path=folder / "agent.log")
+        t0 = time.monotonic()
+        try:
+            self.child.start()
+        except TargetError as err:
+            raise _agent_error(error_file) or err from None
+        startup = time.monotonic() - t0
+        self.client = AgentClient(folder / "control.sock", alive=self.child.check_alive).connect()
+        hello = self.client.call("hello")
+        return AppInfo(hello["kind"], hello["framework"], list(hello["routes"]), startup)
+
+    def _call(self, cmd: str, **args: object) -> dict[str, object]:
+        assert self.client is not None, "open() first"
+        return self.client.call(cmd, **args)
+
+    def begin(self, route: str) -> None:
+        """Tracing restarts one frame deep in the child."""
+        self._call("begin")
+
+    def read(self, done: int, baseline: bool = False) -> Reading:
+        """Traced heap from the agent; USS from outside, less tracemalloc's own tables (they
+        grow with every live traced block, ~100 B each, and would make any Python leak look
+        partly native)."""
+        assert self.child is not None
+        inside = self._call("baseline" if baseline else "measure")
+        uss = read_memory(self.child.pid).uss
+        overhead = int(inside.get("overhead", 0))  # type: ignore[call-overload]
+        return Reading(done, int(inside["traced"]),  # type: ignore[call-overload]
+                       None if uss is None else uss - overhead)
+
+    def growth(self, done: int) -> None:
+        """The agent notes which containers and types grew over ``done`` requests."""
+        self._call("growth", requests=done)
+
+    def deepen(self) -> None:
+        """Deep tracebacks in the child from now on."""
+        self._call("deepen")
+
+    def attribute(self, requests: int) -> Attribution:
+        """Sites, types and holders, in one answer."""
+        return Attribution.from_dict(self._call("attribute", requests=requests))
+
+    def close(self) -> None:
+        """Close the channel, stop the child, remove the hunt's folder."""
+        if self.client is not None:
+            self.client.close()
+        super().close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _agent_error(error_file: Path) -> TargetError | None:
+    try:
+        data = json.loads(error_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return TargetError(data.get("message") or "the target failed to load")
