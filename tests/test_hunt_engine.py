@@ -1,0 +1,185 @@
+"""The hunt engine: one protocol behind probes, a private control channel, failures that say
+what they are (never the leak code), and a Ctrl-C that keeps what was measured.
+
+Real children, real HTTP on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from memprobe.agent.control import AgentClient
+from memprobe.errors import AgentError, ExitCode
+from memprobe.hunt import HuntSettings, hunt, hunt_in_process
+from memprobe.hunt.probes.child import AgentProbe
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"requests": 200, "rounds": 3, "warmup": 20}
+
+APP = '''
+import os, time
+from pathlib import Path
+
+_kept = []
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/leak":
+        _kept.append(bytes(300))
+    elif path == "/slow":
+        marker = os.environ.get("MEMPROBE_TEST_MARKER")
+        if marker:
+            Path(marker).touch()
+        time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+
+@pytest.fixture
+def app_file(tmp_path: Path) -> Path:
+    path = tmp_path / "engine_app.py"
+    path.write_text(textwrap.dedent(APP), encoding="utf-8")
+    return path
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_child_and_the_in_process_probes_give_one_protocol_the_same_verdicts(app_file: Path) -> None:
+    child = hunt(f"{app_file}:app", ["/leak", "/"], **SMALL)
+    inproc = hunt_in_process(f"{app_file}:app", ["/leak", "/"], **SMALL)
+
+    for result in (child, inproc):
+        assert [r.verdict for r in result.routes] == ["leak", "clean"]
+        leak = result.routes[0]
+        assert leak.sites and leak.sites[0].user and leak.sites[0].file == str(app_file)
+        assert leak.holders[0].description.startswith("module engine_app.py, global _kept (list, ")
+        for route in result.routes:
+            assert route.load["sent"] == route.load["ok"] + route.load["failed"] == 600
+    assert child.settings.mode == "child" and inproc.settings.mode == "in_process"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_control_socket_is_private_and_an_unknown_command_is_an_agent_error(app_file: Path) -> None:
+    probe = AgentProbe(f"{app_file}:app", HuntSettings(**SMALL))
+    try:
+        probe.open()
+        assert probe.client is not None
+        path = Path(probe.client.path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        with pytest.raises(AgentError, match="unknown command") as info:
+            probe.client.call("no-such-command")
+        assert info.value.exit_code == ExitCode.TARGET  # a failure to measure, never the leak code
+        other = AgentClient(path, timeout=5)
+        assert other.connect().call("hello")["kind"] == "wsgi"  # same user: let in
+        other.close()
+    finally:
+        probe.close()
+    assert not path.parent.exists()  # the hunt's folder, socket included, is gone
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.getuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs root and the system's python3 to try the socket as another user")
+def test_another_user_cannot_reach_the_agent(app_file: Path) -> None:
+    probe = AgentProbe(f"{app_file}:app", HuntSettings(**SMALL))
+    try:
+        probe.open()
+        assert probe.client is not None
+        os.chmod(Path(probe.client.path).parent, 0o755)  # only the socket's own mode is left
+        code = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+                "try:\n s.connect(sys.argv[1])\nexcept PermissionError:\n sys.exit(13)\n")
+        # The system's interpreter: another user may not be able to run this venv's.
+        done = subprocess.run(["/usr/bin/python3", "-c", code, probe.client.path], user=65534,
+                              capture_output=True, timeout=30)
+        assert done.returncode == 13, done.stderr
+    finally:
+        probe.close()
+
+
+def test_a_route_without_its_leading_slash_is_hunted_as_a_path(app_file: Path) -> None:
+    result = hunt_in_process(f"{app_file}:app", ["leak"], **SMALL)
+    assert result.routes[0].route == "/leak" and result.routes[0].verdict == "leak"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_cmd_route_without_its_leading_slash_is_hunted_as_a_path(tmp_path: Path) -> None:
+    server = ROOT / "frameworks" / "hello_bottle.py"
+    result = hunt(routes=["hello"], cmd=f"{sys.executable} {server} --port {{port}} --host 127.0.0.1",
+                  **SMALL)
+    assert result.routes[0].route == "/hello" and result.outside_only
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_hunt_writes_what_it_measured_marked_interrupted(
+        app_file: Path, tmp_path: Path, signum: int) -> None:
+    marker, out = tmp_path / "slow-started", tmp_path / "partial.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEMPROBE_TEST_MARKER": str(marker)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memprobe", "hunt", f"{app_file}:app", "--route", "/",
+         "--route", "/slow", "--requests", "300", "--rounds", "3", "--warmup", "20",
+         "--json", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for(marker.exists, 120, "the hunt to reach /slow")
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum, err
+    assert "interrupted" in err and "Traceback" not in err
+    data = json.loads(out.read_text())
+    assert data["interrupted"] is True
+    assert [r["route"] for r in data["routes"]][:1] == ["/"]
+    assert data["routes"][0]["verdict"] == "clean"
+
+
+def test_settings_are_typed_and_checked() -> None:
+    from memprobe.errors import UsageError
+
+    with pytest.raises(UsageError):
+        HuntSettings(rounds=1).validate()
+    settings = HuntSettings(requests=100, cmd="x {port}", mode="outside")
+    assert HuntSettings.from_dict(settings.to_dict()) == settings
+    assert settings.attributed == 100
+
+
+def test_a_closed_listening_socket_is_refused_cleanly(tmp_path: Path) -> None:
+    from memprobe.agent.control import listen
+
+    sock = listen(str(tmp_path / "c.sock"))
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path / "c.sock").st_mode) == 0o600
+    finally:
+        sock.close()
+    client = AgentClient(tmp_path / "c.sock", timeout=1)
+    with pytest.raises(Exception, match="control channel"):
+        client.connect(deadline_s=0.2)
+    assert isinstance(socket.AF_UNIX, int)
