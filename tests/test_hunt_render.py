@@ -6,7 +6,7 @@ import json
 from memprobe.hunt import Holder, HuntResult, RouteResult
 from memprobe.hunt.model import judge
 from memprobe.render import render
-from memprobe.results.hunt import Reading, Site
+from memprobe.results.hunt import HuntSettings, Reading, Site
 
 
 def route(name: str, per_round: int, native: int = 0) -> RouteResult:
@@ -25,8 +25,7 @@ def route(name: str, per_round: int, native: int = 0) -> RouteResult:
 
 
 def result() -> HuntResult:
-    return HuntResult("views.py:app", {"requests": 2000, "rounds": 5, "warmup": 500,
-                                       "concurrency": 4, "frames": 25},
+    return HuntResult("views.py:app", HuntSettings(requests=2000, rounds=5, warmup=500, concurrency=4, frames=25),
                       [route("/", 0), route("/leak", 36 * 2000), route("/native", 0, 1024 * 2000)],
                       app_kind="wsgi", framework="flask", duration_s=12.5)
 
@@ -35,7 +34,7 @@ def test_the_json_has_the_issues_keys_at_the_top_and_per_route() -> None:
     data = json.loads(render(result(), "json"))
     for key in ("verdict", "kind", "bytes_per_request", "sites", "types", "holders", "routes"):
         assert key in data
-    assert data["result"] == "hunt" and data["verdict"] == "leak"
+    assert data["result"] == "hunt" and data["verdict"] == "leak" and data["schema"] == 1
     assert data["kind"] == data["leak_kind"] in ("python", "native", "mixed")
     assert set(data["bytes_per_request"]) == {"traced", "uss"}
     assert set(data["bytes_per_request"]["traced"]) == {"value", "error"}
@@ -81,7 +80,15 @@ def test_the_markdown_report_has_a_routes_table_and_a_section_per_growing_route(
 
 
 def test_a_failed_hunt_still_renders_and_serialises() -> None:
-    res = HuntResult("missing.py:app", {"requests": 1}, error="no such file: missing.py")
+    res = HuntResult("missing.py:app", HuntSettings(requests=1), error="no such file: missing.py")
     data = json.loads(render(res, "json"))
     assert data["verdict"] is None and data["routes"] == [] and data["error"]
     assert res.summary() == "hunt missing.py:app: error: no such file: missing.py"
+
+
+def test_the_json_reads_back_as_the_same_result() -> None:
+    data = json.loads(render(result(), "json"))
+    again = HuntResult.from_dict(data)
+    assert again.to_dict() == data
+    assert again.verdict == "leak" and again.worst is not None and again.worst.route == "/native"
+    assert render(again, "text") == render(result(), "text")

@@ -5,6 +5,7 @@ The browser half (a real compare and hunt opened in Chromium) is tests/test_html
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -17,115 +18,59 @@ import pytest
 
 from memprobe.cli import main
 from memprobe.render import render
-from memprobe.results.saved import check_data
+from memprobe.results import CheckResult, CompareResult, HuntResult, read
+from memprobe.results.compare import FrameworkResult
+from memprobe.results.hunt import Judgement
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = "<script>document.title='pwned'</script>"
 
 
-def reading(rss: int, uss: int) -> dict[str, int]:
-    return {"rss": rss, "vms": 4 * rss, "uss": uss, "pss": uss + 2**20, "swap": 0}
+FIXTURES = REPO / "tests" / "fixtures" / "results"
 
 
-def framework(name: str, base: int, grow: int, rps: float) -> dict[str, Any]:
-    before, after = reading(base + 11 * 2**20, base), reading(base + 11 * 2**20 + grow, base + grow)
-    return {
-        "framework": name, "title": name.title(), "version": "1.0", "server": f"{name} dev server",
-        "status": "ok", "reason": "", "pid": 1, "url": "http://127.0.0.1:1/", "ready_s": 0.5,
-        "before": before, "after": after,
-        "delta": {k: after[k] - before[k] for k in before},
-        "delta_pct": {k: (round(100 * (after[k] - before[k]) / before[k], 2) if before[k] else None) for k in before},
-        "requests": {"sent": 200, "ok": 200, "failed": 0, "timeouts": 0, "errors": {}, "status_counts": {"200": 200}},
-        "throughput_rps": rps,
-        "latency_ms": {"p50": 5.0, "p90": 9.0, "p99": 20.0, "max": 31.0, "min": 1.0, "mean": 6.0},
-        "duration_s": 0.4, "connections_opened": 10,
-        "samples": {"t_s": [0, 0.1, 0.2, 0.3], "requests": [0, 60, 130, 200],
-                    "rss": [before["rss"] + i * grow // 3 for i in range(4)],
-                    "uss": [before["uss"] + i * grow // 3 for i in range(4)]},
-    }
+def fixture(kind: str) -> dict[str, Any]:
+    """The JSON the code before the result layer wrote for a real small run of ``kind``."""
+    return json.loads((FIXTURES / f"{kind}.json").read_text(encoding="utf-8"))
 
 
-def compare_data() -> dict[str, Any]:
-    """A compare result as `memprobe compare --json` writes it: two frameworks, one not installed."""
-    return {
-        "memprobe": "0.1.0", "schema": 1, "result": "compare", "started": "2026-01-01T00:00:00+00:00",
-        "duration_s": 5.0, "interrupted": False,
-        "settings": {"requests": 200, "timeout_s": 0.5, "concurrency": 10, "mode": "keepalive", "warmup": 0,
-                     "settle_s": 2.0, "rounds": 1, "path": "/"},
-        "machine": {"python": "3.11.7", "implementation": "CPython", "platform": "Linux", "cpus": 2,
-                    "memory_total": 24 * 2**30, "psutil": "7.2.2"},
-        "results": [framework("flask", 20 * 2**20, 400 * 1024, 900.0), framework("tornado", 17 * 2**20, 100 * 1024, 1500.0),
-                    {"framework": "bottle", "title": "Bottle", "version": None, "server": "", "status": "not-installed",
-                     "reason": "bottle is not installed", "pip": "pip install bottle"}],
-    }
+def compare_result() -> CompareResult:
+    """A real compare of flask (two rounds), and as if a second framework had run too and a
+    third were not installed."""
+    result = CompareResult.from_dict(fixture("compare"))
+    flask = result.results[0]
+    tornado = copy.deepcopy(flask)
+    tornado.name, tornado.title, tornado.version = "tornado", "Tornado", "6.4"
+    assert tornado.saved is not None and tornado.saved.load is not None
+    tornado.saved.load.throughput_rps = 1500.0
+    bottle = FrameworkResult("bottle", "Bottle", None, "", status="not-installed",
+                             reason="bottle is not installed", pip="pip install bottle")
+    result.results += [tornado, bottle]
+    return result
 
 
-def route(path: str, slope: float, verdict: str) -> dict[str, Any]:
-    xs = [0, 300, 600, 900]
-    traced = [150_000 + int(slope * x) for x in xs]
-    uss = [34_000_000 + int(0.5 * slope * x) for x in xs]
-    leak = verdict != "clean"
-    return {
-        "route": path, "verdict": verdict, "kind": "python" if leak else None,
-        "bytes_per_request": {"traced": {"value": slope, "error": 0.4}, "uss": {"value": slope / 2, "error": 40.0}},
-        "reason": "the Python heap grows steadily" if leak else "no growth beyond noise",
-        "model": {}, "requests": 900,
-        "series": {"requests": xs, "traced": traced, "uss": uss},
-        "sites": [{"file": "/srv/app.py", "line": 35, "bytes_per_request": slope, "count_per_request": 1.0,
-                   "size_diff": int(slope * 300), "count_diff": 300, "user_code": True,
-                   "code": "_history.append({'path': request.path})",
-                   "traceback": [{"file": "/srv/flask/app.py", "line": 900, "user": False},
-                                 {"file": "/srv/app.py", "line": 35, "user": True}]}] if leak else [],
-        "types": [{"type": "dict", "count_before": 100, "count": 1000, "count_per_request": 1.0,
-                   "bytes_before": 1000, "bytes": 200_000, "bytes_per_request": 183.0}] if leak else [],
-        "holders": [{"description": "module app.py, global _history (list, 1,300 entries)",
-                     "chain": ["module app.py", "global _history"], "type": "list", "entries_before": 100,
-                     "entries": 1300, "entries_per_request": 1.0, "source": "roots"}] if leak else [],
-        "load": {"sent": 900, "ok": 900, "failed": 0}, "duration_s": 7.0, "notes": [],
-    }
+def hunt_result() -> HuntResult:
+    """A real hunt of examples/leaky_flask: /history leaks, / is clean."""
+    return HuntResult.from_dict(fixture("hunt"))
 
 
-def hunt_data() -> dict[str, Any]:
-    """A hunt result as `memprobe hunt --json` writes it: a leaking route and a clean one."""
-    routes = [route("/history", 309.0, "leak"), route("/", 0.3, "clean")]
-    worst = routes[0]
-    return {"result": "hunt", "memprobe": "0.1.0", "target": "app.py:app", "app_kind": "wsgi", "framework": "flask",
-            "verdict": "leak", "kind": "python", "leak_kind": "python",
-            "bytes_per_request": worst["bytes_per_request"], "route": "/history", "sites": worst["sites"],
-            "types": worst["types"], "holders": worst["holders"], "routes": routes,
-            "settings": {"requests": 300, "rounds": 3, "warmup": 100, "concurrency": 4, "frames": 25, "cmd": None,
-                         "timeout_s": 10.0},
-            "outside_only": False, "duration_s": 20.0, "startup_s": 1.0, "error": None, "notes": []}
+def check_result() -> CheckResult:
+    """A real check of examples/leaky_flask (four failed findings), one of them with the
+    evidence ``check --run`` attaches."""
+    result = CheckResult.from_dict(fixture("check"))
+    result.findings[0].evidence = {"route": "/history", "verdict": "leak", "traced_bytes_per_request": 305.87,
+                                   "holder": "module app.py, global _history"}
+    return result
 
 
-def check_result_data() -> dict[str, Any]:
-    """A check result as `memprobe check --json` writes it: one failed item with evidence."""
-    finding = {"rule": "MP101", "severity": "fail", "file": "app.py", "line": 35, "col": 4,
-               "title": "Module-level container written from a request handler",
-               "message": "`_history` grows by `.append(...)` in view `history`",
-               "advice": "Use `collections.deque(maxlen=N)`.", "rationale": "It lives as long as the process.",
-               "snippet": "_history.append(request.path)", "symbol": "app._history",
-               "evidence": {"route": "/history", "verdict": "leak", "traced_bytes_per_request": 309.0,
-                            "holder": "module app.py, global _history"}}
-    return {"result": "check", "target": "app.py", "passed": False, "flask_detected": True,
-            "counts": {"fail": 1, "warn": 0, "info": 0}, "findings": [finding],
-            "checklist": [{"rule": "MP101", "slug": "module-container", "title": finding["title"], "status": "fail",
-                           "findings": 1, "advice": "", "note": ""},
-                          {"rule": "MP102", "slug": "unbounded-cache", "title": "Unbounded cache", "status": "pass",
-                           "findings": 0, "advice": "", "note": ""},
-                          {"rule": "MP901", "slug": "monitor", "title": "Monitor memory", "status": "info",
-                           "findings": 0, "advice": "Run `memprobe hunt`.", "note": ""}],
-            "files": ["app.py"], "errors": [], "ignored_rules": [], "suppressed": 0, "runtime": {}}
-
-
-def save(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
+def save(tmp_path: Path, name: str, result: Any) -> Path:
     path = tmp_path / name
-    path.write_text(json.dumps(data), encoding="utf-8")
+    path.write_text(json.dumps(result.to_dict()), encoding="utf-8")
     return path
 
 
-def html_of(data: dict[str, Any]) -> str:
-    return render(check_data(data, "test"), "html")
+def html_of(result: Any) -> str:
+    return render(result, "html")
 
 
 def memprobe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -136,40 +81,49 @@ def memprobe(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 # -- the command --------------------------------------------------------------------------------
 
 def test_report_prints_a_saved_run_as_the_command_printed_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = save(tmp_path, "compare.json", compare_data())
+    result = compare_result()
+    path = save(tmp_path, "compare.json", result)
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
-    assert out == render(check_data(compare_data(), "x"), "text", color=False, width=140)
-    assert "flask" in out and "bottle: not-installed" in out
+    assert out == render(result, "text", color=False, width=140)
+    assert "flask" in out and "tornado" in out and "bottle: not-installed" in out
 
 
 @pytest.mark.parametrize("suffix, marker", [(".html", "<!DOCTYPE html>"), (".md", "## memprobe compare"),
                                             (".txt", "Memory before -> after"), (".json", '"result": "compare"')])
 def test_the_output_format_follows_the_suffix(tmp_path: Path, suffix: str, marker: str) -> None:
-    path = save(tmp_path, "compare.json", compare_data())
+    path = save(tmp_path, "compare.json", compare_result())
     out = tmp_path / f"report{suffix}"
     assert main(["report", str(path), "-o", str(out)]) == 0
     assert marker in out.read_text(encoding="utf-8")
 
 
-def test_json_output_is_the_saved_run(tmp_path: Path) -> None:
-    path = save(tmp_path, "hunt.json", hunt_data())
+@pytest.mark.parametrize("kind", ["compare", "hunt", "check", "hammer"])
+def test_json_output_is_the_saved_run(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / f"{kind}.json"
+    path.write_text(json.dumps(fixture(kind)), encoding="utf-8")
     out = tmp_path / "again.json"
     assert main(["report", str(path), "-o", str(out)]) == 0
-    assert json.loads(out.read_text()) == hunt_data()
+    again = json.loads(out.read_text())
+    assert again == read(again, "again").to_dict()
+    assert set(fixture(kind)) <= set(again)  # every key it had
+    assert again["result"] == kind and again["schema"] == 1
 
 
-@pytest.mark.parametrize("make", [compare_data, hunt_data, check_result_data])
+@pytest.mark.parametrize("make", [compare_result, hunt_result, check_result])
 @pytest.mark.parametrize("fmt", ["text", "markdown", "html"])
 def test_every_kind_re_renders_in_every_format(make: Any, fmt: str) -> None:
-    assert render(check_data(make(), "x"), fmt).strip()
+    assert render(make(), fmt).strip()
 
 
 def test_two_runs_show_what_a_change_did_to_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    after = compare_data()
-    after["results"][0]["after"]["uss"] -= 4 * 2**20  # flask got leaner
-    after["results"][1]["throughput_rps"] = 1000.0  # tornado got slower
-    a, b = save(tmp_path, "before.json", compare_data()), save(tmp_path, "after.json", after)
+    after = compare_result()
+    flask, tornado = after.results[0].saved, after.results[1].saved
+    assert flask is not None and flask.after is not None and flask.after.uss is not None
+    assert tornado is not None and tornado.load is not None
+    flask.after = dataclasses.replace(flask.after, uss=flask.after.uss - 4 * 2**20)  # flask got leaner
+    tornado.load.throughput_rps = 1000.0  # tornado got slower
+    a, b = save(tmp_path, "before.json", compare_result()), save(tmp_path, "after.json", after)
     assert main(["report", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "before.json → after.json" in out
@@ -178,9 +132,10 @@ def test_two_runs_show_what_a_change_did_to_memory(tmp_path: Path, capsys: pytes
 
 
 def test_two_hunts_show_a_fixed_leak(tmp_path: Path) -> None:
-    fixed = hunt_data()
-    fixed["routes"][0] = route("/history", 0.2, "clean")
-    a, b = save(tmp_path, "a.json", hunt_data()), save(tmp_path, "b.json", fixed)
+    fixed = hunt_result()
+    history = fixed.routes[0]
+    history.judgement = Judgement("clean", None, history.judgement.traced, history.judgement.uss, "no growth")
+    a, b = save(tmp_path, "a.json", hunt_result()), save(tmp_path, "b.json", fixed)
     out = tmp_path / "diff.md"
     assert main(["report", str(a), str(b), "-o", str(out)]) == 0
     text = out.read_text()
@@ -191,37 +146,58 @@ def test_two_hunts_show_a_fixed_leak(tmp_path: Path) -> None:
 
 
 def test_two_checks_list_fixed_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fixed = check_result_data()
-    fixed["findings"], fixed["checklist"][0]["status"], fixed["checklist"][0]["findings"] = [], "pass", 0
-    a, b = save(tmp_path, "a.json", check_result_data()), save(tmp_path, "b.json", fixed)
+    fixed = check_result()
+    fixed.findings = [f for f in fixed.findings if f.rule != "MP102"]
+    item = next(c for c in fixed.checklist if c.rule == "MP102")
+    item.status, item.findings = "pass", 0
+    a, b = save(tmp_path, "a.json", check_result()), save(tmp_path, "b.json", fixed)
     assert main(["report", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert "MP101: status fail → pass" in out and "fixed: MP101 app.py:35" in out
+    assert "MP102: status fail → pass" in out and "fixed: MP102 ../baseline/examples/leaky_flask/app.py:53" in out
 
 
 def test_runs_of_two_kinds_are_not_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    a, b = save(tmp_path, "a.json", compare_data()), save(tmp_path, "b.json", hunt_data())
+    a, b = save(tmp_path, "a.json", compare_result()), save(tmp_path, "b.json", hunt_result())
     assert main(["report", str(a), str(b)]) == 2
     assert "cannot compare a compare run with a hunt run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not JSON"),
+    ("\x00\xff garbage", "not JSON"),
     ("[1, 2]", "not a memprobe result"),
     ('{"framework": "flask", "rss": 1}', 'no "result" key'),
     ('{"result": "profile"}', "cannot render a 'profile' result"),
     ('{"result": "compare", "schema": 99, "memprobe": "9.0"}', "written by a newer memprobe"),
-    ('{"result": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}', "a hunt result without routes"),
+    ('{"result": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}', "not a hunt result this memprobe can read (no 'routes'"),
     ('{"result": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
     ('{"kind": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
+    ('{"result": "hunt", "target": "a", "routes": [{"route": "/", "series": 3}]}', "not a hunt result this memprobe can read"),
+    ('{"result": "check", "target": "a", "findings": [{"rule": "MP101", "severity": "bad"}], "checklist": []}',
+     "not a check result this memprobe can read"),
+    ('{"result": "hammer", "url": "http://x/"}', "not a hammer result this memprobe can read"),
 ])
 def test_an_old_or_foreign_json_gets_one_line_and_exit_2(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "old.json"
     path.write_text(content)
     run = memprobe("report", str(path))
     assert run.returncode == 2
-    assert message in run.stderr
+    assert message in run.stderr and str(path) in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_a_renderer_bug_surfaces_as_a_bug_not_as_a_foreign_file(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import memprobe.render.check as check_renderer
+
+    def broken(result: Any, **options: Any) -> str:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setitem(sys.modules["memprobe.render"]._REGISTRY, ("text", "check"), broken)  # type: ignore[attr-defined]
+    assert check_renderer.text is not broken
+    path = save(tmp_path, "check.json", check_result())
+    with pytest.raises(KeyError, match="a bug of ours"):
+        main(["report", str(path)])
 
 
 def test_a_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -232,20 +208,20 @@ def test_a_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureF
 def test_without_matplotlib_html_fails_with_the_pip_command_and_exit_4(tmp_path: Path) -> None:
     env = {"PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "helpers" / "hide_modules"), str(REPO)]),
            "MEMPROBE_TEST_HIDE": "matplotlib"}
-    path = save(tmp_path, "compare.json", compare_data())
+    path = save(tmp_path, "compare.json", compare_result())
     run = memprobe("report", str(path), "-o", str(tmp_path / "r.html"), env=env)
     assert run.returncode == 4
     assert "pip install memprobe[html]" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "r.html").exists()
     # the checklist has no plots: its HTML needs no matplotlib
-    check = save(tmp_path, "check.json", check_result_data())
+    check = save(tmp_path, "check.json", check_result())
     run = memprobe("report", str(check), "-o", str(tmp_path / "c.html"), env=env)
     assert run.returncode == 0, run.stderr
 
 
 # -- the HTML itself --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [compare_data, hunt_data, check_result_data])
+@pytest.mark.parametrize("make", [compare_result, hunt_result, check_result])
 def test_the_html_page_needs_nothing_from_outside(make: Any) -> None:
     page = html_of(make())
     assert "<script" not in page.lower()
@@ -257,7 +233,7 @@ def test_the_html_page_needs_nothing_from_outside(make: Any) -> None:
 
 
 def test_the_compare_page_has_the_table_the_bars_and_the_lines() -> None:
-    page = html_of(compare_data())
+    page = html_of(compare_result())
     assert page.count('class="plot" role="img"') == 2
     assert 'aria-label="memory before and after per framework: RSS, USS, PSS"' in page
     assert 'aria-label="memory over requests during the hammering, one line per framework"' in page
@@ -266,64 +242,65 @@ def test_the_compare_page_has_the_table_the_bars_and_the_lines() -> None:
 
 
 def test_the_hunt_page_has_the_verdict_error_bars_series_sites_types_and_holders() -> None:
-    page = html_of(hunt_data())
+    page = html_of(hunt_result())
     assert "LEAK (python) on /history" in page
-    assert "+309.0 ± 0.4" in page
+    assert "+305.9 ± 0.4" in page
     assert page.count('class="plot" role="img"') == 3  # bytes/request, and one series per route
-    assert "_history.append({&#x27;path&#x27;: request.path})" in page  # the source line, escaped
+    assert "_history.append({&quot;path&quot;: request.path" in page  # the source line, escaped
     assert "global _history" in page and "dict" in page
 
 
 def test_the_check_page_has_the_checklist_and_the_evidence() -> None:
-    page = html_of(check_result_data())
+    page = html_of(check_result())
     assert "MP101" in page and "MP102" in page
-    assert "measured: " in page and "+309.0 B/request traced" in page
+    assert "measured: " in page and "+305.9 B/request traced" in page
     assert "<code>_history</code>" in page
 
 
 def test_plots_carry_no_varying_metadata_and_the_page_is_reproducible() -> None:
-    page = html_of(hunt_data())
-    assert page == html_of(hunt_data())
+    page = html_of(hunt_result())
+    assert page == html_of(hunt_result())
     assert "<metadata" not in page and "<!--" not in page and "<?xml" not in page
 
 
 def test_every_string_from_the_app_is_escaped() -> None:
-    data = hunt_data()
-    for r in data["routes"]:
-        r["route"] = f"/{SCRIPT}"
-        r["notes"] = [SCRIPT]
-    leak = data["routes"][0]
-    leak["sites"][0]["file"] = f"/srv/{SCRIPT}.py"
-    leak["sites"][0]["code"] = f"x = '{SCRIPT}'"
-    leak["types"][0]["type"] = SCRIPT
-    leak["holders"][0]["description"] = SCRIPT
-    leak["holders"][0]["chain"] = [SCRIPT, "--><script>alert(1)</script>"]
-    data["target"] = f"--><{SCRIPT}"
-    data["framework"] = SCRIPT
-    page = html_of(data)
+    result = hunt_result()
+    for r in result.routes:
+        r.route = f"/{SCRIPT}"
+        r.notes = [SCRIPT]
+    leak = result.routes[0]
+    leak.sites[0].file = f"/srv/{SCRIPT}.py"
+    leak.sites[0].code = f"x = '{SCRIPT}'"
+    leak.types[0]["type"] = SCRIPT
+    leak.holders[0].description = SCRIPT
+    leak.holders[0].chain = [SCRIPT, "--><script>alert(1)</script>"]
+    result.target = f"--><{SCRIPT}"
+    result.framework = SCRIPT
+    page = html_of(result)
     assert "<script" not in page.lower()
     assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in page
 
-    compare = compare_data()
-    compare["results"][0]["framework"] = SCRIPT
-    compare["results"][2]["reason"] = SCRIPT
+    compare = compare_result()
+    compare.results[0].name = SCRIPT
+    compare.results[2].reason = SCRIPT
     assert "<script" not in html_of(compare).lower()
-    check = check_result_data()
-    check["findings"][0]["snippet"] = SCRIPT
-    check["findings"][0]["message"] = f"`{SCRIPT}`"
+    check = check_result()
+    check.findings[0].snippet = SCRIPT
+    check.findings[0].message = f"`{SCRIPT}`"
     assert "<script" not in html_of(check).lower()
 
 
 def test_a_dollar_in_a_route_is_shown_not_typeset() -> None:
-    data = hunt_data()
-    data["routes"][0]["route"] = "/price/$5/$x^2$"
-    assert "/price/$5/$x^2$" in html_of(data)
+    result = hunt_result()
+    result.routes[0].route = "/price/$5/$x^2$"
+    assert "/price/$5/$x^2$" in html_of(result)
 
 
 def test_several_rounds_draw_a_line_per_round() -> None:
-    data = compare_data()
-    row = data["results"][0]
-    samples = row.pop("samples")
-    row["rounds"] = [{"samples": samples}, {"samples": copy.deepcopy(samples)}]
-    row["samples"] = None
-    assert html_of(data).count('class="plot" role="img"') == 2
+    result = compare_result()
+    result.results = result.results[:1]
+    row = result.results[0]
+    assert len(row.rounds) == 2 and all(r.samples for r in row.rounds)
+    assert row.saved is not None
+    row.saved.samples = None  # the rows' own series gone: each round's is drawn
+    assert html_of(result).count('class="plot" role="img"') == 2

@@ -7,29 +7,23 @@ over all of them, and each round starts a fresh child.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
-import psutil
-
-from memprobe import __version__
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
-from memprobe.compare.rounds import median_row, spread
 from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.errors import TargetError, UsageError
-from memprobe.http.hammer import MODES, Hammer, LoadResult, merge_loads
+from memprobe.http.hammer import MODES, Hammer, merge_loads
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
 from memprobe.process.memory import (
-    FIELDS,
     MemoryReading,
     Sampler,
     TreeReading,
@@ -37,11 +31,12 @@ from memprobe.process.memory import (
     read_tree,
     settle,
 )
+from memprobe.results.compare import STATUSES, CompareResult, FrameworkResult, Round
+from memprobe.results.envelope import SCHEMA, machine
+from memprobe.results.load import LoadFigures
 
-#: Version of the JSON layout; bumped only when a key is renamed or removed.
-SCHEMA = 1
-
-STATUSES = ("ok", "not-installed", "unavailable", "not-applicable", "failed-to-start", "crashed")
+__all__ = ["SCHEMA", "STATUSES", "CompareResult", "Crashed", "FrameworkResult", "Round", "Settings", "machine",
+           "measure", "plan", "run"]
 
 #: The environment variables the CRUD apps read (frameworks/_crud.py has the same names).
 CRUD_DB_ENV = "MEMPROBE_CRUD_DB"
@@ -111,146 +106,6 @@ class Settings:
         }
 
 
-@dataclass
-class Round:
-    """One start-hammer-stop of one framework."""
-
-    pid: int | None = None
-    url: str = ""
-    ready_s: float | None = None
-    before: MemoryReading | None = None
-    after: MemoryReading | None = None
-    load: LoadResult | None = None
-    samples: dict[str, Any] | None = None
-    #: Per request kind, when a scenario ran.
-    steps: list[StepResult] | None = None
-    #: The master and workers, in production mode (``before``/``after`` are their totals).
-    tree_before: TreeReading | None = None
-    tree_after: TreeReading | None = None
-    workers: int | None = None
-    #: pid -> "master" / "worker" / "helper", read while the processes ran.
-    roles: dict[int, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form; the load's keys sit at the top level, as in a result row."""
-        out: dict[str, Any] = {
-            "pid": self.pid,
-            "url": self.url,
-            "ready_s": _round(self.ready_s),
-            "before": _reading(self.before),
-            "after": _reading(self.after),
-            "delta": _delta(self.before, self.after),
-            "delta_pct": _delta_pct(self.before, self.after),
-        }
-        if self.load is not None:
-            load = self.load.to_dict()
-            out.update(
-                requests=load["requests"],
-                throughput_rps=load["throughput_rps"],
-                latency_ms=load["latency_ms"],
-                duration_s=load["duration_s"],
-                connections_opened=load["connections_opened"],
-            )
-        out["samples"] = self.samples
-        if self.steps is not None:
-            out["steps"] = [step.to_dict() for step in self.steps]
-        if self.tree_before is not None or self.tree_after is not None:
-            entries = production.processes(self.tree_before, self.tree_after, self.roles)
-            out["workers"] = self.workers
-            out["processes"] = entries
-            out["memory_by_role"] = production.by_role(entries)
-        return out
-
-
-@dataclass
-class FrameworkResult:
-    """One framework's row: its status and every round measured."""
-
-    framework: catalog.Framework
-    status: str = "ok"
-    reason: str = ""
-    log_tail: str = ""
-    rounds: list[Round] = field(default_factory=list)
-    #: The CRUD variant ("sqlite3", "sqlalchemy", "django-orm"), or ``None``.
-    variant: str | None = None
-    #: The server, when not the framework's own (production mode).
-    server: str | None = None
-    #: What to install when the row is not installed (default: the framework's packages).
-    pip: str | None = None
-    pip_extra: str | None = None
-
-    @property
-    def stack(self) -> str:
-        """The row's name: the framework, with its variant ("flask+sqlalchemy")."""
-        return self.framework.name + (f"+{self.variant}" if self.variant else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A ``results[]`` entry. With several rounds, numbers are medians over the rounds, and
-        ``spread`` holds each key figure's min and max."""
-        fw = self.framework
-        row: dict[str, Any] = {
-            "framework": fw.name,
-            "title": fw.title,
-            "version": fw.version(),
-            "server": self.server or fw.server,
-            "status": self.status,
-            "reason": self.reason,
-            "variant": self.variant,
-            "stack": self.stack,
-        }
-        if self.status in ("not-installed", "unavailable", "not-applicable"):
-            row["pip"] = self.pip or f"pip install {fw.pip}"
-            row["pip_extra"] = self.pip_extra or fw.extra_hint()
-            return row
-        rounds = [r.to_dict() for r in self.rounds]
-        if rounds:
-            row.update(median_row(rounds) if len(rounds) > 1 else rounds[0])
-            if len(rounds) > 1:
-                row["spread"] = spread(rounds)
-                row["rounds"] = rounds
-        if self.log_tail:
-            row["log_tail"] = self.log_tail
-        return row
-
-
-@dataclass
-class CompareResult:
-    """A whole comparison: settings, machine, one :class:`FrameworkResult` per framework."""
-
-    settings: Settings
-    results: list[FrameworkResult] = field(default_factory=list)
-    started: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    duration_s: float = 0.0
-    interrupted: bool = False
-    kind: str = "compare"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The public JSON contract (README, "JSON")."""
-        return {
-            "memprobe": __version__,
-            "schema": SCHEMA,
-            "result": self.kind,
-            "started": self.started,
-            "duration_s": round(self.duration_s, 3),
-            "interrupted": self.interrupted,
-            "settings": self.settings.to_dict(),
-            "machine": machine(),
-            "results": [r.to_dict() for r in self.results],
-        }
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(terse=True),
-        "cpus": os.cpu_count(),
-        "memory_total": psutil.virtual_memory().total,
-        "psutil": psutil.__version__,
-    }
-
-
 #: Called as on_event(framework, phase, done, total) for progress display.
 ProgressFn = Callable[[catalog.Framework, str, int, "int | None"], None]
 
@@ -309,7 +164,7 @@ def measure(
             current: list[Hammer] = []
             with Sampler(child.pid, tree=in_production,
                          progress=lambda: done_before + (current[-1].completed if current else 0)) as sampler:
-                previous = rnd.before
+                previous: MemoryReading | None = rnd.before
                 for step, count in zip(steps, counts):
                     hammer = _hammer(base, step, count, settings, scenario is not None, notify)
                     current.append(hammer)
@@ -320,9 +175,10 @@ def measure(
                     results.append(StepResult(step, load, after=after, before=previous))
                     previous = after
             rnd.samples = sampler.series.to_dict()
-            rnd.load = results[0].load if scenario is None else merge_loads(url, [r.load for r in results])
+            rnd.load = LoadFigures.from_load(results[0].load if scenario is None
+                                             else merge_loads(url, [r.load for r in results]))
             if scenario is not None:
-                rnd.steps = results
+                rnd.steps = [r.to_dict() for r in results]
             child.check_alive()
             settle(child.pid, settings.settle_s, tree=in_production)
             rnd.after, rnd.tree_after = _read(child.pid, in_production)
@@ -333,14 +189,25 @@ def measure(
                 raise
             if rnd.load is None and current:  # keep the counts of the hammering it died in
                 loads = [r.load for r in results] + [h.result for h in current[len(results):]]
-                rnd.load = loads[0] if scenario is None else merge_loads(url, loads)
+                rnd.load = LoadFigures.from_load(loads[0] if scenario is None else merge_loads(url, loads))
+            _processes(rnd)
             raise Crashed(f"{label} died during the run (exit code {child.proc.returncode if child.proc else '?'})",
                           rnd, child.log_tail()) from err
+    _processes(rnd)
     return rnd
 
 
+def _processes(rnd: Round) -> None:
+    """Production mode: the master and each worker, and the totals per role, from the trees
+    the round read."""
+    if rnd.tree_before is None and rnd.tree_after is None:
+        return
+    rnd.processes = production.processes(rnd.tree_before, rnd.tree_after, rnd.roles)
+    rnd.memory_by_role = production.by_role(rnd.processes)
+
+
 def _hammer(base: str, step: Step, count: int, settings: Settings, named: bool,
-            notify: Callable[[str, int, "int | None"], None] | None) -> Hammer:
+            notify: Callable[[str, int, int | None], None] | None) -> Hammer:
     phase = step.name if named else "hammer"
     return Hammer(
         base + step.path, count, concurrency=step.concurrency or settings.concurrency,
@@ -408,6 +275,8 @@ def run(
     Pass ``result`` to keep partial results when interrupted: the caller still holds it.
     """
     settings.validate()
+    frameworks = list(frameworks)
+    by_name = {fw.name: fw for fw in frameworks}
     result = result if result is not None else CompareResult(settings)
     rows = plan(frameworks, settings)
     result.results = rows
@@ -418,7 +287,7 @@ def run(
                 if row.status != "ok":
                     continue
                 try:
-                    row.rounds.append(measure(row.framework, settings, variant=row.variant,
+                    row.rounds.append(measure(by_name[row.name], settings, variant=row.variant,
                                               log_dir=log_dir, on_progress=on_progress))
                 except Crashed as err:
                     row.rounds.append(err.partial)
@@ -442,7 +311,7 @@ def plan(frameworks: Iterable[catalog.Framework], settings: Settings) -> list[Fr
     for fw in frameworks:
         server = production.server_name(fw) if in_production and fw.interface else None
         if fw.unavailable:
-            rows.append(FrameworkResult(fw, "unavailable", fw.unavailable))
+            rows.append(_row(fw, "unavailable", fw.unavailable))
             continue
         variants: list[str | None] = [None]
         if crud:
@@ -450,10 +319,10 @@ def plan(frameworks: Iterable[catalog.Framework], settings: Settings) -> list[Fr
             if not variants:
                 why = (f"no CRUD app for {fw.title}" if not fw.crud else
                        f"{fw.title}'s CRUD variants are {', '.join(fw.crud)}")
-                rows.append(FrameworkResult(fw, "not-applicable", why))
+                rows.append(_row(fw, "not-applicable", why))
                 continue
         for variant in variants:
-            row = FrameworkResult(fw, variant=variant, server=server)
+            row = _row(fw, variant=variant, server=server)
             rows.append(row)
             missing = fw.missing()
             if missing:
@@ -476,23 +345,10 @@ def plan(frameworks: Iterable[catalog.Framework], settings: Settings) -> list[Fr
     return rows
 
 
-def _round(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-def _reading(r: MemoryReading | None) -> dict[str, int | None] | None:
-    return None if r is None else {k: getattr(r, k) for k in FIELDS}
-
-
-def _delta(a: MemoryReading | None, b: MemoryReading | None) -> dict[str, int | None] | None:
-    return None if a is None or b is None else a.delta(b)
-
-
-def _delta_pct(a: MemoryReading | None, b: MemoryReading | None) -> dict[str, float | None] | None:
-    if a is None or b is None:
-        return None
-    out: dict[str, float | None] = {}
-    for k in FIELDS:
-        x, y = getattr(a, k), getattr(b, k)
-        out[k] = round((y - x) * 100.0 / x, 2) if x and y is not None else None
-    return out
+def _row(fw: catalog.Framework, status: str = "ok", reason: str = "", *, variant: str | None = None,
+         server: str | None = None) -> FrameworkResult:
+    """A row filled from the catalog: the framework's names, version, server, and what to
+    install when it cannot run here."""
+    return FrameworkResult(name=fw.name, title=fw.title, version=fw.version(), server=server or fw.server,
+                           status=status, reason=reason, variant=variant, pip=f"pip install {fw.pip}",
+                           pip_extra=fw.extra_hint())

@@ -7,8 +7,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from memprobe import __version__
 from memprobe.errors import UsageError
+from memprobe.results.envelope import Envelope
 
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 
@@ -97,6 +97,13 @@ class Rate(float):
     def __repr__(self) -> str:
         return f"Rate({float(self):.2f} ± {self.error:.2f})"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Rate | None:
+        """Read back :meth:`to_dict`'s form (None stays None)."""
+        if not data:
+            return None
+        return cls(float(data["value"]), float(data.get("error") or 0.0))
+
 
 def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | None]:
     """``{"traced": Rate, "uss": Rate}`` as JSON."""
@@ -131,6 +138,15 @@ class Fit:
                 "early": round(self.early, 2), "late": round(self.late, 2),
                 "total_bytes": self.total, "verdict": self.verdict}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Fit | None:
+        """Read back :meth:`to_dict`'s form (None stays None)."""
+        if not data:
+            return None
+        return cls(float(data["value"]), float(data.get("error") or 0.0), float(data.get("early") or 0.0),
+                   float(data.get("late") or 0.0), int(data.get("total_bytes") or 0),
+                   str(data.get("verdict") or "clean"))
+
 
 @dataclass
 class Judgement:
@@ -147,6 +163,24 @@ class Judgement:
         return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
                 "traced": self.traced.to_dict() if self.traced else None,
                 "uss": self.uss.to_dict() if self.uss else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], route: dict[str, Any] | None = None) -> Judgement:
+        """Read back :meth:`to_dict`'s form. A route's ``model`` written without the fits
+        (or without a model at all) falls back to the route's verdict and bytes per request."""
+        route = route or {}
+        model = data or {}
+        fits: dict[str, Fit | None] = {}
+        for name in ("traced", "uss"):
+            fit = Fit.from_dict(model.get(name))
+            if fit is None:
+                rate = Rate.from_dict((route.get("bytes_per_request") or {}).get(name))
+                fit = None if rate is None else Fit(float(rate), rate.error, 0.0, 0.0, 0, "clean")
+            fits[name] = fit
+        return cls(verdict=str(model.get("verdict") or route["verdict"]),
+                   kind=model.get("kind", route.get("kind")),
+                   traced=fits["traced"], uss=fits["uss"],
+                   reason=str(model.get("reason") or route.get("reason") or ""))
 
 
 @dataclass
@@ -266,6 +300,22 @@ class RouteResult:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RouteResult:
+        """Read back what :meth:`to_dict` wrote."""
+        series = data.get("series") or {}
+        xs = list(series.get("requests") or [])
+        traced = list(series.get("traced") or [None] * len(xs))
+        uss = list(series.get("uss") or [None] * len(xs))
+        readings = [Reading(int(x), t, u) for x, t, u in zip(xs, traced, uss)]
+        return cls(route=str(data["route"]), judgement=Judgement.from_dict(data.get("model") or {}, data),
+                   readings=readings, sites=[Site.from_dict(x) for x in data.get("sites") or []],
+                   types=[dict(t) for t in data.get("types") or []],
+                   holders=[Holder.from_dict(h) for h in data.get("holders") or []],
+                   load=dict(data.get("load") or {}), duration_s=float(data.get("duration_s") or 0.0),
+                   notes=[str(n) for n in data.get("notes") or []],
+                   timings_s=dict(data.get("timings_s") or {}))
+
 
 @dataclass
 class HuntResult:
@@ -284,6 +334,8 @@ class HuntResult:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     kind: str = "hunt"
+    #: when and where it was measured (``started``, ``machine``, the version that wrote it)
+    envelope: Envelope = field(default_factory=Envelope)
 
     @property
     def worst(self) -> RouteResult | None:
@@ -316,11 +368,11 @@ class HuntResult:
         return any(r.verdict == "leak" for r in self.routes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form: top-level keys are the worst route's, ``routes[]`` has each route."""
+        """JSON form: the envelope, then the worst route's keys at the top level, and
+        ``routes[]`` with each route."""
         worst = self.worst
         return {
-            "result": "hunt",
-            "memprobe": __version__,
+            **self.envelope.to_dict(self.kind, self.settings.to_dict(), self.duration_s),
             "target": self.target,
             "app_kind": self.app_kind,
             "framework": self.framework,
@@ -333,14 +385,24 @@ class HuntResult:
             "types": list(worst.types) if worst else [],
             "holders": [h.to_dict() for h in worst.holders] if worst else [],
             "routes": [r.to_dict() for r in self.routes],
-            "settings": self.settings.to_dict(),
             "outside_only": self.outside_only,
-            "duration_s": round(self.duration_s, 3),
             "startup_s": round(self.startup_s, 3),
             "error": self.error,
             "interrupted": self.interrupted,
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HuntResult:
+        """Read back what :meth:`to_dict` wrote (the top-level verdict and figures follow from
+        the routes)."""
+        return cls(target=str(data["target"]), settings=HuntSettings.from_dict(data.get("settings") or {}),
+                   routes=[RouteResult.from_dict(r) for r in data["routes"]],
+                   app_kind=data.get("app_kind"), framework=data.get("framework"),
+                   outside_only=bool(data.get("outside_only")), duration_s=float(data.get("duration_s") or 0.0),
+                   startup_s=float(data.get("startup_s") or 0.0), error=data.get("error"),
+                   interrupted=bool(data.get("interrupted")), notes=[str(n) for n in data.get("notes") or []],
+                   envelope=Envelope.from_dict(data))
 
     def summary(self) -> str:
         """One line: ``leak (python) on /list: +36.1 ± 0.4 B/request traced, ... (3 routes)``."""
