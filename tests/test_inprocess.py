@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pytest
 

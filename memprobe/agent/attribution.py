@@ -18,7 +18,8 @@ import linecache
 import os
 import time
 import tracemalloc
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from memprobe.agent import holders
 from memprobe.results.hunt import Site
@@ -64,7 +65,7 @@ class Attributor:
     """One route at a time: baseline, readings, what grew, and where it came from.
 
     ``settle_s`` lets server threads (or an event loop) finish with the connections the load
-    just closed before garbage is collected; ``types`` and ``holders`` switch off Heapy's walk
+    just closed before garbage is collected; ``types`` and ``scan_holders`` switch off Heapy's walk
     and the roots scans where they cost more than they tell (the in-process probe's types);
     ``cut_below`` names a directory whose frames, and every older frame, are not the app's (the
     in-process probe's own package: the test that called the hunt is the user's code too, and
@@ -72,11 +73,11 @@ class Attributor:
     """
 
     def __init__(self, frames: int, *, settle_s: float = 0.0, types: bool = True,
-                 holders: bool = True, cut_below: str | None = None) -> None:
+                 scan_holders: bool = True, cut_below: str | None = None) -> None:
         self.frames = frames
         self.settle_s = settle_s
         self.with_types = types
-        self.with_holders = holders
+        self.with_holders = scan_holders
         self.cut_below = cut_below
         self.tracing = Tracing()
         self._roots: dict[tuple[str, ...], holders.Node] = {}
@@ -211,7 +212,7 @@ def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], req
         user_index = next((i for i in range(len(frames) - 1, -1, -1)
                            if is_user_file(frames[i][0])), None)
         key = frames[user_index] if user_index is not None else frames[-1]
-        entry = groups.setdefault(tuple(key), [0, 0, None, 0, user_index is not None])
+        entry = groups.setdefault((key[0], key[1]), [0, 0, None, 0, user_index is not None])
         entry[0] += size
         entry[1] += count
         if entry[2] is None or size > entry[3]:

@@ -22,9 +22,10 @@ import logging
 import os
 import sys
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FunctionType, MethodType, ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 from memprobe.target.usercode import is_user_file
 
@@ -214,7 +215,7 @@ def _scan_logging(walker: _Walker) -> None:
 def grown(before: dict[tuple[str, ...], Node], after: dict[tuple[str, ...], Node],
           requests: int, limit: int = 10) -> list[dict[str, Any]]:
     """Containers whose size grew between two scans, biggest growth first, as JSON dicts."""
-    out = []
+    out: list[dict[str, Any]] = []
     for chain, node in after.items():
         old = before.get(chain)
         delta = node.size - (old.size if old else 0)
@@ -283,7 +284,7 @@ def grown_types(before: dict[str, list[int]], after: dict[str, list[int]], reque
                 limit: int = 10) -> list[dict[str, Any]]:
     """Types whose object count grew, most bytes (then count) first; memprobe's own and
     Heapy's types are left out."""
-    out = []
+    out: list[dict[str, Any]] = []
     per = requests or 1
     for name, (count, size) in after.items():
         if name.startswith(("memprobe.", "guppy.")):

@@ -17,7 +17,7 @@ early rounds and the last rounds are flat.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from memprobe.results.hunt import Fit, Judgement, Reading
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -135,7 +136,8 @@ class MemprobeManager:
             pytest.fail(outcome.failure, pytrace=False)
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         """Put the records on the call's report (xdist carries them to the controller) and the
         detail of a failed limit in a ``memprobe`` section."""
         outcome = yield
@@ -150,7 +152,7 @@ class MemprobeManager:
             report.sections.append(("memprobe", detail))
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> Iterator[Any]:
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> Generator[None, Any, None]:
         """A test failed by a memprobe limit shows as ``M`` in the progress line (still
         ``FAILED`` in words, which CI logs are searched for)."""
         outcome = yield
@@ -342,6 +344,7 @@ def memprobe(request: pytest.FixtureRequest) -> Iterator[Probe]:
     ``serve(target)`` -> a running server (``.url``, ``.pid``), ``hammer(url, n)``.
     Servers it started are stopped at teardown."""
     manager = request.config.pluginmanager.get_plugin("memprobe_manager")
+    assert isinstance(manager, MemprobeManager)
     probe = Probe(request, manager)
     try:
         yield probe

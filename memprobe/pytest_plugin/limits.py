@@ -6,9 +6,10 @@ it imports nothing heavy at import time: the measuring modules load when a limit
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from memprobe.units import format_bytes, parse_size
 
@@ -100,7 +101,7 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
 
             result = hunt(target, limit.routes, requests, **limit.options)
     except MemprobeError as err:
-        record = {"target": label, "mode": mode, "limits": limit.to_dict(), "error": str(err),
+        record: dict[str, Any] = {"target": label, "mode": mode, "limits": limit.to_dict(), "error": str(err),
                   "violations": [], "routes": [], "verdict": None, "result": None}
         tail = getattr(err, "log_tail", "") or ""
         return Outcome(record, f"memprobe: could not measure {label}: {err}",

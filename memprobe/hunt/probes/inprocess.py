@@ -16,8 +16,9 @@ import importlib.util
 import os
 import time
 import tracemalloc
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from memprobe.agent.attribution import Attributor
@@ -119,7 +120,7 @@ class WsgiCaller:
         return CallResult(code, size)
 
 
-def load_wsgi_app(target: str | Callable[..., Any]) -> tuple[Callable[..., Any], str, str]:
+def load_wsgi_app(target: str | Callable[..., Any]) -> tuple[Callable[..., Any], str, str | None]:
     """The WSGI app for ``target`` (a spec such as ``app.py:app``, or the app itself), with the
     label reports show and the framework's name; TargetError for anything that is not WSGI."""
     if callable(target) and not isinstance(target, str):
@@ -153,7 +154,7 @@ class InProcessProbe:
         self.settings = settings
         self.method, self.body, self.headers = method, body, headers
         self.uss = uss
-        self.attributor = Attributor(settings.frames, types=False, holders=holders,
+        self.attributor = Attributor(settings.frames, types=False, scan_holders=holders,
                                      cut_below=_PACKAGE)
         self.caller: WsgiCaller | None = None
 
