@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.text import Text
 
 from memprobe.render import renders
+from memprobe.results.check import CheckResult, Finding
 from memprobe.render.terminal import to_text
 
 _MARK = {"fail": "✗", "warn": "!", "info": "i", "pass": "✓", "ignored": "-", "n/a": "·"}
@@ -14,24 +15,25 @@ _STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "pass": "green",
 _EMOJI = {"fail": "❌", "warn": "⚠️", "info": "ℹ️", "pass": "✅", "ignored": "➖", "n/a": "➖"}
 
 
-def _headline(data: dict[str, Any]) -> str:
-    counts = data["counts"]
-    passed = sum(1 for c in data["checklist"] if c["status"] == "pass")
+def _headline(result: CheckResult) -> str:
+    counts = result.counts()
+    errors = result.errors
+    passed = sum(1 for c in result.checklist if c.status == "pass")
     parts = []
     if counts["fail"]:
         parts.append(f"{counts['fail']} failed")
     if counts["warn"]:
         parts.append(f"{counts['warn']} warning{'s' if counts['warn'] != 1 else ''}")
-    if data["errors"]:
-        parts.append(f"{len(data['errors'])} file{'s' if len(data['errors']) != 1 else ''} not checked")
+    if errors:
+        parts.append(f"{len(errors)} file{'s' if len(errors) != 1 else ''} not checked")
     parts.append(f"{passed} passed")
     return ", ".join(parts)
 
 
-def _context(data: dict[str, Any]) -> str:
-    kind = "Flask app" if data["flask_detected"] else "no Flask found: generic rules only"
-    files = len(data["files"])
-    extra = f", {data['suppressed']} suppressed" if data["suppressed"] else ""
+def _context(result: CheckResult) -> str:
+    kind = "Flask app" if result.flask_detected else "no Flask found: generic rules only"
+    files = len(result.files)
+    extra = f", {result.suppressed} suppressed" if result.suppressed else ""
     return f"{kind}, {files} file{'s' if files != 1 else ''} checked{extra}"
 
 
@@ -48,100 +50,101 @@ def evidence_line(evidence: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def findings_of(result: CheckResult, rule: str) -> list[Finding]:
+    """The findings of one rule, in the order found."""
+    return [f for f in result.findings if f.rule == rule]
+
+
 @renders("text", "check")
-def text(result: Any, color: bool = False, width: int = 100) -> str:
+def text(result: CheckResult, color: bool = False, width: int = 100) -> str:
     """The checklist, worst items first within the rule order, each with its evidence and fix."""
-    data = result.to_dict()
     lines: list[Any] = [
         # The target can be a long path: the context gets its own line so that it never
         # wraps mid-phrase.
-        Text.assemble(("memprobe check ", "bold"), data["target"]), Text(_context(data), style="dim"),
+        Text.assemble(("memprobe check ", "bold"), result.target), Text(_context(result), style="dim"),
         Text("")
     ]
-    for error in data["errors"]:
-        lines.append(Text.assemble((" ✗ ", _STYLE["fail"]), f"{error['file']}:{error['line']}: ",
-                                   (error["message"], _STYLE["fail"]), ("  (file skipped; others checked)", "dim")))
-    if data["errors"]:
+    for error in result.errors:
+        lines.append(Text.assemble((" ✗ ", _STYLE["fail"]), f"{error.file}:{error.line}: ",
+                                   (error.message, _STYLE["fail"]), ("  (file skipped; others checked)", "dim")))
+    if result.errors:
         lines.append(Text(""))
-    findings = data["findings"]
-    for item in data["checklist"]:
-        status = item["status"]
-        if item["rule"].startswith("MP9"):
+    for item in result.checklist:
+        status = item.status
+        if item.rule.startswith("MP9"):
             continue
-        title = Text.assemble((f" {_MARK[status]} ", _STYLE[status]), (item["rule"], "bold"), " ", item["title"])
-        if item["findings"]:
-            title.append(f"  ({item['findings']})", style=_STYLE[status])
-        if item["note"]:
-            title.append(f"  {item['note']}", style="dim")
+        title = Text.assemble((f" {_MARK[status]} ", _STYLE[status]), (item.rule, "bold"), " ", item.title)
+        if item.findings:
+            title.append(f"  ({item.findings})", style=_STYLE[status])
+        if item.note:
+            title.append(f"  {item.note}", style="dim")
         lines.append(title)
-        mine = [f for f in findings if f["rule"] == item["rule"]]
+        mine = findings_of(result, item.rule)
         for finding in mine:
-            lines.append(Text.assemble("     ", (f"{finding['file']}:{finding['line']}", "bold"), "  ",
-                                       finding["message"]))
-            if finding["snippet"]:
-                lines.append(Text(f"       {finding['line']:>4} │ {finding['snippet']}", style="dim"))
-            if finding.get("evidence"):
-                lines.append(Text.assemble("       ", ("measured: ", "magenta"), evidence_line(finding["evidence"])))
+            lines.append(Text.assemble("     ", (f"{finding.file}:{finding.line}", "bold"), "  ", finding.message))
+            if finding.snippet:
+                lines.append(Text(f"       {finding.line:>4} │ {finding.snippet}", style="dim"))
+            if finding.evidence:
+                lines.append(Text.assemble("       ", ("measured: ", "magenta"), evidence_line(finding.evidence)))
         if mine:
-            lines.append(Text.assemble("     ", ("why: ", "bold"), mine[0]["rationale"]))
-            lines.append(Text.assemble("     ", ("fix: ", "bold"), mine[0]["advice"]))
-    advice = [c for c in data["checklist"] if c["rule"].startswith("MP9")]
+            lines.append(Text.assemble("     ", ("why: ", "bold"), mine[0].rationale))
+            lines.append(Text.assemble("     ", ("fix: ", "bold"), mine[0].advice))
+    advice = [c for c in result.checklist if c.rule.startswith("MP9")]
     if advice:
         lines += [Text(""), Text("Advice (cannot be proven from source):", style="bold")]
         for item in advice:
-            note = f"  [{item['note']}]" if item["note"] else ""
-            lines.append(Text.assemble((f" {_MARK[item['status']]} ", _STYLE[item["status"]]),
-                                       (item["rule"], "bold"), f" {item['title']}: ", (item["advice"], "dim"),
+            note = f"  [{item.note}]" if item.note else ""
+            lines.append(Text.assemble((f" {_MARK[item.status]} ", _STYLE[item.status]),
+                                       (item.rule, "bold"), f" {item.title}: ", (item.advice, "dim"),
                                        (note, "green")))
-    if data["runtime"].get("summary"):
-        lines += [Text(""), Text.assemble(("measured: ", "bold magenta"), data["runtime"]["summary"])]
-    verdict = "FAILED" if not data["passed"] else "passed"
-    lines += [Text(""), Text.assemble((f"{verdict}: ", "bold red" if not data["passed"] else "bold green"),
-                                      _headline(data))]
+    if result.runtime.get("summary"):
+        lines += [Text(""), Text.assemble(("measured: ", "bold magenta"), result.runtime["summary"])]
+    passed = not result.failed
+    verdict = "FAILED" if not passed else "passed"
+    lines += [Text(""), Text.assemble((f"{verdict}: ", "bold red" if not passed else "bold green"),
+                                      _headline(result))]
     return to_text(Group(*lines), color=color, width=width)
 
 
 @renders("markdown", "check")
-def markdown(result: Any) -> str:
+def markdown(result: CheckResult) -> str:
     """A pull-request comment: headline, checklist table, findings with snippets, advice."""
-    data = result.to_dict()
-    icon = "❌" if not data["passed"] else ("⚠️" if data["counts"]["warn"] else "✅")
-    out = [f"## {icon} memprobe check: {_headline(data)}", "",
-           f"Target `{data['target']}`: {_context(data)}.", ""]
-    if data["errors"]:
+    icon = "❌" if result.failed else ("⚠️" if result.counts()["warn"] else "✅")
+    out = [f"## {icon} memprobe check: {_headline(result)}", "",
+           f"Target `{result.target}`: {_context(result)}.", ""]
+    if result.errors:
         out += ["**Files that could not be checked:**", ""]
-        out += [f"- `{e['file']}:{e['line']}`: {e['message']}" for e in data["errors"]]
+        out += [f"- `{e.file}:{e.line}`: {e.message}" for e in result.errors]
         out.append("")
     out += ["| | Rule | Item | Findings |", "|---|---|---|---|"]
-    for item in data["checklist"]:
-        if item["rule"].startswith("MP9"):
+    for item in result.checklist:
+        if item.rule.startswith("MP9"):
             continue
-        note = f" ({item['note']})" if item["note"] else ""
-        out.append(f"| {_EMOJI[item['status']]} | {item['rule']} | {_md(item['title'])}{_md(note)} | "
-                   f"{item['findings'] or ''} |")
+        note = f" ({item.note})" if item.note else ""
+        out.append(f"| {_EMOJI[item.status]} | {item.rule} | {_md(item.title)}{_md(note)} | "
+                   f"{item.findings or ''} |")
     out.append("")
-    findings = data["findings"]
-    if findings:
+    if result.findings:
         out += ["### Findings", ""]
-        for rule in dict.fromkeys(f["rule"] for f in findings):
-            mine = [f for f in findings if f["rule"] == rule]
-            worst = "fail" if any(f["severity"] == "fail" for f in mine) else mine[0]["severity"]
-            out += [f"#### {_EMOJI[worst]} {rule}: {_md(mine[0]['title'])}", ""]
+        for rule in dict.fromkeys(f.rule for f in result.findings):
+            mine = findings_of(result, rule)
+            worst = "fail" if any(f.severity.value == "fail" for f in mine) else mine[0].severity.value
+            out += [f"#### {_EMOJI[worst]} {rule}: {_md(mine[0].title)}", ""]
             for f in mine:
-                out.append(f"- `{f['file']}:{f['line']}`: {_md(f['message'])}")
-                if f["snippet"]:
-                    out.append(f"  `{f['snippet'].replace('`', '')}`")
-                if f.get("evidence"):
-                    out.append(f"  Measured: {_md(evidence_line(f['evidence']))}")
-            out += ["", f"**Why:** {mine[0]['rationale']}", "", f"**Fix:** {mine[0]['advice']}", ""]
-    if data["runtime"].get("summary"):
-        out += [f"**Measured (`--run`):** {_md(data['runtime']['summary'])}", ""]
-    advice = [c for c in data["checklist"] if c["rule"].startswith("MP9")]
+                out.append(f"- `{f.file}:{f.line}`: {_md(f.message)}")
+                if f.snippet:
+                    out.append(f"  `{f.snippet.replace('`', '')}`")
+                if f.evidence:
+                    out.append(f"  Measured: {_md(evidence_line(f.evidence))}")
+            out += ["", f"**Why:** {mine[0].rationale}", "", f"**Fix:** {mine[0].advice}", ""]
+    if result.runtime.get("summary"):
+        out += [f"**Measured (`--run`):** {_md(result.runtime['summary'])}", ""]
+    advice = [c for c in result.checklist if c.rule.startswith("MP9")]
     if advice:
         out += ["<details><summary>Advice that source code cannot prove</summary>", ""]
         for item in advice:
-            note = f" _{_md(item['note'])}_" if item["note"] else ""
-            out.append(f"- **{item['rule']} {_md(item['title'])}**: {item['advice']}{note}")
+            note = f" _{_md(item.note)}_" if item.note else ""
+            out.append(f"- **{item.rule} {_md(item.title)}**: {item.advice}{note}")
         out += ["", "</details>", ""]
     out.append("Rules: docs/check-rules.md. Switch one off with `# memprobe: ignore[ID]` on the line, "
                "`--ignore ID`, or `[memprobe:check] ignore = ID` in setup.cfg.")

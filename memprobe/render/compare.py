@@ -1,17 +1,19 @@
 """Text and Markdown for ``compare`` results.
 
-Both read only the JSON form (``result.to_dict()``), so a saved run re-renders exactly as the
-live one did.
+Both take a :class:`~memprobe.results.compare.CompareResult`, live or read back with
+``from_dict``, so a saved run re-renders exactly as the live one did.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from memprobe.render import renders
 from memprobe.render.terminal import to_text
+from memprobe.results.compare import CompareResult, FrameworkResult, Round
+from memprobe.results.load import LoadFigures
 from memprobe.units import format_bytes
 
 MEMORY_FIELDS = ("rss", "uss", "pss", "vms", "swap")
@@ -21,53 +23,61 @@ def _pct(p: float | None) -> str:
     return "-" if p is None else f"{p:+.1f} %"
 
 
-def _memory_cells(row: dict[str, Any], field: str) -> tuple[str, str, str, str]:
-    before, after = row.get("before") or {}, row.get("after") or {}
-    delta, pct = row.get("delta") or {}, row.get("delta_pct") or {}
+def _value(reading: Any, field: str) -> Any:
+    return None if reading is None else getattr(reading, field)
+
+
+def _memory_cells(r: Round, field: str) -> tuple[str, str, str, str]:
     return (
-        format_bytes(before.get(field)),
-        format_bytes(after.get(field)),
-        format_bytes(delta.get(field), signed=True),
-        _pct(pct.get(field)),
+        format_bytes(_value(r.before, field)),
+        format_bytes(_value(r.after, field)),
+        format_bytes((r.change or {}).get(field), signed=True),
+        _pct((r.change_pct or {}).get(field)),
     )
 
 
-def _before_after(row: dict[str, Any], field: str) -> str:
-    b, a = (row.get("before") or {}).get(field), (row.get("after") or {}).get(field)
+def _before_after(r: Round, field: str) -> str:
+    b, a = _value(r.before, field), _value(r.after, field)
     if b is None or a is None:
         return "-"
     return f"{b / 2**20:.1f} → {a / 2**20:.1f}"
 
 
-def _compact_delta(row: dict[str, Any], field: str) -> str:
-    d = (row.get("delta") or {}).get(field)
-    pct = (row.get("delta_pct") or {}).get(field)
+def _compact_delta(r: Round, field: str) -> str:
+    d = (r.change or {}).get(field)
+    pct = (r.change_pct or {}).get(field)
     if d is None:
         return "-"
     size = f"{d / 2**20:+.1f}M" if abs(d) >= 2**20 else f"{d / 1024:+.0f}K"
     return size if pct is None else f"{size} {pct:+.1f}%"
 
 
-def _growth_style(row: dict[str, Any], field: str) -> str:
-    pct = (row.get("delta_pct") or {}).get(field)
+def _growth_style(r: Round, field: str) -> str:
+    pct = (r.change_pct or {}).get(field)
     return "" if pct is None else "red" if pct >= 10 else "yellow" if pct >= 2 else "green"
 
 
-def _statuses(requests: dict[str, Any]) -> str:
-    counts = dict(requests.get("status_counts") or {})
-    counts.update({k: v for k, v in (requests.get("errors") or {}).items()})
-    if requests.get("timeouts"):
-        counts["timeout"] = requests["timeouts"]
+def _statuses(load: LoadFigures) -> str:
+    counts = dict(sorted(load.status_counts.items()))
+    counts.update(load.errors)
+    if load.timeouts:
+        counts["timeout"] = load.timeouts
     return " ".join(f"{k}:{v}" for k, v in counts.items()) or "-"
 
 
-def _measured(data: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    return (r for r in data["results"] if r.get("requests"))
+def measured(result: CompareResult) -> list[tuple[FrameworkResult, Round, LoadFigures]]:
+    """The rows that sent requests, each with the figures it shows and their load."""
+    out = []
+    for row in result.results:
+        figures = row.figures
+        if figures is not None and figures.load is not None and figures.load.requests_dict():
+            out.append((row, figures, figures.load))
+    return out
 
 
-def _header(data: dict[str, Any]) -> str:
-    s = data["settings"]
-    m = data["machine"]
+def _header(result: CompareResult) -> str:
+    s = result.settings.to_dict()
+    m = result.envelope.machine_info()
     return (
         f"{s['requests']} requests per framework, timeout {s['timeout_s']:g} s, "
         f"{s['concurrency']} connections ({s['mode']}), warm-up {s['warmup']}, "
@@ -75,16 +85,15 @@ def _header(data: dict[str, Any]) -> str:
         + (f"; scenario {s['scenario']['name']}" if s.get("scenario") else "")
         + (f"; production server, {s['workers']} workers x {s['threads']} threads"
            if s.get("server") == "production" else "")
-        + f"; Python {m['python']}, {m['cpus']} CPUs; "
-        f"took {data['duration_s']:.1f} s"
-        + (" - INTERRUPTED, partial results" if data.get("interrupted") else "")
+        + f"; Python {m.get('python')}, {m.get('cpus')} CPUs; "
+        f"took {result.duration_s:.1f} s"
+        + (" - INTERRUPTED, partial results" if result.interrupted else "")
     )
 
 
 @renders("text", "compare")
-def text(result: Any, color: bool = False, width: int = 140) -> str:
+def text(result: CompareResult, color: bool = False, width: int = 140) -> str:
     """Two tables (memory, load) and a list of frameworks that were not measured."""
-    data = result.to_dict()
     memory = Table(title="Memory before -> after hammering (MiB; Δ in KiB/MiB)", title_justify="left")
     memory.add_column("framework", no_wrap=True)
     memory.add_column("version", no_wrap=True)
@@ -93,49 +102,46 @@ def text(result: Any, color: bool = False, width: int = 140) -> str:
         memory.add_column(f"Δ {f}", justify="right", no_wrap=True)
     memory.add_column("vms Δ", justify="right", no_wrap=True)
     memory.add_column("swap", justify="right", no_wrap=True)
-    load = Table(title="Load", title_justify="left")
+    load_table = Table(title="Load", title_justify="left")
     for name, justify in [("framework", "left"), ("sent", "right"), ("ok", "right"),
                           ("failed", "right"), ("timeouts", "right"), ("statuses", "left"),
                           ("req/s", "right"), ("p50 ms", "right"), ("p90 ms", "right"),
                           ("p99 ms", "right"), ("max ms", "right"), ("time s", "right")]:
-        load.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in _measured(data):
-        cells: list[str | Text] = [_name(row), row.get("version") or "?"]
+        load_table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = measured(result)
+    for row, fig, load in rows:
+        cells: list[str | Text] = [row.stack, row.version or "?"]
         for f in ("rss", "uss", "pss"):
-            cells += [_before_after(row, f), Text(_compact_delta(row, f), style=_growth_style(row, f))]
-        cells += [_compact_delta(row, "vms"), format_bytes((row.get("after") or {}).get("swap"))]
+            cells += [_before_after(fig, f), Text(_compact_delta(fig, f), style=_growth_style(fig, f))]
+        cells += [_compact_delta(fig, "vms"), format_bytes(_value(fig.after, "swap"))]
         memory.add_row(*cells)
-        req, lat = row["requests"], row["latency_ms"]
-        load.add_row(
-            _name(row), str(req["sent"]), str(req["ok"]),
-            Text(str(req["failed"]), style="red" if req["failed"] else ""),
-            str(req["timeouts"]), _statuses(req), f"{row['throughput_rps']:.0f}",
+        lat = load.latency_ms
+        load_table.add_row(
+            row.stack, str(load.sent), str(load.ok),
+            Text(str(load.failed), style="red" if load.failed else ""),
+            str(load.timeouts), _statuses(load), f"{load.throughput_rps:.0f}",
             f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['max']:.1f}",
-            f"{row['duration_s']:.2f}",
+            f"{load.duration_s:.2f}",
         )
-    parts: list[Any] = [Text(_header(data), style="bold")]
+    parts: list[Any] = [Text(_header(result), style="bold")]
     if memory.row_count:
-        parts += [memory, load]
-    for title, header, rows in (_steps_table(data), _process_table(data)):
-        if rows:
+        parts += [memory, load_table]
+    for title, header, table_rows in (_steps_table(result), _process_table(result)):
+        if table_rows:
             table = Table(title=title, title_justify="left")
             for i, name in enumerate(header):
                 table.add_column(name, justify="left" if i < 2 else "right", no_wrap=True)
-            for cells in rows:
+            for cells in table_rows:
                 table.add_row(*cells)
             parts.append(table)
-    problems = [r for r in data["results"] if r["status"] != "ok"]
-    for r in problems:
-        style = "yellow" if r["status"] in ("not-installed", "unavailable", "not-applicable") else "red"
-        parts.append(Text(f"{_name(r)}: {r['status']} - {r['reason']}", style=style))
-    spreads = [r for r in _measured(data) if r.get("spread")]
+    for r in result.results:
+        if r.status != "ok":
+            style = "yellow" if r.status in ("not-installed", "unavailable", "not-applicable") else "red"
+            parts.append(Text(f"{r.stack}: {r.status} - {r.reason}", style=style))
+    spreads = [row for row, _, _ in rows if row.spread]
     if spreads:
         parts.append(_spread_table(spreads))
     return to_text(*parts, color=color, width=width)
-
-
-def _name(row: dict[str, Any]) -> str:
-    return str(row.get("stack") or row["framework"])
 
 
 def _mib(value: int | None, signed: bool = False) -> str:
@@ -148,13 +154,13 @@ STEP_HEADER = ["stack", "request", "sent", "failed", "req/s", "mean ms", "p50 ms
                "p99 ms", "uss after MiB", "Δ uss MiB"]
 
 
-def _steps_table(data: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+def _steps_table(result: CompareResult) -> tuple[str, list[str], list[list[str]]]:
     """Per request kind of a scenario: latency and the memory read right after it."""
     rows = []
-    for row in _measured(data):
-        for step in row.get("steps") or []:
+    for row, fig, _ in measured(result):
+        for step in fig.steps or []:
             lat, req = step["latency_ms"], step["requests"]
-            rows.append([_name(row), step["name"], str(req["sent"]), str(req["failed"]),
+            rows.append([row.stack, step["name"], str(req["sent"]), str(req["failed"]),
                          f"{step['throughput_rps']:.0f}", f"{lat['mean']:.2f}", f"{lat['p50']:.2f}",
                          f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
                          _mib((step.get("after") or {}).get("uss")),
@@ -165,33 +171,35 @@ def _steps_table(data: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]
 PROCESS_HEADER = ["stack", "process", "pid", "rss MiB", "uss MiB", "pss MiB", "Δ uss MiB", "Δ pss MiB"]
 
 
-def _process_table(data: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+def _process_table(result: CompareResult) -> tuple[str, list[str], list[list[str]]]:
     """Production mode: the master, each worker, and the sum, after the run."""
     rows = []
-    for row in _measured(data):
-        entries = row.get("processes")
+    for row, fig, _ in measured(result):
+        entries = fig.processes
         if not entries:
             continue
         for e in entries:
             a, d = e.get("after") or {}, e.get("delta") or {}
-            rows.append([_name(row), e["role"], str(e["pid"]), _mib(a.get("rss")), _mib(a.get("uss")),
+            rows.append([row.stack, e["role"], str(e["pid"]), _mib(a.get("rss")), _mib(a.get("uss")),
                          _mib(a.get("pss")), _mib(d.get("uss"), True), _mib(d.get("pss"), True)])
-        a, d = row.get("after") or {}, row.get("delta") or {}
-        rows.append([_name(row), f"sum of {len(entries)}", "", _mib(a.get("rss")), _mib(a.get("uss")),
-                     _mib(a.get("pss")), _mib(d.get("uss"), True), _mib(d.get("pss"), True)])
+        d = fig.change or {}
+        rows.append([row.stack, f"sum of {len(entries)}", "", _mib(_value(fig.after, "rss")),
+                     _mib(_value(fig.after, "uss")), _mib(_value(fig.after, "pss")), _mib(d.get("uss"), True),
+                     _mib(d.get("pss"), True)])
     return "Processes after the run (master and workers; the sum is the row's 'after')", PROCESS_HEADER, rows
 
 
-def _spread_table(rows: list[dict[str, Any]]) -> Table:
+def _spread_table(rows: list[FrameworkResult]) -> Table:
     table = Table(title="Spread over rounds (min - max; the tables show medians)", title_justify="left")
     table.add_column("framework")
-    keys = list(rows[0]["spread"])
+    keys = list(rows[0].spread or {})
     for k in keys:
         table.add_column(k, justify="right", no_wrap=True)
     for row in rows:
-        cells = [row["framework"]]
+        cells = [row.name]
+        spread = row.spread or {}
         for k in keys:
-            s = row["spread"].get(k)
+            s = spread.get(k)
             if s is None:
                 cells.append("-")
             elif k.endswith("_after"):
@@ -212,38 +220,37 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 @renders("markdown", "compare")
-def markdown(result: Any) -> str:
+def markdown(result: CompareResult) -> str:
     """A pull-request-comment-sized report: settings, memory table, load table, problems."""
-    data = result.to_dict()
-    out = ["## memprobe compare", "", _header(data), ""]
-    measured = list(_measured(data))
-    if measured:
+    out = ["## memprobe compare", "", _header(result), ""]
+    rows = measured(result)
+    if rows:
         header = ["framework", "version"] + [f"{f} before → after (Δ)" for f in MEMORY_FIELDS[:3]] + ["vms Δ"]
-        rows = []
-        for row in measured:
-            cells = [_name(row), row.get("version") or "?"]
+        cells_rows = []
+        for row, fig, _ in rows:
+            cells = [row.stack, row.version or "?"]
             for f in MEMORY_FIELDS[:3]:
-                b, a, d, p = _memory_cells(row, f)
+                b, a, d, p = _memory_cells(fig, f)
                 cells.append(f"{b} → {a} ({d}, {p})")
-            cells.append(_memory_cells(row, "vms")[2])
-            rows.append(cells)
-        out += ["### Memory", "", _md_table(header, rows), ""]
-        rows = []
-        for row in measured:
-            req, lat = row["requests"], row["latency_ms"]
-            rows.append([_name(row), str(req["sent"]), str(req["ok"]), str(req["failed"]),
-                         str(req["timeouts"]), f"{row['throughput_rps']:.0f}", f"{lat['p50']:.2f}",
-                         f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['max']:.1f}",
-                         f"{row['duration_s']:.2f}"])
+            cells.append(_memory_cells(fig, "vms")[2])
+            cells_rows.append(cells)
+        out += ["### Memory", "", _md_table(header, cells_rows), ""]
+        cells_rows = []
+        for row, _, load in rows:
+            lat = load.latency_ms
+            cells_rows.append([row.stack, str(load.sent), str(load.ok), str(load.failed),
+                               str(load.timeouts), f"{load.throughput_rps:.0f}", f"{lat['p50']:.2f}",
+                               f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['max']:.1f}",
+                               f"{load.duration_s:.2f}"])
         out += ["### Load", "", _md_table(
             ["framework", "sent", "ok", "failed", "timeouts", "req/s", "p50 ms", "p90 ms",
-             "p99 ms", "max ms", "time s"], rows), ""]
-    for title, header, rows in (_steps_table(data), _process_table(data)):
-        if rows:
-            out += [f"### {title}", "", _md_table(header, rows), ""]
-    problems = [r for r in data["results"] if r["status"] != "ok"]
+             "p99 ms", "max ms", "time s"], cells_rows), ""]
+    for title, header, table_rows in (_steps_table(result), _process_table(result)):
+        if table_rows:
+            out += [f"### {title}", "", _md_table(header, table_rows), ""]
+    problems = [r for r in result.results if r.status != "ok"]
     if problems:
         out += ["### Not measured or failed", ""]
-        out += [f"- **{_name(r)}**: {r['status']} - {r['reason']}" for r in problems]
+        out += [f"- **{r.stack}**: {r.status} - {r.reason}" for r in problems]
         out.append("")
     return "\n".join(out)

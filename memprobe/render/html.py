@@ -326,25 +326,23 @@ def check(result: Any) -> str:
 # -- hammer ----------------------------------------------------------------------------------
 
 @renders("html", "hammer")
-def hammer(result: Any) -> str:
+def hammer(result: HammerResult) -> str:
     """The load's figures and the watched process tree's memory."""
-    from memprobe.render.hammer import load_lines, memory_rows
+    from memprobe.render.hammer import SHOWN, change, load_lines, memory_rows
 
-    data = result.to_dict()
-    body: list[Any] = [tag("ul", join(tag("li", line) for line in load_lines(data)))]
-    if data.get("before"):
+    body: list[Any] = [tag("ul", join(tag("li", line) for line in load_lines(result)))]
+    if result.before is not None and result.after is not None:
         rows = []
-        for name, b, a in memory_rows(data):
+        for name, before, after in memory_rows(result):
             row: list[Any] = [name]
-            for f in ("rss", "uss", "pss"):
-                x, y = b.get(f), a.get(f)
-                row += [format_bytes(x), format_bytes(y), format_bytes(None if x is None or y is None else y - x,
-                                                                        signed=True)]
+            for f in SHOWN:
+                x, y, d = change(before, after, f)
+                row += [format_bytes(x), format_bytes(y), format_bytes(d, signed=True)]
             rows.append(row)
-        header = ["process"] + [f"{f.upper()} {w}" for f in ("rss", "uss", "pss") for w in ("before", "after", "Δ")]
-        body += [tag("h2", f"Memory of pid {data.get('pid')} and its children"),
+        header = ["process"] + [f"{f.upper()} {w}" for f in SHOWN for w in ("before", "after", "Δ")]
+        body += [tag("h2", f"Memory of pid {result.pid} and its children"),
                  table(header, rows, numeric=range(1, 10))]
-    return page(f"memprobe hammer {data.get('url')}", join(body), data.get("started") or "")
+    return page(f"memprobe hammer {result.load.url}", join(body), result.started or "")
 
 
 # -- two runs --------------------------------------------------------------------------------

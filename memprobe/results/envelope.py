@@ -53,12 +53,16 @@ class Envelope:
     version: str = __version__
     schema: int = SCHEMA
 
-    def to_dict(self, kind: str, settings: dict[str, Any], duration_s: float | None) -> dict[str, Any]:
-        """The envelope's keys for a result of ``kind``."""
+    def machine_info(self) -> dict[str, Any]:
+        """The machine, read now if it was not yet."""
         if self.machine is None:
             self.machine = machine()
+        return self.machine
+
+    def to_dict(self, kind: str, settings: dict[str, Any], duration_s: float | None) -> dict[str, Any]:
+        """The envelope's keys for a result of ``kind``."""
         return {"memprobe": self.version, "schema": self.schema, "result": kind, "started": self.started,
-                "machine": dict(self.machine), "settings": settings,
+                "machine": dict(self.machine_info()), "settings": settings,
                 "duration_s": None if duration_s is None else round(duration_s, 3)}
 
     @classmethod
