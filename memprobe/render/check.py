@@ -7,8 +7,8 @@ from rich.console import Group
 from rich.text import Text
 
 from memprobe.render import renders
-from memprobe.results.check import CheckResult, Finding
 from memprobe.render.terminal import to_text
+from memprobe.results.check import CheckResult, Finding
 
 _MARK = {"fail": "✗", "warn": "!", "info": "i", "pass": "✓", "ignored": "-", "n/a": "·"}
 _STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "pass": "green", "ignored": "dim", "n/a": "dim"}

@@ -131,8 +131,8 @@ def text(result: CompareResult, color: bool = False, width: int = 140) -> str:
             table = Table(title=title, title_justify="left")
             for i, name in enumerate(header):
                 table.add_column(name, justify="left" if i < 2 else "right", no_wrap=True)
-            for cells in table_rows:
-                table.add_row(*cells)
+            for line in table_rows:
+                table.add_row(*line)
             parts.append(table)
     for r in result.results:
         if r.status != "ok":

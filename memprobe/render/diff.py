@@ -2,8 +2,8 @@
 
 :func:`diff_runs` lines the runs up (frameworks by name, routes by path, checklist items by rule,
 findings by rule, file and symbol) and returns a :class:`RunDiff`, a result of kind ``diff``
-whose ``to_dict()`` holds both runs and the table of changes; the text, Markdown and HTML
-renderers read only that dict.
+whose ``to_dict()`` holds both runs and the table of changes. The sections are built from the
+typed results; the text, Markdown and HTML renderers show those sections.
 """
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ from typing import Any, Callable
 
 from memprobe.errors import UsageError
 from memprobe.render import renders
+from memprobe.results.check import CheckResult, Finding
+from memprobe.results.compare import CompareResult, FrameworkResult
+from memprobe.results.hammer import HammerResult
+from memprobe.results.hunt import HuntResult, RouteResult
+from memprobe.results.load import LoadFigures
 from memprobe.units import format_bytes
 
 #: a figure's unit -> (how to show a value, whether a lower value is better)
@@ -76,9 +81,12 @@ class RunDiff:
 
     def to_dict(self) -> dict[str, Any]:
         """Both runs' JSON and the lined-up changes."""
-        da, db = self.a.to_dict(), self.b.to_dict()
         return {"result": "diff", "of": self.a.kind, "labels": list(self.labels),
-                "sections": _SECTIONS[self.a.kind](da, db), "a": da, "b": db}
+                "sections": self.sections(), "a": self.a.to_dict(), "b": self.b.to_dict()}
+
+    def sections(self) -> list[dict[str, Any]]:
+        """The lined-up figures: one section per table, rows of figures of A and B."""
+        return _SECTIONS[self.a.kind](self.a, self.b)
 
 
 def diff_runs(a: Any, b: Any, labels: tuple[str, str] = ("A", "B")) -> RunDiff:
@@ -100,31 +108,45 @@ def _union(a: list[str], b: list[str]) -> list[str]:
     return list(dict.fromkeys(a + b))
 
 
-def _compare(da: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
-    ra = {r["framework"]: r for r in da.get("results") or []}
-    rb = {r["framework"]: r for r in db.get("results") or []}
+def _after(row: FrameworkResult | None, field: str) -> Any:
+    fig = row.figures if row is not None else None
+    return getattr(fig.after, field) if fig is not None and fig.after is not None else None
+
+
+def _change(row: FrameworkResult | None, field: str) -> Any:
+    fig = row.figures if row is not None else None
+    return (fig.change or {}).get(field) if fig is not None else None
+
+
+def _load(row: FrameworkResult | None) -> LoadFigures | None:
+    fig = row.figures if row is not None else None
+    return fig.load if fig is not None else None
+
+
+def _latency(load: LoadFigures | None, key: str) -> float | None:
+    return load.latency_ms.get(key) if load is not None else None
+
+
+def _compare(a: CompareResult, b: CompareResult) -> list[dict[str, Any]]:
+    ra = {r.name: r for r in a.results}
+    rb = {r.name: r for r in b.results}
     names = _union(list(ra), list(rb))
     memory: dict[str, list[dict[str, Any]]] = {}
     load: dict[str, list[dict[str, Any]]] = {}
     for n in names:
-        x, y = ra.get(n) or {}, rb.get(n) or {}
-
-        def get(row: dict[str, Any], *path: str) -> Any:
-            for p in path:
-                row = (row or {}).get(p)  # type: ignore[assignment]
-            return row
-
-        memory[n] = [change("status", "text", x.get("status"), y.get("status"))]
+        x, y = ra.get(n), rb.get(n)
+        memory[n] = [change("status", "text", x.status if x else None, y.status if y else None)]
         for f in ("rss", "uss", "pss"):
-            memory[n].append(change(f"{f.upper()} after", "bytes", get(x, "after", f), get(y, "after", f)))
+            memory[n].append(change(f"{f.upper()} after", "bytes", _after(x, f), _after(y, f)))
         for f in ("rss", "uss"):
-            memory[n].append(change(f"{f.upper()} growth", "growth", get(x, "delta", f), get(y, "delta", f)))
-        load[n] = [change("req/s", "req/s", x.get("throughput_rps"), y.get("throughput_rps")),
-                   change("p50 ms", "ms", get(x, "latency_ms", "p50"), get(y, "latency_ms", "p50")),
-                   change("p99 ms", "ms", get(x, "latency_ms", "p99"), get(y, "latency_ms", "p99")),
-                   change("failed", "count", get(x, "requests", "failed"), get(y, "requests", "failed"))]
+            memory[n].append(change(f"{f.upper()} growth", "growth", _change(x, f), _change(y, f)))
+        lx, ly = _load(x), _load(y)
+        load[n] = [change("req/s", "req/s", lx.throughput_rps if lx else None, ly.throughput_rps if ly else None),
+                   change("p50 ms", "ms", _latency(lx, "p50"), _latency(ly, "p50")),
+                   change("p99 ms", "ms", _latency(lx, "p99"), _latency(ly, "p99")),
+                   change("failed", "count", lx.failed if lx else None, ly.failed if ly else None)]
     notes = []
-    sa, sb = da.get("settings") or {}, db.get("settings") or {}
+    sa, sb = a.settings.to_dict(), b.settings.to_dict()
     differ = [k for k in _union(list(sa), list(sb)) if sa.get(k) != sb.get(k)]
     if differ:
         notes.append("settings differ: " + ", ".join(f"{k} {sa.get(k)} → {sb.get(k)}" for k in differ))
@@ -132,91 +154,90 @@ def _compare(da: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
             _section("Load per framework", "framework", names, load)]
 
 
-def _bpr(route: dict[str, Any], signal: str) -> tuple[float | None, str]:
-    s = (route.get("bytes_per_request") or {}).get(signal)
-    if not s:
+def _bpr(route: RouteResult | None, signal: str) -> tuple[float | None, str]:
+    rate = route.bytes_per_request.get(signal) if route is not None else None
+    if rate is None:
         return None, ""
-    return s["value"], f"{s['value']:+.1f} ± {s['error']:.1f} B"
+    return round(float(rate), 2), f"{rate:+.1f} ± {rate.error:.1f} B"
 
 
-def _top(route: dict[str, Any], key: str) -> str | None:
-    items = route.get(key) or []
-    if not items or route.get("verdict") == "clean":
+def _top(route: RouteResult | None, key: str) -> str | None:
+    if route is None or route.verdict == "clean":
         return None
-    first = items[0]
     if key == "holders":
-        return first.get("description")
-    return f"{first.get('file', '?').rsplit('/', 1)[-1]}:{first.get('line')}"
+        return route.holders[0].description if route.holders else None
+    if not route.sites:
+        return None
+    site = route.sites[0]
+    return f"{site.file.rsplit('/', 1)[-1]}:{site.line}"
 
 
-def _hunt(da: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
-    ra = {r["route"]: r for r in da.get("routes") or []}
-    rb = {r["route"]: r for r in db.get("routes") or []}
+def _hunt(a: HuntResult, b: HuntResult) -> list[dict[str, Any]]:
+    ra = {r.route: r for r in a.routes}
+    rb = {r.route: r for r in b.routes}
     names = _union(list(ra), list(rb))
     rows: dict[str, list[dict[str, Any]]] = {}
     for n in names:
-        x, y = ra.get(n) or {}, rb.get(n) or {}
-        figures = [change("verdict", "text", x.get("verdict"), y.get("verdict"))]
+        x, y = ra.get(n), rb.get(n)
+        figures = [change("verdict", "text", x.verdict if x else None, y.verdict if y else None)]
         for signal, label in (("traced", "traced B/request"), ("uss", "USS B/request")):
             (va, ta), (vb, tb) = _bpr(x, signal), _bpr(y, signal)
             figures.append(change(label, "B/request", va, vb, ta, tb))
         figures.append(change("top site", "text", _top(x, "sites"), _top(y, "sites")))
         figures.append(change("held by", "text", _top(x, "holders"), _top(y, "holders")))
         rows[n] = figures
-    notes = [] if da.get("target") == db.get("target") else [
-        f"targets differ: {da.get('target')} → {db.get('target')}"]
+    notes = [] if a.target == b.target else [f"targets differ: {a.target} → {b.target}"]
     return [_section("Per route", "route", names, rows, notes)]
 
 
-def _finding_key(f: dict[str, Any]) -> str:
+def _finding_key(f: Finding) -> str:
     # Lines move when code is edited; the rule, file and symbol say which finding it is.
-    return f"{f.get('rule')} {f.get('file')} {f.get('symbol') or f.get('snippet') or f.get('line')}"
+    return f"{f.rule} {f.file} {f.symbol or f.snippet or f.line}"
 
 
-def _check(da: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
-    ca = {c["rule"]: c for c in da.get("checklist") or []}
-    cb = {c["rule"]: c for c in db.get("checklist") or []}
+def _check(a: CheckResult, b: CheckResult) -> list[dict[str, Any]]:
+    ca = {c.rule: c for c in a.checklist}
+    cb = {c.rule: c for c in b.checklist}
     names = _union(list(ca), list(cb))
-    rows = {n: [change("status", "text", (ca.get(n) or {}).get("status"), (cb.get(n) or {}).get("status")),
-                change("findings", "count", (ca.get(n) or {}).get("findings"), (cb.get(n) or {}).get("findings"))]
-            for n in names}
-    fa = {_finding_key(f): f for f in da.get("findings") or []}
-    fb = {_finding_key(f): f for f in db.get("findings") or []}
-    notes = [f"fixed: {f['rule']} {f['file']}:{f['line']} {f['message']}" for k, f in fa.items() if k not in fb]
-    notes += [f"new: {f['rule']} {f['file']}:{f['line']} {f['message']}" for k, f in fb.items() if k not in fa]
+    rows = {}
+    for n in names:
+        x, y = ca.get(n), cb.get(n)
+        rows[n] = [change("status", "text", x.status if x else None, y.status if y else None),
+                   change("findings", "count", x.findings if x else None, y.findings if y else None)]
+    fa = {_finding_key(f): f for f in a.findings}
+    fb = {_finding_key(f): f for f in b.findings}
+    notes = [f"fixed: {f.rule} {f.file}:{f.line} {f.message}" for k, f in fa.items() if k not in fb]
+    notes += [f"new: {f.rule} {f.file}:{f.line} {f.message}" for k, f in fb.items() if k not in fa]
     return [_section("Checklist", "rule", names, rows, notes)]
 
 
-def _hammer(da: dict[str, Any], db: dict[str, Any]) -> list[dict[str, Any]]:
-    def get(d: dict[str, Any], *path: str) -> Any:
-        for p in path:
-            d = (d or {}).get(p)  # type: ignore[assignment]
-        return d
-
-    name = da.get("url") or "server"
-    rows = {name: [change("req/s", "req/s", da.get("throughput_rps"), db.get("throughput_rps")),
-                   change("p50 ms", "ms", get(da, "latency_ms", "p50"), get(db, "latency_ms", "p50")),
-                   change("p99 ms", "ms", get(da, "latency_ms", "p99"), get(db, "latency_ms", "p99")),
-                   change("failed", "count", get(da, "requests", "failed"), get(db, "requests", "failed")),
-                   change("RSS growth", "growth", get(da, "delta", "rss"), get(db, "delta", "rss")),
-                   change("USS growth", "growth", get(da, "delta", "uss"), get(db, "delta", "uss"))]}
+def _hammer(a: HammerResult, b: HammerResult) -> list[dict[str, Any]]:
+    la, lb = a.load, b.load
+    da, db = a.delta or {}, b.delta or {}
+    name = la.url or "server"
+    rows = {name: [change("req/s", "req/s", la.throughput_rps, lb.throughput_rps),
+                   change("p50 ms", "ms", _latency(la, "p50"), _latency(lb, "p50")),
+                   change("p99 ms", "ms", _latency(la, "p99"), _latency(lb, "p99")),
+                   change("failed", "count", la.failed, lb.failed),
+                   change("RSS growth", "growth", da.get("rss"), db.get("rss")),
+                   change("USS growth", "growth", da.get("uss"), db.get("uss"))]}
     return [_section("Load and memory", "server", [name], rows)]
 
 
-_SECTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]] = {
+_SECTIONS: dict[str, Callable[[Any, Any], list[dict[str, Any]]]] = {
     "compare": _compare, "hunt": _hunt, "check": _check, "hammer": _hammer}
 
 
-def highlights(data: dict[str, Any]) -> list[str]:
+def highlights(sections: list[dict[str, Any]], labels: tuple[str, str]) -> list[str]:
     """The changes worth a line: verdicts and statuses that moved, figures that got worse or
     better beyond noise."""
     out = []
-    for section in data["sections"]:
+    for section in sections:
         for row in section["rows"]:
             for fig in row["figures"]:
                 if fig["label"] in ("status", "verdict") and (fig["a"] is None or fig["b"] is None):
                     if fig["a"] != fig["b"]:
-                        out.append(f"{row['name']}: only in {data['labels'][fig['a'] is None]}")
+                        out.append(f"{row['name']}: only in {labels[fig['a'] is None]}")
                     break
                 if fig["direction"] in ("better", "worse") or (fig["unit"] == "text" and fig["direction"] == "changed"
                                                                and fig["label"] in ("status", "verdict")):
@@ -226,18 +247,18 @@ def highlights(data: dict[str, Any]) -> list[str]:
 
 
 @renders("text", "diff")
-def text(result: Any, color: bool = False, width: int = 140) -> str:
+def text(result: RunDiff, color: bool = False, width: int = 140) -> str:
     """One table per section: each figure of run A, run B and the change."""
     from rich.table import Table
     from rich.text import Text
 
     from memprobe.render.terminal import to_text
 
-    data = result.to_dict()
-    la, lb = data["labels"]
+    la, lb = result.labels
+    sections = result.sections()
     style = {"better": "green", "worse": "red", "changed": "yellow", "same": ""}
-    parts: list[Any] = [Text(f"memprobe {data['of']}: {la} → {lb}", style="bold")]
-    for section in data["sections"]:
+    parts: list[Any] = [Text(f"memprobe {result.a.kind}: {la} → {lb}", style="bold")]
+    for section in sections:
         table = Table(title=section["title"], title_justify="left")
         for name, justify in ((section["key"], "left"), ("figure", "left"), (la, "right"),
                               (lb, "right"), ("change", "right")):
@@ -248,20 +269,20 @@ def text(result: Any, color: bool = False, width: int = 140) -> str:
                               Text(change_text(fig), style=style[fig["direction"]]), end_section=i == len(row["figures"]) - 1)
         parts.append(table)
         parts += [Text(note, style="dim") for note in section["notes"]]
-    lines = highlights(data)
+    lines = highlights(sections, result.labels)
     parts.append(Text("what changed: " + ("; ".join(lines) if lines else "nothing beyond noise"), style="bold"))
     return to_text(*parts, color=color, width=width)
 
 
 @renders("markdown", "diff")
-def markdown(result: Any) -> str:
+def markdown(result: RunDiff) -> str:
     """The same tables in Markdown, for a pull-request comment."""
-    data = result.to_dict()
-    la, lb = data["labels"]
-    out = [f"## memprobe {data['of']}: `{la}` → `{lb}`", ""]
-    lines = highlights(data)
+    la, lb = result.labels
+    sections = result.sections()
+    out = [f"## memprobe {result.a.kind}: `{la}` → `{lb}`", ""]
+    lines = highlights(sections, result.labels)
     out += [f"- {_md(x)}" for x in lines] if lines else ["Nothing changed beyond noise."]
-    for section in data["sections"]:
+    for section in sections:
         out += ["", f"### {section['title']}", "", f"| {section['key']} | figure | {_md(la)} | {_md(lb)} | change |",
                 "|---|---|---:|---:|---:|"]
         for row in section["rows"]:

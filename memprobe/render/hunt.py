@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from memprobe.render import renders
-from memprobe.results.hunt import HuntResult, Rate, RouteResult, Site
 from memprobe.render.terminal import to_text
+from memprobe.results.hunt import HuntResult, Rate, RouteResult, Site
 from memprobe.units import format_bytes
 
 _STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green"}

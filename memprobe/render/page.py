@@ -8,7 +8,8 @@ so even markup that slipped through could neither run nor call out.
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from memprobe import __version__
 

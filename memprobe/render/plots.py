@@ -1,8 +1,8 @@
 """Plots for the HTML report: matplotlib figures turned into inline SVG strings.
 
 matplotlib is optional (the ``html`` extra): it is imported on first use, with the Agg backend,
-and its absence raises :class:`~memprobe.errors.MissingDependency`. Every function takes the
-JSON form of a result (plain dicts) and returns SVG markup ready to paste into a page: no XML
+and its absence raises :class:`~memprobe.errors.MissingDependency`. Every function takes typed
+results (rows, routes, readings) and returns SVG markup ready to paste into a page: no XML
 prolog, no metadata that changes from run to run, no comments (matplotlib copies label text
 into comments, and a label is app data), text drawn as paths so no font is fetched.
 """
@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from memprobe.errors import MissingDependency
+from memprobe.process.memory import MemoryReading
+from memprobe.results.compare import FrameworkResult
+from memprobe.results.hunt import RouteResult
 
 MIB = 2**20
 KIB = 1024
@@ -87,24 +91,25 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-# -- compare ---------------------------------------------------------------------------------
+# -- compare ----------------------------------------------------------------------------------
 
-def memory_bars(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", "uss", "pss"),
-                labels: tuple[str, str] = ("before", "after"),
-                keys: tuple[str, str] = ("before", "after")) -> str:
-    """One panel per metric: a pair of bars (``keys`` of each row) per framework, in MiB."""
+def memory_bars(names: Sequence[str], first: Sequence[MemoryReading | None],
+                second: Sequence[MemoryReading | None], fields: Sequence[str] = ("rss", "uss", "pss"),
+                labels: tuple[str, str] = ("before", "after")) -> str:
+    """One panel per metric: a pair of bars (a reading of ``first`` and of ``second``) per
+    framework, in MiB."""
     fig, axes = _figure(3.4 * len(fields), 3.0, cols=len(fields))
-    names = [_short(r["framework"], 14) for r in rows]
-    xs = list(range(len(rows)))
+    shown = [_short(n, 14) for n in names]
+    xs = list(range(len(names)))
     for ax, field in zip(axes, fields):
-        first = [((r.get(keys[0]) or {}).get(field) or 0) / MIB for r in rows]
-        second = [((r.get(keys[1]) or {}).get(field) or 0) / MIB for r in rows]
-        ax.bar([x - 0.2 for x in xs], first, 0.4, label=labels[0], color="#9ecae1")
-        ax.bar([x + 0.2 for x in xs], second, 0.4, label=labels[1], color="#08519c")
+        one = [(getattr(r, field) or 0) if r is not None else 0 for r in first]
+        two = [(getattr(r, field) or 0) if r is not None else 0 for r in second]
+        ax.bar([x - 0.2 for x in xs], [v / MIB for v in one], 0.4, label=labels[0], color="#9ecae1")
+        ax.bar([x + 0.2 for x in xs], [v / MIB for v in two], 0.4, label=labels[1], color="#08519c")
         ax.set_title(field.upper())
         ax.set_ylabel("MiB")
         ax.set_xticks(xs)
-        ax.set_xticklabels(names, rotation=30 if len(rows) > 3 else 0, ha="right" if len(rows) > 3 else "center")
+        ax.set_xticklabels(shown, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
         ax.grid(axis="x", visible=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     handles, names_ = axes[0].get_legend_handles_labels()
@@ -112,31 +117,33 @@ def memory_bars(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", 
     return to_svg(fig, f"memory {labels[0]} and {labels[1]} per framework: " + ", ".join(f.upper() for f in fields))
 
 
-def _sample_sets(row: dict[str, Any]) -> list[dict[str, Any]]:
-    if row.get("samples"):
-        return [row["samples"]]
-    return [r["samples"] for r in row.get("rounds") or [] if r.get("samples")]
+def sample_sets(row: FrameworkResult) -> list[dict[str, Any]]:
+    """The series sampled while a row's requests were sent: the row's own, else each round's."""
+    figures = row.figures
+    if figures is not None and figures.samples:
+        return [figures.samples]
+    return [r.samples for r in row.rounds if r.samples]
 
 
-def memory_over_requests(rows: Sequence[dict[str, Any]], fields: Sequence[str] = ("rss", "uss")) -> str | None:
+def memory_over_requests(rows: Sequence[FrameworkResult], fields: Sequence[str] = ("rss", "uss")) -> str | None:
     """Memory (MiB) against requests answered during the hammering, one line per framework
     (each round a line when there were several); a panel per field that was sampled (USS is
     slow to read and may be missing); None when nothing was."""
-    fields = [f for f in fields
-              if any(v is not None for r in rows for s in _sample_sets(r) for v in s.get(f) or [])]
+    sets = [(row.name, sample_sets(row)) for row in rows]
+    fields = [f for f in fields if any(v is not None for _, ss in sets for s in ss for v in s.get(f) or [])]
     if not fields:
         return None
     fig, axes = _figure(5.2 * len(fields), 3.2, cols=len(fields))
     for ax, field in zip(axes, fields):
-        for i, row in enumerate(rows):
-            for j, samples in enumerate(_sample_sets(row)):
+        for i, (name, samples_of_row) in enumerate(sets):
+            for j, samples in enumerate(samples_of_row):
                 ys = samples.get(field) or []
                 pts = [(x, y / MIB) for x, y in zip(samples.get("requests") or [], ys) if y is not None]
                 if not pts:
                     continue
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour(i),
                         alpha=1.0 if j == 0 else 0.45, linewidth=1.4,
-                        label=_short(row["framework"], 20) if j == 0 else None)
+                        label=_short(name, 20) if j == 0 else None)
         ax.set_title(f"{field.upper()} during the hammering")
         ax.set_xlabel("requests answered")
         ax.set_ylabel("MiB")
@@ -159,16 +166,16 @@ def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
     return slope, my - slope * mx
 
 
-def route_series(route: dict[str, Any], warmup: int) -> str | None:
+def route_series(route: RouteResult, warmup: int) -> str | None:
     """Growth since the baseline (KiB) of the traced heap and of USS after each round, with
     the least-squares line (its slope is the bytes per request) and the warm-up shaded."""
-    series = route.get("series") or {}
-    xs = series.get("requests") or []
+    xs = [r.requests for r in route.readings]
+    series = {"traced": [r.traced for r in route.readings], "uss": [r.uss for r in route.readings]}
     signals = [(name, title) for name, title in (("traced", "traced Python heap"), ("uss", "USS"))
-               if xs and any(v is not None for v in series.get(name) or [])]
+               if xs and any(v is not None for v in series[name])]
     if not signals:
         return None
-    bpr = route.get("bytes_per_request") or {}
+    bpr = route.bytes_per_request
     fig, axes = _figure(4.6 * len(signals), 2.9, cols=len(signals))
     for ax, (name, title) in zip(axes, signals):
         pts = [(x, y) for x, y in zip(xs, series[name]) if y is not None]
@@ -184,9 +191,9 @@ def route_series(route: dict[str, Any], warmup: int) -> str | None:
             slope, icpt = fit
             lo = min(px)
             hi = max(px)
-            signal = bpr.get(name) or {}
-            text = (f"fit {signal['value']:+.1f} ± {signal['error']:.1f} B/request"
-                    if signal else f"fit {slope * KIB:+.1f} B/request")
+            rate = bpr.get(name)
+            text = (f"fit {rate:+.1f} ± {rate.error:.1f} B/request"
+                    if rate is not None else f"fit {slope * KIB:+.1f} B/request")
             ax.plot([lo, hi], [icpt + slope * lo, icpt + slope * hi], "--", color="#d62728",
                     linewidth=1.2, label=text)
         ax.axhline(0, color="#444444", linewidth=0.6)
@@ -195,18 +202,18 @@ def route_series(route: dict[str, Any], warmup: int) -> str | None:
         ax.set_ylabel("KiB above the baseline")
         ax.legend(loc="upper left", fontsize=7.5)
     fig.tight_layout()
-    return to_svg(fig, f"memory over requests for route {route.get('route', '')}")
+    return to_svg(fig, f"memory over requests for route {route.route}")
 
 
-def bytes_per_request(routes: Sequence[dict[str, Any]],
+def bytes_per_request(routes: Sequence[RouteResult],
                       labels: tuple[str, str] | None = None,
-                      others: Sequence[dict[str, Any]] | None = None) -> str | None:
+                      others: Sequence[RouteResult] | None = None) -> str | None:
     """Bytes per request with its error bar, per route: traced heap and USS side by side.
     With ``others`` (routes of a second run, matched by name), each run gets its own marker."""
     runs = [(routes, labels[0] if labels else "")]
     if others is not None:
         runs.append((others, labels[1] if labels else "B"))
-    names = list(dict.fromkeys(r["route"] for run, _ in runs for r in run))
+    names = list(dict.fromkeys(r.route for run, _ in runs for r in run))
     if not names:
         return None
     height = max(1.9, 1.0 + 0.36 * len(names) * len(runs))
@@ -214,16 +221,16 @@ def bytes_per_request(routes: Sequence[dict[str, Any]],
     markers = ("o", "s")
     for ax, (name, title) in zip(axes, (("traced", "traced heap"), ("uss", "USS"))):
         for k, (run, label) in enumerate(runs):
-            by_name = {r["route"]: r for r in run}
+            by_name = {r.route: r for r in run}
             offset = (k - (len(runs) - 1) / 2) * 0.3
             labelled = False
-            for i, route in enumerate(names):
-                sig = ((by_name.get(route) or {}).get("bytes_per_request") or {}).get(name)
-                if not sig:
+            for i, route_name in enumerate(names):
+                route = by_name.get(route_name)
+                rate = route.bytes_per_request.get(name) if route is not None else None
+                if rate is None or route is None:
                     continue
-                verdict = (by_name.get(route) or {}).get("verdict")
-                col = {"leak": "#d62728", "bounded": "#ff7f0e"}.get(verdict or "", "#2ca02c")
-                ax.errorbar(sig["value"], i + offset, xerr=sig["error"] or 0, fmt=markers[k % 2],
+                col = {"leak": "#d62728", "bounded": "#ff7f0e"}.get(route.verdict, "#2ca02c")
+                ax.errorbar(float(rate), i + offset, xerr=rate.error or 0, fmt=markers[k % 2],
                             color=col, ecolor="#333333", capsize=3, markersize=5,
                             label=None if labelled or not label else label)
                 labelled = True
