@@ -1,53 +1,29 @@
-"""What to run: parse a target spec and load the app object it names.
+"""Load the app a target spec names: import its module, find the object, say what kind it is.
 
-A spec names a module and an attribute, ``MODULE:ATTR``:
-
-* ``path/to/file.py:app`` - a file, imported under its stem with its directory on ``sys.path``;
-* ``package.module:app`` - an importable module;
-* ``module:create_app()`` - a factory, called with no arguments (or literal ones:
-  ``module:create_app('testing')``).
-
-Without ``:ATTR`` the attribute is ``app`` (then ``application``). The loaded object is
-classified as a WSGI callable, a Tornado ``Application`` or an ASGI app; anything else is a
-:class:`~memprobe.errors.TargetError` with a one-line reason. Loading runs the user's code, so
-it happens in the child (the agent); :func:`parse_target` and :func:`precheck` are cheap and safe
-in the parent.
+Specs are parsed by :mod:`memprobe.target.spec` (one parser for hunt, check and the pytest
+plugin). The loaded object is classified as a WSGI callable, a Tornado ``Application`` or an
+ASGI app; anything else is a :class:`~memprobe.errors.TargetError` (exit 3) with a one-line
+reason. Loading runs the user's code, so it happens in the child (the agent);
+:func:`~memprobe.target.spec.parse_target` and :func:`precheck` are cheap and safe in the parent.
 """
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
 import inspect
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from memprobe.errors import TargetError
+from memprobe.target.spec import TargetSpec, locate, parse_target
 
 KINDS = ("wsgi", "tornado", "asgi")
 _DEFAULT_ATTRS = ("app", "application")
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A parsed target: where the module is, which attribute, and whether to call it."""
-
-    spec: str
-    module: str
-    attr: str | None
-    path: Path | None = None
-    call: bool = False
-    args: tuple[Any, ...] = field(default_factory=tuple)
-
-    @property
-    def label(self) -> str:
-        """How the target is named in reports (the spec as given)."""
-        return self.spec
 
 
 @dataclass
@@ -71,66 +47,12 @@ class LoadedApp:
         return "web.py" if top == "web" else top
 
 
-def parse_target(spec: str, base: str | Path | None = None) -> TargetSpec:
-    """Parse ``spec`` without importing anything; raise TargetError when it is malformed.
-
-    A relative file path is taken from ``base`` (default: the working directory)."""
-    text = spec.strip()
-    if not text:
-        raise TargetError("empty target: give FILE.py:APP or MODULE:APP")
-    module_part, sep, attr_part = text.rpartition(":")
-    if not sep:
-        module_part, attr_part = text, ""
-    if not module_part:
-        raise TargetError(f"target {spec!r} names no module or file before ':'")
-    attr, call, args = _parse_attr(spec, attr_part.strip())
-    if module_part.endswith(".py") or os.sep in module_part or module_part.startswith("."):
-        path = Path(module_part).expanduser()
-        if base is not None and not path.is_absolute():
-            path = Path(base) / path
-        if path.is_dir():
-            init = path / "__init__.py"
-            if not init.is_file():
-                raise TargetError(f"{module_part} is a directory, not a Python file or package")
-            return TargetSpec(text, path.resolve().name, attr, path.resolve(), call, args)
-        return TargetSpec(text, path.stem, attr, path.resolve(), call, args)
-    if not all(part.isidentifier() for part in module_part.split(".")):
-        raise TargetError(f"target {spec!r}: {module_part!r} is not a module name or a .py file")
-    return TargetSpec(text, module_part, attr, None, call, args)
-
-
-def _parse_attr(spec: str, attr: str) -> tuple[str | None, bool, tuple[Any, ...]]:
-    if not attr:
-        return None, False, ()
-    if not attr.endswith(")"):
-        _check_dotted(spec, attr)
-        return attr, False, ()
-    name, _, rest = attr.partition("(")
-    _check_dotted(spec, name)
-    try:
-        call = ast.parse(f"f({rest}", mode="eval").body
-        if not isinstance(call, ast.Call) or call.keywords:
-            raise ValueError
-        args = tuple(ast.literal_eval(a) for a in call.args)
-    except (SyntaxError, ValueError):
-        raise TargetError(
-            f"target {spec!r}: a factory takes literal arguments only, e.g. {name}('testing')"
-        ) from None
-    return name, True, args
-
-
-def _check_dotted(spec: str, name: str) -> None:
-    if not all(part.isidentifier() for part in name.split(".")):
-        raise TargetError(f"target {spec!r}: {name!r} is not an attribute name")
-
-
 def precheck(target: TargetSpec, base: str | Path | None = None) -> None:
     """Fail early, in the parent, on what can be known without running the user's code.
 
     ``base`` is the directory the app will run in (its modules are importable from there)."""
     if target.path is not None:
-        if not target.path.exists():
-            raise TargetError(f"no such file: {target.path}")
+        locate(target)
         return
     top = target.module.split(".")[0]
     where = Path(base) if base is not None else Path.cwd()
@@ -166,13 +88,11 @@ def import_module(target: TargetSpec) -> ModuleType:
 def _import_path(target: TargetSpec) -> ModuleType:
     assert target.path is not None
     path = target.path
-    if not path.exists():
-        raise TargetError(f"no such file: {path}")
+    location = locate(target)
     if path.is_dir():
-        directory, location = path.parent, path / "__init__.py"
-        search = [str(path)]
+        directory, search = path.parent, [str(path)]
     else:
-        directory, location, search = path.parent, path, None
+        directory, search = path.parent, None
     # The app's own imports (`from models import X`) resolve against its directory, as when
     # it is run as a script.
     if str(directory) not in sys.path:
@@ -234,7 +154,7 @@ def resolve(target: TargetSpec, module: ModuleType) -> Any:
         if not callable(obj):
             raise TargetError(f"{target.module}:{attr} is a {type(obj).__name__}, not a factory to call")
         try:
-            obj = obj(*target.args)
+            obj = obj(*target.args, **dict(target.kwargs))
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise TargetError(
@@ -254,7 +174,7 @@ def classify(obj: Any) -> str:
     if not callable(obj):
         raise TargetError(f"is {_article(type(obj).__name__)}, not an app "
                           "(a WSGI callable, Tornado Application or ASGI app)")
-    call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", obj)
+    call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else obj.__call__
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(obj):
         return "asgi"
     params = _positional_params(call)
@@ -296,9 +216,12 @@ def adapt(obj: Any) -> Any:
     return obj
 
 
-def load_target(spec: str | TargetSpec) -> LoadedApp:
-    """Import the target's module, resolve the app and classify it (runs the user's code)."""
-    target = parse_target(spec) if isinstance(spec, str) else spec
+def load_target(spec: str | TargetSpec, base: str | Path | None = None) -> LoadedApp:
+    """Import the target's module, resolve the app and classify it (runs the user's code).
+
+    A malformed spec is a :class:`~memprobe.target.spec.TargetSpecError` (exit 2); a target
+    that cannot be found, imported or is not an app is a TargetError (exit 3)."""
+    target = parse_target(spec, base) if isinstance(spec, str) else spec
     module = import_module(target)
     obj = adapt(resolve(target, module))
     try:
