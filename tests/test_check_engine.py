@@ -9,7 +9,7 @@ import pytest
 
 from memprobe.check import check
 from memprobe.cli import main
-from memprobe.errors import UsageError
+from memprobe.errors import TargetError, UsageError
 from memprobe.render import render
 
 LEAKY = """\
@@ -37,13 +37,14 @@ def _rules(result) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
     return [(f.rule, f.line) for f in result.findings]
 
 
-def test_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such file or directory"):
+def test_a_path_that_does_not_exist_is_a_target_error_as_for_hunt(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="no such file or directory"):
         check(str(tmp_path / "missing"))
 
 
-def test_cli_reports_a_missing_path_on_one_line_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", str(tmp_path / "missing")]) == 2
+def test_cli_reports_a_missing_path_on_one_line_and_exits_3(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(tmp_path / "missing")]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such file or directory" in err
 
@@ -142,10 +143,20 @@ def test_module_colon_attr_finds_the_module_on_the_path_without_importing_it(
     assert _rules(result) == [("MP101", 9)]
 
 
-def test_an_unknown_module_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_module_is_a_target_error_as_for_hunt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UsageError, match="cannot find module"):
+    with pytest.raises(TargetError, match="cannot find module 'no_such_module_here'"):
         check("no_such_module_here:app")
+    with pytest.raises(TargetError, match="no such file, directory or module: 'no_such_module_here'"):
+        check("no_such_module_here")
+
+
+def test_a_malformed_spec_is_a_usage_error_as_for_hunt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="a factory takes literal arguments only"):
+        check("app.py:create_app(config)")
 
 
 def test_json_has_the_contract_keys_and_cli_exits_1_on_a_failed_item(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """From a target to parsed source: which files to check, their ASTs, suppressions, settings.
 
-A target is a directory (every ``.py`` under it), a file, or ``module:attr`` / ``file.py:attr``
-(the module's file and, when it lives in a package, the whole top-level package). Nothing is
-imported: ``module`` is found on the path the way the import system would find it.
+A target is a directory (every ``.py`` under it), a file, or a target spec as hunt takes it
+(``module:attr``, ``file.py:create_app('x')``: the module's file and, when it lives in a package,
+the whole top-level package). Nothing is imported: ``module`` is found on the path the way the
+import system would find it (:func:`memprobe.target.locate`).
 """
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import ast
 import configparser
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from memprobe.check.model import SourceError
-from memprobe.errors import UsageError
+from memprobe.errors import TargetError, UsageError
+from memprobe.target.spec import locate, parse_target
 
 #: directory names never descended into: environments, dependencies, build output, tests
 SKIP_DIRS = frozenset({
@@ -56,22 +57,31 @@ class Target:
 
 
 def resolve_target(spec: str, include_tests: bool = False) -> Target:
-    """Turn the command-line target into files; raise UsageError when it names nothing."""
-    path_part, _, attr = spec.partition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
-    path = Path(path_part)
-    if not path.exists() and attr and not path_part.endswith(".py"):
-        found = find_module(path_part)
-        if found is None:
-            raise UsageError(f"cannot find module {path_part!r} (looked in the current directory and sys.path)")
-        path = found
-    if not path.exists():
-        raise UsageError(f"no such file or directory: {path_part}")
-    path = path.resolve()
+    """Turn the command-line target into files.
+
+    An existing path is taken as is (a directory: every file under it); anything else is a
+    target spec (:func:`memprobe.target.parse_target`, the parser hunt uses): malformed, it is
+    a usage error (exit 2); naming no file or module, a TargetError (exit 3), as for hunt."""
+    if Path(spec).exists():
+        path, target = Path(spec).resolve(), None
+    else:
+        target = parse_target(spec)
+        try:
+            path = locate(target)
+        except TargetError:
+            if target.path is None and not target.what:  # `check name` may mean a directory
+                raise TargetError(f"no such file, directory or module: {spec!r} (looked in the "
+                                  "current directory and sys.path)") from None
+            raise
+        path = path.resolve()
     if path.is_dir():
         return Target(spec, path, discover(path, include_tests))
     if path.suffix != ".py":
-        raise UsageError(f"not a Python file: {path_part}")
-    hunt_target = f"{path}:{attr}" if attr else ""
+        raise UsageError(f"not a Python file: {spec}")
+    attr = target.what if target is not None else ""
+    # A file is hunted by its absolute path; a module by its name, from where check found it.
+    hunt_target = "" if target is None or not attr else (
+        target.with_path(target.path).spec if target.path is not None else target.spec)
     package_root = _package_root(path)
     if package_root is None:
         files = [path, *_local_imports(path, include_tests)]
@@ -104,17 +114,6 @@ def _local_imports(path: Path, include_tests: bool) -> list[Path]:
     return out
 
 
-def find_module(name: str) -> Path | None:
-    """The source file of module ``name`` on the current directory and sys.path, not imported."""
-    parts = name.split(".")
-    for entry in [os.getcwd(), *sys.path]:
-        base = Path(entry or ".").joinpath(*parts)
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def _package_root(path: Path) -> Path | None:
     """The top-most package directory containing ``path``, or None outside a package."""
     root = None
@@ -138,7 +137,8 @@ def discover(root: Path, include_tests: bool = False) -> list[Path]:
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue
-            if not include_tests and (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"):
+            is_test = name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            if is_test and not include_tests:
                 continue
             out.append(Path(dirpath, name))
     return out
@@ -221,10 +221,10 @@ class Deployment:
 _DEPLOY_FILES = ("Procfile", "Dockerfile", "docker-compose.yml", "docker-compose.yaml", "compose.yaml",
                  "gunicorn.conf.py", "gunicorn_config.py", "gunicorn.py", "uwsgi.ini", "Makefile",
                  "start.sh", "run.sh", "entrypoint.sh", "app.yaml", "fly.toml")
-_WORKERS = re.compile(r"(?:^\s*workers\s*=\s*(\d+))|(?:(?:-w|--workers)[ =]+(\d+))|(?:^\s*processes\s*=\s*(\d+))",
-                      re.MULTILINE)
-_MAX_REQ = re.compile(r"(?:^\s*max_requests\s*=\s*\d+)|(?:--max-requests[ =]+\d+)|(?:^\s*max-requests\s*=\s*\d+)",
-                      re.MULTILINE)
+_WORKERS = re.compile(r"(?:^\s*workers\s*=\s*(\d+))|(?:(?:-w|--workers)[ =]+(\d+))"
+                      r"|(?:^\s*processes\s*=\s*(\d+))", re.MULTILINE)
+_MAX_REQ = re.compile(r"(?:^\s*max_requests\s*=\s*\d+)|(?:--max-requests[ =]+\d+)"
+                      r"|(?:^\s*max-requests\s*=\s*\d+)", re.MULTILINE)
 
 
 def deployment(root: Path) -> Deployment:
