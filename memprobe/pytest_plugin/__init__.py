@@ -186,21 +186,26 @@ class MemprobeManager:
 
 
 def resolve_target(target: Any, item: pytest.Item) -> Any:
-    """A relative ``file.py:app`` target, found from the test file's directory, then the
-    rootdir, then where pytest was started; other targets (``pkg.module:app``, an app object)
-    as given."""
+    """A relative ``file.py:app`` (or ``dir/pkg:app``) target, found from the test file's
+    directory, then the rootdir, then where pytest was started, and spelled with its absolute
+    path; other targets (``pkg.module:app``, an app object) as given. The spec is parsed by
+    :func:`memprobe.target.parse_target`, hunt's parser: a malformed one is returned as given,
+    so that the hunt refuses it with the parser's one-line message (a usage error)."""
     if not isinstance(target, str):
         return target
-    module, sep, attr = target.rpartition(":")
-    if not sep:
-        module, attr = target, ""
-    if not (module.endswith(".py") or os.sep in module) or os.path.isabs(module):
+    from memprobe.target import TargetSpecError, parse_target
+
+    try:
+        spec = parse_target(target)
+    except TargetSpecError:
+        return target
+    if not spec.is_file or os.path.isabs(os.path.expanduser(spec.source)):
         return target
     config = item.config
     for base in (Path(str(item.path)).parent, config.rootpath, config.invocation_params.dir):
-        candidate = base / module
+        candidate = base / spec.source
         if candidate.exists():
-            return f"{candidate.resolve()}{':' + attr if attr else ''}"
+            return spec.with_path(candidate).spec
     return target
 
 
