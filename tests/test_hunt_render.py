@@ -25,7 +25,8 @@ def route(name: str, per_round: int, native: int = 0) -> RouteResult:
 
 
 def result() -> HuntResult:
-    return HuntResult("views.py:app", HuntSettings(requests=2000, rounds=5, warmup=500, concurrency=4, frames=25),
+    settings = HuntSettings(requests=2000, rounds=5, warmup=500, concurrency=4, frames=25)
+    return HuntResult("views.py:app", settings,
                       [route("/", 0), route("/leak", 36 * 2000), route("/native", 0, 1024 * 2000)],
                       app_kind="wsgi", framework="flask", duration_s=12.5)
 

@@ -80,7 +80,8 @@ def memprobe(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 # -- the command --------------------------------------------------------------------------------
 
-def test_report_prints_a_saved_run_as_the_command_printed_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_prints_a_saved_run_as_the_command_printed_it(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     result = compare_result()
     path = save(tmp_path, "compare.json", result)
     assert main(["report", str(path)]) == 0
@@ -90,7 +91,8 @@ def test_report_prints_a_saved_run_as_the_command_printed_it(tmp_path: Path, cap
 
 
 @pytest.mark.parametrize("suffix, marker", [(".html", "<!DOCTYPE html>"), (".md", "## memprobe compare"),
-                                            (".txt", "Memory before -> after"), (".json", '"result": "compare"')])
+                                            (".txt", "Memory before -> after"),
+                                            (".json", '"result": "compare"')])
 def test_the_output_format_follows_the_suffix(tmp_path: Path, suffix: str, marker: str) -> None:
     path = save(tmp_path, "compare.json", compare_result())
     out = tmp_path / f"report{suffix}"
@@ -116,7 +118,8 @@ def test_every_kind_re_renders_in_every_format(make: Any, fmt: str) -> None:
     assert render(make(), fmt).strip()
 
 
-def test_two_runs_show_what_a_change_did_to_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_runs_show_what_a_change_did_to_memory(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     after = compare_result()
     flask, tornado = after.results[0].saved, after.results[1].saved
     assert flask is not None and flask.after is not None and flask.after.uss is not None
@@ -153,7 +156,8 @@ def test_two_checks_list_fixed_findings(tmp_path: Path, capsys: pytest.CaptureFi
     a, b = save(tmp_path, "a.json", check_result()), save(tmp_path, "b.json", fixed)
     assert main(["report", str(a), str(b)]) == 0
     out = capsys.readouterr().out
-    assert "MP102: status fail → pass" in out and "fixed: MP102 ../baseline/examples/leaky_flask/app.py:53" in out
+    assert "MP102: status fail → pass" in out
+    assert "fixed: MP102 ../baseline/examples/leaky_flask/app.py:53" in out
 
 
 def test_runs_of_two_kinds_are_not_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -169,11 +173,15 @@ def test_runs_of_two_kinds_are_not_compared(tmp_path: Path, capsys: pytest.Captu
     ('{"framework": "flask", "rss": 1}', 'no "result" key'),
     ('{"result": "profile"}', "cannot render a 'profile' result"),
     ('{"result": "compare", "schema": 99, "memprobe": "9.0"}', "written by a newer memprobe"),
-    ('{"result": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}', "not a hunt result this memprobe can read (no 'routes'"),
-    ('{"result": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
-    ('{"kind": "compare", "settings": {}, "results": [{"framework": "flask"}]}', "not a compare result this memprobe can read"),
-    ('{"result": "hunt", "target": "a", "routes": [{"route": "/", "series": 3}]}', "not a hunt result this memprobe can read"),
-    ('{"result": "check", "target": "a", "findings": [{"rule": "MP101", "severity": "bad"}], "checklist": []}',
+    ('{"result": "hunt", "memprobe": "0.0.1", "target": "app.py:app"}',
+     "not a hunt result this memprobe can read (no 'routes'"),
+    ('{"result": "compare", "settings": {}, "results": [{"framework": "flask"}]}',
+     "not a compare result this memprobe can read"),
+    ('{"kind": "compare", "settings": {}, "results": [{"framework": "flask"}]}',
+     "not a compare result this memprobe can read"),
+    ('{"result": "hunt", "target": "a", "routes": [{"route": "/", "series": 3}]}',
+     "not a hunt result this memprobe can read"),
+    ('{"result": "check", "target": "a", "checklist": [], "findings": [{"rule": "MP1", "severity": "x"}]}',
      "not a check result this memprobe can read"),
     ('{"result": "hammer", "url": "http://x/"}', "not a hammer result this memprobe can read"),
 ])
@@ -188,13 +196,13 @@ def test_an_old_or_foreign_json_gets_one_line_and_exit_2(tmp_path: Path, content
 
 def test_a_renderer_bug_surfaces_as_a_bug_not_as_a_foreign_file(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import memprobe.render.check as check_renderer
+    import memprobe.render as renderers
+    import memprobe.render.check  # noqa: F401  (registers the real renderer first)
 
     def broken(result: Any, **options: Any) -> str:
         raise KeyError("a bug of ours")
 
-    monkeypatch.setitem(sys.modules["memprobe.render"]._REGISTRY, ("text", "check"), broken)  # type: ignore[attr-defined]
-    assert check_renderer.text is not broken
+    monkeypatch.setitem(renderers._REGISTRY, ("text", "check"), broken)
     path = save(tmp_path, "check.json", check_result())
     with pytest.raises(KeyError, match="a bug of ours"):
         main(["report", str(path)])

@@ -66,8 +66,8 @@ def test_a_live_result_reads_the_machine_once_and_a_saved_one_keeps_its_own() ->
     ([], "not a memprobe result"),
     ({"result": "hunt"}, "not a hunt result this memprobe can read (no 'target'"),
     ({"result": "compare", "settings": {}, "results": [{}]}, "not a compare result this memprobe can read"),
-    ({"result": "check", "target": "x", "findings": [{"rule": "MP101", "severity": "???", "file": "a", "line": 1,
-                                                      "title": "", "message": ""}], "checklist": []},
+    ({"result": "check", "target": "x", "checklist": [],
+      "findings": [{"rule": "MP101", "severity": "???", "file": "a", "line": 1, "title": "", "message": ""}]},
      "not a check result"),
 ])
 def test_what_is_not_a_result_fails_in_from_dict_naming_the_file(data: Any, words: str) -> None:
@@ -87,7 +87,8 @@ def test_load_names_the_file_it_could_not_read(tmp_path: Path) -> None:
 
 def a_round(pid: int, uss: int | None, sent: int, ok: int, rps: float, p50: float) -> Round:
     load = LoadFigures(url="http://127.0.0.1:1/", sent=sent, ok=ok, failed=sent - ok, throughput_rps=rps,
-                       latency_ms={"p50": p50, "p99": 2 * p50}, status_counts={"200": ok}, duration_s=sent / rps)
+                       latency_ms={"p50": p50, "p99": 2 * p50}, status_counts={"200": ok},
+                       duration_s=sent / rps)
     return Round(pid=pid, url=f"http://127.0.0.1:{pid}/", ready_s=0.1 * pid,
                  before=MemoryReading(rss=10_000, vms=50_000, uss=8_000, pss=9_000, swap=0),
                  after=MemoryReading(rss=10_000 + pid, vms=50_000, uss=uss, pss=9_001, swap=0), load=load,
@@ -99,7 +100,8 @@ def test_medians_are_real_medians_of_each_field() -> None:
     median = median_round(rounds)
     assert median.after is not None and median.after.rss == 10_002  # median of 10_001 and 10_002, rounded
     assert median.ready_s == 0.15
-    assert median.load is not None and median.load.throughput_rps == 950.0 and median.load.latency_ms["p50"] == 1.5
+    assert median.load is not None
+    assert median.load.throughput_rps == 950.0 and median.load.latency_ms["p50"] == 1.5
     assert median.change is not None and median.change["rss"] == 2  # the median of the changes (1, 2)
 
 

@@ -35,8 +35,8 @@ from memprobe.results.compare import STATUSES, CompareResult, FrameworkResult, R
 from memprobe.results.envelope import SCHEMA, machine
 from memprobe.results.load import LoadFigures
 
-__all__ = ["SCHEMA", "STATUSES", "CompareResult", "Crashed", "FrameworkResult", "Round", "Settings", "machine",
-           "measure", "plan", "run"]
+__all__ = ["SCHEMA", "STATUSES", "CompareResult", "Crashed", "FrameworkResult", "Round", "Settings",
+           "machine", "measure", "plan", "run"]
 
 #: The environment variables the CRUD apps read (frameworks/_crud.py has the same names).
 CRUD_DB_ENV = "MEMPROBE_CRUD_DB"
@@ -138,7 +138,8 @@ def measure(
             db = _seeded_database(stack, scenario.records if scenario else None)
             env = {**os.environ, CRUD_DB_ENV: db, CRUD_VARIANT_ENV: variant or ""}
         if in_production:
-            argv = production.command(fw, app, port, production.ProductionSettings(settings.workers, settings.threads))
+            argv = production.command(fw, app, port,
+                                      production.ProductionSettings(settings.workers, settings.threads))
         elif app == "crud":
             argv = [sys.executable, str(fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
                     "--variant", variant or fw.crud[0], "--db", str(db)]
@@ -191,8 +192,8 @@ def measure(
                 loads = [r.load for r in results] + [h.result for h in current[len(results):]]
                 rnd.load = LoadFigures.from_load(loads[0] if scenario is None else merge_loads(url, loads))
             _processes(rnd)
-            raise Crashed(f"{label} died during the run (exit code {child.proc.returncode if child.proc else '?'})",
-                          rnd, child.log_tail()) from err
+            code = child.proc.returncode if child.proc else "?"
+            raise Crashed(f"{label} died during the run (exit code {code})", rnd, child.log_tail()) from err
     _processes(rnd)
     return rnd
 
@@ -330,7 +331,8 @@ def plan(frameworks: Iterable[catalog.Framework], settings: Settings) -> list[Fr
                 row.reason = f"no module {', '.join(missing)}: pip install {fw.pip} (or {fw.extra_hint()})"
                 continue
             if variant == "sqlalchemy" and not catalog.importable("sqlalchemy"):
-                row.status, row.pip, row.pip_extra = "not-installed", "pip install sqlalchemy", 'pip install "memprobe[orm]"'
+                row.status, row.pip = "not-installed", "pip install sqlalchemy"
+                row.pip_extra = 'pip install "memprobe[orm]"'
                 row.reason = f"no module sqlalchemy: {row.pip} (or {row.pip_extra})"
                 continue
             if in_production:

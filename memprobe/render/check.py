@@ -11,7 +11,8 @@ from memprobe.render.terminal import to_text
 from memprobe.results.check import CheckResult, Finding
 
 _MARK = {"fail": "✗", "warn": "!", "info": "i", "pass": "✓", "ignored": "-", "n/a": "·"}
-_STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "pass": "green", "ignored": "dim", "n/a": "dim"}
+_STYLE = {"fail": "bold red", "warn": "yellow", "info": "cyan", "pass": "green", "ignored": "dim",
+          "n/a": "dim"}
 _EMOJI = {"fail": "❌", "warn": "⚠️", "info": "ℹ️", "pass": "✅", "ignored": "➖", "n/a": "➖"}
 
 
@@ -66,7 +67,8 @@ def text(result: CheckResult, color: bool = False, width: int = 100) -> str:
     ]
     for error in result.errors:
         lines.append(Text.assemble((" ✗ ", _STYLE["fail"]), f"{error.file}:{error.line}: ",
-                                   (error.message, _STYLE["fail"]), ("  (file skipped; others checked)", "dim")))
+                                   (error.message, _STYLE["fail"]),
+                                   ("  (file skipped; others checked)", "dim")))
     if result.errors:
         lines.append(Text(""))
     for item in result.checklist:
@@ -81,11 +83,13 @@ def text(result: CheckResult, color: bool = False, width: int = 100) -> str:
         lines.append(title)
         mine = findings_of(result, item.rule)
         for finding in mine:
-            lines.append(Text.assemble("     ", (f"{finding.file}:{finding.line}", "bold"), "  ", finding.message))
+            where = (f"{finding.file}:{finding.line}", "bold")
+            lines.append(Text.assemble("     ", where, "  ", finding.message))
             if finding.snippet:
                 lines.append(Text(f"       {finding.line:>4} │ {finding.snippet}", style="dim"))
             if finding.evidence:
-                lines.append(Text.assemble("       ", ("measured: ", "magenta"), evidence_line(finding.evidence)))
+                lines.append(Text.assemble("       ", ("measured: ", "magenta"),
+                                           evidence_line(finding.evidence)))
         if mine:
             lines.append(Text.assemble("     ", ("why: ", "bold"), mine[0].rationale))
             lines.append(Text.assemble("     ", ("fix: ", "bold"), mine[0].advice))

@@ -65,7 +65,10 @@ def change_text(row: dict[str, Any]) -> str:
         return "-"
     unit = "growth" if row["unit"] == "bytes" else row["unit"]
     digits = {"ms": 2}.get(unit, 0)
-    text = UNITS[unit][0](row["change"]) if unit in ("growth", "B/request") else f"{row['change']:+.{digits}f}"
+    if unit in ("growth", "B/request"):
+        text = UNITS[unit][0](row["change"])
+    else:
+        text = f"{row['change']:+.{digits}f}"
     pct = f" ({row['change_pct']:+.1f} %)" if row["change_pct"] is not None else ""
     return text + pct
 
@@ -141,7 +144,8 @@ def _compare(a: CompareResult, b: CompareResult) -> list[dict[str, Any]]:
         for f in ("rss", "uss"):
             memory[n].append(change(f"{f.upper()} growth", "growth", _change(x, f), _change(y, f)))
         lx, ly = _load(x), _load(y)
-        load[n] = [change("req/s", "req/s", lx.throughput_rps if lx else None, ly.throughput_rps if ly else None),
+        load[n] = [change("req/s", "req/s", lx.throughput_rps if lx else None,
+                          ly.throughput_rps if ly else None),
                    change("p50 ms", "ms", _latency(lx, "p50"), _latency(ly, "p50")),
                    change("p99 ms", "ms", _latency(lx, "p99"), _latency(ly, "p99")),
                    change("failed", "count", lx.failed if lx else None, ly.failed if ly else None)]
@@ -239,8 +243,9 @@ def highlights(sections: list[dict[str, Any]], labels: tuple[str, str]) -> list[
                     if fig["a"] != fig["b"]:
                         out.append(f"{row['name']}: only in {labels[fig['a'] is None]}")
                     break
-                if fig["direction"] in ("better", "worse") or (fig["unit"] == "text" and fig["direction"] == "changed"
-                                                               and fig["label"] in ("status", "verdict")):
+                moved = (fig["unit"] == "text" and fig["direction"] == "changed"
+                         and fig["label"] in ("status", "verdict"))
+                if fig["direction"] in ("better", "worse") or moved:
                     word = f" ({fig['direction']})" if fig["direction"] in ("better", "worse") else ""
                     out.append(f"{row['name']}: {fig['label']} {fig['a_text']} → {fig['b_text']}{word}")
     return out
@@ -266,11 +271,13 @@ def text(result: RunDiff, color: bool = False, width: int = 140) -> str:
         for row in section["rows"]:
             for i, fig in enumerate(row["figures"]):
                 table.add_row(row["name"] if i == 0 else "", fig["label"], fig["a_text"], fig["b_text"],
-                              Text(change_text(fig), style=style[fig["direction"]]), end_section=i == len(row["figures"]) - 1)
+                              Text(change_text(fig), style=style[fig["direction"]]),
+                              end_section=i == len(row["figures"]) - 1)
         parts.append(table)
         parts += [Text(note, style="dim") for note in section["notes"]]
     lines = highlights(sections, result.labels)
-    parts.append(Text("what changed: " + ("; ".join(lines) if lines else "nothing beyond noise"), style="bold"))
+    summary = "; ".join(lines) if lines else "nothing beyond noise"
+    parts.append(Text("what changed: " + summary, style="bold"))
     return to_text(*parts, color=color, width=width)
 
 
@@ -283,12 +290,13 @@ def markdown(result: RunDiff) -> str:
     lines = highlights(sections, result.labels)
     out += [f"- {_md(x)}" for x in lines] if lines else ["Nothing changed beyond noise."]
     for section in sections:
-        out += ["", f"### {section['title']}", "", f"| {section['key']} | figure | {_md(la)} | {_md(lb)} | change |",
-                "|---|---|---:|---:|---:|"]
+        out += ["", f"### {section['title']}", "",
+                f"| {section['key']} | figure | {_md(la)} | {_md(lb)} | change |", "|---|---|---:|---:|---:|"]
         for row in section["rows"]:
             for i, fig in enumerate(row["figures"]):
                 mark = {"better": " ✅", "worse": " ❌"}.get(fig["direction"], "")
-                out.append(f"| {_md(row['name']) if i == 0 else ''} | {fig['label']} | {_md(fig['a_text'])} | "
+                name = _md(row["name"]) if i == 0 else ""
+                out.append(f"| {name} | {fig['label']} | {_md(fig['a_text'])} | "
                            f"{_md(fig['b_text'])} | {_md(change_text(fig))}{mark} |")
         if section["notes"]:
             out += [""] + [f"- {_md(n)}" for n in section["notes"]]

@@ -1,7 +1,8 @@
 """Self-contained HTML reports: one file, inline SVG plots, no scripts, nothing fetched.
 
 Each renderer takes a typed result, live or read back with ``from_dict`` (so ``memprobe
-report`` re-renders a saved run exactly), and escapes every string that came from the app. Plots need matplotlib (the ``html``
+report`` re-renders a saved run exactly), and escapes every string that came from the app.
+Plots need matplotlib (the ``html``
 extra); the check report has none and renders without it.
 """
 from __future__ import annotations
@@ -104,7 +105,8 @@ def compare(result: CompareResult) -> str:
     if measured:
         figures = [r.figures for r in measured]
         body += [tag("h2", "Memory before and after the hammering"),
-                 figure(plots.memory_bars([r.name for r in measured], [f.before if f else None for f in figures],
+                 figure(plots.memory_bars([r.name for r in measured],
+                                          [f.before if f else None for f in figures],
                                           [f.after if f else None for f in figures]),
                         "Each framework's memory after start-up and settling "
                         "(before) and after the requests and settling (after).")]
@@ -116,16 +118,18 @@ def compare(result: CompareResult) -> str:
     spreads = [r for r in measured if r.spread]
     if spreads:
         keys = list(spreads[0].spread or {})
-        body += [tag("h2", "Spread over rounds"), tag("p", "min - max; the tables show medians.", cls="muted"),
-                 table(["framework"] + keys, [[r.name] + [_spread_cell(k, (r.spread or {}).get(k)) for k in keys]
-                                              for r in spreads], numeric=range(1, len(keys) + 1))]
+        spread_rows = [[r.name] + [_spread_cell(k, (r.spread or {}).get(k)) for k in keys] for r in spreads]
+        body += [tag("h2", "Spread over rounds"),
+                 tag("p", "min - max; the tables show medians.", cls="muted"),
+                 table(["framework"] + keys, spread_rows, numeric=range(1, len(keys) + 1))]
     body += [tag("h2", "Settings and machine"), definition_list([
         ("requests per framework", s.get("requests")), ("timeout", f"{s.get('timeout_s')} s"),
         ("connections", f"{s.get('concurrency')} ({s.get('mode')})"), ("warm-up", s.get("warmup")),
         ("settle", f"{s.get('settle_s')} s"), ("rounds", s.get("rounds")), ("path", s.get("path")),
         ("started", result.started), ("took", f"{result.duration_s:.1f} s"),
         ("Python", f"{m.get('python')} ({m.get('implementation')})"), ("platform", m.get("platform")),
-        ("CPUs", m.get("cpus")), ("memory", format_bytes(m.get("memory_total"))), ("psutil", m.get("psutil"))])]
+        ("CPUs", m.get("cpus")), ("memory", format_bytes(m.get("memory_total"))),
+        ("psutil", m.get("psutil"))])]
     subtitle = _settings_line([("", f"{s.get('requests')} requests per framework"),
                                ("timeout", f"{s.get('timeout_s')} s"), ("connections", s.get("concurrency")),
                                ("started", result.started)])
@@ -155,7 +159,8 @@ def _verdict(result: HuntResult) -> Safe:
         leaks = [r.route for r in routes if r.verdict == "leak"]
         bpr = result.bytes_per_request
         worst = result.worst
-        words = (f"LEAK ({result.leak_kind or '?'}) on {', '.join(leaks)} ({len(leaks)} of {len(routes)} routes); "
+        words = (f"LEAK ({result.leak_kind or '?'}) on {', '.join(leaks)} "
+                 f"({len(leaks)} of {len(routes)} routes); "
                  f"worst {worst.route if worst else None}: {_bpr(bpr['traced'])} B/request traced, "
                  f"{_bpr(bpr['uss'])} B/request USS")
     elif verdict == "bounded":
@@ -184,8 +189,8 @@ def _sites(sites: list[Site]) -> Safe:
         if frames:
             tb = join(tag("li", Safe(tag("span", f"{_short(f.get('file', '?'))}:{f.get('line')}", cls="mono")
                                      + (" ←" if f.get("user") else ""))) for f in frames)
-            code = Safe(code + tag("details", Safe(tag("summary", f"traceback ({len(frames)} frames, oldest first)")
-                                                    + tag("ol", tb))))
+            summary = tag("summary", f"traceback ({len(frames)} frames, oldest first)")
+            code = Safe(code + tag("details", Safe(summary + tag("ol", tb))))
         rows.append([i, Safe(where + code), format_bytes(round(s.bytes_per_request, 2)),
                      f"{s.count_per_request:.2f}", format_bytes(s.size_diff, signed=True)])
     return table(["#", "allocated at (the line shown)", "per request", "blocks/request", "total"], rows,
@@ -195,7 +200,7 @@ def _sites(sites: list[Site]) -> Safe:
 def _types(types: list[dict[str, Any]]) -> Safe:
     rows = [[tag("span", t.get("type"), cls="mono"), f"{t.get('count_before', 0):,} → {t.get('count', 0):,}",
              f"{t.get('count_per_request', 0):+.2f}",
-             format_bytes(t.get("bytes_per_request"), signed=True) if t.get("bytes_per_request") is not None else "-"]
+             "-" if t.get("bytes_per_request") is None else format_bytes(t["bytes_per_request"], signed=True)]
             for t in types[:_TYPES]]
     return table(["type", "objects", "objects/request", "bytes/request"], rows, numeric=(1, 2, 3))
 
@@ -206,7 +211,8 @@ def _holders(holders: list[Holder]) -> Safe:
         items.append(tag("li", Safe(
             tag("b", h.description) + esc(f": {h.entries_before:,} → {h.entries:,} entries, "
                                           f"{h.entries_per_request:+.2f} per request")
-            + (tag("ol", join(tag("li", tag("code", step)) for step in h.chain), cls="chain") if h.chain else ""))))
+            + (tag("ol", join(tag("li", tag("code", step)) for step in h.chain), cls="chain")
+               if h.chain else ""))))
     return tag("ul", join(items))
 
 
@@ -297,7 +303,8 @@ def check(result: CheckResult) -> str:
     rows = [[badge(c.status, c.status.replace("/", "")), tag("b", c.rule), _prose(c.title),
              c.findings or "", c.note or ""]
             for c in result.checklist if not c.rule.startswith("MP9")]
-    body += [tag("h2", "Checklist"), table(["status", "rule", "item", "findings", "note"], rows, numeric=(3,))]
+    body += [tag("h2", "Checklist"),
+             table(["status", "rule", "item", "findings", "note"], rows, numeric=(3,))]
     if result.findings:
         body.append(tag("h2", "Findings and evidence"))
         for rule in dict.fromkeys(f.rule for f in result.findings):
@@ -398,5 +405,6 @@ def _diff_chart(result: RunDiff) -> Safe:
                       f"Memory after the hammering per framework: {la} (light) and {lb} (dark).")
     if isinstance(a, HuntResult) and isinstance(b, HuntResult) and (a.routes or b.routes):
         return figure(plots.bytes_per_request(a.routes, labels=(la, lb), others=b.routes),
-                      f"Bytes per request per route, ± one standard error: {la} (circles) and {lb} (squares).")
+                      f"Bytes per request per route, ± one standard error: {la} (circles) "
+                      f"and {lb} (squares).")
     return Safe("")

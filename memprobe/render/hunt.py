@@ -127,7 +127,8 @@ def _route_detail(r: RouteResult) -> Group:
     if r.types:
         shown = ", ".join(
             f"{t['type']} {t['count_per_request']:+.2f}/req"
-            + (f" ({format_bytes(t['bytes_per_request'], signed=True)})" if t.get("bytes_per_request") else "")
+            + (f" ({format_bytes(t['bytes_per_request'], signed=True)})"
+               if t.get("bytes_per_request") else "")
             for t in r.types[:5])
         lines.append(Text(f"  growing types: {shown}"))
     if r.holders:

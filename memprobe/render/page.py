@@ -86,7 +86,8 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 p, ul, ol { margin: 6px 0; }
 .muted, figcaption, .foot { color: var(--muted); }
 .foot { margin-top: 32px; font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
-code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
+code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace;
+                   font-size: 12.5px; }
 pre { background: var(--soft); padding: 6px 8px; border-radius: 4px; white-space: pre-wrap;
       word-break: break-word; margin: 4px 0; }
 table { border-collapse: collapse; margin: 8px 0 12px; width: 100%; }

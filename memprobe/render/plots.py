@@ -109,12 +109,14 @@ def memory_bars(names: Sequence[str], first: Sequence[MemoryReading | None],
         ax.set_title(field.upper())
         ax.set_ylabel("MiB")
         ax.set_xticks(xs)
-        ax.set_xticklabels(shown, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
+        crowded = len(names) > 3
+        ax.set_xticklabels(shown, rotation=30 if crowded else 0, ha="right" if crowded else "center")
         ax.grid(axis="x", visible=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     handles, names_ = axes[0].get_legend_handles_labels()
     fig.legend(handles, names_, loc="upper center", ncol=2)
-    return to_svg(fig, f"memory {labels[0]} and {labels[1]} per framework: " + ", ".join(f.upper() for f in fields))
+    metrics = ", ".join(f.upper() for f in fields)
+    return to_svg(fig, f"memory {labels[0]} and {labels[1]} per framework: {metrics}")
 
 
 def sample_sets(row: FrameworkResult) -> list[dict[str, Any]]:
@@ -125,7 +127,8 @@ def sample_sets(row: FrameworkResult) -> list[dict[str, Any]]:
     return [r.samples for r in row.rounds if r.samples]
 
 
-def memory_over_requests(rows: Sequence[FrameworkResult], fields: Sequence[str] = ("rss", "uss")) -> str | None:
+def memory_over_requests(rows: Sequence[FrameworkResult],
+                         fields: Sequence[str] = ("rss", "uss")) -> str | None:
     """Memory (MiB) against requests answered during the hammering, one line per framework
     (each round a line when there were several); a panel per field that was sampled (USS is
     slow to read and may be missing); None when nothing was."""

@@ -201,9 +201,10 @@ class FrameworkResult:
             data.get("requests") or data.get("before") or data.get("after")) else None
         if not several and figures is not None:
             rounds, figures = [figures], None
-        return cls(name=str(data["framework"]), title=str(data.get("title") or ""), version=data.get("version"),
-                   server=str(data.get("server") or ""), status=str(data["status"]),
-                   reason=str(data.get("reason") or ""), log_tail=str(data.get("log_tail") or ""), rounds=rounds,
+        return cls(name=str(data["framework"]), title=str(data.get("title") or ""),
+                   version=data.get("version"), server=str(data.get("server") or ""),
+                   status=str(data["status"]), reason=str(data.get("reason") or ""),
+                   log_tail=str(data.get("log_tail") or ""), rounds=rounds,
                    variant=data.get("variant"), pip=data.get("pip"), pip_extra=data.get("pip_extra"),
                    saved=figures, saved_spread=data.get("spread") if several else None)
 

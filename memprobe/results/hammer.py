@@ -58,8 +58,9 @@ class HammerResult:
         """Read back what :meth:`to_dict` wrote."""
         if "requests" not in data or "latency_ms" not in data:
             raise KeyError("requests")
-        return cls(load=LoadFigures.from_dict(data), pid=data.get("pid"), before=_tree(data.get("before"), data),
-                   after=_tree(data.get("after"), data), samples=data.get("samples"),
+        return cls(load=LoadFigures.from_dict(data), pid=data.get("pid"),
+                   before=_tree(data.get("before"), data), after=_tree(data.get("after"), data),
+                   samples=data.get("samples"),
                    envelope=Envelope.from_dict(data))
 
 

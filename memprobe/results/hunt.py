@@ -399,7 +399,8 @@ class HuntResult:
         return cls(target=str(data["target"]), settings=HuntSettings.from_dict(data.get("settings") or {}),
                    routes=[RouteResult.from_dict(r) for r in data["routes"]],
                    app_kind=data.get("app_kind"), framework=data.get("framework"),
-                   outside_only=bool(data.get("outside_only")), duration_s=float(data.get("duration_s") or 0.0),
+                   outside_only=bool(data.get("outside_only")),
+                   duration_s=float(data.get("duration_s") or 0.0),
                    startup_s=float(data.get("startup_s") or 0.0), error=data.get("error"),
                    interrupted=bool(data.get("interrupted")), notes=[str(n) for n in data.get("notes") or []],
                    envelope=Envelope.from_dict(data))

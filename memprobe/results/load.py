@@ -43,13 +43,15 @@ class LoadFigures:
     def from_dict(cls, data: dict[str, Any]) -> LoadFigures:
         """Read the load's keys of a JSON object (``requests`` holds the counts)."""
         req = data.get("requests") or {}
+        latency = data.get("latency_ms") or {}
         return cls(url=str(data.get("url") or ""), mode=str(data.get("mode") or ""),
-                   concurrency=int(data.get("concurrency") or 0), timeout_s=float(data.get("timeout_s") or 0.0),
-                   sent=int(req.get("sent") or 0), ok=int(req.get("ok") or 0), failed=int(req.get("failed") or 0),
+                   concurrency=int(data.get("concurrency") or 0),
+                   timeout_s=float(data.get("timeout_s") or 0.0), sent=int(req.get("sent") or 0),
+                   ok=int(req.get("ok") or 0), failed=int(req.get("failed") or 0),
                    timeouts=int(req.get("timeouts") or 0), errors=dict(req.get("errors") or {}),
                    status_counts=dict(req.get("status_counts") or {}),
                    throughput_rps=float(data.get("throughput_rps") or 0.0),
-                   latency_ms={str(k): float(v) for k, v in (data.get("latency_ms") or {}).items() if v is not None},
+                   latency_ms={str(k): float(v) for k, v in latency.items() if v is not None},
                    duration_s=float(data.get("duration_s") or 0.0),
                    connections_opened=int(data.get("connections_opened") or 0))
 
@@ -60,10 +62,10 @@ class LoadFigures:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract, as :meth:`LoadResult.to_dict` writes it."""
-        return {"url": self.url, "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
-                "requests": self.requests_dict(), "throughput_rps": self.throughput_rps,
-                "latency_ms": dict(self.latency_ms), "duration_s": self.duration_s,
-                "connections_opened": self.connections_opened}
+        return {"url": self.url, "mode": self.mode, "concurrency": self.concurrency,
+                "timeout_s": self.timeout_s, "requests": self.requests_dict(),
+                "throughput_rps": self.throughput_rps, "latency_ms": dict(self.latency_ms),
+                "duration_s": self.duration_s, "connections_opened": self.connections_opened}
 
 
 def reading_dict(reading: MemoryReading | None) -> dict[str, int | None] | None:

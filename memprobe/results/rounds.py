@@ -87,7 +87,8 @@ def _load(loads: Sequence[LoadFigures | None]) -> LoadFigures | None:
     return LoadFigures(
         url=first.url, mode=first.mode, concurrency=first.concurrency, timeout_s=first.timeout_s,
         sent=sent, ok=ok, failed=sent - ok, timeouts=min(sent - ok, _median([x.timeouts for x in present])),
-        errors=_counts([x.errors for x in present]), status_counts=_counts([x.status_counts for x in present]),
+        errors=_counts([x.errors for x in present]),
+        status_counts=_counts([x.status_counts for x in present]),
         throughput_rps=_median([x.throughput_rps for x in present], 2),
         latency_ms={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys},
         duration_s=_median([x.duration_s for x in present], 4),
