@@ -37,6 +37,11 @@ class UsageError(MemprobeError):
     exit_code = ExitCode.USAGE
 
 
+class TargetSpecError(UsageError):
+    """A target spec that is not well formed (``app.py:create_app('x'``): the command line is
+    wrong, whichever command took it."""
+
+
 class TargetError(MemprobeError):
     """The target could not be imported, started, reached, or it died.
 

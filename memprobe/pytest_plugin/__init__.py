@@ -296,6 +296,7 @@ class Probe:
         from memprobe.errors import UsageError
         from memprobe.hunt.probes.child import agent_command, agent_env
         from memprobe.process.child import Child, free_port
+        from memprobe.target import parse_target
 
         port = free_port()
         if (target is None) == (cmd is None):
@@ -309,6 +310,7 @@ class Probe:
             tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
             self._request.addfinalizer(functools.partial(_remove_dir, tmp))
             spec = resolve_target(target, self._request.node)
+            parse_target(spec)  # a malformed spec is the test's usage error, not a dead child
             argv = agent_command(spec, port, os.path.join(tmp, "control.sock"))
             name, env = "the app", agent_env()
         child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,

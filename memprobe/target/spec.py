@@ -24,13 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import TargetError, TargetSpecError
 
 USAGE = "give FILE.py:APP, MODULE:APP or MODULE:FACTORY(ARGS)"
-
-
-class TargetSpecError(UsageError):
-    """A target spec that is not well formed (exit 2: the command line is wrong)."""
 
 
 @dataclass(frozen=True)

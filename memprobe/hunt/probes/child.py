@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from memprobe.agent.control import AgentClient
-from memprobe.errors import TargetError
+from memprobe.errors import ExitCode, MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
 from memprobe.process.child import LOOPBACK, Child, free_port
@@ -120,9 +120,12 @@ class AgentProbe(ServerProbe):
             self._tmp = None
 
 
-def _agent_error(error_file: Path) -> TargetError | None:
+def _agent_error(error_file: Path) -> MemprobeError | None:
+    """The agent's own one-line reason for not starting, with its exit code (a malformed spec
+    is a usage error there as here)."""
     try:
         data = json.loads(error_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return TargetError(data.get("message") or "the target failed to load")
+    message = data.get("message") or "the target failed to load"
+    return UsageError(message) if data.get("exit_code") == ExitCode.USAGE else TargetError(message)
