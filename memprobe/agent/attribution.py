@@ -26,10 +26,10 @@ from memprobe.results.hunt import Site
 from memprobe.target.usercode import is_user_file
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-#: Allocations made by the agent's own control thread are not the app's (the server threads'
-#: module, wsgi_server.py, is not in this list: the app's allocations run under it).
-_OWN_FILES = [os.path.join(_HERE, name) for name in
-              ("attribution.py", "control.py", "holders.py", "__main__.py")]
+#: Allocations made by the agent's own control thread are not the app's. Neither the server
+#: threads' module (wsgi_server.py) nor the agent's entry point (__main__.py, under whose
+#: frames Tornado's and uvicorn's event loops run) is in this list: the app runs under them.
+_OWN_FILES = [os.path.join(_HERE, name) for name in ("attribution.py", "control.py", "holders.py")]
 
 
 class Tracing:
