@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from memprobe.render import render
-from memprobe.results.saved import check_data
+from memprobe.results import read as check_data
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = REPO / "docs" / "images"

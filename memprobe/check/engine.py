@@ -5,7 +5,8 @@
 """
 from __future__ import annotations
 
-from typing import Iterable
+import time
+from collections.abc import Iterable
 
 from memprobe.check import appwide, perrequest
 from memprobe.check.context import Hit, RuleContext, RuleFn
@@ -65,6 +66,7 @@ def check(spec: str, ignore: Iterable[str] = (), include_tests: bool = False) ->
 
 def check_target(target: Target, ignored: list[str]) -> CheckResult:
     """Check already-resolved files, with rule ids in ``ignored`` switched off."""
+    t0 = time.monotonic()
     sources: list[SourceFile] = []
     errors: list[SourceError] = []
     for path in target.files:
@@ -90,6 +92,7 @@ def check_target(target: Target, ignored: list[str]) -> CheckResult:
         flask_detected=project.flask_detected,
         ignored_rules=ignored,
         suppressed=suppressed,
+        duration_s=time.monotonic() - t0,
     )
 
 

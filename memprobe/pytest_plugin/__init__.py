@@ -18,9 +18,11 @@ alone prints the summary and writes the JSON file, once, with every worker's res
 """
 from __future__ import annotations
 
+import datetime as _dt
 import functools
 import inspect
 import os
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,6 +97,9 @@ class MemprobeManager:
         self.json_path = (config.invocation_params.dir / json_path) if json_path else None
         self.is_worker = hasattr(config, "workerinput")
         self.records: list[dict[str, Any]] = []
+        # Spelt as the envelope spells it; results.envelope itself would import psutil here.
+        self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._t0 = time.monotonic()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Iterator[None]:
@@ -171,7 +176,8 @@ class MemprobeManager:
         """Write the JSON file (the controller only, with xdist)."""
         if self.json_path is None or self.is_worker:
             return
-        limits.write_json(self.json_path, self.records)
+        limits.write_json(self.json_path, self.records, started=self.started,
+                          duration_s=time.monotonic() - self._t0)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """One line per measured test."""

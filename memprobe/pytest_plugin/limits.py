@@ -247,11 +247,12 @@ def _limit_text(limits: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "-"
 
 
-def write_json(path: Path, records: list[dict[str, Any]]) -> None:
+def write_json(path: Path, records: list[dict[str, Any]], *, started: str | None = None,
+               duration_s: float | None = None) -> None:
     """Write the session's records after the envelope: ``{"memprobe": version, "schema": 1,
     "result": "pytest", ..., "tests": [...]}``."""
     from memprobe.results.envelope import envelope
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**envelope("pytest", settings={}, duration_s=None), "tests": records}
+    data = {**envelope("pytest", settings={}, duration_s=duration_s, started=started), "tests": records}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
