@@ -168,7 +168,8 @@ def test_a_failure_has_one_line_then_a_section_with_the_site_and_the_holder(
         "route /leak: leak (python): the Python heap grows steadily*",
         "  top allocation sites (growth per request):",
         "*app.py:8  _kept.append(bytes(1000))",
-        "  held by: module app.py, global _kept (list, 650 entries)",  # read before the attribution round, as in a child
+        # read before the attribution round, as in a child
+        "  held by: module app.py, global _kept (list, 650 entries)",
     ])
     assert "Traceback" not in out and "def test_items_do_not_leak" not in out
     result.stdout.fnmatch_lines(["FAILED test_fail.py::test_items_do_not_leak - Failed: memprobe:*"])
