@@ -14,7 +14,6 @@ marked ``interrupted`` on Ctrl-C).
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.hammer import LoadResult, merge_loads
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import Attribution, Probe
-from memprobe.results.hunt import HuntResult, HuntSettings, Reading, RouteResult
+from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
 __all__ = ["hunt", "hunt_in_process", "run"]
 
@@ -191,7 +190,7 @@ class _Route:
             if len(self.readings) >= 3:
                 self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} of "
                                   f"{s.rounds} rounds")
-                result.routes.append(self.result(Attribution()))
+                result.routes.append(self.result(judge(self.readings), Attribution()))
             raise
         attribution = Attribution()
         judgement = judge(self.readings)
@@ -204,14 +203,14 @@ class _Route:
                      f"{s.frames} frames deep")
             probe.deepen()
             attribution = probe.attribute(self.send(s.attributed).sent)
-        result.routes.append(self.result(attribution))
+        result.routes.append(self.result(judgement, attribution))
 
-    def result(self, attribution: Attribution) -> RouteResult:
+    def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
         if self.bad:
             notes.insert(0, f"{self.route}: answered "
                          + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
-        return RouteResult(self.route, judge(self.readings), self.readings, attribution.sites,
+        return RouteResult(self.route, judgement, self.readings, attribution.sites,
                            attribution.types, attribution.holders, _load_summary(self.total),
                            time.monotonic() - self.t0, notes, attribution.timings_s)
 
@@ -224,9 +223,3 @@ def _load_summary(total: LoadResult | None) -> dict[str, Any]:
             "status_counts": dict(sorted(total.status_counts.items())),
             "throughput_rps": round(total.sent / total.duration_s, 1) if total.duration_s else 0.0}
 
-
-def replace_settings(settings: HuntSettings, **changes: Any) -> HuntSettings:
-    """``settings`` with ``changes`` (validated)."""
-    new = dataclasses.replace(settings, **changes)
-    new.validate()
-    return new
