@@ -83,7 +83,7 @@ def test_check_alive_raises_once_the_child_died(no_orphans: None) -> None:
     with behaviours_child() as child:
         with pytest.raises(OSError):
             urllib.request.urlopen(child.url + "exit", timeout=5)
-        child.proc.wait(10)  # type: ignore[union-attr]
+        assert child.exited(grace=10)  # not child.proc.wait(): that would reap behind its back
         with pytest.raises(TargetError, match=r"died \(exit code 3\)"):
             child.check_alive()
 

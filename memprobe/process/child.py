@@ -7,16 +7,23 @@ A child never outlives memprobe. Three layers make sure of it:
 * the interpreter exiting without reaching a ``finally`` (SIGTERM to memprobe, an unhandled
   error in a thread): an ``atexit`` hook stops every child still registered;
 * memprobe being killed outright (SIGKILL, OOM killer): on Linux each child asks the kernel to
-  send it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``).
+  send it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), set by ``setpriv --pdeathsig``
+  (util-linux) which then execs the real command, so no Python code runs between fork and exec.
+
+Nothing it signals can be somebody else's: the leader is never reaped before its group has been
+signalled for the last time (see :meth:`Child.stop`). Nothing it writes is left behind: a log it
+created itself is removed at stop, its tail kept in memory.
 """
 from __future__ import annotations
 
 import atexit
 import collections
-import ctypes
+import functools
 import http.client
 import os
 import re
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,35 +32,89 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Mapping, Sequence
+from typing import IO
 from urllib.parse import urlsplit
+
+import psutil
 
 from memprobe.errors import TargetError
 
 LOOPBACK = "127.0.0.1"
 #: How long to wait for a child that may be exiting after requests to it failed (seconds).
 EXIT_GRACE_S = 1.0
+#: Lines of a removed log kept in memory for :meth:`Child.log_tail`.
+KEPT_TAIL_LINES = 200
+#: What servers print when their port is taken (Python's errno 98 text, uvicorn, gunicorn).
+ADDRESS_IN_USE = re.compile(r"address already in use|errno 98|eaddrinuse|connection in use", re.I)
 
-_PR_SET_PDEATHSIG = 1
-try:  # resolved once here, because preexec_fn must not import or allocate much after fork
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):  # pragma: no cover - exotic libc
-    _prctl = None
+# Used only where setpriv lacks --pdeathsig: a fresh interpreter (no threads, so nothing can
+# deadlock) sets the flag on itself, gives up if memprobe already died, and execs the command.
+_TRAMPOLINE = ("import ctypes,os,sys\n"
+               "ctypes.CDLL(None).prctl(1,15)\n"
+               "os.getppid()==int(sys.argv[1]) or os._exit(1)\n"
+               "os.execv(sys.argv[2],sys.argv[2:])")
 
 _live: weakref.WeakSet[Child] = weakref.WeakSet()
 
 
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    """A TCP port that is free on ``host`` right now (the OS picks it).
+
+    Another process may take it before the child binds it: :func:`start_on_free_port` copes."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv if it knows ``--pdeathsig`` (2.33 and later)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        usage = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return setpriv if "--pdeathsig" in usage else None
+
+
+def _pdeathsig_prefix() -> list[str]:
+    """The argv prefix that makes the command die with memprobe: ``setpriv --pdeathsig TERM``
+    (adds ~0.7 ms to a start here), else the Python trampoline (~15 ms), else nothing off Linux."""
+    if not sys.platform.startswith("linux"):
+        return []
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "TERM"]
+    return [sys.executable, "-I", "-S", "-c", _TRAMPOLINE, str(os.getpid())]
+
+
+def _resolve(program: str, env: Mapping[str, str], cwd: str | Path | None) -> str:
+    """``program`` as a path the wrapper can exec; :class:`OSError` when there is none (the
+    wrapper would only fail after starting, with an exit code instead of a reason)."""
+    if os.sep in program:
+        path = Path(cwd or ".", program) if not os.path.isabs(program) else Path(program)
+        if not path.exists():
+            raise FileNotFoundError(2, "No such file or directory")
+        if not os.access(path, os.X_OK) or path.is_dir():
+            raise PermissionError(13, "Permission denied")
+        return str(path.resolve())
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(2, "No such file or directory")
+    return found
+
+
+def _exit_code(info: os.waitid_result) -> int:
+    """A ``waitid`` status as Popen's returncode: the exit code, or minus the signal."""
+    return int(info.si_status) if info.si_code == os.CLD_EXITED else -int(info.si_status)
+
+
+class PortTaken(TargetError):
+    """The child could not bind its port: another process took it first."""
 
 
 class Child:
@@ -61,7 +122,9 @@ class Child:
 
     ``argv`` runs in a new session (its own process group) so that stopping it also stops any
     workers it forks. ``url`` is what readiness asks: the child is ready when an HTTP request to
-    it gets any HTTP answer (a 404 is an answer; a refused connection is not).
+    it gets any HTTP answer (a 404 is an answer; a refused connection is not) and, with
+    ``check_listener``, the port answering is one the child's own process tree listens on (not a
+    server that took the port first).
     """
 
     def __init__(
@@ -74,6 +137,7 @@ class Child:
         cwd: str | Path | None = None,
         log_path: str | Path | None = None,
         ready_timeout: float = 30.0,
+        check_listener: bool = False,
     ) -> None:
         self.argv = list(argv)
         self.name = name
@@ -81,10 +145,17 @@ class Child:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.ready_timeout = ready_timeout
+        self.check_listener = check_listener
         self.log_path = Path(log_path) if log_path else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_after_s: float | None = None
         self._log: IO[bytes] | None = None
+        self._own_log = False
+        self._kept_tail: str | None = None
+        self._pidfd: int | None = None
+        self._held = False  # we saw the leader exit and have not reaped it: its pid is still ours
+        self._lost = False  # someone reaped the leader behind our back (Popen.wait on .proc)
+        self._stopped = False
         self._lock = threading.Lock()
 
     @property
@@ -94,32 +165,55 @@ class Child:
             raise RuntimeError(f"{self.name} has not been started")
         return self.proc.pid
 
+    @property
+    def port(self) -> int:
+        """The port of :attr:`url`."""
+        return urlsplit(self.url).port or 80
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once the child has exited (minus the signal that killed it), else None."""
+        return self.proc.returncode if self.proc is not None and self.exited() else None
+
     def start(self) -> Child:
         """Start the child and wait until it answers HTTP; raise :class:`TargetError` if it
-        exits first or does not answer within ``ready_timeout`` seconds."""
+        exits first or does not answer within ``ready_timeout`` seconds (:class:`PortTaken` when
+        its log says its port was taken)."""
+        if self.proc is not None:
+            raise RuntimeError(f"{self.name} was already started")
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            program = _resolve(self.argv[0], env, self.cwd)
+        except OSError as err:
+            raise TargetError(f"{self.name}: cannot start {self.argv[0]!r}: {err.strerror}") from None
         if self.log_path is None:
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)  # a route or a path may be the name
             fd, name = tempfile.mkstemp(prefix=f"memprobe-{safe}-", suffix=".log")
             os.close(fd)
-            self.log_path = Path(name)
+            self.log_path, self._own_log = Path(name), True
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
         try:
+            # No preexec_fn: Python code between fork and exec can deadlock on a lock another
+            # thread (rich's refresh) held at fork. start_new_session is done in C.
             self.proc = subprocess.Popen(
-                self.argv,
+                [*_pdeathsig_prefix(), program, *self.argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
                 cwd=self.cwd,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as err:
             self._close_log()
+            self._remove_log()
             raise TargetError(f"{self.name}: cannot start {self.argv[0]!r}: {err.strerror}") from None
+        try:  # a pidfd lets exited(grace) sleep until the exit instead of polling
+            self._pidfd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
         _live.add(self)
         started = time.monotonic()
         try:
@@ -134,21 +228,82 @@ class Child:
         parts = urlsplit(self.url)
         host, port = parts.hostname or LOOPBACK, parts.port or 80
         delay = 0.02
+        impostor = False
         while True:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise TargetError(
-                    f"{self.name} exited with code {self.proc.returncode} before it answered HTTP",
-                    self.log_tail(),
-                )
+            if self.exited():
+                tail = self.log_tail()
+                kind = PortTaken if ADDRESS_IN_USE.search(tail) else TargetError
+                raise kind(f"{self.name} exited with code {self.returncode} before it answered HTTP",
+                           tail)
             if answers_http(host, port, parts.path or "/"):
-                return
+                if not self.check_listener or self._listens_on(port):
+                    return
+                impostor = True
+                if ADDRESS_IN_USE.search(self.log_tail()):  # a server that retries the bind (gunicorn)
+                    raise PortTaken(f"{self.name}: port {port} is taken by another process",
+                                    self.log_tail())
             if time.monotonic() >= deadline:
+                why = f" (port {port} answers, but for another process)" if impostor else ""
                 raise TargetError(
-                    f"{self.name} did not answer HTTP on {self.url} within {self.ready_timeout:g} s",
+                    f"{self.name} did not answer HTTP on {self.url} within {self.ready_timeout:g} s{why}",
                     self.log_tail(),
                 )
-            time.sleep(delay)
+            self._wait_exit(delay)
             delay = min(delay * 1.5, 0.25)
+
+    def _listens_on(self, port: int) -> bool:
+        """Whether the child or one of its descendants listens on TCP ``port``."""
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return False
+        for proc in procs:
+            try:
+                conns = proc.net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            except psutil.AccessDenied:
+                return True  # cannot tell: trust the answer, as without the check
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns):
+                return True
+        return False
+
+    def _peek(self) -> bool:
+        """Whether the leader has exited, *without reaping it* (``WNOWAIT``)."""
+        proc = self.proc
+        if proc is None:
+            return False
+        if proc.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            self._lost = True
+            return True
+        if info is None or info.si_pid == 0:
+            return False
+        # Popen then believes it reaped the child: its wait()/poll() return this code and will
+        # never waitpid a pid that may no longer be ours. stop() reaps it.
+        proc.returncode = _exit_code(info)
+        self._held = True
+        return True
+
+    def _wait_exit(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` s (None: forever) for the leader to exit; whether it did."""
+        if self._peek():
+            return True
+        if self._pidfd is not None:
+            poller = select.poll()
+            poller.register(self._pidfd, select.POLLIN)
+            poller.poll(None if timeout is None else max(0, int(timeout * 1000)))
+            return self._peek()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.01 if deadline is None else min(0.01, max(0.0, deadline - time.monotonic())))
+            if self._peek():
+                return True
+        return self._peek()
 
     def exited(self, grace: float = 0.0) -> bool:
         """Whether the child has exited, waiting up to ``grace`` s for one on its way out.
@@ -159,12 +314,7 @@ class Child:
         """
         if self.proc is None:
             return False
-        if grace > 0:
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
-        return self.proc.poll() is not None
+        return self._wait_exit(grace) if grace > 0 else self._peek()
 
     def alive(self) -> bool:
         """Whether the child is still running."""
@@ -174,13 +324,13 @@ class Child:
         """Raise :class:`TargetError` (with the log tail) if the child has died, waiting up to
         ``grace`` s for one that is exiting (see :meth:`exited`)."""
         if self.exited(grace):
-            raise TargetError(
-                f"{self.name} died (exit code {self.proc.returncode})",  # type: ignore[union-attr]
-                self.log_tail(),
-            )
+            raise TargetError(f"{self.name} died (exit code {self.returncode})", self.log_tail())
 
     def log_tail(self, lines: int = 15) -> str:
-        """The last ``lines`` lines the child wrote to stdout/stderr."""
+        """The last ``lines`` lines the child wrote to stdout/stderr (after :meth:`stop` removed
+        a log of its own, the last :data:`KEPT_TAIL_LINES` of them are still known)."""
+        if self._kept_tail is not None:
+            return "".join(self._kept_tail.splitlines(keepends=True)[-lines:])
         if self.log_path is None or not self.log_path.exists():
             return ""
         if self._log is not None and not self._log.closed:
@@ -198,25 +348,57 @@ class Child:
             proc = self.proc
             if proc is None:
                 return None
-            if proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            # Workers the child forked may outlive it (a master killed before its workers).
-            _signal_group(proc.pid, signal.SIGKILL)
-            _live.discard(self)
-            self._close_log()
+            if not self._stopped:
+                self._end(proc, timeout)
+                self._stopped = True
+                _live.discard(self)
+                if self._pidfd is not None:
+                    os.close(self._pidfd)
+                    self._pidfd = None
+                if self._own_log:
+                    self._kept_tail = self.log_tail(KEPT_TAIL_LINES)
+                self._close_log()
+                self._remove_log()
             return proc.returncode
+
+    def _end(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        # Why no signal here can reach a stranger: the group id is the leader's pid, and the
+        # kernel does not reuse a pid while its process (a zombie included) has not been reaped,
+        # nor while any process still has it as its group id. The leader is reaped only at the
+        # end of this method, after the last killpg; until then every process in group ``pid``
+        # is the leader or something it started. If the leader was reaped elsewhere (Popen.wait
+        # on .proc, which this class never does once it has seen the exit), the pid may be
+        # anyone's by now, so the group is left alone.
+        if self._lost or (proc.returncode is not None and not self._held):
+            return
+        if not self._peek():
+            _signal_group(proc.pid, signal.SIGTERM)
+            if not self._wait_exit(timeout):
+                _signal_group(proc.pid, signal.SIGKILL)
+                self._wait_exit(None)
+        if self._lost:
+            return
+        # Workers the child forked may outlive it (a master killed before its workers).
+        _signal_group(proc.pid, signal.SIGKILL)
+        try:
+            os.waitpid(proc.pid, 0)
+        except ChildProcessError:
+            pass
+        self._held = False
 
     def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
 
+    def _remove_log(self) -> None:
+        if self._own_log and self.log_path is not None:
+            try:
+                self.log_path.unlink()
+            except FileNotFoundError:
+                pass
+
     def __enter__(self) -> Child:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -224,6 +406,26 @@ class Child:
     def __repr__(self) -> str:
         pid = self.proc.pid if self.proc else None
         return f"Child({self.name!r}, pid={pid}, url={self.url!r})"
+
+
+def start_on_free_port(make: Callable[[int], Child], *, retries: int = 3,
+                       check_listener: bool = True) -> Child:
+    """``make(port).start()`` on a free port, again on another one (up to ``retries`` more
+    times) when another process took the port first (:class:`PortTaken`).
+
+    ``free_port`` only knows the port was free when it looked; under ``pytest -n 2`` another
+    worker's child can bind it before ours. ``check_listener`` (default) also refuses to call
+    ready a child whose port is answered by someone else.
+    """
+    for attempt in range(retries + 1):
+        child = make(free_port())
+        child.check_listener = check_listener
+        try:
+            return child.start()
+        except PortTaken:
+            if attempt == retries:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _signal_group(pgid: int, sig: int) -> None:
