@@ -79,3 +79,40 @@ def test_the_sampler_records_requests_done_beside_memory() -> None:
 def test_settle_returns_once_memory_is_still() -> None:
     waited = settle(os.getpid(), max_s=10.0, quiet_s=0.1)
     assert waited < 10.0
+
+
+def test_a_sampler_whose_process_is_gone_says_it_died_and_why() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    with Sampler(proc.pid, interval=0.01) as sampler:
+        while len(sampler.series.t) < 2:
+            pass
+        proc.kill()
+        proc.wait()
+        sampler.join(timeout=10)
+    assert isinstance(sampler.error, TargetError)
+    assert sampler.died is not None and f"process {proc.pid} is gone" in sampler.died
+    assert "points" in sampler.died
+
+
+def test_any_error_in_the_sampler_thread_is_kept_not_lost() -> None:
+    def progress() -> int:
+        raise ZeroDivisionError("a bug in the caller's progress")
+
+    with Sampler(os.getpid(), interval=0.01, progress=progress) as sampler:
+        sampler.join(timeout=10)
+    assert isinstance(sampler.error, ZeroDivisionError)
+    assert sampler.died is not None and "ZeroDivisionError: a bug in the caller's progress" in sampler.died
+
+
+def test_a_sampler_that_ran_to_the_end_has_no_error() -> None:
+    with Sampler(os.getpid(), interval=0.01) as sampler:
+        while len(sampler.series.t) < 2:
+            pass
+    assert sampler.error is None and sampler.died is None
+
+
+def test_sampling_a_process_that_is_already_gone_is_a_target_error() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with pytest.raises(TargetError, match="is gone"):
+        Sampler(proc.pid)

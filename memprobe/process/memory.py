@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import psutil
 
-from memprobe.errors import EnvironmentProblem, TargetError
+from memprobe.errors import EnvironmentProblem, MemprobeError, TargetError
 
 #: The fields of a full reading, in bytes.
 FIELDS = ("rss", "vms", "uss", "pss", "swap")
@@ -85,7 +85,7 @@ class TreeReading:
         sums: dict[str, int | None] = {}
         for name in FIELDS:
             values = [getattr(r, name) for r in self.processes.values()]
-            sums[name] = None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
+            sums[name] = None if any(v is None for v in values) else sum(values)
         return MemoryReading(t=max((r.t for r in self.processes.values()), default=0.0), **sums)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +168,10 @@ class Sampler:
     against requests and not only time. USS is included when one full reading costs less than
     ``uss_budget`` seconds (measured once at start). With ``tree``, each point is the sum over
     the process and its descendants (a gunicorn master and its workers).
+
+    A sampler that stops early (the process died, a bug in ``progress``) keeps the cause in
+    :attr:`error` and says so in :attr:`died`; the points read until then stay in the series.
+    Put :attr:`died` in the result: a series that ends early must not look complete.
     """
 
     def __init__(
@@ -186,7 +190,12 @@ class Sampler:
         self.series = Series(capacity)
         self.tree = tree
         self.error: BaseException | None = None
-        self._proc = psutil.Process(pid)
+        self._started = 0.0
+        self._stopped_at: float | None = None
+        try:
+            self._proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            raise TargetError(f"process {pid} is gone") from None
         try:
             self.with_uss = _cost_of_full_reading(self._proc) < uss_budget
         except (psutil.AccessDenied, psutil.NoSuchProcess):
@@ -195,14 +204,36 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, name="memprobe-sampler", daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
+        try:
+            while not self._stop.is_set():
                 rss, uss = self._read()
-            except (psutil.NoSuchProcess, psutil.AccessDenied) as err:
-                self.error = err
-                return
-            self.series.add(time.monotonic(), self.progress(), rss, uss)
-            self._stop.wait(self.interval)
+                self.series.add(time.monotonic(), self.progress(), rss, uss)
+                self._stop.wait(self.interval)
+        except psutil.NoSuchProcess:
+            self._fail(TargetError(f"process {self.pid} is gone"))
+        except psutil.AccessDenied:
+            self._fail(EnvironmentProblem(f"not allowed to read the memory of process {self.pid}"))
+        except Exception as err:  # a bug must not vanish with its thread: died reports it
+            self._fail(err)
+
+    def _fail(self, err: BaseException) -> None:
+        self.error = err
+        self._stopped_at = time.monotonic()
+
+    @property
+    def died(self) -> str | None:
+        """Why and when the sampler stopped before it was asked to, or None if it did not."""
+        if self.error is None:
+            return None
+        err = self.error
+        what = str(err) if isinstance(err, MemprobeError) else f"{type(err).__name__}: {err}"
+        after = (self._stopped_at or time.monotonic()) - self._started
+        return f"the memory sampler stopped after {after:.1f} s and {len(self.series.t)} points: {what}"
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the sampling thread to end by itself; whether it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _read(self) -> tuple[int, int | None]:
         procs = [self._proc]
@@ -220,6 +251,7 @@ class Sampler:
         return rss, uss
 
     def __enter__(self) -> Sampler:
+        self._started = time.monotonic()
         self._thread.start()
         return self
 
