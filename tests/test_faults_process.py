@@ -129,6 +129,12 @@ def test_the_trampoline_used_without_setpriv_also_makes_the_child_die_with_its_p
         assert b"behaviours.py" in status[1]  # the trampoline exec'd the server in its place
 
 
+def test_the_command_runs_as_given_not_with_symlinks_resolved(no_orphans: None) -> None:
+    with behaviours_child() as child:
+        argv = open(f"/proc/{child.pid}/cmdline", "rb").read().split(b"\0")
+    assert argv[0] == os.fsencode(sys.executable)  # a venv's python is a symlink: keep it
+
+
 # --- a port taken by someone else ----------------------------------------------------------
 
 class _Impostor(BaseHTTPRequestHandler):

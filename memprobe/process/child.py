@@ -101,7 +101,9 @@ def _resolve(program: str, env: Mapping[str, str], cwd: str | Path | None) -> st
             raise FileNotFoundError(2, "No such file or directory")
         if not os.access(path, os.X_OK) or path.is_dir():
             raise PermissionError(13, "Permission denied")
-        return str(path.resolve())
+        # Absolute but not resolved: a venv's python is a symlink, and resolving it would run
+        # the base interpreter outside the venv.
+        return os.path.abspath(path)
     found = shutil.which(program, path=env.get("PATH", os.defpath))
     if found is None:
         raise FileNotFoundError(2, "No such file or directory")
