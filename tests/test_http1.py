@@ -64,3 +64,46 @@ def test_garbage_is_a_protocol_error(raw: bytes) -> None:
 def test_an_endless_header_is_refused() -> None:
     with pytest.raises(ProtocolError, match="64 KiB"):
         ResponseParser().feed(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 10_000)
+
+
+def test_the_answer_to_a_head_has_no_body_whatever_its_content_length() -> None:
+    parser = ResponseParser("HEAD")
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n")
+    assert parser.status == 200 and parser.body_length == 0 and parser.keep_alive
+
+
+def test_interim_1xx_responses_are_skipped_and_101_is_final() -> None:
+    parser = ResponseParser()
+    assert not parser.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") and parser.status == 200
+    upgraded = ResponseParser()
+    assert upgraded.feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+    assert upgraded.status == 101 and not upgraded.keep_alive
+
+
+@pytest.mark.parametrize("value", [b"-1", b"x", b"5, 6", b"1e3", b""])
+def test_a_bad_or_conflicting_content_length_is_refused(value: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + value + b"\r\n\r\n")
+    with pytest.raises(ProtocolError):
+        ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n")
+
+
+def test_a_body_is_counted_not_kept() -> None:
+    parser = ResponseParser()
+    assert not parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n" + b"x" * 1000)
+    for _ in range(199):
+        parser.feed(b"x" * 1000)
+    assert parser.body_length == 200000 and len(parser._buf) == 0
+    closing = ResponseParser()
+    closing.feed(b"HTTP/1.0 200 OK\r\n\r\n")
+    for _ in range(100):
+        closing.feed(b"y" * 1000)
+    assert len(closing._buf) == 0 and closing.eof() and closing.body_length == 100000
+
+
+def test_pipelined_responses_are_read_one_after_another() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 204 No Content\r\n\r\n")
+    assert parser.status == 200 and parser.surplus
+    assert parser.next_response() and parser.status == 204

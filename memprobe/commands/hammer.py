@@ -47,17 +47,18 @@ class HammerCommand:
             headers[name.strip()] = value.strip()
         if args.pid is not None and not psutil.pid_exists(args.pid):
             raise UsageError(f"no process with pid {args.pid}")
-        parts = urlsplit(args.url)
-        if parts.scheme == "http" and parts.hostname and not answers_http(parts.hostname, parts.port or 80, parts.path or "/"):
-            raise TargetError(f"nothing answers HTTP at {args.url}")
         n = args.requests if args.requests is not None or args.duration else 2000
+        # Built first: it refuses a bad URL, port or header before anything is sent.
+        hammer = Hammer(
+            args.url, n, concurrency=args.concurrency, timeout=args.timeout, mode=args.mode,
+            duration=args.duration, method=args.method,
+            body=args.body.encode() if args.body is not None else None, headers=headers,
+        )
+        if not answers_http(hammer.host, hammer.port, urlsplit(args.url).path or "/"):
+            raise TargetError(f"nothing answers HTTP at {args.url}")
         with progress_display(enabled=not args.quiet) as on_progress:
-            hammer = Hammer(
-                args.url, n, concurrency=args.concurrency, timeout=args.timeout, mode=args.mode,
-                duration=args.duration, method=args.method,
-                body=args.body.encode() if args.body is not None else None, headers=headers,
-                progress=(lambda done, total: on_progress("hammer", "", done, total)) if on_progress else None,
-            )
+            if on_progress:
+                hammer.progress = lambda done, total: on_progress("hammer", "", done, total)
             result = hammer_and_watch(hammer, args.pid)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         written = write_outputs(result, args, stem=f"hammer-{stamp}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from memprobe.errors import UsageError
+from memprobe.errors import EnvironmentProblem, UsageError
 from memprobe.http.histogram import LatencyHistogram
 from memprobe.http.parser import ProtocolError, ResponseParser
 
@@ -132,7 +132,10 @@ class Hammer:
             raise UsageError(f"not an http:// URL: {url!r}")
         self.url = url
         self.host = parts.hostname
-        self.port = parts.port or 80
+        try:
+            self.port = parts.port or 80
+        except ValueError:
+            raise UsageError(f"the port of {url!r} is not a number from 0 to 65535") from None
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.n = n
         self.duration = duration
@@ -157,6 +160,11 @@ class Hammer:
             f"{self.method} {{path}} HTTP/1.1\r\nHost: {host_header}\r\n"
             f"User-Agent: memprobe\r\nAccept: */*\r\n{extra}\r\n"
         )
+        try:
+            self._head.encode("latin-1")
+        except UnicodeEncodeError as err:
+            raise UsageError(f"a request header must be latin-1 (RFC 9110 5.5); not "
+                             f"{self._head[err.start:err.end]!r}: percent- or RFC 8187-encode it") from None
         self._templated = "{n}" in self.path
         self._fixed = None if self._templated else self._request(self.path)
         self.result = LoadResult(url, mode, self.concurrency, timeout)
@@ -185,6 +193,7 @@ class Hammer:
             family, _, _, _, addr = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0]
         except socket.gaierror as err:
             raise UsageError(f"cannot resolve {self.host!r}: {err.strerror}") from None
+        _ensure_open_files(min(self.concurrency, self.n) if self.n is not None else self.concurrency)
         engine = _Engine(self, socket.AddressFamily(family), addr)
         start = time.perf_counter()
         if self.duration is not None:
@@ -199,6 +208,23 @@ class Hammer:
         return self.result
 
 
+def _ensure_open_files(sockets: int) -> None:
+    """Raise the soft RLIMIT_NOFILE so that ``sockets`` connections fit, or say what to do."""
+    import resource
+
+    need = sockets + 64  # the interpreter's own files, the poller, a sampler's
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return
+    if hard == resource.RLIM_INFINITY or need <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+        return
+    raise EnvironmentProblem(
+        f"{sockets} connections at once need {need} open files, above this shell's hard limit of "
+        f"{hard}: lower the concurrency (or use --mode keepalive -c C), or raise the limit "
+        f"(ulimit -Hn, /etc/security/limits.conf)")
+
+
 _CONNECTING, _SENDING, _READING = 0, 1, 2
 _IN, _OUT = select.POLLIN, select.POLLOUT  # the same bits as EPOLLIN / EPOLLOUT
 
@@ -210,12 +236,12 @@ class _Slot:
     __slots__ = ("sock", "fd", "state", "mask", "parser", "raw", "pending", "t0", "deadline",
                  "seq", "exchanges", "retried")
 
-    def __init__(self) -> None:
+    def __init__(self, method: str) -> None:
         self.sock: socket.socket | None = None
         self.fd = -1
         self.state = _CONNECTING
         self.mask = 0
-        self.parser = ResponseParser()
+        self.parser = ResponseParser(method)
         self.raw = b""
         self.pending = b""
         self.t0 = 0.0
@@ -252,7 +278,7 @@ class _Engine:
         h, perf = self.h, time.perf_counter
         self.active = slots
         for _ in range(slots):
-            self.begin(_Slot())
+            self.begin(_Slot(h.method))
         next_tick = perf() + 0.1
         timers, by_fd = self.timers, self.by_fd
         while self.active:
