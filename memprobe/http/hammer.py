@@ -48,6 +48,15 @@ class LoadResult:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
     connections_opened: int = 0
 
+    def answer(self, status: int) -> None:
+        """Count one HTTP answer: its status, and whether it was ``ok`` (below 400)."""
+        key = str(status)
+        self.status_counts[key] = self.status_counts.get(key, 0) + 1
+        if status < 400:
+            self.ok += 1
+        else:
+            self.failed += 1
+
     @property
     def answered(self) -> int:
         """Requests that got an HTTP response, whatever its status."""
@@ -424,13 +433,7 @@ class _Engine:
     def complete(self, slot: _Slot, close: bool) -> None:
         h, result = self.h, self.h.result
         result.latency.add(time.perf_counter() - slot.t0)
-        status = slot.parser.status
-        key = str(status)
-        result.status_counts[key] = result.status_counts.get(key, 0) + 1
-        if status < 400:
-            result.ok += 1
-        else:
-            result.failed += 1
+        result.answer(slot.parser.status)
         h.completed += 1
         slot.seq = 0
         slot.exchanges += 1

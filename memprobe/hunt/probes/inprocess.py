@@ -183,13 +183,7 @@ class InProcessProbe:
         start = time.perf_counter()
         for i in range(first, first + n):
             path = route.replace("{n}", str(i)) if templated else route
-            status = self.caller.call(path, self.method, self.body, self.headers).status
-            key = str(status)
-            result.status_counts[key] = result.status_counts.get(key, 0) + 1
-            if status < 400:
-                result.ok += 1
-            else:
-                result.failed += 1
+            result.answer(self.caller.call(path, self.method, self.body, self.headers).status)
         result.sent = n
         result.duration_s = time.perf_counter() - start
         return result
