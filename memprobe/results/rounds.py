@@ -1,6 +1,6 @@
 """Repeated rounds of one measurement folded into one row: medians, and the spread around them.
 
-Works on typed rounds (:class:`~memprobe.results.compare.Round`), with a rule per field:
+Works on typed rounds (:class:`Round`, defined here with its rules), with a rule per field:
 
 - memory readings (``before``, ``after``) and the change (``delta``, ``delta_pct``): the
   median of each field over the rounds that read it, in whole bytes (``round``, not a
@@ -16,13 +16,87 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from memprobe.process.memory import FIELDS, MemoryReading
-from memprobe.results.compare import Round
-from memprobe.results.load import LoadFigures
+from memprobe.process.memory import FIELDS, MemoryReading, TreeReading
+from memprobe.results.load import LoadFigures, delta, delta_pct, reading_dict, reading_from
 
 #: spread key -> how to read it from a round
+
+@dataclass
+class Round:
+    """One start-hammer-stop of one framework (or, in a row of several rounds, their medians)."""
+
+    pid: int | None = None
+    url: str = ""
+    ready_s: float | None = None
+    before: MemoryReading | None = None
+    after: MemoryReading | None = None
+    load: LoadFigures | None = None
+    samples: dict[str, Any] | None = None
+    #: per request kind, when a scenario ran: JSON objects (name, requests, latency, memory after)
+    steps: list[dict[str, Any]] | None = None
+    workers: int | None = None
+    #: production mode: the master and each worker (pid, role, before, after, delta)
+    processes: list[dict[str, Any]] | None = None
+    memory_by_role: dict[str, Any] | None = None
+    #: the change; None: ``after - before`` (a row of medians holds the median change)
+    delta: dict[str, int | None] | None = None
+    delta_pct: dict[str, float | None] | None = None
+    #: while measuring in production mode: the trees read and the roles seen (the runner turns
+    #: them into ``processes``)
+    tree_before: TreeReading | None = None
+    tree_after: TreeReading | None = None
+    roles: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def change(self) -> dict[str, int | None] | None:
+        """The memory change (bytes per field)."""
+        return self.delta if self.delta is not None else delta(self.before, self.after)
+
+    @property
+    def change_pct(self) -> dict[str, float | None] | None:
+        """The memory change in percent of ``before``."""
+        return self.delta_pct if self.delta_pct is not None else delta_pct(self.before, self.after)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form; the load's keys sit at the top level, as in a result row."""
+        out: dict[str, Any] = {
+            "pid": self.pid,
+            "url": self.url,
+            "ready_s": None if self.ready_s is None else round(self.ready_s, 3),
+            "before": reading_dict(self.before),
+            "after": reading_dict(self.after),
+            "delta": self.change,
+            "delta_pct": self.change_pct,
+        }
+        if self.load is not None:
+            out.update(requests=self.load.requests_dict(), throughput_rps=self.load.throughput_rps,
+                       latency_ms=dict(self.load.latency_ms), duration_s=self.load.duration_s,
+                       connections_opened=self.load.connections_opened)
+        out["samples"] = self.samples
+        if self.steps is not None:
+            out["steps"] = [dict(s) for s in self.steps]
+        if self.processes is not None:
+            out["workers"] = self.workers
+            out["processes"] = self.processes
+            out["memory_by_role"] = self.memory_by_role
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Round:
+        """Read back what :meth:`to_dict` wrote (a round, or a row's figures)."""
+        return cls(pid=data.get("pid"), url=str(data.get("url") or ""), ready_s=data.get("ready_s"),
+                   before=reading_from(data.get("before")), after=reading_from(data.get("after")),
+                   load=LoadFigures.from_dict(data) if data.get("requests") else None,
+                   samples=data.get("samples"),
+                   steps=None if data.get("steps") is None else [dict(s) for s in data["steps"]],
+                   workers=data.get("workers"), processes=data.get("processes"),
+                   memory_by_role=data.get("memory_by_role"), delta=data.get("delta"),
+                   delta_pct=data.get("delta_pct"))
+
+
 _SPREAD: dict[str, Callable[[Round], float | None]] = {
     "rss_after": lambda r: r.after.rss if r.after else None,
     "uss_after": lambda r: r.after.uss if r.after else None,
