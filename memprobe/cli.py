@@ -6,7 +6,7 @@ import importlib.util
 import signal
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from memprobe import __version__
 from memprobe.commands import COMMANDS, load

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from memprobe.check.context import RuleContext
 from memprobe.check.facts import ModuleFacts
@@ -141,7 +142,8 @@ def import_time_load(ctx: RuleContext) -> None:
             name = mod.call_name(call)
             if name in _HEAVY_LOADERS or name.startswith(_HEAVY_PREFIXES) \
                     or (isinstance(call.func, ast.Attribute) and call.func.attr == "from_pretrained"):
-                ctx.report("MP107", mod, call, f"`{name or call.func.attr}(...)` runs at import time",  # type: ignore[union-attr]
+                shown = name or getattr(call.func, "attr", "")
+                ctx.report("MP107", mod, call, f"`{shown}(...)` runs at import time",
                            symbol=name)
             elif isinstance(call.func, ast.Attribute) and call.func.attr == "fetchall":
                 ctx.report("MP107", mod, call, "`.fetchall()` at import time loads a whole table into every worker")

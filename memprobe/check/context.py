@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable
 
 from memprobe.check.facts import Function, ModuleFacts, Project
 from memprobe.check.source import Deployment
@@ -30,7 +30,7 @@ class RuleContext:
     deployment: Deployment
     hits: list[Hit] = field(default_factory=list)
 
-    def report(self, rule: str, mod: ModuleFacts, where: Union[ast.AST, int], message: str,
+    def report(self, rule: str, mod: ModuleFacts, where: ast.AST | int, message: str,
                symbol: str = "", fn: Function | None = None) -> None:
         """Record that ``rule`` is broken at ``where`` (a node or a line) in ``mod``."""
         line = where if isinstance(where, int) else getattr(where, "lineno", 0)

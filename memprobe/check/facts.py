@@ -9,8 +9,9 @@ resolved by name within the checked files). "Request data" is anything computed 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Union
 
 from memprobe.check.source import SourceFile
 
@@ -34,7 +35,7 @@ class Function:
     """A function of the app, where it is, and why it runs per request (empty: it does not)."""
 
     node: FunctionNode
-    module: "ModuleFacts"
+    module: ModuleFacts
     qualname: str
     is_handler: bool = False
     is_teardown: bool = False

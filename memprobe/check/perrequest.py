@@ -53,7 +53,8 @@ def global_growth(ctx: RuleContext) -> None:
         declared_global = {n for node in own_nodes(fn) if isinstance(node, ast.Global) for n in node.names}
         local = _locals(fn) - declared_global
 
-        def target_of(expr: ast.AST) -> str:
+        # Bound as defaults: the closure must see this iteration's module and locals.
+        def target_of(expr: ast.AST, mod: ModuleFacts = mod, local: set[str] = local) -> str:
             if isinstance(expr, ast.Name) and expr.id in local:
                 return ""
             if isinstance(expr, ast.Name) and expr.id not in mod.aliases:
@@ -79,9 +80,10 @@ def global_growth(ctx: RuleContext) -> None:
                         name, how = target_of(target), "`+=`"
                     if name:
                         break
-            if not name or (name, node.lineno) in seen:
+            line = getattr(node, "lineno", 0)
+            if not name or (name, line) in seen:
                 continue
-            seen.add((name, node.lineno))
+            seen.add((name, line))
             short = name.rpartition(".")[2]
             defined = containers[name]
             ctx.report("MP101", mod, node,

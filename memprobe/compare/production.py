@@ -109,7 +109,8 @@ def processes(before: TreeReading | None, after: TreeReading | None,
               known: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """One entry per process seen in either reading: pid, role, before, after, delta.
     ``known`` holds roles read while the processes ran (see :func:`roles`)."""
-    root = (after or before).root if (after or before) else 0
+    either = after or before
+    root = either.root if either is not None else 0
     known = known or {}
     pids = list(dict.fromkeys([*(before.processes if before else {}), *(after.processes if after else {})]))
     out = []

@@ -15,8 +15,9 @@ import os
 import select
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from memprobe.errors import EnvironmentProblem, UsageError
@@ -350,7 +351,7 @@ class _Engine:
                 sent = -1
             except OSError as exc:
                 if exc.errno != errno.ENOTCONN:
-                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or exc.errno
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or exc.errno or errno.EIO
                     self.failed_at_once.append((slot, OSError(code, os.strerror(code))))
                     return
                 sent = -1
@@ -480,8 +481,8 @@ class _Poller:
 
     def poll(self, timeout_s: float) -> list[tuple[int, int]]:
         if self._epoll:
-            return self._p.poll(timeout_s)  # type: ignore[no-any-return]
-        return self._p.poll(timeout_s * 1000.0)  # type: ignore[no-any-return]
+            return self._p.poll(timeout_s)
+        return self._p.poll(timeout_s * 1000.0)
 
     def close(self) -> None:
         if self._epoll:
