@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -127,7 +128,11 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
             children = psutil.Process(proc.pid).children(recursive=True)
             time.sleep(0.1)
         assert children, "compare never started its child"
-        time.sleep(1.0)  # let the hammering begin
+        # The hammering has begun once the server holds an established connection.
+        while time.monotonic() < deadline and not any(
+                c.status == psutil.CONN_ESTABLISHED for child in children
+                for c in _connections(child)):
+            time.sleep(0.05)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -140,6 +145,13 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
     assert data["interrupted"] is True
     assert f"wrote partial results to {report}" in err
     assert data["results"][0]["framework"] == "tornado"
+
+
+def _connections(proc: psutil.Process) -> list[Any]:
+    try:
+        return list(proc.net_connections(kind="tcp"))
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
 
 
 def test_your_own_server_script_can_be_compared_beside_the_frameworks(tmp_path: Path) -> None:
