@@ -49,3 +49,27 @@ def no_orphans() -> Iterator[None]:
     for p in alive:
         p.kill()
     assert not alive, f"processes left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``memprobe ARGV...`` in this process: (exit code, stdout, stderr).
+
+    For argument and usage errors, where no real process is needed; the CLI's SIGTERM handler
+    is put back as it was.
+    """
+    import contextlib
+    import io
+
+    from memprobe.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return code, out.getvalue(), err.getvalue()

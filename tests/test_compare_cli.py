@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from memprobe.compare import frameworks as catalog
-from tests.conftest import REPO, ctrl_c_reaches_it
+from tests.conftest import REPO, ctrl_c_reaches_it, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -82,10 +82,10 @@ def test_compare_measures_each_framework_and_writes_the_json_contract(tmp_path: 
     (["compare", "10", "0.5", "--concurrency", "0"], "--concurrency must be positive"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
-    run = memprobe(*args, "--no-save")
-    assert run.returncode == 2
-    assert message in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    code, _, err = run_cli(*args, "--no-save")
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_a_framework_that_is_not_installed_gets_a_row_with_the_pip_command(tmp_path: Path) -> None:
@@ -199,5 +199,5 @@ def test_a_framework_that_dies_mid_run_keeps_its_partial_row_and_leaves_nothing(
 
 
 def test_a_server_script_that_does_not_exist_is_a_usage_error() -> None:
-    run = memprobe("compare", "10", "--frameworks", "./nope/hello_nothing.py", "--no-save")
-    assert run.returncode == 2 and "no such server script" in run.stderr
+    code, _, err = run_cli("compare", "10", "--frameworks", "./nope/hello_nothing.py", "--no-save")
+    assert code == 2 and "no such server script" in err

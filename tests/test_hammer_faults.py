@@ -1,30 +1,24 @@
 """``memprobe hammer`` given a bad URL, header or concurrency: one line, the documented code."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from memprobe.http.hammer import Hammer
 from memprobe.process.child import Child
-
-
-def memprobe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "memprobe", *args], capture_output=True, text=True, timeout=60)
+from tests.conftest import run_cli
 
 
 def test_a_port_that_is_not_a_number_is_one_line_and_exit_2() -> None:
-    run = memprobe("hammer", "http://127.0.0.1:abc/", "-n", "10", "--no-save")
-    assert run.returncode == 2, run.stderr
-    assert run.stderr.startswith("memprobe: ") and "port" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
+    code, _, err = run_cli("hammer", "http://127.0.0.1:abc/", "-n", "10", "--no-save")
+    assert code == 2, err
+    assert err.startswith("memprobe: ") and "port" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_a_header_that_is_not_latin_1_is_one_line_and_exit_2() -> None:
-    run = memprobe("hammer", "http://127.0.0.1:1/", "-n", "10", "-H", "X-City: Łódź", "--no-save")
-    assert run.returncode == 2, run.stderr
-    assert "latin-1" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    code, _, err = run_cli("hammer", "http://127.0.0.1:1/", "-n", "10", "-H", "X-City: Łódź", "--no-save")
+    assert code == 2, err
+    assert "latin-1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_latin_1_header_is_sent_as_latin_1_obs_text() -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.conftest import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--requests", "1000", "--rounds", "4", "--warmup", "300"]
 
@@ -162,11 +164,11 @@ def test_a_server_started_by_cmd_is_judged_on_outside_readings_only(tmp_path: Pa
 
 
 def test_cmd_without_a_port_placeholder_is_a_usage_error() -> None:
-    proc = run_hunt("--cmd", "gunicorn app:app")
-    assert proc.returncode == 2
-    assert "{port}" in proc.stderr
+    code, _, err = run_cli("hunt", "--cmd", "gunicorn app:app")
+    assert code == 2
+    assert "{port}" in err
 
 
 def test_hunt_without_a_target_is_a_usage_error() -> None:
-    proc = run_hunt()
-    assert proc.returncode == 2
+    code, _, _ = run_cli("hunt")
+    assert code == 2
