@@ -178,7 +178,15 @@ def _is_main_guard(test: ast.AST) -> bool:
 
 def _file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
     """The size of the literal file path a read at import time refers to (0 when unknown)."""
-    for node in ast.walk(call):
+    found = _literal_file(mod, call)
+    # `with open(PATH) as f: DATA = json.load(f)`: the path is in the enclosing with statement
+    return found if found[0] else _with_file_size(mod, call)
+
+
+def _literal_file(mod: ModuleFacts, expr: ast.AST) -> tuple[int, str]:
+    """The size and text of the first string literal in ``expr`` that names an existing file,
+    from the module's folder or the working directory (0 and "" when none does)."""
+    for node in ast.walk(expr):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and 0 < len(node.value) < 300:
             for base in (mod.src.path.parent, Path.cwd()):
                 candidate = base / node.value
@@ -187,8 +195,7 @@ def _file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
                         return candidate.stat().st_size, node.value
                 except (OSError, ValueError):
                     continue
-    # `with open(PATH) as f: DATA = json.load(f)`: the path is in the enclosing with statement
-    return _with_file_size(mod, call)
+    return 0, ""
 
 
 def _with_file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
@@ -199,15 +206,9 @@ def _with_file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
         for item in node.items:
             if isinstance(item.optional_vars, ast.Name) and item.optional_vars.id in names \
                     and isinstance(item.context_expr, ast.Call):
-                for const in ast.walk(item.context_expr):
-                    if isinstance(const, ast.Constant) and isinstance(const.value, str) and 0 < len(const.value) < 300:
-                        for base in (mod.src.path.parent, Path.cwd()):
-                            candidate = base / const.value
-                            try:
-                                if candidate.is_file():
-                                    return candidate.stat().st_size, const.value
-                            except (OSError, ValueError):
-                                continue
+                found = _literal_file(mod, item.context_expr)
+                if found[0]:
+                    return found
     return 0, ""
 
 

@@ -148,10 +148,7 @@ class ResponseParser:
                 self._head(src, pos, m.start())
                 pos = m.end()
             elif state == _LENGTH:
-                take = min(self._left, end - pos)
-                self._left -= take
-                self.body_length += take
-                pos += take
+                pos = self._count(pos, end)
                 if self._left:
                     return pos
                 self._state = _DONE
@@ -168,10 +165,7 @@ class ResponseParser:
                 self._state = _CHUNK_DATA if self._left else _TRAILERS
                 pos = eol + 2
             elif state == _CHUNK_DATA:
-                take = min(self._left, end - pos)
-                self._left -= take
-                self.body_length += take
-                pos += take
+                pos = self._count(pos, end)
                 if self._left:
                     return pos
                 self._state, self._left = _CHUNK_END, 2
@@ -208,6 +202,13 @@ class ResponseParser:
             else:  # _UNTIL_CLOSE
                 self.body_length += end - pos
                 return end
+
+    def _count(self, pos: int, end: int) -> int:
+        """Count body bytes from ``pos`` (up to what the framing has left); the new position."""
+        take = min(self._left, end - pos)
+        self._left -= take
+        self.body_length += take
+        return pos + take
 
     def _head(self, src: bytes | bytearray, start: int, stop: int) -> None:
         """Read a status line and its header fields, and choose how the body is framed."""
