@@ -2,22 +2,35 @@
 
 Why not ``wsgiref``: its handler speaks HTTP/1.0 and closes every connection, so a keep-alive
 hammer reconnects (and the child starts a thread) per request; that costs time and churns the
-very memory being measured. This server keeps a connection open across requests and serves it from
-a pool of reused threads: no per-request thread or socket objects.
+very memory being measured. This server keeps a connection open across requests and serves it
+from a fixed pool of threads started up front: no per-request thread or socket objects.
 
-It implements what a measuring run needs (PEP 3333 environ, Content-Length request bodies,
-keep-alive, buffered responses) and nothing a production server needs. Connections are served
-by a pool of reused threads.
+What a measuring run needs, and what a server living inside the measured process must not do:
+
+* it **streams**: each chunk the app yields is written at once (``Content-Length`` when the app
+  gives it or the body is one known piece, else chunked on HTTP/1.1, else until close), so a
+  streaming app's body is never held whole in the process being measured;
+* a worker is busy only while a request is: between requests a keep-alive connection waits in
+  the accept loop's selector, not in a worker, so idle clients cannot pin the pool;
+* connections silent for ``idle_timeout`` s between requests, and reads or writes stalled for
+  ``io_timeout`` s within one, are closed.
+
+It implements PEP 3333's environ, Content-Length request bodies (a chunked request body is
+refused with 501), pipelining, HEAD, and nothing else a production server needs.
 """
 from __future__ import annotations
 
 import io
-import socketserver
+import selectors
+import socket
 import sys
 import threading
+import time
 import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -26,60 +39,237 @@ _REASONS = {400: "Bad Request", 411: "Length Required", 500: "Internal Server Er
             501: "Not Implemented"}
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
-#: Connections served at once by default (a keep-alive connection holds a worker while open).
+_RECV = 65536
+#: Requests served at once by default (idle keep-alive connections do not count).
 WORKERS = 16
+#: Seconds a keep-alive connection may stay silent between requests.
+IDLE_TIMEOUT_S = 60.0
+#: Seconds a read or a write may stall within a request.
+IO_TIMEOUT_S = 30.0
+_NO_BODY_STATUS = ("1", "204", "304")
+_scratch = threading.local()
 
 
-class _Server(socketserver.TCPServer):
-    allow_reuse_address = True
-    request_queue_size = 128
-    app: WSGIApp
-    port: int
+class _Conn:
+    """One client connection and the bytes received from it but not yet parsed."""
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], workers: int) -> None:
-        super().__init__(address, handler)
+    __slots__ = ("sock", "address", "buf", "idle_since")
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        self.sock = sock
+        self.address = address
+        self.buf = bytearray()
+        self.idle_since = 0.0
+
+    def _fill(self) -> bool:
+        # Into each worker's own buffer, allocated once: recv(65536) would allocate (and the
+        # heap being measured would see) 64 KiB per read per worker, to keep a few hundred bytes.
+        scratch: bytearray | None = getattr(_scratch, "buf", None)
+        if scratch is None:
+            scratch = _scratch.buf = bytearray(_RECV)
+        n = self.sock.recv_into(scratch)
+        self.buf += memoryview(scratch)[:n]
+        return n > 0
+
+    def readline(self) -> bytes:
+        """One line with its ending; longer than ``_MAX_LINE`` when too long; b"" at EOF."""
+        start = 0
+        while True:
+            end = self.buf.find(b"\n", start)
+            if end >= 0:
+                line = bytes(self.buf[:end + 1])
+                del self.buf[:end + 1]
+                return line
+            if len(self.buf) > _MAX_LINE:
+                return bytes(self.buf)
+            start = len(self.buf)
+            if not self._fill():
+                line = bytes(self.buf)
+                self.buf.clear()
+                return line
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (fewer at EOF)."""
+        while len(self.buf) < n and self._fill():
+            pass
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _prepare(ready: threading.Barrier) -> None:
+    _scratch.buf = bytearray(_RECV)
+    ready.wait()
+
+
+class WSGIServer:
+    """Serves a WSGI app on one listening socket: an accept/idle loop in the thread that calls
+    :meth:`serve_forever` and a fixed pool of ``workers`` threads that serve requests."""
+
+    def __init__(self, app: WSGIApp, host: str, port: int, workers: int,
+                 idle_timeout: float = IDLE_TIMEOUT_S, io_timeout: float = IO_TIMEOUT_S) -> None:
+        self.app = app
+        self.idle_timeout = idle_timeout
+        self.io_timeout = io_timeout
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+            self.socket.listen(128)
+        except OSError:
+            self.socket.close()
+            raise
+        self.socket.setblocking(False)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
+        self.port = self.server_address[1]  # the one bound, also when asked for port 0
+        self._selector = selectors.DefaultSelector()
+        self._returned: deque[_Conn] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._idle: dict[_Conn, None] = {}  # ordered: the oldest idle connection first
+        self._done = threading.Event()
+        self._stopped = threading.Event()
         # A fixed pool, started now, not a thread per connection: each hammer round opens new
         # connections, and fresh threads would touch fresh malloc arenas and stacks (USS
         # growth), and keep fresh thread-locals of the app's (CherryPy keeps the last request
-        # per thread: traced growth). A keep-alive connection holds a worker while it is open,
-        # so the pool must be at least as large as the client's concurrency (the hunt makes it
-        # exactly that: every worker serves during the warm-up, none appears later).
+        # per thread: traced growth). Every worker serves during the warm-up; none appears later.
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memprobe-wsgi")
         ready = threading.Barrier(workers + 1)
         for _ in range(workers):
-            self.pool.submit(ready.wait)
+            self.pool.submit(_prepare, ready)
         ready.wait()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.pool.submit(self._work, request, client_address)
-
-    def _work(self, request: Any, client_address: Any) -> None:
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Accept and dispatch until :meth:`shutdown`."""
+        sel = self._selector
+        sel.register(self.socket, selectors.EVENT_READ, None)
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
         try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
+            while not self._done.is_set():
+                for key, _ in sel.select(poll_interval):
+                    if key.fileobj is self.socket:
+                        self._accept()
+                    elif key.fileobj is self._wake_r:
+                        self._take_back()
+                    else:
+                        conn: _Conn = key.data
+                        sel.unregister(conn.sock)
+                        del self._idle[conn]
+                        self.pool.submit(self._serve, conn)
+                self._expire()
         finally:
-            self.shutdown_request(request)
+            for conn in list(self._idle):
+                sel.unregister(conn.sock)
+                conn.close()
+            self._idle.clear()
+            sel.close()
+            self._stopped.set()
 
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # EMFILE and the like: the client sees a reset, the server lives
+                return
+            sock.setblocking(True)
+            sock.settimeout(self.io_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._park(_Conn(sock, address))
 
-class _Handler(socketserver.StreamRequestHandler):
-    rbufsize = 65536
-    wbufsize = 0
-    disable_nagle_algorithm = True
-    server: _Server
+    def _park(self, conn: _Conn) -> None:
+        conn.idle_since = time.monotonic()
+        self._idle[conn] = None
+        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
 
-    def handle(self) -> None:
+    def _take_back(self) -> None:
         try:
-            while self._one():
+            while self._wake_r.recv(4096):
                 pass
-        except (ConnectionError, TimeoutError, OSError):
+        except BlockingIOError:
             pass
+        while self._returned:
+            self._park(self._returned.popleft())
+
+    def _expire(self) -> None:
+        if not self._idle:
+            return
+        limit = time.monotonic() - self.idle_timeout
+        expired = []
+        for conn in self._idle:  # parked in time order: the oldest first
+            if conn.idle_since > limit:
+                break
+            expired.append(conn)
+        for conn in expired:
+            self._selector.unregister(conn.sock)
+            del self._idle[conn]
+            conn.close()
+
+    def _serve(self, conn: _Conn) -> None:
+        """Serve the requests that have arrived on ``conn``; then hand it back or close it."""
+        keep = False
+        try:
+            keep = _Exchange(self, conn).serve()
+        except OSError:  # resets, timeouts
+            keep = False
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            keep = False
+        if keep and not self._done.is_set():
+            self._returned.append(conn)
+            try:
+                self._wake_w.send(b"x")
+            except OSError:
+                conn.close()
+        else:
+            conn.close()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait until it has returned."""
+        self._done.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        """Close the listening socket and wait for the requests in progress."""
+        self.socket.close()
+        self.pool.shutdown(wait=True)
+        while self._returned:
+            self._returned.popleft().close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class _Exchange:
+    """The requests of one turn of a connection in a worker."""
+
+    def __init__(self, server: WSGIServer, conn: _Conn) -> None:
+        self.server = server
+        self.conn = conn
+
+    def serve(self) -> bool:
+        """Serve requests while they are already here; whether the connection stays open."""
+        while True:
+            if not self._one():
+                return False
+            if not self.conn.buf:  # nothing pipelined: wait for the next one in the selector
+                return True
 
     def _one(self) -> bool:
-        """Serve one request; return whether the connection stays open."""
-        line = self.rfile.readline(_MAX_LINE + 1)
+        conn = self.conn
+        line = conn.readline()
         while line in (b"\r\n", b"\n"):
-            line = self.rfile.readline(_MAX_LINE + 1)
+            line = conn.readline()
         if not line:
             return False
         parts = line.decode("latin-1").split()
@@ -89,11 +279,11 @@ class _Handler(socketserver.StreamRequestHandler):
         method, target, version = parts
         headers: list[tuple[str, str]] = []
         while True:
-            raw = self.rfile.readline(_MAX_LINE + 1)
+            raw = conn.readline()
             if raw in (b"\r\n", b"\n", b""):
                 break
             name, sep, value = raw.decode("latin-1").partition(":")
-            if not sep or len(headers) >= _MAX_HEADERS:
+            if not sep or len(headers) >= _MAX_HEADERS or len(raw) > _MAX_LINE:
                 self._error(400)
                 return False
             headers.append((name.strip(), value.strip()))
@@ -102,12 +292,11 @@ class _Handler(socketserver.StreamRequestHandler):
             self._error(501)
             return False
         length = environ.get("CONTENT_LENGTH", "")
-        body = self.rfile.read(int(length)) if length.isdigit() and int(length) else b""
+        body = conn.read(int(length)) if length.isdigit() and int(length) else b""
         environ["wsgi.input"] = io.BytesIO(body)
         connection = environ.get("HTTP_CONNECTION", "").lower()
         keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-        self._run_app(environ, keep, method == "HEAD")
-        return keep
+        return _Response(self, environ, keep, method == "HEAD", version == "HTTP/1.1").run()
 
     def _environ(self, method: str, target: str, version: str,
                  headers: list[tuple[str, str]]) -> dict[str, Any]:
@@ -122,8 +311,8 @@ class _Handler(socketserver.StreamRequestHandler):
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": str(self.server.port),
             "SERVER_PROTOCOL": version,
-            "REMOTE_ADDR": self.client_address[0],
-            "REMOTE_PORT": str(self.client_address[1]),
+            "REMOTE_ADDR": self.conn.address[0],
+            "REMOTE_PORT": str(self.conn.address[1]),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
@@ -140,64 +329,123 @@ class _Handler(socketserver.StreamRequestHandler):
                 environ[key] = f"{environ[key]},{value}" if key in environ else value
         return environ
 
-    def _run_app(self, environ: dict[str, Any], keep: bool, head: bool) -> None:
-        state: dict[str, Any] = {}
+    def _error(self, code: int, keep: bool = False) -> None:
+        text = _REASONS.get(code, "Error").encode()
+        extra = "" if keep else "Connection: close\r\n"
+        self.conn.sock.sendall(
+            f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(text)}\r\n{extra}\r\n".encode("latin-1") + text
+        )
 
-        def start_response(status: str, response_headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
-            if exc_info is not None and state.get("sent"):
-                raise exc_info[1].with_traceback(exc_info[2])
-            state["status"], state["headers"] = status, response_headers
-            return chunks.append
 
-        chunks: list[bytes] = []
+class _Response:
+    """One response, written as the app produces it."""
+
+    def __init__(self, exchange: _Exchange, environ: dict[str, Any], keep: bool, head: bool,
+                 http11: bool) -> None:
+        self.exchange = exchange
+        self.sock = exchange.conn.sock
+        self.environ = environ
+        self.keep = keep
+        self.head = head
+        self.http11 = http11
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.sent = False
+        self.framing = ""  # "length", "chunked", "close" or "none", fixed when the head is sent
+        self.known_length: int | None = None
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None and self.sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status, self.headers = status, headers
+        return self.write
+
+    def run(self) -> bool:
+        """Call the app and write its answer; whether the connection stays open."""
         try:
-            result = self.server.app(environ, start_response)
-            try:
-                chunks.extend(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            result = self.exchange.server.app(self.environ, self.start_response)
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            self._error(500, keep)
-            return
-        if "status" not in state:
-            self._error(500, keep)
-            return
-        body = b"".join(chunks)
-        lines = [f"HTTP/1.1 {state['status']}"]
+            self.exchange._error(500, self.keep)
+            return self.keep
+        try:
+            if isinstance(result, (list, tuple)):  # the whole body is known: give its length
+                self.known_length = sum(len(chunk) for chunk in result)
+            for chunk in result:
+                if chunk:
+                    self.write(chunk)
+            self._finish()
+        except OSError:
+            raise
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            if not self.sent:
+                self.exchange._error(500, self.keep)
+                return self.keep
+            return False  # the head is out: only closing can tell the client it went wrong
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return self.keep
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` now (PEP 3333's write callable and each yielded chunk)."""
+        if not self.sent:
+            self.sock.sendall(self._head() + self._framed(data))
+        elif data:
+            self.sock.sendall(self._framed(data))
+
+    def _framed(self, data: bytes) -> bytes:
+        if not data or self.framing == "none":
+            return b""
+        if self.framing == "chunked":
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
+
+    def _finish(self) -> None:
+        if not self.sent:
+            if self.known_length is None:
+                self.known_length = 0
+            self.sock.sendall(self._head())
+        elif self.framing == "chunked":
+            self.sock.sendall(b"0\r\n\r\n")
+
+    def _head(self) -> bytes:
+        if self.status is None:
+            raise RuntimeError("the app returned without calling start_response")
+        lines = [f"HTTP/1.1 {self.status}"]
         has_length = False
-        for name, value in state["headers"]:
+        for name, value in self.headers:
             lowered = name.lower()
             if lowered == "content-length":
                 has_length = True
             elif lowered in ("connection", "transfer-encoding"):
                 continue
             lines.append(f"{name}: {value}")
-        if not has_length:
-            lines.append(f"Content-Length: {len(body)}")
-        if not keep:
+        if self.head or self.status.startswith(_NO_BODY_STATUS):
+            self.framing = "none"  # HEAD: the app's own Content-Length, if any, is passed on
+        elif has_length:
+            self.framing = "length"
+        elif self.known_length is not None:
+            self.framing = "length"
+            lines.append(f"Content-Length: {self.known_length}")
+        elif self.http11:
+            self.framing = "chunked"
+            lines.append("Transfer-Encoding: chunked")
+        else:
+            self.framing = "close"
+            self.keep = False
+        if not self.keep:
             lines.append("Connection: close")
-        head_bytes = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        state["sent"] = True
-        self.wfile.write(head_bytes if head else head_bytes + body)
-
-    def _error(self, code: int, keep: bool = False) -> None:
-        text = _REASONS.get(code, "Error").encode()
-        extra = "" if keep else "Connection: close\r\n"
-        self.wfile.write(
-            f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(text)}\r\n{extra}\r\n".encode("latin-1") + text
-        )
+        self.sent = True
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def make_server(app: WSGIApp, port: int, host: str = "127.0.0.1",
-                workers: int = WORKERS) -> socketserver.TCPServer:
-    """A server bound to ``host:port`` (loopback by default) serving up to ``workers``
-    connections at once; call ``serve_forever()``."""
-    server = _Server((host, port), _Handler, workers)
-    server.app = app
-    server.port = port
-    return server
+def make_server(app: WSGIApp, port: int, host: str = "127.0.0.1", workers: int = WORKERS,
+                idle_timeout: float = IDLE_TIMEOUT_S, io_timeout: float = IO_TIMEOUT_S) -> WSGIServer:
+    """A server bound to ``host:port`` (loopback by default; port 0 picks one, see ``.port``)
+    serving up to ``workers`` requests at once; call ``serve_forever()``."""
+    return WSGIServer(app, host, port, workers, idle_timeout, io_timeout)
