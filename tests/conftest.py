@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -49,6 +50,22 @@ def no_orphans() -> Iterator[None]:
     for p in alive:
         p.kill()
     assert not alive, f"processes left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, every: float = 0.05) -> object:
+    """Poll ``condition`` until it returns something truthy, and return that.
+
+    Raises :class:`TimeoutError` naming ``what`` after ``timeout`` seconds: a test waits for
+    the thing it needs, never for a fixed time that is too long here and too short on a busy CI.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:g} s")
+        time.sleep(every)
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

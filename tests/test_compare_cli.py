@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import psutil
 import pytest
 
 from memprobe.compare import frameworks as catalog
-from tests.conftest import REPO, ctrl_c_reaches_it, run_cli
+from tests.conftest import REPO, ctrl_c_reaches_it, run_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -122,17 +121,16 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_reaches_it)
     try:
-        deadline = time.monotonic() + 60
         children: list[psutil.Process] = []
-        while time.monotonic() < deadline and not children:
-            children = psutil.Process(proc.pid).children(recursive=True)
-            time.sleep(0.1)
-        assert children, "compare never started its child"
+
+        def started() -> bool:
+            children[:] = psutil.Process(proc.pid).children(recursive=True)
+            return bool(children)
+
+        wait_until(started, 60, "compare starts its child")
         # The hammering has begun once the server holds an established connection.
-        while time.monotonic() < deadline and not any(
-                c.status == psutil.CONN_ESTABLISHED for child in children
-                for c in _connections(child)):
-            time.sleep(0.05)
+        wait_until(lambda: any(c.status == psutil.CONN_ESTABLISHED for child in children
+                               for c in _connections(child)), 60, "the hammering begins")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:

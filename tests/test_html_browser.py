@@ -24,6 +24,7 @@ import pytest
 
 from memprobe.render import render
 from memprobe.results import read as check_data
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 #: Where the screenshots go: a temporary folder, unless docs/make_images.sh asks for the
@@ -108,12 +109,17 @@ class Browser:
         with self._lock:
             self.events.clear()
         self.call("Page.navigate", url=url)
-        deadline = time.monotonic() + timeout
-        while not self.seen("Page.loadEventFired"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not load in {timeout:g} s")
-            time.sleep(0.05)
-        time.sleep(0.3)  # late console messages and requests
+        wait_until(lambda: self.seen("Page.loadEventFired"), timeout, f"{url} loads")
+        # Console messages and requests may come after the load event: wait until the page is quiet.
+        wait_until(self._quiet, timeout, f"{url} goes quiet after loading")
+
+    def _quiet(self, for_s: float = 0.3) -> bool:
+        """True once no event has arrived for ``for_s`` seconds."""
+        with self._lock:
+            count = len(self.events)
+        time.sleep(for_s)
+        with self._lock:
+            return len(self.events) == count
 
     def seen(self, method: str) -> list[dict[str, Any]]:
         """Events of ``method`` on the page so far."""
