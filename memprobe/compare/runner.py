@@ -175,7 +175,8 @@ def measure(
                     after = _read(child.pid, in_production)[0] if scenario else None
                     results.append(StepResult(step, load, after=after, before=previous))
                     previous = after
-            rnd.samples = sampler.series.to_dict()
+            # A sampler that died early says so in its series: a short series must not look complete.
+            rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.died}
             rnd.load = LoadFigures.from_load(results[0].load if scenario is None
                                              else merge_loads(url, [r.load for r in results]))
             if scenario is not None:

@@ -30,5 +30,7 @@ def hammer_and_watch(
         load = hammer.run()
     settle(pid, settle_s)
     after = read_tree(pid)
-    return HammerResult(LoadFigures.from_load(load), pid, before, after, sampler.series.to_dict(),
+    # A sampler that died early says so in its series: a short series must not look complete.
+    samples = {**sampler.series.to_dict(), "stopped": sampler.died}
+    return HammerResult(LoadFigures.from_load(load), pid, before, after, samples,
                         envelope=envelope)
