@@ -233,10 +233,7 @@ def bytes_per_request(routes: Sequence[RouteResult],
                 if rate is None or route is None:
                     continue
                 col = {"leak": "#d62728", "bounded": "#ff7f0e"}.get(route.verdict, "#2ca02c")
-                # Drawn as JSON keeps them (two decimals): a report re-rendered from the saved
-                # run is then the same picture, to the byte.
-                ax.errorbar(round(float(rate), 2), i + offset, xerr=round(rate.error or 0, 2),
-                            fmt=markers[k % 2],
+                ax.errorbar(float(rate), i + offset, xerr=rate.error or 0, fmt=markers[k % 2],
                             color=col, ecolor="#333333", capsize=3, markersize=5,
                             label=None if labelled or not label else label)
                 labelled = True

@@ -268,9 +268,10 @@ class RouteResult:
     @property
     def bytes_per_request(self) -> dict[str, Rate | None]:
         """``{"traced": Rate, "uss": Rate}``: each a float with ``.error`` (None for a signal
-        not read)."""
+        not read), to the hundredth of a byte as JSON keeps it, so that a result and the same
+        result read back render alike."""
         j = self.judgement
-        return {name: (Rate(f.slope, f.error) if f else None)
+        return {name: (Rate(round(f.slope, 2), round(f.error, 2)) if f else None)
                 for name, f in (("traced", j.traced), ("uss", j.uss))}
 
     @property
