@@ -12,12 +12,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from memprobe.agent.control import AgentClient
 from memprobe.errors import ExitCode, MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import LOOPBACK, Child, free_port
+from memprobe.process.child import Child, free_port
 from memprobe.process.memory import read_memory
 from memprobe.results.hunt import HuntSettings, Reading
 from memprobe.target import parse_target, precheck
@@ -66,7 +67,7 @@ class AgentProbe(ServerProbe):
         argv = agent_command(self.target, self.port, folder / "control.sock",
                              frames=self.settings.frames, workers=self.settings.concurrency,
                              error_file=error_file)
-        self.child = Child(argv, name=f"the app ({spec.module})", url=f"http://{LOOPBACK}:{self.port}/",
+        self.child = Child(argv, name=f"the app ({spec.module})", url=self.url("/"),
                            cwd=self.cwd, ready_timeout=self.settings.ready_timeout, env=agent_env(),
                            log_path=folder / "agent.log")
         t0 = time.monotonic()
@@ -79,7 +80,7 @@ class AgentProbe(ServerProbe):
         hello = self.client.call("hello")
         return AppInfo(hello["kind"], hello["framework"], list(hello["routes"]), startup)
 
-    def _call(self, cmd: str, **args: object) -> dict[str, object]:
+    def _call(self, cmd: str, **args: Any) -> dict[str, Any]:
         assert self.client is not None, "open() first"
         return self.client.call(cmd, **args)
 
@@ -94,8 +95,8 @@ class AgentProbe(ServerProbe):
         assert self.child is not None
         inside = self._call("baseline" if baseline else "measure")
         uss = read_memory(self.child.pid).uss
-        overhead = int(inside.get("overhead", 0))  # type: ignore[call-overload]
-        return Reading(done, int(inside["traced"]),  # type: ignore[call-overload]
+        overhead = int(inside.get("overhead", 0))
+        return Reading(done, int(inside["traced"]),
                        None if uss is None else uss - overhead)
 
     def growth(self, done: int) -> None:

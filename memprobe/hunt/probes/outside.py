@@ -9,7 +9,7 @@ from pathlib import Path
 from memprobe.errors import UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import LOOPBACK, Child, free_port
+from memprobe.process.child import Child, free_port
 from memprobe.process.memory import read_tree
 from memprobe.results.hunt import HuntSettings, Reading
 
@@ -34,7 +34,7 @@ class OutsideProbe(ServerProbe):
         self.port = free_port()
         argv = shlex.split(self.cmd.replace("{port}", str(self.port)))
         self.child = Child(argv, name=Path(argv[0]).name,
-                           url=f"http://{LOOPBACK}:{self.port}{self.ready_path}", cwd=self.cwd,
+                           url=self.url(self.ready_path), cwd=self.cwd,
                            ready_timeout=self.settings.ready_timeout)
         t0 = time.monotonic()
         self.child.start()
