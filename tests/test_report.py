@@ -42,7 +42,7 @@ def compare_result() -> CompareResult:
     tornado = copy.deepcopy(flask)
     tornado.name, tornado.title, tornado.version = "tornado", "Tornado", "6.4"
     assert tornado.saved is not None and tornado.saved.load is not None
-    tornado.saved.load.throughput_rps = 1500.0
+    tornado.saved.load.rate = 1500.0
     bottle = FrameworkResult("bottle", "Bottle", None, "", status="not-installed",
                              reason="bottle is not installed", pip="pip install bottle")
     result.results += [tornado, bottle]
@@ -125,7 +125,7 @@ def test_two_runs_show_what_a_change_did_to_memory(tmp_path: Path,
     assert flask is not None and flask.after is not None and flask.after.uss is not None
     assert tornado is not None and tornado.load is not None
     flask.after = dataclasses.replace(flask.after, uss=flask.after.uss - 4 * 2**20)  # flask got leaner
-    tornado.load.throughput_rps = 1000.0  # tornado got slower
+    tornado.load.rate = 1000.0  # tornado got slower
     a, b = save(tmp_path, "before.json", compare_result()), save(tmp_path, "after.json", after)
     assert main(["report", str(a), str(b)]) == 0
     out = capsys.readouterr().out

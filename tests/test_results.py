@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from memprobe.errors import UsageError
+from memprobe.http.load import LoadResult
 from memprobe.process.memory import MemoryReading
 from memprobe.results import KINDS, load, read
 from memprobe.results.compare import FrameworkResult, Round
 from memprobe.results.envelope import KEYS, SCHEMA
-from memprobe.results.load import LoadFigures
 from memprobe.results.rounds import median_round, missing
 from tests.helpers.json_keys import key_paths
 
@@ -86,9 +86,9 @@ def test_load_names_the_file_it_could_not_read(tmp_path: Path) -> None:
 # -- medians over rounds ------------------------------------------------------------------------
 
 def a_round(pid: int, uss: int | None, sent: int, ok: int, rps: float, p50: float) -> Round:
-    load = LoadFigures(url="http://127.0.0.1:1/", sent=sent, ok=ok, failed=sent - ok, throughput_rps=rps,
-                       latency_ms={"p50": p50, "p99": 2 * p50}, status_counts={"200": ok},
-                       duration_s=sent / rps)
+    load = LoadResult(url="http://127.0.0.1:1/", mode="keepalive", concurrency=10, timeout_s=0.5, sent=sent,
+                      ok=ok, failed=sent - ok, status_counts={"200": ok}, duration_s=sent / rps,
+                      rate=rps, percentiles={"p50": p50, "p99": 2 * p50})
     return Round(pid=pid, url=f"http://127.0.0.1:{pid}/", ready_s=0.1 * pid,
                  before=MemoryReading(rss=10_000, vms=50_000, uss=8_000, pss=9_000, swap=0),
                  after=MemoryReading(rss=10_000 + pid, vms=50_000, uss=uss, pss=9_001, swap=0), load=load,

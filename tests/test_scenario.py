@@ -8,7 +8,8 @@ import pytest
 
 from memprobe.compare import scenario
 from memprobe.errors import UsageError
-from memprobe.http.hammer import Hammer, LoadResult, merge_loads
+from memprobe.http.hammer import Hammer
+from memprobe.http.load import LoadResult, merge_loads
 
 
 def test_the_shipped_scenarios_are_hello_echo_and_crud() -> None:

@@ -61,16 +61,7 @@ def is_constant(node: ast.AST) -> bool:
 
 def calls_in(fn: Function) -> list[ast.Call]:
     """Every call inside ``fn``'s own body (nested functions are per-request functions of their own)."""
-    out: list[ast.Call] = []
-    stack: list[ast.AST] = list(fn.node.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.Call):
-            out.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return sorted(out, key=lambda c: (c.lineno, c.col_offset))
+    return sorted((n for n in own_nodes(fn) if isinstance(n, ast.Call)), key=lambda c: (c.lineno, c.col_offset))
 
 
 def own_nodes(fn: Function) -> list[ast.AST]:

@@ -10,8 +10,14 @@ import importlib.metadata
 import importlib.util
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the standard library has it from 3.11
+    import tomli as tomllib
 
 from memprobe.errors import EnvironmentProblem, UsageError
 
@@ -136,54 +142,17 @@ class Framework:
         }
 
 
-_JAPRONTO = (
-    "no release installs on Python 3.8 or later: PyPI has only CPython 3.5-3.7 wheels "
-    "(last release 0.1.2, 2018) and no source distribution, so pip finds no matching "
-    "distribution; the project is unmaintained"
-)
+def _read() -> tuple[Framework, ...]:
+    text = resources.files("memprobe.compare").joinpath("frameworks.toml").read_text("utf-8")
+    catalog: list[Framework] = []
+    for row in tomllib.loads(text)["framework"]:
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in row.items()}
+        catalog.append(Framework(**fields))
+    return tuple(catalog)
 
-_FRAMEWORKS: tuple[Framework, ...] = (
-    Framework("bottle", "Bottle", "bottle", ("bottle",), "bottle",
-              "wsgiref (bottle.run default)", True, keepalive=False,
-              interface="wsgi", app_spec="app", extra="frameworks"),
-    Framework("cherrypy", "CherryPy", "CherryPy", ("cherrypy",), "cherrypy",
-              "cheroot (quickstart)", True,
-              interface="wsgi", app_spec="wsgi_app()", extra="frameworks"),
-    Framework("flask", "Flask", "Flask", ("flask",), "flask",
-              "werkzeug (app.run)", True, keepalive=False,
-              interface="wsgi", app_spec="app", crud=("sqlite3", "sqlalchemy"), extra="frameworks"),
-    Framework("tornado", "Tornado", "tornado", ("tornado",), "tornado",
-              "tornado HTTPServer", True,
-              interface="tornado", app_spec="make_app()", extra="frameworks"),
-    Framework("webpy", "web.py", "web.py", ("web",), "web.py",
-              "cheroot (web.httpserver)", True,
-              interface="wsgi", app_spec="wsgi_app()", extra="frameworks"),
-    Framework("fastapi", "FastAPI", "fastapi", ("fastapi", "uvicorn"), "fastapi uvicorn",
-              "uvicorn", False,
-              interface="asgi", app_spec="app", crud=("sqlite3", "sqlalchemy"), extra="fastapi"),
-    Framework("django", "Django REST framework", "Django", ("django", "rest_framework"),
-              "django djangorestframework",
-              "runserver (basehttp.run)", False,
-              interface="wsgi", app_spec="wsgi_app()", crud=("django-orm",), extra="django"),
-    Framework("aiohttp", "aiohttp", "aiohttp", ("aiohttp",), "aiohttp",
-              "aiohttp (web.run_app)", False,
-              interface="aiohttp", app_spec="make_app()", extra="aiohttp"),
-    Framework("sanic", "Sanic", "sanic", ("sanic",), "sanic",
-              "sanic, single process", False,
-              interface="asgi", app_spec="app", extra="sanic"),
-    Framework("starlette", "Starlette", "starlette", ("starlette", "uvicorn"),
-              "starlette uvicorn", "uvicorn", False,
-              interface="asgi", app_spec="app", extra="starlette"),
-    Framework("pyramid", "Pyramid", "pyramid", ("pyramid",), "pyramid waitress",
-              "waitress (else wsgiref)", False,
-              interface="wsgi", app_spec="make_app()", extra="pyramid"),
-    Framework("falcon", "Falcon", "falcon", ("falcon",), "falcon",
-              "wsgiref (quickstart)", False, keepalive=False,
-              interface="wsgi", app_spec="app", extra="falcon"),
-    Framework("japronto", "Japronto", "japronto", ("japronto",), "japronto",
-              "japronto", False, unavailable=_JAPRONTO, keepalive=False,
-              echo=False),
-)
+
+#: The catalog, the default five first: data, in ``frameworks.toml`` beside this module.
+_FRAMEWORKS: tuple[Framework, ...] = _read()
 
 _BY_NAME: dict[str, Framework] = {fw.name: fw for fw in _FRAMEWORKS}
 

@@ -21,7 +21,8 @@ from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
 from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.errors import TargetError, UsageError
-from memprobe.http.hammer import MODES, Hammer, merge_loads
+from memprobe.http.hammer import MODES, Hammer
+from memprobe.http.load import merge_loads
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
 from memprobe.process.memory import (
     MemoryReading,
@@ -33,7 +34,6 @@ from memprobe.process.memory import (
 )
 from memprobe.results.compare import STATUSES, CompareResult, FrameworkResult, Round
 from memprobe.results.envelope import SCHEMA, machine
-from memprobe.results.load import LoadFigures
 
 __all__ = ["SCHEMA", "STATUSES", "CompareResult", "Crashed", "FrameworkResult", "Round", "Settings",
            "machine", "measure", "plan", "run"]
@@ -177,8 +177,7 @@ def measure(
                     previous = after
             # A sampler that died early says so in its series: a short series must not look complete.
             rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.died}
-            rnd.load = LoadFigures.from_load(results[0].load if scenario is None
-                                             else merge_loads(url, [r.load for r in results]))
+            rnd.load = (results[0].load if scenario is None else merge_loads(url, [r.load for r in results])).kept()
             if scenario is not None:
                 rnd.steps = [r.to_dict() for r in results]
             child.check_alive()
@@ -191,7 +190,7 @@ def measure(
                 raise
             if rnd.load is None and current:  # keep the counts of the hammering it died in
                 loads = [r.load for r in results] + [h.result for h in current[len(results):]]
-                rnd.load = LoadFigures.from_load(loads[0] if scenario is None else merge_loads(url, loads))
+                rnd.load = (loads[0] if scenario is None else merge_loads(url, loads)).kept()
             _processes(rnd)
             code = child.proc.returncode if child.proc else "?"
             raise Crashed(f"{label} died during the run (exit code {code})", rnd, child.log_tail()) from err

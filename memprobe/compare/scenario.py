@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from memprobe.errors import UsageError
-from memprobe.http.hammer import LoadResult
+from memprobe.http.load import LoadResult
 from memprobe.process.memory import FIELDS, MemoryReading
 
 #: The apps a scenario can target: the hello-world scripts or the CRUD scripts.

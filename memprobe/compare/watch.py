@@ -9,7 +9,6 @@ from memprobe.http.hammer import Hammer
 from memprobe.process.memory import Sampler, read_tree, settle
 from memprobe.results.envelope import Envelope
 from memprobe.results.hammer import HammerResult
-from memprobe.results.load import LoadFigures
 
 __all__ = ["HammerResult", "hammer_and_watch"]
 
@@ -24,7 +23,7 @@ def hammer_and_watch(
     sample its total RSS while the load runs."""
     envelope = Envelope()
     if pid is None:
-        return HammerResult(LoadFigures.from_load(hammer.run()), envelope=envelope)
+        return HammerResult(hammer.run().kept(), envelope=envelope)
     before = read_tree(pid)
     with Sampler(pid, progress=lambda: hammer.completed, tree=True) as sampler:
         load = hammer.run()
@@ -32,5 +31,5 @@ def hammer_and_watch(
     after = read_tree(pid)
     # A sampler that died early says so in its series: a short series must not look complete.
     samples = {**sampler.series.to_dict(), "stopped": sampler.died}
-    return HammerResult(LoadFigures.from_load(load), pid, before, after, samples,
+    return HammerResult(load.kept(), pid, before, after, samples,
                         envelope=envelope)

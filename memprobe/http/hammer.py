@@ -16,83 +16,14 @@ import select
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from memprobe.errors import EnvironmentProblem, UsageError
-from memprobe.http.histogram import LatencyHistogram
+from memprobe.http.load import LoadResult
 from memprobe.http.parser import ProtocolError, ResponseParser
 
 MODES = ("keepalive", "close", "burst")
-
-
-@dataclass
-class LoadResult:
-    """What a hammering did: counts of every outcome, latency and throughput.
-
-    ``ok`` counts responses with a status below 400; ``failed`` is everything else that was sent
-    (4xx/5xx answers, timeouts and connection errors), so ``sent == ok + failed``.
-    """
-
-    url: str
-    mode: str
-    concurrency: int
-    timeout_s: float
-    sent: int = 0
-    ok: int = 0
-    failed: int = 0
-    timeouts: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    status_counts: dict[str, int] = field(default_factory=dict)
-    duration_s: float = 0.0
-    latency: LatencyHistogram = field(default_factory=LatencyHistogram, repr=False)
-    connections_opened: int = 0
-
-    def answer(self, status: int) -> None:
-        """Count one HTTP answer: its status, and whether it was ``ok`` (below 400)."""
-        key = str(status)
-        self.status_counts[key] = self.status_counts.get(key, 0) + 1
-        if status < 400:
-            self.ok += 1
-        else:
-            self.failed += 1
-
-    @property
-    def answered(self) -> int:
-        """Requests that got an HTTP response, whatever its status."""
-        return sum(self.status_counts.values())
-
-    @property
-    def throughput_rps(self) -> float:
-        """Responses per second of wall time."""
-        return self.answered / self.duration_s if self.duration_s > 0 else 0.0
-
-    @property
-    def latency_ms(self) -> dict[str, float]:
-        """Latency percentiles of answered requests, in milliseconds."""
-        return self.latency.summary_ms()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON contract: ``requests`` counts, ``throughput_rps``, ``latency_ms``, ``duration_s``."""
-        return {
-            "url": self.url,
-            "mode": self.mode,
-            "concurrency": self.concurrency,
-            "timeout_s": self.timeout_s,
-            "requests": {
-                "sent": self.sent,
-                "ok": self.ok,
-                "failed": self.failed,
-                "timeouts": self.timeouts,
-                "errors": dict(self.errors),
-                "status_counts": dict(sorted(self.status_counts.items())),
-            },
-            "throughput_rps": round(self.throughput_rps, 2),
-            "latency_ms": self.latency_ms,
-            "duration_s": round(self.duration_s, 4),
-            "connections_opened": self.connections_opened,
-        }
 
 
 class Hammer:
@@ -500,26 +431,6 @@ def _error_name(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower().replace(" ", "-")
     return type(exc).__name__
-
-
-def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:
-    """One :class:`LoadResult` for hammerings run one after another (a scenario's request
-    kinds, a hunt's rounds): counts summed, latencies pooled, durations added."""
-    first = loads[0]
-    total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s)
-    for x in loads:
-        total.sent += x.sent
-        total.ok += x.ok
-        total.failed += x.failed
-        total.timeouts += x.timeouts
-        for k, v in x.errors.items():
-            total.errors[k] = total.errors.get(k, 0) + v
-        for k, v in x.status_counts.items():
-            total.status_counts[k] = total.status_counts.get(k, 0) + v
-        total.duration_s += x.duration_s
-        total.connections_opened += x.connections_opened
-        total.latency.merge(x.latency)
-    return total
 
 
 def hammer(url: str, n: int | None = None, **options: Any) -> LoadResult:

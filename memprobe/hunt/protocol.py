@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from memprobe.errors import MemprobeError, TargetError
-from memprobe.http.hammer import LoadResult, merge_loads
+from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult

@@ -32,7 +32,7 @@ import pytest
 from memprobe.pytest_plugin import limits
 
 if TYPE_CHECKING:
-    from memprobe.http.hammer import LoadResult
+    from memprobe.http.load import LoadResult
     from memprobe.hunt import HuntResult
     from memprobe.process.child import Child
     from memprobe.process.memory import MemoryReading

@@ -10,10 +10,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from memprobe.http.load import LoadResult
 from memprobe.render import renders
 from memprobe.render.terminal import to_text
 from memprobe.results.compare import CompareResult, FrameworkResult, Round
-from memprobe.results.load import LoadFigures
 from memprobe.units import format_bytes
 
 MEMORY_FIELDS = ("rss", "uss", "pss", "vms", "swap")
@@ -57,7 +57,7 @@ def _growth_style(r: Round, field: str) -> str:
     return "" if pct is None else "red" if pct >= 10 else "yellow" if pct >= 2 else "green"
 
 
-def _statuses(load: LoadFigures) -> str:
+def _statuses(load: LoadResult) -> str:
     counts = dict(sorted(load.status_counts.items()))
     counts.update(load.errors)
     if load.timeouts:
@@ -65,7 +65,7 @@ def _statuses(load: LoadFigures) -> str:
     return " ".join(f"{k}:{v}" for k, v in counts.items()) or "-"
 
 
-def measured(result: CompareResult) -> list[tuple[FrameworkResult, Round, LoadFigures]]:
+def measured(result: CompareResult) -> list[tuple[FrameworkResult, Round, LoadResult]]:
     """The rows that sent requests, each with the figures it shows and their load."""
     out = []
     for row in result.results:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from memprobe.errors import UsageError
+from memprobe.http.load import LoadResult
 from memprobe.render import renders
 from memprobe.results.check import CheckResult, Finding
 from memprobe.results.compare import CompareResult, FrameworkResult
 from memprobe.results.hammer import HammerResult
 from memprobe.results.hunt import HuntResult, RouteResult
-from memprobe.results.load import LoadFigures
 from memprobe.units import format_bytes
 
 #: a figure's unit -> (how to show a value, whether a lower value is better)
@@ -121,12 +121,12 @@ def _change(row: FrameworkResult | None, field: str) -> Any:
     return (fig.change or {}).get(field) if fig is not None else None
 
 
-def _load(row: FrameworkResult | None) -> LoadFigures | None:
+def _load(row: FrameworkResult | None) -> LoadResult | None:
     fig = row.figures if row is not None else None
     return fig.load if fig is not None else None
 
 
-def _latency(load: LoadFigures | None, key: str) -> float | None:
+def _latency(load: LoadResult | None, key: str) -> float | None:
     return load.latency_ms.get(key) if load is not None else None
 
 

@@ -126,13 +126,13 @@ def compare(result: CompareResult) -> str:
         ("requests per framework", s.get("requests")), ("timeout", f"{s.get('timeout_s')} s"),
         ("connections", f"{s.get('concurrency')} ({s.get('mode')})"), ("warm-up", s.get("warmup")),
         ("settle", f"{s.get('settle_s')} s"), ("rounds", s.get("rounds")), ("path", s.get("path")),
-        ("started", result.started), ("took", f"{result.duration_s:.1f} s"),
+        ("started", result.envelope.started), ("took", f"{result.duration_s:.1f} s"),
         ("Python", f"{m.get('python')} ({m.get('implementation')})"), ("platform", m.get("platform")),
         ("CPUs", m.get("cpus")), ("memory", format_bytes(m.get("memory_total"))),
         ("psutil", m.get("psutil"))])]
     subtitle = _settings_line([("", f"{s.get('requests')} requests per framework"),
                                ("timeout", f"{s.get('timeout_s')} s"), ("connections", s.get("concurrency")),
-                               ("started", result.started)])
+                               ("started", result.envelope.started)])
     return page("memprobe compare", join(body), subtitle)
 
 
@@ -353,7 +353,7 @@ def hammer(result: HammerResult) -> str:
         header = ["process"] + [f"{f.upper()} {w}" for f in SHOWN for w in ("before", "after", "Δ")]
         body += [tag("h2", f"Memory of pid {result.pid} and its children"),
                  table(header, rows, numeric=range(1, 10))]
-    return page(f"memprobe hammer {result.load.url}", join(body), result.started or "")
+    return page(f"memprobe hammer {result.load.url}", join(body), result.envelope.started or "")
 
 
 # -- two runs --------------------------------------------------------------------------------

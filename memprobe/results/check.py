@@ -3,7 +3,7 @@ checked, as ``check --json`` writes them and ``report`` reads them back."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from memprobe.results.envelope import Envelope
@@ -87,16 +87,8 @@ class ChecklistItem:
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """The item's public JSON form."""
-        return {
-            "rule": self.rule,
-            "slug": self.slug,
-            "title": self.title,
-            "status": self.status,
-            "findings": self.findings,
-            "advice": self.advice,
-            "note": self.note,
-        }
+        """The item's public JSON form: its fields, by name."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChecklistItem:

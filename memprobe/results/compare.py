@@ -144,11 +144,6 @@ class CompareResult:
     envelope: Envelope = field(default_factory=Envelope)
 
     @property
-    def started(self) -> str:
-        """When the comparison started (UTC, ISO 8601)."""
-        return self.envelope.started
-
-    @property
     def measured(self) -> list[FrameworkResult]:
         """The rows that sent requests."""
         return [r for r in self.results if r.measured]

@@ -5,27 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from memprobe.http.load import LoadResult
 from memprobe.process.memory import TreeReading
 from memprobe.results.envelope import Envelope
-from memprobe.results.load import LoadFigures, reading_from
+from memprobe.results.readings import reading_from
 
 
 @dataclass
 class HammerResult:
     """A hammering of a running server, with its memory when a pid was given."""
 
-    load: LoadFigures
+    load: LoadResult
     pid: int | None = None
     before: TreeReading | None = None
     after: TreeReading | None = None
     samples: dict[str, Any] | None = None
     kind: str = "hammer"
     envelope: Envelope = field(default_factory=Envelope)
-
-    @property
-    def started(self) -> str:
-        """When the hammering started (UTC, ISO 8601)."""
-        return self.envelope.started
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -58,7 +54,7 @@ class HammerResult:
         """Read back what :meth:`to_dict` wrote."""
         if "requests" not in data or "latency_ms" not in data:
             raise KeyError("requests")
-        return cls(load=LoadFigures.from_dict(data), pid=data.get("pid"),
+        return cls(load=LoadResult.from_dict(data), pid=data.get("pid"),
                    before=_tree(data.get("before"), data), after=_tree(data.get("after"), data),
                    samples=data.get("samples"),
                    envelope=Envelope.from_dict(data))

@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from memprobe.http.load import LoadResult
 from memprobe.process.memory import FIELDS, MemoryReading, TreeReading
-from memprobe.results.load import LoadFigures, delta, delta_pct, reading_dict, reading_from
+from memprobe.results.readings import delta, delta_pct, reading_dict, reading_from
 
 #: spread key -> how to read it from a round
 
@@ -33,7 +34,7 @@ class Round:
     ready_s: float | None = None
     before: MemoryReading | None = None
     after: MemoryReading | None = None
-    load: LoadFigures | None = None
+    load: LoadResult | None = None
     samples: dict[str, Any] | None = None
     #: per request kind, when a scenario ran: JSON objects (name, requests, latency, memory after)
     steps: list[dict[str, Any]] | None = None
@@ -89,7 +90,7 @@ class Round:
         """Read back what :meth:`to_dict` wrote (a round, or a row's figures)."""
         return cls(pid=data.get("pid"), url=str(data.get("url") or ""), ready_s=data.get("ready_s"),
                    before=reading_from(data.get("before")), after=reading_from(data.get("after")),
-                   load=LoadFigures.from_dict(data) if data.get("requests") else None,
+                   load=LoadResult.from_dict(data) if data.get("requests") else None,
                    samples=data.get("samples"),
                    steps=None if data.get("steps") is None else [dict(s) for s in data["steps"]],
                    workers=data.get("workers"), processes=data.get("processes"),
@@ -150,7 +151,7 @@ def _counts(dicts: Sequence[dict[str, int]]) -> dict[str, int]:
     return {k: v for k, v in medians.items() if v}
 
 
-def _load(loads: Sequence[LoadFigures | None]) -> LoadFigures | None:
+def _load(loads: Sequence[LoadResult | None]) -> LoadResult | None:
     present = [x for x in loads if x is not None]
     if not present:
         return None
@@ -158,15 +159,15 @@ def _load(loads: Sequence[LoadFigures | None]) -> LoadFigures | None:
     sent = _median([x.sent for x in present])
     ok = min(sent, _median([x.ok for x in present]))
     latency_keys = list(dict.fromkeys(k for x in present for k in x.latency_ms))
-    return LoadFigures(
+    return LoadResult(
         url=first.url, mode=first.mode, concurrency=first.concurrency, timeout_s=first.timeout_s,
         sent=sent, ok=ok, failed=sent - ok, timeouts=min(sent - ok, _median([x.timeouts for x in present])),
         errors=_counts([x.errors for x in present]),
         status_counts=_counts([x.status_counts for x in present]),
-        throughput_rps=_median([x.throughput_rps for x in present], 2),
-        latency_ms={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys},
         duration_s=_median([x.duration_s for x in present], 4),
-        connections_opened=_median([x.connections_opened for x in present]))
+        connections_opened=_median([x.connections_opened for x in present]),
+        rate=_median([x.throughput_rps for x in present], 2),
+        percentiles={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys})
 
 
 def _tree(values: Sequence[Any]) -> Any:

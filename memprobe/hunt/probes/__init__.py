@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from memprobe.errors import MemprobeError
-from memprobe.http.hammer import LoadResult
+from memprobe.http.load import LoadResult
 from memprobe.results.hunt import Holder, Reading, Site
 
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from memprobe.agent.attribution import Attributor
 from memprobe.errors import MemprobeError, TargetError
-from memprobe.http.hammer import LoadResult
+from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.results.hunt import HuntSettings, Reading
 from memprobe.target import load_target

@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from memprobe.errors import MemprobeError, TargetError
-from memprobe.http.hammer import Hammer, LoadResult
+from memprobe.http.hammer import Hammer
+from memprobe.http.load import LoadResult
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child
 from memprobe.results.hunt import HuntSettings
 
