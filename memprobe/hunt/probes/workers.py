@@ -31,11 +31,13 @@ from typing import Any, Callable
 from memprobe.agent.channel import Channel, pid_alive
 from memprobe.agent.control import AgentClient
 from memprobe.errors import TargetError, UsageError
+from memprobe.http.hammer import Hammer
+from memprobe.http.load import LoadResult
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
 from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import Child, free_port
+from memprobe.process.child import EXIT_GRACE_S, Child, free_port
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
@@ -195,6 +197,17 @@ class WorkersProbe(ServerProbe):
         finally:
             if self.channel is not None:
                 self.channel.close()
+
+    def send(self, route: str, n: int, first: int) -> LoadResult:
+        """``n`` requests, a new connection each: the kernel hands connections to whichever
+        worker accepts first, and a few keep-alive connections would leave a worker with none
+        for whole rounds (measured with uvicorn --workers 2: a worker served 0 of 500)."""
+        s = self.settings
+        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
+                      first=first, mode="close").run()
+        if load.answered < load.sent and self.child is not None:
+            self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
+        return load
 
     # -- following the workers ----------------------------------------------------------------
 
@@ -363,6 +376,9 @@ class WorkersProbe(ServerProbe):
 
 
 def _judge(readings: list[Reading]) -> Judgement:
+    # A round in which this process served nothing says nothing of its growth per request,
+    # and would look like growth that stopped.
+    readings = [r for i, r in enumerate(readings) if i == 0 or r.requests > readings[i - 1].requests]
     if len(readings) < 3:
         return Judgement("clean", None, None, None,
                          f"only {len(readings)} reading{'s' if len(readings) != 1 else ''}: too few "
