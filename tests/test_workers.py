@@ -176,3 +176,28 @@ def test_the_resource_tracker_and_a_gunicorn_master_get_no_agent(no_leftovers: N
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_run_starts_the_command_instrumented_and_says_where_its_agents_are(no_leftovers: None) -> None:
+    from tests.conftest import ctrl_c_reaches_it
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memprobe", "run", "--", "gunicorn", "-w", "2", "-b", "127.0.0.1:0",
+         "--chdir", str(APPS), "wsgi_clean:app"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO,
+        preexec_fn=ctrl_c_reaches_it)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        channel = Channel(line.split("hunt it with --channel ")[1].strip())
+        agents = wait_until(lambda: len(channel.agents()) == 2 and channel.agents(), 20, "two agents")
+        for path in agents.values():  # type: ignore[union-attr]
+            client = AgentClient(path).connect()
+            assert client.call("hello")["kind"] == "wsgi"
+            client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert not channel.path.exists()
