@@ -6,6 +6,10 @@ another user's process is turned away. ``{"cmd": "measure"}`` -> ``{"ok": true, 
 one route at a time (see :class:`memprobe.agent.attribution.Attributor`):
 
 * ``hello``: pid, app kind, framework, discovered routes;
+
+Where the process counts the requests it served (an injected agent, :mod:`memprobe.agent.inject`),
+``hello``, ``baseline`` and ``measure`` also answer ``served``, read before the garbage is
+collected.
 * ``begin``: a new route; tracemalloc (re)started one frame deep;
 * ``baseline``: collect garbage, scan the roots and count the types, answer the traced size;
 * ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead;
@@ -39,19 +43,27 @@ _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 class Agent:
     """What the agent answers, for one loaded app."""
 
-    def __init__(self, loaded: Any, frames: int) -> None:
+    def __init__(self, loaded: Any, frames: int, served: Callable[[], int | None] | None = None) -> None:
         self.loaded = loaded
         self.attributor = Attributor(frames, settle_s=SETTLE_S)
         self.lock = threading.Lock()
+        #: requests the process served so far, where it counts them
+        self.served = served
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer one control request (runs in a control thread, one request at a time)."""
+        cmd = request.get("cmd")
+        if self.served is not None and cmd in ("hello", "baseline", "measure"):
+            return {"served": self.served(), **self._handle(cmd, request)}
+        return self._handle(cmd, request)
+
+    def _handle(self, cmd: Any, request: dict[str, Any]) -> dict[str, Any]:
         from memprobe.target.routes import discover_routes
 
-        cmd = request.get("cmd")
         att = self.attributor
         if cmd == "hello":
-            return {"pid": os.getpid(), "kind": self.loaded.kind, "framework": self.loaded.framework,
+            return {"pid": os.getpid(), "ppid": os.getppid(), "kind": self.loaded.kind,
+                    "framework": self.loaded.framework,
                     "routes": discover_routes(self.loaded.app), "frames": att.frames,
                     "python": sys.version.split()[0]}
         if cmd == "begin":

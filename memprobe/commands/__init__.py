@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "hammer a server that is already running; optionally watch its memory"),
     "hunt": ("memprobe.commands.hunt", "HuntCommand",
              "find whether an app leaks, how much per request, where, and what holds it"),
+    "run": ("memprobe.commands.run", "RunCommand",
+            "start a command with memprobe's agent in each of its Python processes, and wait"),
     "check": ("memprobe.commands.check", "CheckCommand",
               "a Flask memory-hygiene checklist of an app's source"),
     "report": ("memprobe.commands.report", "ReportCommand",

@@ -46,22 +46,26 @@ def hunt(
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
-    free port; outside readings only).
+    free port): a Python command (gunicorn, uvicorn, ``python app.py``) with the agent injected
+    into every worker, any other from outside only.
 
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
     cannot be loaded or dies.
     """
     from memprobe.hunt.probes.child import AgentProbe
     from memprobe.hunt.probes.outside import OutsideProbe
+    from memprobe.hunt.probes.workers import WorkersProbe, is_python_command
 
+    mode = "child" if cmd is None else "workers" if is_python_command(cmd, cwd) else "outside"
     settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup,
                             concurrency=concurrency, frames=frames, timeout=timeout,
-                            ready_timeout=ready_timeout, cmd=cmd,
-                            mode="outside" if cmd is not None else "child")
+                            ready_timeout=ready_timeout, cmd=cmd, mode=mode)
     settings.validate()
     todo = [normalise(r) for r in routes] if routes else None
     probe: Probe
-    if cmd is not None:
+    if cmd is not None and mode == "workers":
+        probe = WorkersProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
+    elif cmd is not None:
         probe = OutsideProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
     else:
         probe = AgentProbe(str(target), settings, cwd)
@@ -212,7 +216,8 @@ class _Route:
                          + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
         return RouteResult(self.route, judgement, self.readings, attribution.sites,
                            attribution.types, attribution.holders, _load_summary(self.total),
-                           time.monotonic() - self.t0, notes, attribution.timings_s)
+                           time.monotonic() - self.t0, notes, attribution.timings_s,
+                           self.probe.processes(), self.probe.memory)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

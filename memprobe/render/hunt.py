@@ -14,7 +14,7 @@ from rich.text import Text
 
 from memprobe.render import renders
 from memprobe.render.terminal import to_text
-from memprobe.results.hunt import HuntResult, Rate, RouteResult, Site
+from memprobe.results.hunt import HuntResult, Rate, RouteResult, Site, WorkerResult
 from memprobe.units import format_bytes
 
 _STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green"}
@@ -89,19 +89,57 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
     for note in result.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    memory = "PSS B/req" if any(r.memory == "pss" for r in result.routes) else "USS B/req"
     for name, justify in (("route", "left"), ("verdict", "left"), ("kind", "left"),
-                          ("traced B/req", "right"), ("USS B/req", "right"), ("held by", "left")):
+                          ("traced B/req", "right"), (memory, "right"), ("held by", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in result.routes:
         bpr = r.bytes_per_request
         table.add_row(r.route, Text(r.verdict, style=_STYLE.get(r.verdict, "")),
                       r.kind or "-", _bpr(bpr["traced"]), _bpr(bpr["uss"]), _top_holder(r))
     parts += [Text(""), table]
+    if any(r.workers for r in result.routes):
+        parts += [Text(""), _workers_table(result)]
     for r in result.routes:
         if r.verdict != "clean" or r.notes:
             parts += [Text(""), _route_detail(r)]
     parts += [Text(""), Text(_verdict_line(result), style=_STYLE.get(result.verdict or "", ""))]
     return to_text(*parts, color=color, width=width)
+
+
+def _worker_site(w: WorkerResult) -> str:
+    site = next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
+    return f"{os.path.basename(site.file)}:{site.line}" if site else ""
+
+
+def _respawned(w: WorkerResult) -> str:
+    info = w.respawned or {}
+    if "replaces" in info:
+        return f"respawned, replaces pid {info['replaces']}"
+    if info:
+        successor = info.get("successor")
+        return (f"died after {info.get('died_after_requests', 0)} requests"
+                + (f", respawned as pid {successor}" if successor else ""))
+    return ""
+
+
+def _workers_table(result: HuntResult) -> Table:
+    """One line per process of each route: the server as a whole is the routes' table."""
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for name, justify in (("route", "left"), ("pid", "right"), ("role", "left"), ("requests", "right"),
+                          ("verdict", "left"), ("traced B/req", "right"), ("USS B/req", "right"),
+                          ("top site", "left"), ("held by", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "held by")  # type: ignore[arg-type]
+    for r in result.routes:
+        for i, w in enumerate(r.workers):
+            bpr = w.bytes_per_request
+            held = w.holders[0].description if w.holders and w.verdict != "clean" else ""
+            note = _respawned(w)
+            table.add_row(r.route if i == 0 else "", str(w.pid), w.role,
+                          str(w.requests) if w.role == "worker" else "-",
+                          Text(w.verdict, style=_STYLE.get(w.verdict, "")), _bpr(bpr["traced"]),
+                          _bpr(bpr["uss"]), _worker_site(w), "; ".join(x for x in (held, note) if x))
+    return table
 
 
 def _route_detail(r: RouteResult) -> Group:

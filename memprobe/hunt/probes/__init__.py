@@ -9,7 +9,10 @@ app is a new probe, not a new protocol.
   agent inside (the default);
 * :class:`~memprobe.hunt.probes.inprocess.InProcessProbe`: a WSGI app called in this process;
 * :class:`~memprobe.hunt.probes.outside.OutsideProbe`: a server started from a command, read
-  from outside only.
+  from outside only;
+* :class:`~memprobe.hunt.probes.workers.WorkersProbe`: a Python server started from a command
+  (gunicorn, uvicorn), with the agent injected into each worker; the protocol judges the server
+  as a whole and the probe answers one result per process (:meth:`Probe.processes`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any, Protocol
 
 from memprobe.errors import MemprobeError
 from memprobe.http.load import LoadResult
-from memprobe.results.hunt import Holder, Reading, Site
+from memprobe.results.hunt import Holder, Reading, Site, WorkerResult
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Probe(Protocol):
     mode: str
     #: whether it sees inside the process (traced heap, sites, types, holders)
     sees_inside: bool
+    #: the outside signal it reads: ``uss`` of one process, or ``pss`` summed over a server's
+    memory: str
 
     def open(self) -> AppInfo:
         """Start or reach the app; raise TargetError when it cannot be."""
@@ -82,6 +87,10 @@ class Probe(Protocol):
 
     def attribute(self, requests: int) -> Attribution:
         """Sites (when deepened, over the ``requests`` since), types and holders."""
+
+    def processes(self) -> list[WorkerResult]:
+        """After a route's rounds (and attribution): one result per process of a server
+        hunted worker by worker, judged on its own; empty for a single process."""
 
     def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
         """The error to report for ``err``, raised ``phase`` (``while hunting /x``): a crash

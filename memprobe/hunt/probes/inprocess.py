@@ -25,7 +25,7 @@ from memprobe.agent.attribution import Attributor
 from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import AppInfo, Attribution
-from memprobe.results.hunt import HuntSettings, Reading
+from memprobe.results.hunt import HuntSettings, Reading, WorkerResult
 from memprobe.target import load_target
 from memprobe.target.routes import discover_routes
 
@@ -146,6 +146,7 @@ class InProcessProbe:
 
     mode = "in_process"
     sees_inside = True
+    memory = "uss"
 
     def __init__(self, target: Any, settings: HuntSettings, *, method: str = "GET",
                  body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -215,6 +216,10 @@ class InProcessProbe:
     def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
         """Nothing crashes apart from the caller here: the error as it is."""
         return err
+
+    def processes(self) -> list[WorkerResult]:
+        """One process: nothing per process."""
+        return []
 
     def close(self) -> None:
         """Stop tracing, if this probe started it."""

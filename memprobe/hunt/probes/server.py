@@ -7,7 +7,7 @@ from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child
-from memprobe.results.hunt import HuntSettings
+from memprobe.results.hunt import HuntSettings, WorkerResult
 
 
 class ServerProbe:
@@ -15,6 +15,8 @@ class ServerProbe:
 
     Subclasses start :attr:`child` in ``open()`` and read the signals their own way.
     """
+
+    memory = "uss"
 
     def __init__(self, settings: HuntSettings, cwd: str | Path | None = None) -> None:
         self.settings = settings
@@ -35,6 +37,10 @@ class ServerProbe:
             # Resets and refusals: the child may be on its way out.
             self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
         return load
+
+    def processes(self) -> list[WorkerResult]:
+        """One process: nothing per process beyond the route's own result."""
+        return []
 
     def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
         """A crash is named as a crash (with the log's tail), whatever failed first."""

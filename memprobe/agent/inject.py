@@ -1,0 +1,367 @@
+"""The agent in a process memprobe did not start as its own child: injected at interpreter start
+(the bootstrap's ``sitecustomize``, for every Python process of ``hunt --cmd`` and ``memprobe
+run``) or into a process that is already running (attach).
+
+:func:`start` is the one entry for both: it opens the agent's control socket,
+``CHANNEL/<pid>.sock``, in a directory memprobe created 0700, and answers there with the same
+:class:`~memprobe.agent.control.Agent` a child memprobe starts has. memprobe finds the agents by
+listing the directory.
+
+:func:`bootstrap` decides where the agent starts, so that no thread is started in a process
+that is going to fork, and none in helpers that serve nothing:
+
+* gunicorn: the master (arbiter) never gets an agent; each worker starts one when it loads the
+  app (``Worker.load_wsgi``, patched on import), right after its fork, respawns included;
+* uvicorn: each process that loads the app (``Config.load``: a single-process server, or each
+  worker of ``--workers``, which multiprocessing *spawns*, so they import this bootstrap
+  themselves) starts one; the supervisor and multiprocessing's resource tracker do not;
+* any other Python program: the agent starts at once, and ``os.register_at_fork`` gives every
+  child it forks an agent of its own (a forked child inherits neither the thread nor the socket).
+
+Requests are counted inside the process by wrapping the app the server loaded (the WSGI callable
+gunicorn calls, the ASGI app uvicorn calls): it works for every gunicorn worker class (sync,
+gthread, gevent) and every uvicorn protocol alike, which hooking the servers' request loops
+would not. A process whose app was not wrapped (attached to, or a server memprobe does not know)
+answers ``served: null``.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import socket
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+from memprobe.agent import control
+
+#: The channel directory, in the environment of a command memprobe starts.
+ENV_CHANNEL = "MEMPROBE_CHANNEL"
+#: Traceback depth of the attribution round (``--frames``).
+ENV_FRAMES = "MEMPROBE_FRAMES"
+#: Programs whose first process is a launcher (it forks or spawns the workers).
+LAUNCHERS = ("gunicorn", "uvicorn")
+#: ``python -c`` helpers of multiprocessing that serve nothing.
+_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
+            "multiprocessing.semaphore_tracker")
+
+__all__ = ["ENV_CHANNEL", "ENV_FRAMES", "bootstrap", "served", "socket_path", "start", "stop"]
+
+
+class Served:
+    """Requests this process's app served, counted as each one ends (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        """One more request served."""
+        with self._lock:
+            self.count += 1
+
+
+class _Process:
+    """What the agent says of this process's app (``hello``): set when the server loads it."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.kind: str | None = None
+        self.served = Served()
+        #: whether :attr:`served` counts (the app was wrapped)
+        self.counting = False
+
+    @property
+    def framework(self) -> str | None:
+        """The installed package the app's class comes from (``flask``, ``fastapi``...)."""
+        if self.app is None:
+            return None
+        module = sys.modules.get(getattr(type(self.app), "__module__", "") or "")
+        filename = getattr(module, "__file__", None) or ""
+        if module is None or "-packages" not in filename:
+            return None
+        return module.__name__.split(".")[0]
+
+
+_process = _Process()
+#: the running agent of *this* pid: (pid, listening socket, path)
+_running: tuple[int, socket.socket, str] | None = None
+_lock = threading.Lock()
+_armed = False
+
+
+def socket_path(channel_dir: str | os.PathLike[str], pid: int | None = None) -> str:
+    """Where the agent of ``pid`` (this process) listens: ``CHANNEL/<pid>.sock``."""
+    return os.path.join(os.fspath(channel_dir), f"{pid or os.getpid()}.sock")
+
+
+def served() -> int | None:
+    """Requests this process's app served so far (None when they are not counted here)."""
+    return _process.served.count if _process.counting else None
+
+
+def start(channel_dir: str | os.PathLike[str], frames: int | None = None) -> str:
+    """Start the agent in this process (once per pid) and return its socket's path.
+
+    ``channel_dir`` must be a directory of this user's that nobody else can enter (mode 0700):
+    memprobe creates it. ``frames`` is the attribution round's traceback depth (default
+    ``$MEMPROBE_FRAMES`` or 25). Safe to call from any thread of a running process; raises
+    OSError/PermissionError when the socket cannot be opened.
+    """
+    global _running
+    with _lock:
+        pid = os.getpid()
+        if _running is not None and _running[0] == pid:
+            return _running[2]
+        _running = None
+        directory = os.fspath(channel_dir)
+        _check_private(directory)
+        path = socket_path(directory, pid)
+        try:
+            os.unlink(path)  # a dead process's socket that had this pid
+        except FileNotFoundError:
+            pass
+        sock = control.listen(path)
+        depth = frames or int(os.environ.get(ENV_FRAMES) or 25)
+        control.serve(sock, control.Agent(_process, depth, served=served))
+        _running = (pid, sock, path)
+        return path
+
+
+def stop() -> None:
+    """Stop this process's agent: no more connections, its socket removed, tracing stopped
+    (connections already open end when memprobe closes them)."""
+    global _running
+    with _lock:
+        running, _running = _running, None
+    if running is None or running[0] != os.getpid():
+        return
+    _, sock, path = running
+    try:
+        sock.close()
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    import tracemalloc
+
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()
+
+
+def _check_private(directory: str) -> None:
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{directory} is not a private directory of this user (mode 0700)")
+
+
+# -- bootstrap: which process gets an agent, and when ------------------------------------------
+
+
+def bootstrap() -> None:
+    """Called by the bootstrap's ``sitecustomize`` in every Python process of the command: arm
+    the agent where it belongs (see the module's docstring). Does nothing without
+    ``$MEMPROBE_CHANNEL``."""
+    global _armed
+    channel = os.environ.get(ENV_CHANNEL)
+    if not channel or _armed:
+        return
+    _armed = True
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    if _is_helper(argv):
+        return
+    os.register_at_fork(after_in_child=_after_fork)
+    _PostImport.install({"gunicorn.workers.base": _patch_gunicorn, "uvicorn.config": _patch_uvicorn})
+    if not _is_launcher(argv) and "--multiprocessing-fork" not in argv:
+        start(channel)
+
+
+def _is_helper(argv: list[str]) -> bool:
+    code = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else ""
+    return any(name in code for name in _HELPERS)
+
+
+def _is_launcher(argv: list[str]) -> bool:
+    """Whether the process is gunicorn's or uvicorn's command (``gunicorn ...``, ``python -m
+    uvicorn ...``): its workers, not itself, serve."""
+    args = argv[1:]
+    if "-m" in args[:-1]:
+        return args[args.index("-m") + 1].split(".")[0] in LAUNCHERS
+    script = next((a for a in args if not a.startswith("-")), "")
+    names = {os.path.basename(a) for a in (argv[0], script) if a}
+    return any(n == name or n.startswith(name + "-") for n in names for name in LAUNCHERS)
+
+
+def _after_fork() -> None:
+    """In a forked child: the parent's agent (socket, threads, count) is not this process's."""
+    global _running
+    inherited, _running = _running, None
+    _process.served = Served()
+    if inherited is None:
+        return
+    try:
+        inherited[1].close()  # the parent's listening socket; its path stays the parent's
+    except OSError:
+        pass
+    channel = os.environ.get(ENV_CHANNEL)
+    if channel:
+        _start_quietly(channel)
+
+
+def _serving(app: Any, kind: str) -> None:
+    """The server loaded ``app`` in this process: it is a worker; its agent starts now."""
+    _process.app, _process.kind, _process.counting = app, kind, True
+    channel = os.environ.get(ENV_CHANNEL)
+    if channel:
+        _start_quietly(channel)
+
+
+def _start_quietly(channel: str) -> None:
+    try:
+        start(channel)
+        atexit.register(stop)
+    except OSError as err:
+        print(f"memprobe: agent not started in pid {os.getpid()}: {err}", file=sys.stderr)
+
+
+class CountingWSGI:
+    """The WSGI app as gunicorn loaded it, counting each call in this process."""
+
+    def __init__(self, app: Any, counter: Callable[[], Served]) -> None:
+        self.app = app
+        self._counter = counter
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            return self.app(environ, start_response)
+        finally:
+            self._counter().add()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+
+class CountingASGI:
+    """The ASGI app as uvicorn loaded it, counting each HTTP request in this process."""
+
+    def __init__(self, app: Any, counter: Callable[[], Served]) -> None:
+        self.app = app
+        self._counter = counter
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope.get("type") == "http":
+                self._counter().add()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+
+def _counter() -> Served:
+    return _process.served
+
+
+def _patch_gunicorn(module: ModuleType) -> None:
+    worker = module.Worker
+    original = worker.load_wsgi
+    if getattr(original, "_memprobe", False):
+        return
+
+    def load_wsgi(self: Any) -> None:
+        original(self)
+        if self.wsgi is not None and not isinstance(self.wsgi, CountingWSGI):
+            app = self.wsgi
+            self.wsgi = CountingWSGI(app, _counter)
+            _serving(app, "wsgi")
+
+    load_wsgi._memprobe = True  # type: ignore[attr-defined]
+    worker.load_wsgi = load_wsgi
+
+
+def _patch_uvicorn(module: ModuleType) -> None:
+    config = module.Config
+    original = config.load
+    if getattr(original, "_memprobe", False):
+        return
+
+    def load(self: Any) -> None:
+        original(self)
+        if not isinstance(self.loaded_app, CountingASGI):
+            app = _unwrap(self.loaded_app)
+            self.loaded_app = CountingASGI(self.loaded_app, _counter)
+            _serving(app, "asgi")
+
+    load._memprobe = True  # type: ignore[attr-defined]
+    config.load = load
+
+
+def _unwrap(app: Any) -> Any:
+    """The user's app under uvicorn's own middlewares (proxy headers, ASGI2, WSGI adapters)."""
+    for _ in range(8):
+        inner = getattr(app, "app", None)
+        if inner is None or not type(app).__module__.startswith("uvicorn."):
+            break
+        app = inner
+    return app
+
+
+class _PostImport(importlib.abc.MetaPathFinder):
+    """Runs a hook on a module right after it is first imported (or at once if it already is)."""
+
+    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.hooks = hooks
+        self._busy: set[str] = set()
+
+    @classmethod
+    def install(cls, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
+        """Watch for ``hooks``' modules; patch those already imported."""
+        pending = {}
+        for name, hook in hooks.items():
+            if name in sys.modules:
+                hook(sys.modules[name])
+            else:
+                pending[name] = hook
+        if pending:
+            sys.meta_path.insert(0, cls(pending))
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        hook = self.hooks.get(name)
+        if hook is None or name in self._busy:
+            return None
+        self._busy.add(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._busy.discard(name)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _HookedLoader(spec.loader, hook)
+        return spec
+
+
+class _HookedLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any, hook: Callable[[ModuleType], None]) -> None:
+        self.loader = loader
+        self.hook = hook
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        try:
+            self.hook(module)
+        except Exception as err:  # a server version whose shape differs: serve, unmeasured
+            print(f"memprobe: cannot hook {module.__name__}: {type(err).__name__}: {err}", file=sys.stderr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)

@@ -1,0 +1,393 @@
+"""A Python server started from a command (``gunicorn -w 2 ...``, ``uvicorn --workers 2 ...``),
+with the agent injected into every worker: one set of readings per process, one verdict for
+the whole server.
+
+The command runs with memprobe's bootstrap first on ``PYTHONPATH``
+(:mod:`memprobe.agent.channel`): each worker opens ``<pid>.sock`` in the hunt's channel
+directory when it loads the app, and counts the requests it serves. At every round boundary
+each worker collects its garbage and reads its traced heap (in parallel), and USS and PSS of
+every process of the server are read from outside. The protocol sees the server as one: the
+traced heap summed over the workers and the PSS summed over all its processes (a master's pages
+its forked workers share counted once), per request any worker served. :meth:`processes` gives
+each process's own judgement, on the requests *it* served.
+
+A worker that dies during a route (a crash, ``--max-requests``, SIGKILL) keeps the readings it
+had; the one the server starts in its place joins at its first reading, with a baseline of its
+own. Each is named as the other's ``respawned``; their rounds are never mixed, and the server's
+sums add what each process grew while it lived.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from memprobe.agent.channel import Channel, pid_alive
+from memprobe.agent.control import AgentClient
+from memprobe.errors import TargetError, UsageError
+from memprobe.http.hammer import Hammer
+from memprobe.http.load import LoadResult
+from memprobe.hunt.model import judge
+from memprobe.hunt.probes import AppInfo, Attribution
+from memprobe.hunt.probes.merge import merge
+from memprobe.hunt.probes.server import ServerProbe
+from memprobe.process.child import EXIT_GRACE_S, Child, free_port
+from memprobe.process.memory import read_memory, read_tree
+from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
+
+_PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
+#: How long the set of agents must stay the same before the hunt starts without all the
+#: workers the command asked for.
+_STABLE_S = 1.0
+
+
+def is_python_command(cmd: str, cwd: str | Path | None = None) -> bool:
+    """Whether ``cmd`` runs Python: an interpreter, or a script whose ``#!`` line names one
+    (gunicorn's and uvicorn's console scripts)."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError:
+        return False
+    if not argv:
+        return False
+    name = os.path.basename(argv[0])
+    if _PYTHON.match(name):
+        return True
+    path = argv[0] if os.sep in argv[0] else shutil.which(argv[0])
+    if path is None:
+        return False
+    try:
+        with open(Path(cwd or ".", path), "rb") as fh:
+            first = fh.readline(256)
+    except OSError:
+        return False
+    return first.startswith(b"#!") and b"python" in first
+
+
+def expected_workers(argv: list[str]) -> int:
+    """The workers the command asks for (gunicorn ``-w``/``--workers``, uvicorn ``--workers``)."""
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-w", "--workers") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--workers="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-w") and arg[2:].isdigit():
+            value = arg[2:]
+        if value is not None and value.isdigit():
+            return max(1, int(value))
+    return 1
+
+
+@dataclass
+class _Proc:
+    """One process of the server during a route, as the parent follows it."""
+
+    pid: int
+    role: str
+    client: AgentClient | None = None
+    readings: list[Reading] = field(default_factory=list)
+    #: requests it had served at its first reading of the route, and at its latest
+    served0: int | None = None
+    served: int | None = None
+    #: first and latest traced heap and PSS (for the server's sums)
+    first: tuple[int | None, int | None] = (None, None)
+    last: tuple[int | None, int | None] = (None, None)
+    dead: bool = False
+    respawned: dict[str, Any] | None = None
+    deepened_at: int | None = None
+    attribution: Attribution | None = None
+    attributed: int = 0
+
+    @property
+    def done(self) -> int:
+        """Requests it served since its first reading."""
+        if self.served is None or self.served0 is None:
+            return 0
+        return self.served - self.served0
+
+
+class WorkersProbe(ServerProbe):
+    """Start ``cmd`` (``{port}`` in it becomes a free port) with the agent in every worker."""
+
+    mode = "workers"
+    sees_inside = True
+    memory = "pss"
+
+    def __init__(self, cmd: str, settings: HuntSettings, cwd: str | Path | None = None,
+                 ready_path: str = "/") -> None:
+        if "{port}" not in cmd:
+            raise UsageError("--cmd must contain {port} where the server's port goes, e.g. "
+                             "'gunicorn app:app -b 127.0.0.1:{port}'")
+        super().__init__(settings, cwd)
+        self.cmd = cmd
+        self.ready_path = ready_path
+        self.channel: Channel | None = None
+        self.procs: dict[int, _Proc] = {}
+        self.route_procs: list[_Proc] = []
+        self.counted = True
+        self._base: tuple[int, int] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="memprobe-workers")
+
+    # -- the server's life --------------------------------------------------------------------
+
+    def open(self) -> AppInfo:
+        """Start the command, wait until it answers HTTP and its workers' agents are up."""
+        self.channel = Channel()
+        self.port = free_port()
+        argv = shlex.split(self.cmd.replace("{port}", str(self.port)))
+        self.child = Child(argv, name=Path(argv[0]).name, url=self.url(self.ready_path),
+                           cwd=self.cwd, ready_timeout=self.settings.ready_timeout,
+                           env=self.channel.env(frames=self.settings.frames),
+                           log_path=self.channel.path / "server.log")
+        t0 = time.monotonic()
+        self.child.start()
+        hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
+        startup = time.monotonic() - t0
+        first = hellos[0]
+        self.counted = all(h.get("served") is not None for h in hellos)
+        workers = sorted(h["pid"] for h in hellos)
+        notes = [f"{len(workers)} worker{'s' if len(workers) != 1 else ''} with the agent inside "
+                 f"(pids {', '.join(map(str, workers))})"
+                 + ("" if self.child.pid in workers else f", master pid {self.child.pid} read from outside")]
+        if not self.counted:
+            notes.append("the server's requests are not counted inside it (not a gunicorn or "
+                         "uvicorn app): bytes per request are per request sent")
+        return AppInfo(first.get("kind"), first.get("framework"), list(first.get("routes") or []),
+                       startup, label=self.cmd, notes=notes)
+
+    def _await_agents(self, expected: int, deadline: float) -> list[dict[str, Any]]:
+        assert self.child is not None and self.channel is not None
+        seen: dict[int, dict[str, Any]] = {}
+        stable_since = time.monotonic()
+        while True:
+            for pid, path in self.channel.agents().items():
+                if pid not in seen:
+                    client = AgentClient(path).connect()
+                    seen[pid] = client.call("hello")
+                    self.procs[pid] = _Proc(pid, "worker", client)
+                    stable_since = time.monotonic()
+            now = time.monotonic()
+            if len(seen) >= expected or (seen and now - stable_since >= _STABLE_S and now > deadline):
+                break
+            if now > deadline + _STABLE_S:
+                raise TargetError(f"{self.child.name}: no memprobe agent came up in its processes "
+                                  "within the start timeout (does it run Python with -I, -E or -S, "
+                                  "or a server memprobe does not hook?)", self.child.log_tail())
+            self.child.check_alive()
+            time.sleep(0.05)
+        if self.child.pid not in seen:
+            self.procs[self.child.pid] = _Proc(self.child.pid, "master")
+        return list(seen.values())
+
+    def close(self) -> None:
+        """Close the channels, stop the server's process group, remove the channel directory."""
+        for proc in self.procs.values():
+            if proc.client is not None:
+                proc.client.close()
+        self._pool.shutdown(wait=True)
+        try:
+            super().close()
+        finally:
+            if self.channel is not None:
+                self.channel.close()
+
+    def send(self, route: str, n: int, first: int) -> LoadResult:
+        """``n`` requests, a new connection each: the kernel hands connections to whichever
+        worker accepts first, and a few keep-alive connections would leave a worker with none
+        for whole rounds (measured with uvicorn --workers 2: a worker served 0 of 500)."""
+        s = self.settings
+        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
+                      first=first, mode="close").run()
+        if load.answered < load.sent and self.child is not None:
+            self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
+        return load
+
+    # -- following the workers ----------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """New agents joined, dead workers noted; a newcomer after a death is its successor."""
+        assert self.channel is not None
+        for proc in list(self.procs.values()):
+            if proc.role == "worker" and not proc.dead and not pid_alive(proc.pid):
+                self._died(proc)
+        for pid, path in self.channel.agents().items():
+            if pid in self.procs:
+                continue
+            try:
+                client = AgentClient(path).connect(deadline_s=2.0)
+            except TargetError:
+                continue  # it went away as fast as it came
+            proc = _Proc(pid, "worker", client)
+            self.procs[pid] = proc
+            self.route_procs.append(proc)
+            orphan = next((p for p in self.route_procs if p.dead and p.respawned is not None
+                           and p.respawned.get("successor") is None), None)
+            if orphan is not None:
+                orphan.respawned = {**orphan.respawned, "successor": pid}  # type: ignore[dict-item]
+                proc.respawned = {"replaces": orphan.pid}
+
+    def _died(self, proc: _Proc) -> None:
+        proc.dead = True
+        if proc.client is not None:
+            proc.client.close()
+            proc.client = None
+        proc.respawned = {"died_after_requests": proc.done, "readings": len(proc.readings),
+                          "successor": None}
+
+    def _live(self) -> list[_Proc]:
+        return [p for p in self.route_procs if p.role == "worker" and not p.dead and p.client is not None]
+
+    def _each(self, cmd: str, procs: list[_Proc],
+              per: Callable[[_Proc], dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
+        """``cmd`` to every agent in ``procs`` at once (``per(proc)``: its arguments); a worker
+        that died meanwhile is noted, not an error."""
+        def call(proc: _Proc) -> dict[str, Any] | None:
+            assert proc.client is not None
+            try:
+                return proc.client.call(cmd, **(per(proc) if per else {}))
+            except TargetError:
+                if pid_alive(proc.pid):
+                    raise
+                return None
+
+        out = {}
+        for proc, answer in zip(procs, list(self._pool.map(call, procs))):
+            if answer is None:
+                self._died(proc)
+            else:
+                out[proc.pid] = answer
+        return out
+
+    # -- the protocol's steps -----------------------------------------------------------------
+
+    def begin(self, route: str) -> None:
+        """A new route: every live worker restarts tracing; each process's series starts anew."""
+        self._refresh()
+        for pid in [pid for pid, p in self.procs.items() if p.dead]:
+            del self.procs[pid]
+        for proc in self.procs.values():
+            proc.readings, proc.served0, proc.served = [], None, None
+            proc.first = proc.last = (None, None)
+            proc.respawned, proc.deepened_at, proc.attribution, proc.attributed = None, None, None, 0
+        self.route_procs = list(self.procs.values())
+        self._base = None
+        self._each("begin", self._live())
+
+    def read(self, done: int, baseline: bool = False) -> Reading:
+        """Every worker collects its garbage and reads its heap; every process's USS and PSS
+        from outside; the server's reading is the sums, at the requests all workers served."""
+        assert self.child is not None
+        self._refresh()
+        live = self._live()
+        fresh = [p for p in live if baseline or not p.readings]
+        answers = self._each("baseline", fresh)
+        answers.update(self._each("measure", [p for p in live if p not in fresh]))
+        tree = read_tree(self.child.pid).processes
+        for proc in self.route_procs:
+            if proc.dead or (proc.role == "worker" and proc.pid not in answers):
+                continue
+            memory = tree.get(proc.pid) or _memory(proc.pid)
+            if memory is None:
+                continue
+            inside = answers.get(proc.pid, {})
+            overhead = int(inside.get("overhead", 0))
+            uss = None if memory.uss is None else memory.uss - overhead
+            pss = None if memory.pss is None else memory.pss - overhead
+            traced = int(inside["traced"]) if "traced" in inside else None
+            if proc.role == "worker":
+                served = inside.get("served")
+                proc.served = done if served is None else int(served)
+                if proc.served0 is None:
+                    proc.served0 = proc.served
+            if not proc.readings:
+                proc.first = (traced, pss)
+            proc.last = (traced, pss)
+            proc.readings.append(Reading(proc.done if proc.role == "worker" else -1, traced, uss))
+        served_all = self._served_all(done)
+        for proc in self.route_procs:  # the master's series is on the server's requests
+            if proc.role == "master" and proc.readings and proc.readings[-1].requests == -1:
+                proc.readings[-1] = Reading(served_all, None, proc.readings[-1].uss)
+        # Helpers (multiprocessing's resource tracker) serve nothing: their PSS counts as is.
+        helpers = sum(r.pss or 0 for pid, r in tree.items() if pid not in self.procs)
+        traced_sum = sum(p.last[0] - p.first[0] for p in self.route_procs
+                         if p.first[0] is not None and p.last[0] is not None)
+        pss_sum = sum(p.last[1] - p.first[1] for p in self.route_procs
+                      if p.first[1] is not None and p.last[1] is not None)
+        if self._base is None:
+            self._base = (sum(p.first[0] or 0 for p in self.route_procs),
+                          sum(p.first[1] or 0 for p in self.route_procs) + helpers)
+        return Reading(served_all, self._base[0] + traced_sum, self._base[1] + pss_sum)
+
+    def _served_all(self, done: int) -> int:
+        if not self.counted:
+            return done
+        return sum(p.done for p in self.route_procs if p.role == "worker")
+
+    def growth(self, done: int) -> None:
+        """Each worker notes what grew over the requests it served."""
+        self._each("growth", self._live(), lambda p: {"requests": p.done})
+
+    def deepen(self) -> None:
+        """Deep tracebacks in every worker; each one's count noted for its attribution round."""
+        live = self._live()
+        self._each("deepen", live)
+        for pid, answer in self._each("hello", live).items():
+            served = answer.get("served")
+            self.procs[pid].deepened_at = None if served is None else int(served)
+
+    def attribute(self, requests: int) -> Attribution:
+        """Each worker's sites, types and holders over the requests it served in the round;
+        the server's are their sums (:mod:`memprobe.hunt.probes.merge`)."""
+        live = [p for p in self._live() if p.readings]
+        counts = self._each("hello", live)
+        share = max(1, requests // max(1, len(live)))
+        for proc in live:
+            served = counts.get(proc.pid, {}).get("served")
+            proc.attributed = (int(served) - proc.deepened_at
+                               if served is not None and proc.deepened_at is not None else share)
+        answers = self._each("attribute", live, lambda p: {"requests": max(1, p.attributed)})
+        parts = []
+        for proc in live:
+            if proc.pid in answers:
+                proc.attribution = Attribution.from_dict(answers[proc.pid])
+                parts.append((proc.attribution, proc.attributed))
+        return merge(parts, self._served_all(0) or requests)
+
+    def processes(self) -> list[WorkerResult]:
+        """Each process of the route, judged on its own series (master first, then by pid)."""
+        out = []
+        for proc in sorted(self.route_procs, key=lambda p: (p.role != "master", p.pid)):
+            if not proc.readings:
+                continue
+            judgement = _judge(proc.readings)
+            att = proc.attribution if judgement.verdict != "clean" else None
+            out.append(WorkerResult(
+                proc.pid, proc.role, judgement, list(proc.readings),
+                att.sites if att else [], att.types if att else [], att.holders if att else [],
+                requests=proc.done if proc.role == "worker" else 0, respawned=proc.respawned))
+        return out
+
+
+def _judge(readings: list[Reading]) -> Judgement:
+    # A round in which this process served nothing says nothing of its growth per request,
+    # and would look like growth that stopped.
+    readings = [r for i, r in enumerate(readings) if i == 0 or r.requests > readings[i - 1].requests]
+    if len(readings) < 3:
+        return Judgement("clean", None, None, None,
+                         f"only {len(readings)} reading{'s' if len(readings) != 1 else ''}: too few "
+                         "rounds to judge")
+    return judge(readings)
+
+
+def _memory(pid: int) -> Any:
+    try:
+        return read_memory(pid)
+    except TargetError:
+        return None
