@@ -165,20 +165,24 @@ def measure(
             results: list[StepResult] = []
             done_before = 0
             current: list[Hammer] = []
-            with Sampler(child.pid, tree=in_production,
-                         progress=lambda: done_before + (current[-1].completed if current else 0)) as sampler:
-                previous: MemoryReading | None = rnd.before
-                for step, count in zip(steps, counts):
-                    hammer = _hammer(base, step, count, settings, scenario is not None, notify)
-                    current.append(hammer)
-                    load = hammer.run()
-                    done_before += load.sent
-                    child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
-                    after = _read(child.pid, in_production)[0] if scenario else None
-                    results.append(StepResult(step, load, after=after, before=previous))
-                    previous = after
-            # A sampler that died early says so in its series: a short series must not look complete.
-            rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.died}
+            sampler = Sampler(child.pid, tree=in_production,
+                              progress=lambda: done_before + (current[-1].completed if current else 0))
+            try:
+                with sampler:
+                    previous: MemoryReading | None = rnd.before
+                    for step, count in zip(steps, counts):
+                        hammer = _hammer(base, step, count, settings, scenario is not None, notify)
+                        current.append(hammer)
+                        load = hammer.run()
+                        done_before += load.sent
+                        child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
+                        after = _read(child.pid, in_production)[0] if scenario else None
+                        results.append(StepResult(step, load, after=after, before=previous))
+                        previous = after
+            finally:
+                # A sampler that died early says so in its series: a short series must not look
+                # complete. A round the app crashed in keeps the points read until then.
+                rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.stopped}
             rnd.load = (results[0].load if scenario is None else merge_loads(url, [r.load for r in results])).kept()
             if scenario is not None:
                 rnd.steps = [r.to_dict() for r in results]
