@@ -194,20 +194,6 @@ def test_an_old_or_foreign_json_gets_one_line_and_exit_2(tmp_path: Path, content
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
 
 
-def test_a_renderer_bug_surfaces_as_a_bug_not_as_a_foreign_file(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import memprobe.render as renderers
-    import memprobe.render.check  # noqa: F401  (registers the real renderer first)
-
-    def broken(result: Any, **options: Any) -> str:
-        raise KeyError("a bug of ours")
-
-    monkeypatch.setitem(renderers._REGISTRY, ("text", "check"), broken)
-    path = save(tmp_path, "check.json", check_result())
-    with pytest.raises(KeyError, match="a bug of ours"):
-        main(["report", str(path)])
-
-
 def test_a_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
