@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe.process.child import LOOPBACK, Child, free_port
+from memprobe.process.child import LOOPBACK, Child, start_on_free_port
 
 SERVERS = Path(__file__).parent / "servers"
 REPO = Path(__file__).resolve().parent.parent
@@ -26,17 +26,25 @@ def ctrl_c_reaches_it() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def behaviours_child(*extra: str, ready_timeout: float = 15.0, path: str = "/") -> Child:
-    """A (not yet started) :class:`Child` running tests/servers/behaviours.py."""
-    port = free_port()
+def behaviours_on(port: int, *extra: str, ready_timeout: float = 15.0, path: str = "/",
+                  name: str = "behaviours") -> Child:
+    """A (not yet started) :class:`Child` running tests/servers/behaviours.py on ``port``."""
     return Child([sys.executable, str(SERVERS / "behaviours.py"), "--port", str(port), *extra],
-                 name="behaviours", url=f"http://{LOOPBACK}:{port}{path}", ready_timeout=ready_timeout)
+                 name=name, url=f"http://{LOOPBACK}:{port}{path}", ready_timeout=ready_timeout)
+
+
+def start_behaviours(*extra: str, ready_timeout: float = 15.0, path: str = "/",
+                     name: str = "behaviours") -> Child:
+    """tests/servers/behaviours.py started and ready on a free port (another one if the port
+    was taken before it bound it)."""
+    return start_on_free_port(
+        lambda port: behaviours_on(port, *extra, ready_timeout=ready_timeout, path=path, name=name))
 
 
 @pytest.fixture
 def behaviours() -> Iterator[Child]:
     """The behaviours server, started and ready; stopped after the test whatever happens."""
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         yield child
 
 

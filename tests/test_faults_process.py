@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import psutil
 import pytest
@@ -19,7 +20,8 @@ import pytest
 from memprobe.errors import TargetError
 from memprobe.process import child as child_module
 from memprobe.process.child import LOOPBACK, Child, free_port
-from tests.conftest import SERVERS, behaviours_child
+from tests import conftest
+from tests.conftest import SERVERS, start_behaviours
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
@@ -35,8 +37,7 @@ def memprobe_temp_files() -> set[str]:
 
 
 def behaviours_on(port: int, *extra: str) -> Child:
-    return Child([sys.executable, str(SERVERS / "behaviours.py"), "--port", str(port), *extra],
-                 name=f"{TAG}-behaviours", url=f"http://{LOOPBACK}:{port}/", ready_timeout=15)
+    return conftest.behaviours_on(port, *extra, name=f"{TAG}-behaviours")
 
 
 # --- signals reach only what is still ours -------------------------------------------------
@@ -63,7 +64,7 @@ def killpg_targets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, 
 
 def test_every_group_signal_is_sent_while_the_leader_is_still_ours(
         no_orphans: None, killpg_targets: list[tuple[int, str | None]]) -> None:
-    with behaviours_child():
+    with start_behaviours():
         pass
     assert killpg_targets, "stop() signalled nothing"
     assert all(status is not None for _, status in killpg_targets), killpg_targets
@@ -71,7 +72,7 @@ def test_every_group_signal_is_sent_while_the_leader_is_still_ours(
 
 def test_a_child_seen_exited_is_kept_unreaped_until_stop_so_its_pid_cannot_be_reused(
         no_orphans: None, killpg_targets: list[tuple[int, str | None]]) -> None:
-    child = behaviours_child().start()
+    child = start_behaviours()
     os.kill(child.pid, signal.SIGKILL)
     assert child.exited(grace=10)
     assert child.returncode == -signal.SIGKILL
@@ -94,7 +95,7 @@ def test_workers_that_outlive_their_master_are_still_ended(no_orphans: None) -> 
 
 def test_a_leader_reaped_behind_the_childs_back_is_not_signalled(
         no_orphans: None, killpg_targets: list[tuple[int, str | None]]) -> None:
-    child = behaviours_child().start()
+    child = start_behaviours()
     assert child.proc is not None
     child.proc.kill()
     child.proc.wait()  # Popen reaps: from here the pid may be anyone's
@@ -114,7 +115,7 @@ def test_children_are_started_without_python_code_between_fork_and_exec(
         return real(*args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(child_module.subprocess, "Popen", spy)
-    with behaviours_child():
+    with start_behaviours():
         pass
     assert kwargs_seen and all(kw.get("preexec_fn") is None for kw in kwargs_seen)
     assert all(kw.get("start_new_session") for kw in kwargs_seen)
@@ -124,13 +125,13 @@ def test_children_are_started_without_python_code_between_fork_and_exec(
 def test_the_trampoline_used_without_setpriv_also_makes_the_child_die_with_its_parent(
         monkeypatch: pytest.MonkeyPatch, no_orphans: None) -> None:
     monkeypatch.setattr(child_module, "_setpriv", lambda: None)
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         status = open(f"/proc/{child.pid}/cmdline", "rb").read().split(b"\0")
         assert b"behaviours.py" in status[1]  # the trampoline exec'd the server in its place
 
 
 def test_the_command_runs_as_given_not_with_symlinks_resolved(no_orphans: None) -> None:
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         argv = open(f"/proc/{child.pid}/cmdline", "rb").read().split(b"\0")
     assert argv[0] == os.fsencode(sys.executable)  # a venv's python is a symlink: keep it
 
@@ -234,3 +235,61 @@ def test_a_log_the_caller_named_is_kept(tmp_path: object, no_orphans: None) -> N
     with child:
         pass
     assert "behaviours server starting" in open(log).read()
+
+
+# --- every starter of a child copes with a port taken between its choice and the bind -------
+
+@pytest.fixture
+def first_port_taken(impostor: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """``free_port`` first answers a port another server already listens on (what another
+    process binding it in between looks like), then free ones; the ports it gave, in order."""
+    given: list[int] = []
+    real = child_module.free_port
+
+    def pick(host: str = LOOPBACK) -> int:
+        given.append(impostor if not given else real(host))
+        return given[-1]
+
+    monkeypatch.setattr(child_module, "free_port", pick)
+    return given
+
+
+HELLO_APP = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+'''
+
+
+@pytest.mark.timeout(180)
+def test_a_hunt_with_the_agent_starts_again_on_another_port(
+        first_port_taken: list[int], tmp_path: Path, no_orphans: None) -> None:
+    from memprobe.hunt import hunt
+
+    (tmp_path / "hello_race.py").write_text(HELLO_APP, encoding="utf-8")
+    result = hunt(f"{tmp_path / 'hello_race.py'}:app", ["/"], 50, rounds=2, warmup=0)
+    assert len(first_port_taken) == 2
+    assert result.routes[0].load["ok"] == 100
+
+
+@pytest.mark.timeout(180)
+def test_a_hunt_of_a_command_starts_it_again_on_another_port(
+        first_port_taken: list[int], no_orphans: None) -> None:
+    from memprobe.hunt import hunt
+
+    result = hunt(cmd=f"{sys.executable} {SERVERS / 'behaviours.py'} --port {{port}}", routes=["/"],
+                  requests=50, rounds=2, warmup=0)
+    assert len(first_port_taken) == 2
+    assert result.routes[0].load["ok"] == 100
+
+
+@pytest.mark.timeout(180)
+def test_compare_starts_a_framework_again_on_another_port(
+        first_port_taken: list[int], no_orphans: None) -> None:
+    from memprobe.compare import frameworks as catalog
+    from memprobe.compare.runner import Settings, measure
+
+    rnd = measure(catalog.custom(SERVERS / "behaviours.py"), Settings(requests=50, settle_s=0, timeout=10, concurrency=2))
+    assert len(first_port_taken) == 2
+    assert rnd.url == f"http://{LOOPBACK}:{first_port_taken[1]}/"
+    assert rnd.load is not None and rnd.load.ok == 50

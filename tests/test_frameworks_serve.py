@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Callable
 import pytest
 
 from memprobe.compare import frameworks as catalog
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +52,9 @@ class Served:
         return http.client.HTTPConnection(LOOPBACK, self.port, timeout=10)
 
     def wait_ready(self) -> None:
-        """Poll ``GET /`` until it answers; fail with the log if the child dies or never does."""
-        deadline = time.monotonic() + READY_DEADLINE_S
-        while time.monotonic() < deadline:
+        """Await an answer to ``GET /``; fail with the log if the child dies or never answers."""
+
+        def answers() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"exited with {self.process.returncode} before answering:\n"
                             f"{self.log_text()}")
@@ -62,12 +62,16 @@ class Served:
             try:
                 conn.request("GET", "/")
                 conn.getresponse().read()
-                return
+                return True
             except OSError:
-                time.sleep(0.05)
+                return False
             finally:
                 conn.close()
-        pytest.fail(f"no answer on port {self.port} within {READY_DEADLINE_S} s:\n{self.log_text()}")
+
+        try:
+            wait_until(answers, READY_DEADLINE_S, f"an answer on port {self.port}")
+        except TimeoutError as err:
+            pytest.fail(f"{err}:\n{self.log_text()}")
 
 
 def reap(process: subprocess.Popen[bytes]) -> None:

@@ -1,24 +1,12 @@
-"""``memprobe hammer`` given a bad URL, header or concurrency: one line, the documented code."""
+"""The hammer at the edges of what it accepts: latin-1 headers, bursts above the soft open-file
+limit. The bad inputs themselves (a port that is not a number, a header latin-1 cannot carry,
+a limit that cannot be raised) are cases of tests/test_faults.py."""
 from __future__ import annotations
 
 import pytest
 
 from memprobe.http.hammer import Hammer
 from memprobe.process.child import Child
-from tests.conftest import run_cli
-
-
-def test_a_port_that_is_not_a_number_is_one_line_and_exit_2() -> None:
-    code, _, err = run_cli("hammer", "http://127.0.0.1:abc/", "-n", "10", "--no-save")
-    assert code == 2, err
-    assert err.startswith("memprobe: ") and "port" in err
-    assert len(err.strip().splitlines()) == 1
-
-
-def test_a_header_that_is_not_latin_1_is_one_line_and_exit_2() -> None:
-    code, _, err = run_cli("hammer", "http://127.0.0.1:1/", "-n", "10", "-H", "X-City: Łódź", "--no-save")
-    assert code == 2, err
-    assert "latin-1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_latin_1_header_is_sent_as_latin_1_obs_text() -> None:

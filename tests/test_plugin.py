@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from memprobe.hunt import hunt_in_process
-from tests.conftest import ctrl_c_reaches_it
+from tests.conftest import SERVERS, ctrl_c_reaches_it, wait_until
 
 pytest_plugins = ["pytester"]
 
@@ -44,13 +43,6 @@ def _pids_dead(pids: list[int]) -> list[int]:
                 alive.append(pid)
         except psutil.NoSuchProcess:
             continue
-    return alive
-
-
-def _wait_dead(pids: list[int], within: float = 10.0) -> list[int]:
-    end = time.monotonic() + within
-    while (alive := _pids_dead(pids)) and time.monotonic() < end:
-        time.sleep(0.1)
     return alive
 
 
@@ -397,7 +389,7 @@ def test_servers_the_fixture_started_are_gone_after_a_passing_and_a_failing_test
     for name in ("passing.json", "failing.json"):
         pids = json.loads((pytester.path / name).read_text())
         assert pids, f"{name}: the server was not a child of the pytest process"
-        assert _wait_dead(pids, within=0) == [], f"{name}: left running"
+        assert _pids_dead(pids) == [], f"{name}: left running"
 
 
 @pytest.mark.slow
@@ -411,11 +403,11 @@ def test_servers_the_fixture_started_are_gone_after_an_interrupted_test(
                             cwd=pytester.path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, preexec_fn=ctrl_c_reaches_it)
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
+        def started() -> bool:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the test never started its server"
-            time.sleep(0.1)
+            return marker.exists() and bool(marker.read_text())
+
+        wait_until(started, 60, "the test starts its server")
         pids = json.loads(marker.read_text())
         assert pids
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -425,4 +417,43 @@ def test_servers_the_fixture_started_are_gone_after_an_interrupted_test(
             proc.kill()
             proc.wait()
     assert "KeyboardInterrupt" in out
-    assert _wait_dead(pids, within=0) == []
+    assert _pids_dead(pids) == []
+
+
+PORT_RACE_TEST = '''
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from memprobe.process import child
+
+
+class Impostor(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_serve_on_a_port_taken_meanwhile(memprobe, monkeypatch):
+    impostor = HTTPServer(("127.0.0.1", 0), Impostor)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    given, real = [], child.free_port
+    monkeypatch.setattr(child, "free_port",
+                        lambda host="127.0.0.1": given.append(real(host) if given else impostor.server_address[1])
+                        or given[-1])
+    server = memprobe.serve(cmd=sys.executable + " BEHAVIOURS --port {port}")
+    assert given[0] == impostor.server_address[1] and server.port == given[1]
+    assert server.hammer("/", 20, concurrency=1).ok == 20
+    impostor.shutdown()
+'''
+
+
+@pytest.mark.slow
+def test_serve_starts_the_server_again_when_its_port_was_taken_meanwhile(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_race=PORT_RACE_TEST.replace("BEHAVIOURS", str(SERVERS / "behaviours.py")))
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.assert_outcomes(passed=1)

@@ -194,20 +194,6 @@ def test_an_old_or_foreign_json_gets_one_line_and_exit_2(tmp_path: Path, content
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
 
 
-def test_a_renderer_bug_surfaces_as_a_bug_not_as_a_foreign_file(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import memprobe.render as renderers
-    import memprobe.render.check  # noqa: F401  (registers the real renderer first)
-
-    def broken(result: Any, **options: Any) -> str:
-        raise KeyError("a bug of ours")
-
-    monkeypatch.setitem(renderers._REGISTRY, ("text", "check"), broken)
-    path = save(tmp_path, "check.json", check_result())
-    with pytest.raises(KeyError, match="a bug of ours"):
-        main(["report", str(path)])
-
-
 def test_a_missing_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
@@ -312,3 +298,68 @@ def test_several_rounds_draw_a_line_per_round() -> None:
     assert row.saved is not None
     row.saved.samples = None  # the rows' own series gone: each round's is drawn
     assert html_of(result).count('class="plot" role="img"') == 2
+
+
+# --- a memory sampler that stopped early says so, in every format ---------------------------
+
+@pytest.fixture(scope="module")
+def sampler_stop() -> dict[str, Any]:
+    """What a real sampler keeps (``samples.stopped``) when the process it reads dies under it."""
+    from memprobe.process.memory import Sampler
+    from tests.conftest import wait_until
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        with Sampler(proc.pid, interval=0.01) as sampler:
+            wait_until(lambda: len(sampler.series.t) >= 2, 10, "two points read")
+            proc.kill()
+            proc.wait()
+            sampler.join(timeout=10)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.kill()
+        proc.wait()
+    stopped = sampler.stopped
+    assert stopped is not None and stopped["points"] >= 2 and stopped["why"] == f"process {proc.pid} is gone"
+    return stopped
+
+
+def _stop_line(stopped: dict[str, Any]) -> str:
+    return (f"memory sampler stopped at t={stopped['t_s']:.1f} s after {stopped['points']} points: "
+            f"{stopped['why']}")
+
+
+def test_a_compare_round_whose_sampler_stopped_says_when_after_how_many_points_and_why(
+        sampler_stop: dict[str, Any]) -> None:
+    data = fixture("compare")
+    data["results"][0]["rounds"][1]["samples"]["stopped"] = sampler_stop
+    result = CompareResult.from_dict(json.loads(json.dumps(data)))
+    line = f"flask, round 2: {_stop_line(sampler_stop)}"
+    assert line in render(result, "text", width=200)
+    assert f"- {line}" in render(result, "markdown")
+    html = render(result, "html")
+    assert "Memory sampler" in html and line in html
+    again = CompareResult.from_dict(json.loads(render(result, "json")))
+    assert render(again, "text", width=200) == render(result, "text", width=200)
+
+
+def test_a_hammer_whose_sampler_stopped_says_when_after_how_many_points_and_why(
+        sampler_stop: dict[str, Any]) -> None:
+    from memprobe.results import HammerResult
+
+    data = fixture("hammer")
+    data["samples"]["stopped"] = sampler_stop
+    result = HammerResult.from_dict(json.loads(json.dumps(data)))
+    line = _stop_line(sampler_stop)
+    for fmt in ("text", "markdown", "html"):
+        assert line in render(result, fmt), fmt
+
+
+def test_a_sampler_that_ran_to_the_end_adds_no_line() -> None:
+    from memprobe.results import HammerResult
+
+    data = fixture("hammer")
+    data["samples"]["stopped"] = None
+    assert "sampler stopped" not in render(HammerResult.from_dict(data), "text")
+    assert "sampler" not in render(CompareResult.from_dict(fixture("compare")), "markdown")

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import psutil
@@ -14,22 +13,17 @@ import pytest
 
 from memprobe.errors import TargetError
 from memprobe.process.child import LOOPBACK, Child, free_port
-from tests.conftest import REPO, SERVERS, behaviours_child
+from tests.conftest import REPO, SERVERS, start_behaviours, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def wait_gone(pid: int, within: float = 10.0) -> bool:
-    """Whether ``pid`` is gone (or a zombie) within ``within`` seconds; a liveness check."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is gone (or a zombie)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_free_port_is_bindable_on_loopback() -> None:
@@ -41,7 +35,7 @@ def test_free_port_is_bindable_on_loopback() -> None:
 
 
 def test_ready_means_a_real_request_was_answered(no_orphans: None) -> None:
-    with behaviours_child("--start-delay", "0.6") as child:
+    with start_behaviours("--start-delay", "0.6") as child:
         assert child.ready_after_s is not None and child.ready_after_s >= 0.6
         with urllib.request.urlopen(child.url, timeout=5) as resp:
             assert resp.status == 200
@@ -50,7 +44,7 @@ def test_ready_means_a_real_request_was_answered(no_orphans: None) -> None:
 
 def test_a_child_that_crashes_on_start_reports_its_exit_and_log(no_orphans: None) -> None:
     with pytest.raises(TargetError, match=r"exited with code 1 before it answered HTTP") as info:
-        behaviours_child("--crash-on-start").start()
+        start_behaviours("--crash-on-start")
     assert "crashing on start, as asked" in info.value.log_tail
     assert "RuntimeError" in info.value.log_tail
 
@@ -76,11 +70,11 @@ def test_stop_ends_the_whole_process_group(no_orphans: None) -> None:
     with child:
         worker = int(re.search(r"worker pid (\d+)", child.log_tail()).group(1))  # type: ignore[union-attr]
         assert psutil.pid_exists(worker)
-    assert wait_gone(worker)
+    wait_until(lambda: gone(worker), 10, f"worker {worker} ends")
 
 
 def test_check_alive_raises_once_the_child_died(no_orphans: None) -> None:
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         with pytest.raises(OSError):
             urllib.request.urlopen(child.url + "exit", timeout=5)
         assert child.exited(grace=10)  # not child.proc.wait(): that would reap behind its back
@@ -89,7 +83,7 @@ def test_check_alive_raises_once_the_child_died(no_orphans: None) -> None:
 
 
 def test_a_grace_lets_check_alive_see_a_child_that_is_still_exiting(no_orphans: None) -> None:
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         with pytest.raises(OSError):
             urllib.request.urlopen(child.url + "exit", timeout=5)
         # No wait of our own: the request failed, and that is all a caller knows at this point.
@@ -99,7 +93,7 @@ def test_a_grace_lets_check_alive_see_a_child_that_is_still_exiting(no_orphans: 
 
 
 def test_a_grace_does_not_make_a_live_child_look_dead(no_orphans: None) -> None:
-    with behaviours_child() as child:
+    with start_behaviours() as child:
         assert not child.exited(grace=0.2)
         child.check_alive(grace=0.2)
         assert child.alive()
@@ -114,7 +108,7 @@ def test_the_child_dies_when_memprobe_is_killed_outright() -> None:
         assert psutil.pid_exists(child_pid)
         driver.send_signal(signal.SIGKILL)  # no finally, no atexit: only the kernel can help
         driver.wait()
-        assert wait_gone(child_pid), "the child outlived memprobe"
+        wait_until(lambda: gone(child_pid), 10, "the child ends with memprobe")
     finally:
         driver.kill()
         driver.wait()

@@ -23,7 +23,7 @@ from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
 from memprobe.errors import TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
 from memprobe.http.load import merge_loads
-from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, free_port
+from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.process.memory import (
     MemoryReading,
     Sampler,
@@ -125,29 +125,31 @@ def measure(
     scenario = settings.scenario
     app = scenario.app if scenario else "hello"
     in_production = settings.server == "production"
-    port = free_port()
-    base = f"http://{LOOPBACK}:{port}"
-    url = base + (settings.path if scenario is None else "/")
     label = fw.name + (f"-{variant}" if variant else "")
-    log_path = log_dir / f"{label}-{port}.log" if log_dir else None
-    rnd = Round(url=url)
+    rnd = Round(url="")
     with contextlib.ExitStack() as stack:
         env: dict[str, str] | None = None
         db: str | None = None
         if app == "crud":
             db = _seeded_database(stack, scenario.records if scenario else None)
             env = {**os.environ, CRUD_DB_ENV: db, CRUD_VARIANT_ENV: variant or ""}
-        if in_production:
-            argv = production.command(fw, app, port,
-                                      production.ProductionSettings(settings.workers, settings.threads))
-        elif app == "crud":
-            argv = [sys.executable, str(fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
-                    "--variant", variant or fw.crud[0], "--db", str(db)]
-        else:
-            argv = fw.command(port)
-        child = Child(argv, name=label, url=url, env=env, log_path=log_path,
-                      ready_timeout=settings.ready_timeout)
-        stack.enter_context(child)
+
+        def on_port(port: int) -> Child:
+            if in_production:
+                argv = production.command(fw, app, port,
+                                          production.ProductionSettings(settings.workers, settings.threads))
+            elif app == "crud":
+                argv = [sys.executable, str(fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
+                        "--variant", variant or fw.crud[0], "--db", str(db)]
+            else:
+                argv = fw.command(port)
+            rnd.url = f"http://{LOOPBACK}:{port}" + (settings.path if scenario is None else "/")
+            return Child(argv, name=label, url=rnd.url, env=env,
+                         log_path=log_dir / f"{label}-{port}.log" if log_dir else None,
+                         ready_timeout=settings.ready_timeout)
+
+        child = stack.enter_context(start_on_free_port(on_port))
+        base, url = f"http://{LOOPBACK}:{child.port}", rnd.url
         rnd.pid, rnd.ready_s = child.pid, child.ready_after_s
         notify = (lambda phase, done, total: on_progress(fw, phase, done, total)) if on_progress else None
         try:
@@ -163,20 +165,24 @@ def measure(
             results: list[StepResult] = []
             done_before = 0
             current: list[Hammer] = []
-            with Sampler(child.pid, tree=in_production,
-                         progress=lambda: done_before + (current[-1].completed if current else 0)) as sampler:
-                previous: MemoryReading | None = rnd.before
-                for step, count in zip(steps, counts):
-                    hammer = _hammer(base, step, count, settings, scenario is not None, notify)
-                    current.append(hammer)
-                    load = hammer.run()
-                    done_before += load.sent
-                    child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
-                    after = _read(child.pid, in_production)[0] if scenario else None
-                    results.append(StepResult(step, load, after=after, before=previous))
-                    previous = after
-            # A sampler that died early says so in its series: a short series must not look complete.
-            rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.died}
+            sampler = Sampler(child.pid, tree=in_production,
+                              progress=lambda: done_before + (current[-1].completed if current else 0))
+            try:
+                with sampler:
+                    previous: MemoryReading | None = rnd.before
+                    for step, count in zip(steps, counts):
+                        hammer = _hammer(base, step, count, settings, scenario is not None, notify)
+                        current.append(hammer)
+                        load = hammer.run()
+                        done_before += load.sent
+                        child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
+                        after = _read(child.pid, in_production)[0] if scenario else None
+                        results.append(StepResult(step, load, after=after, before=previous))
+                        previous = after
+            finally:
+                # A sampler that died early says so in its series: a short series must not look
+                # complete. A round the app crashed in keeps the points read until then.
+                rnd.samples = {**sampler.series.to_dict(), "stopped": sampler.stopped}
             rnd.load = (results[0].load if scenario is None else merge_loads(url, [r.load for r in results])).kept()
             if scenario is not None:
                 rnd.steps = [r.to_dict() for r in results]

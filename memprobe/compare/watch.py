@@ -30,6 +30,6 @@ def hammer_and_watch(
     settle(pid, settle_s)
     after = read_tree(pid)
     # A sampler that died early says so in its series: a short series must not look complete.
-    samples = {**sampler.series.to_dict(), "stopped": sampler.died}
+    samples = {**sampler.series.to_dict(), "stopped": sampler.stopped}
     return HammerResult(load.kept(), pid, before, after, samples,
                         envelope=envelope)

@@ -46,8 +46,10 @@ LOOPBACK = "127.0.0.1"
 EXIT_GRACE_S = 1.0
 #: Lines of a removed log kept in memory for :meth:`Child.log_tail`.
 KEPT_TAIL_LINES = 200
-#: What servers print when their port is taken (Python's errno 98 text, uvicorn, gunicorn).
-ADDRESS_IN_USE = re.compile(r"address already in use|errno 98|eaddrinuse|connection in use", re.I)
+#: What servers print when their port is taken (Python's errno 98 text, uvicorn, gunicorn,
+#: Django's runserver).
+ADDRESS_IN_USE = re.compile(r"address already in use|errno 98|eaddrinuse|connection in use|"
+                            r"port is already in use", re.I)
 
 # Used only where setpriv lacks --pdeathsig: a fresh interpreter (no threads, so nothing can
 # deadlock) sets the flag on itself, gives up if memprobe already died, and execs the command.

@@ -221,14 +221,26 @@ class Sampler:
         self._stopped_at = time.monotonic()
 
     @property
-    def died(self) -> str | None:
-        """Why and when the sampler stopped before it was asked to, or None if it did not."""
+    def stopped(self) -> dict[str, Any] | None:
+        """When and why the sampler stopped before it was asked to, or None if it did not:
+        ``t_s`` on the series' own clock (seconds since its first point), ``points`` kept,
+        ``why``. This is what results keep as ``samples.stopped``."""
         if self.error is None:
             return None
         err = self.error
-        what = str(err) if isinstance(err, MemprobeError) else f"{type(err).__name__}: {err}"
-        after = (self._stopped_at or time.monotonic()) - self._started
-        return f"the memory sampler stopped after {after:.1f} s and {len(self.series.t)} points: {what}"
+        why = str(err) if isinstance(err, MemprobeError) else f"{type(err).__name__}: {err}"
+        t0 = self.series.t[0] if self.series.t else self._started
+        at = (self._stopped_at or time.monotonic()) - t0
+        return {"t_s": round(at, 3), "points": len(self.series.t), "why": why}
+
+    @property
+    def died(self) -> str | None:
+        """:attr:`stopped` in words, or None if the sampler did not stop early."""
+        stopped = self.stopped
+        if stopped is None:
+            return None
+        return (f"the memory sampler stopped at t={stopped['t_s']:.1f} s after {stopped['points']} points: "
+                f"{stopped['why']}")
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait up to ``timeout`` s for the sampling thread to end by itself; whether it did."""

@@ -301,31 +301,36 @@ class Probe:
 
         from memprobe.errors import UsageError
         from memprobe.hunt.probes.child import agent_command, agent_env
-        from memprobe.process.child import Child, free_port
+        from memprobe.process.child import Child, start_on_free_port
         from memprobe.target import parse_target
 
-        port = free_port()
         if (target is None) == (cmd is None):
             raise UsageError("serve() takes a target or cmd=, not both and not neither")
-        if cmd is not None:
-            if "{port}" not in cmd:
-                raise UsageError("cmd must contain {port} where the server's port goes")
-            argv = shlex.split(cmd.replace("{port}", str(port)))
-            name, env = Path(argv[0]).name, None
-        else:
+        if cmd is not None and "{port}" not in cmd:
+            raise UsageError("cmd must contain {port} where the server's port goes")
+        if target is not None:
             tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
             self._request.addfinalizer(functools.partial(_remove_dir, tmp))
             spec = resolve_target(target, self._request.node)
             parse_target(spec)  # a malformed spec is the test's usage error, not a dead child
-            argv = agent_command(spec, port, os.path.join(tmp, "control.sock"))
-            name, env = "the app", agent_env()
-        child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,
-                      ready_timeout=ready_timeout)
-        server = Server(child, port)
-        # Registered before it starts: an interrupt during start-up still reaches stop().
-        self._servers.append(server)
-        child.start()
-        return server
+            control = Path(tmp, "control.sock")
+
+        def on_port(port: int) -> Child:
+            if cmd is not None:
+                argv = shlex.split(cmd.replace("{port}", str(port)))
+                name, env = Path(argv[0]).name, None
+            else:
+                control.unlink(missing_ok=True)  # bound by an attempt on a port taken meanwhile
+                argv = agent_command(spec, port, str(control))
+                name, env = "the app", agent_env()
+            child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,
+                          ready_timeout=ready_timeout)
+            # Registered before it starts: an interrupt during start-up still reaches stop().
+            self._servers.append(Server(child, port))
+            return child
+
+        start_on_free_port(on_port)
+        return self._servers[-1]  # the one that started (those before it lost their port)
 
     def hammer(self, url: str, n: int | None = None, **options: Any) -> LoadResult:
         """:func:`memprobe.http.hammer.hammer`: ``n`` requests to ``url``; a ``{n}`` in the URL becomes

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from memprobe.http.load import LoadResult
 from memprobe.render import renders
-from memprobe.render.terminal import to_text
+from memprobe.render.terminal import sampler_stopped, to_text
 from memprobe.results.compare import CompareResult, FrameworkResult, Round
 from memprobe.units import format_bytes
 
@@ -73,6 +73,18 @@ def measured(result: CompareResult) -> list[tuple[FrameworkResult, Round, LoadRe
         if figures is not None and figures.load is not None and figures.load.requests_dict():
             out.append((row, figures, figures.load))
     return out
+
+
+def sampler_notes(result: CompareResult) -> list[str]:
+    """One line per round whose memory sampler stopped early: its series of memory over
+    requests is short, and says so."""
+    notes = []
+    for row in result.results:
+        for i, rnd in enumerate(row.rounds, 1):
+            why = sampler_stopped(rnd.samples)
+            if why:
+                notes.append(f"{row.stack}" + (f", round {i}" if len(row.rounds) > 1 else "") + f": {why}")
+    return notes
 
 
 def _header(result: CompareResult) -> str:
@@ -138,6 +150,7 @@ def text(result: CompareResult, color: bool = False, width: int = 140) -> str:
         if r.status != "ok":
             style = "yellow" if r.status in ("not-installed", "unavailable", "not-applicable") else "red"
             parts.append(Text(f"{r.stack}: {r.status} - {r.reason}", style=style))
+    parts += [Text(note, style="yellow") for note in sampler_notes(result)]
     spreads = [row for row, _, _ in rows if row.spread]
     if spreads:
         parts.append(_spread_table(spreads))
@@ -253,4 +266,7 @@ def markdown(result: CompareResult) -> str:
         out += ["### Not measured or failed", ""]
         out += [f"- **{r.stack}**: {r.status} - {r.reason}" for r in problems]
         out.append("")
+    notes = sampler_notes(result)
+    if notes:
+        out += ["### Memory sampler", ""] + [f"- {note}" for note in notes] + [""]
     return "\n".join(out)

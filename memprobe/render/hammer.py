@@ -8,7 +8,7 @@ from rich.text import Text
 
 from memprobe.process.memory import MemoryReading
 from memprobe.render import renders
-from memprobe.render.terminal import to_text
+from memprobe.render.terminal import sampler_stopped, to_text
 from memprobe.results.hammer import HammerResult
 from memprobe.units import format_bytes
 
@@ -17,7 +17,8 @@ SHOWN = ("rss", "uss", "pss")
 
 
 def load_lines(result: HammerResult) -> list[str]:
-    """The load's figures in three lines: counts and rate, latency, statuses."""
+    """The load's figures in three lines: counts and rate, latency, statuses; a fourth when
+    the memory sampler stopped early."""
     load, lat = result.load, result.load.latency_ms
     statuses = " ".join(f"{k}:{v}" for k, v in sorted(load.status_counts.items()))
     errors = " ".join(f"{k}:{v}" for k, v in load.errors.items())
@@ -27,7 +28,7 @@ def load_lines(result: HammerResult) -> list[str]:
         f"{load.concurrency} connections ({load.mode})",
         f"latency ms: p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  max {lat['max']:.1f}",
         f"statuses: {statuses or '-'}" + (f"; errors: {errors}" if errors else ""),
-    ]
+    ] + [why for why in [sampler_stopped(result.samples)] if why]
 
 
 def memory_rows(result: HammerResult) -> list[tuple[str, MemoryReading, MemoryReading | None]]:

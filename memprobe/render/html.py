@@ -11,6 +11,7 @@ from typing import Any
 
 from memprobe.render import plots, renders
 from memprobe.render.check import evidence_line, findings_of
+from memprobe.render.compare import sampler_notes
 from memprobe.render.diff import RunDiff, change_text, highlights
 from memprobe.render.page import (
     Safe,
@@ -115,6 +116,9 @@ def compare(result: CompareResult) -> str:
             body += [tag("h2", "Memory over requests"),
                      figure(lines, "Memory read while the requests were sent, against the requests answered "
                             "so far; one line per framework (lighter lines: further rounds).")]
+    notes = sampler_notes(result)
+    if notes:
+        body += [tag("h2", "Memory sampler"), tag("ul", join(tag("li", note, cls="worse") for note in notes))]
     spreads = [r for r in measured if r.spread]
     if spreads:
         keys = list(spreads[0].spread or {})

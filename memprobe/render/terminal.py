@@ -1,7 +1,8 @@
-"""Shared pieces of the text renderers: rich renderables to a string."""
+"""Shared pieces of the renderers: rich renderables to a string, a sampler that stopped early."""
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -20,3 +21,15 @@ def to_text(*renderables: Any, color: bool = False, width: int = 120) -> str:
     # rich pads every table cell to its column's width: plain text (a pipe, a file, a CI log)
     # should not end its lines with runs of spaces.
     return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def sampler_stopped(samples: Mapping[str, Any] | None) -> str | None:
+    """"memory sampler stopped at t=... after N points: why" when the series of memory over
+    requests ended early (``samples.stopped`` of a compare round or a hammer), else None."""
+    stopped = (samples or {}).get("stopped")
+    if not stopped:
+        return None
+    if isinstance(stopped, str):  # written before ``stopped`` had fields
+        return stopped
+    return (f"memory sampler stopped at t={float(stopped.get('t_s') or 0):.1f} s after "
+            f"{stopped.get('points', '?')} points: {stopped.get('why') or 'no reason given'}")

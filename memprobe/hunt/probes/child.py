@@ -18,7 +18,7 @@ from memprobe.agent.control import AgentClient
 from memprobe.errors import ExitCode, MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import Child, free_port
+from memprobe.process.child import Child, start_on_free_port
 from memprobe.process.memory import read_memory
 from memprobe.results.hunt import HuntSettings, Reading
 from memprobe.target import parse_target, precheck
@@ -61,22 +61,28 @@ class AgentProbe(ServerProbe):
         precheck(spec, self.cwd)
         self._tmp = tempfile.TemporaryDirectory(prefix="memprobe-hunt-")
         folder = Path(self._tmp.name)
-        self.port = free_port()
-        error_file = folder / "error.json"
-        # The child runs in ``cwd``, so a relative spec means there what it means here.
-        argv = agent_command(self.target, self.port, folder / "control.sock",
-                             frames=self.settings.frames, workers=self.settings.concurrency,
-                             error_file=error_file)
-        self.child = Child(argv, name=f"the app ({spec.module})", url=self.url("/"),
-                           cwd=self.cwd, ready_timeout=self.settings.ready_timeout, env=agent_env(),
-                           log_path=folder / "agent.log")
+        error_file, control = folder / "error.json", folder / "control.sock"
+
+        def on_port(port: int) -> Child:
+            # The child runs in ``cwd``, so a relative spec means there what it means here.
+            self.port = port
+            for left in (error_file, control):  # by an attempt on a port taken meanwhile
+                left.unlink(missing_ok=True)
+            argv = agent_command(self.target, port, control,
+                                 frames=self.settings.frames, workers=self.settings.concurrency,
+                                 error_file=error_file)
+            self.child = Child(argv, name=f"the app ({spec.module})", url=self.url("/"),
+                               cwd=self.cwd, ready_timeout=self.settings.ready_timeout, env=agent_env(),
+                               log_path=folder / "agent.log")
+            return self.child
+
         t0 = time.monotonic()
         try:
-            self.child.start()
+            self.child = start_on_free_port(on_port)
         except TargetError as err:
             raise _agent_error(error_file) or err from None
         startup = time.monotonic() - t0
-        self.client = AgentClient(folder / "control.sock", alive=self.child.check_alive).connect()
+        self.client = AgentClient(control, alive=self.child.check_alive).connect()
         hello = self.client.call("hello")
         return AppInfo(hello["kind"], hello["framework"], list(hello["routes"]), startup)
 

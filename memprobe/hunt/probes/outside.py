@@ -9,7 +9,7 @@ from pathlib import Path
 from memprobe.errors import UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import Child, free_port
+from memprobe.process.child import Child, start_on_free_port
 from memprobe.process.memory import read_tree
 from memprobe.results.hunt import HuntSettings, Reading
 
@@ -31,13 +31,17 @@ class OutsideProbe(ServerProbe):
 
     def open(self) -> AppInfo:
         """Start the command and wait until it answers HTTP."""
-        self.port = free_port()
-        argv = shlex.split(self.cmd.replace("{port}", str(self.port)))
-        self.child = Child(argv, name=Path(argv[0]).name,
-                           url=self.url(self.ready_path), cwd=self.cwd,
-                           ready_timeout=self.settings.ready_timeout)
+
+        def on_port(port: int) -> Child:
+            self.port = port
+            argv = shlex.split(self.cmd.replace("{port}", str(port)))
+            self.child = Child(argv, name=Path(argv[0]).name,
+                               url=self.url(self.ready_path), cwd=self.cwd,
+                               ready_timeout=self.settings.ready_timeout)
+            return self.child
+
         t0 = time.monotonic()
-        self.child.start()
+        start_on_free_port(on_port)
         return AppInfo("cmd", None, [], time.monotonic() - t0, notes=[
             "outside readings only (USS of the process tree): no traced heap, sites, types or holders"])
 
