@@ -18,10 +18,10 @@ def route(name: str, per_round: int, native: int = 0) -> RouteResult:
                   "_seen.append(n)")] if per_round else []
     holders = [Holder("module views.py, global _seen (list, 10,500 entries)",
                       ["module views.py", "global _seen"], "list", 500, 10_500, 1.0)] if per_round else []
-    return RouteResult(name, judge(readings), readings, sites,
-                       [{"type": "int", "count_before": 10, "count": 10_010,
-                         "count_per_request": 1.0, "bytes_per_request": 28.0}] if per_round else [],
-                       holders)
+    return RouteResult(judgement=judge(readings), readings=readings, sites=sites,
+                       types=[{"type": "int", "count_before": 10, "count": 10_010,
+                               "count_per_request": 1.0, "bytes_per_request": 28.0}] if per_round else [],
+                       holders=holders, route=name)
 
 
 def result() -> HuntResult:

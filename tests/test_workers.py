@@ -39,11 +39,15 @@ def _channels() -> set[str]:
 
 
 @pytest.fixture
-def no_leftovers(no_orphans: None) -> Iterator[None]:
-    """No channel directory and no process left behind by the test."""
-    before = _channels()
+def no_leftovers(no_orphans: None, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No channel directory and no process left behind by the test. The test's temp directory
+    is its own, so that another test running at the same time cannot look like a leftover."""
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
     yield
-    assert _channels() - before == set(), "a channel directory was left behind"
+    assert _channels() == set(), "a channel directory was left behind"
 
 
 def _route(result: HuntResult, path: str) -> RouteResult:

@@ -270,38 +270,41 @@ def _counter() -> Served:
     return _process.served
 
 
-def _patch_gunicorn(module: ModuleType) -> None:
-    worker = module.Worker
-    original = worker.load_wsgi
+def _run_after(cls: Any, name: str, after: Callable[[Any], None]) -> None:
+    """Make ``cls.name`` call ``after(self)`` once the original has run (once, however often
+    the module is imported)."""
+    original = getattr(cls, name)
     if getattr(original, "_memprobe", False):
         return
 
-    def load_wsgi(self: Any) -> None:
+    def patched(self: Any) -> None:
         original(self)
-        if self.wsgi is not None and not isinstance(self.wsgi, CountingWSGI):
-            app = self.wsgi
-            self.wsgi = CountingWSGI(app, _counter)
-            _serving(app, "wsgi")
+        after(self)
 
-    load_wsgi._memprobe = True  # type: ignore[attr-defined]
-    worker.load_wsgi = load_wsgi
+    patched._memprobe = True  # type: ignore[attr-defined]
+    setattr(cls, name, patched)
+
+
+def _count_wsgi(worker: Any) -> None:
+    if worker.wsgi is not None and not isinstance(worker.wsgi, CountingWSGI):
+        app = worker.wsgi
+        worker.wsgi = CountingWSGI(app, _counter)
+        _serving(app, "wsgi")
+
+
+def _count_asgi(config: Any) -> None:
+    if not isinstance(config.loaded_app, CountingASGI):
+        app = _unwrap(config.loaded_app)
+        config.loaded_app = CountingASGI(config.loaded_app, _counter)
+        _serving(app, "asgi")
+
+
+def _patch_gunicorn(module: ModuleType) -> None:
+    _run_after(module.Worker, "load_wsgi", _count_wsgi)
 
 
 def _patch_uvicorn(module: ModuleType) -> None:
-    config = module.Config
-    original = config.load
-    if getattr(original, "_memprobe", False):
-        return
-
-    def load(self: Any) -> None:
-        original(self)
-        if not isinstance(self.loaded_app, CountingASGI):
-            app = _unwrap(self.loaded_app)
-            self.loaded_app = CountingASGI(self.loaded_app, _counter)
-            _serving(app, "asgi")
-
-    load._memprobe = True  # type: ignore[attr-defined]
-    config.load = load
+    _run_after(module.Config, "load", _count_asgi)
 
 
 def _unwrap(app: Any) -> Any:

@@ -214,10 +214,11 @@ class _Route:
         if self.bad:
             notes.insert(0, f"{self.route}: answered "
                          + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
-        return RouteResult(self.route, judgement, self.readings, attribution.sites,
-                           attribution.types, attribution.holders, _load_summary(self.total),
-                           time.monotonic() - self.t0, notes, attribution.timings_s,
-                           self.probe.processes(), self.probe.memory)
+        return RouteResult(judgement=judgement, readings=self.readings, sites=attribution.sites,
+                           types=attribution.types, holders=attribution.holders, route=self.route,
+                           load=_load_summary(self.total), duration_s=time.monotonic() - self.t0, notes=notes,
+                           timings_s=attribution.timings_s, workers=self.probe.processes(),
+                           memory=self.probe.memory)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

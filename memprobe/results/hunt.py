@@ -242,95 +242,15 @@ class Holder:
 
 
 @dataclass
-class WorkerResult:
-    """One process of a server hunted worker by worker: its own series (requests it served,
-    its traced heap, its USS), verdict, sites and holders. ``role`` is ``master`` (the process
-    that starts the workers and serves nothing: read from outside only) or ``worker``;
-    ``respawned`` says, for a worker that died during the route, which pid took its place (and
-    for that one, which it replaced); their rounds are never mixed."""
+class Judged:
+    """What a route and a worker share: a judgement on a series, and what grew (the sites that
+    allocated it, the types that grew, the objects that hold them; empty when clean)."""
 
-    pid: int
-    role: str
     judgement: Judgement
     readings: list[Reading]
-    sites: list[Site] = field(default_factory=list)
-    types: list[dict[str, Any]] = field(default_factory=list)
-    holders: list[Holder] = field(default_factory=list)
-    #: requests this process served during the measured rounds
-    requests: int = 0
-    respawned: dict[str, Any] | None = None
-
-    @property
-    def verdict(self) -> str:
-        """``leak``, ``bounded`` or ``clean``."""
-        return self.judgement.verdict
-
-    @property
-    def kind(self) -> str | None:
-        """``python``, ``native``, ``mixed`` or None."""
-        return self.judgement.kind
-
-    @property
-    def bytes_per_request(self) -> dict[str, Rate | None]:
-        """``{"traced": Rate, "uss": Rate}`` per request this process served."""
-        j = self.judgement
-        return {name: (Rate(round(f.slope, 2), round(f.error, 2)) if f else None)
-                for name, f in (("traced", j.traced), ("uss", j.uss))}
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (``respawned`` only where it applies)."""
-        out: dict[str, Any] = {
-            "pid": self.pid, "role": self.role, "requests": self.requests,
-            "verdict": self.verdict, "kind": self.kind,
-            "bytes_per_request": rates_json(self.bytes_per_request),
-            "reason": self.judgement.reason, "model": self.judgement.to_dict(),
-            "series": {"requests": [r.requests for r in self.readings],
-                       "traced": [r.traced for r in self.readings],
-                       "uss": [r.uss for r in self.readings]},
-            "sites": [s.to_dict() for s in self.sites], "types": list(self.types),
-            "holders": [h.to_dict() for h in self.holders],
-        }
-        if self.respawned is not None:
-            out["respawned"] = dict(self.respawned)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorkerResult:
-        """Read back what :meth:`to_dict` wrote."""
-        series = data.get("series") or {}
-        xs = list(series.get("requests") or [])
-        traced = list(series.get("traced") or [None] * len(xs))
-        uss = list(series.get("uss") or [None] * len(xs))
-        return cls(pid=int(data["pid"]), role=str(data.get("role") or "worker"),
-                   judgement=Judgement.from_dict(data.get("model") or {}, data),
-                   readings=[Reading(int(x), t, u) for x, t, u in zip(xs, traced, uss)],
-                   sites=[Site.from_dict(x) for x in data.get("sites") or []],
-                   types=[dict(t) for t in data.get("types") or []],
-                   holders=[Holder.from_dict(h) for h in data.get("holders") or []],
-                   requests=int(data.get("requests") or 0), respawned=data.get("respawned"))
-
-
-@dataclass
-class RouteResult:
-    """One route's hunt: the series, the verdict and what grew; for a server hunted worker by
-    worker, the whole server's (traced heap summed over the workers, PSS summed over its
-    processes, per request any of them served) and one :class:`WorkerResult` per process."""
-
-    route: str
-    judgement: Judgement
-    readings: list[Reading]
-    sites: list[Site] = field(default_factory=list)
-    types: list[dict[str, Any]] = field(default_factory=list)
-    holders: list[Holder] = field(default_factory=list)
-    load: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    timings_s: dict[str, float] = field(default_factory=dict)
-    workers: list[WorkerResult] = field(default_factory=list)
-    #: what the outside signal (``uss`` in the series and rates) is: ``uss`` of the process, or
-    #: ``pss`` summed over a server's processes (pages a master shares with its workers are
-    #: counted once)
-    memory: str = "uss"
+    sites: list[Site]
+    types: list[dict[str, Any]]
+    holders: list[Holder]
 
     @property
     def verdict(self) -> str:
@@ -351,6 +271,78 @@ class RouteResult:
         return {name: (Rate(round(f.slope, 2), round(f.error, 2)) if f else None)
                 for name, f in (("traced", j.traced), ("uss", j.uss))}
 
+    def series_dict(self) -> dict[str, list[Any]]:
+        """The readings as JSON keeps them: three parallel lists."""
+        return {"requests": [r.requests for r in self.readings], "traced": [r.traced for r in self.readings],
+                "uss": [r.uss for r in self.readings]}
+
+
+def readings_from(data: dict[str, Any]) -> list[Reading]:
+    """The readings of a route's or a worker's ``series``."""
+    series = data.get("series") or {}
+    xs = list(series.get("requests") or [])
+    traced = list(series.get("traced") or [None] * len(xs))
+    uss = list(series.get("uss") or [None] * len(xs))
+    return [Reading(int(x), t, u) for x, t, u in zip(xs, traced, uss)]
+
+
+@dataclass
+class WorkerResult(Judged):
+    """One process of a server hunted worker by worker: its own series (requests it served,
+    its traced heap, its USS), verdict, sites and holders. ``role`` is ``master`` (the process
+    that starts the workers and serves nothing: read from outside only) or ``worker``;
+    ``respawned`` says, for a worker that died during the route, which pid took its place (and
+    for that one, which it replaced); their rounds are never mixed."""
+
+    pid: int
+    role: str
+    #: requests this process served during the measured rounds
+    requests: int = 0
+    respawned: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``respawned`` only where it applies)."""
+        out: dict[str, Any] = {
+            "pid": self.pid, "role": self.role, "requests": self.requests,
+            "verdict": self.verdict, "kind": self.kind,
+            "bytes_per_request": rates_json(self.bytes_per_request),
+            "reason": self.judgement.reason, "model": self.judgement.to_dict(),
+            "series": self.series_dict(),
+            "sites": [s.to_dict() for s in self.sites], "types": list(self.types),
+            "holders": [h.to_dict() for h in self.holders],
+        }
+        if self.respawned is not None:
+            out["respawned"] = dict(self.respawned)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerResult:
+        """Read back what :meth:`to_dict` wrote."""
+        return cls(pid=int(data["pid"]), role=str(data.get("role") or "worker"),
+                   judgement=Judgement.from_dict(data.get("model") or {}, data), readings=readings_from(data),
+                   sites=[Site.from_dict(x) for x in data.get("sites") or []],
+                   types=[dict(t) for t in data.get("types") or []],
+                   holders=[Holder.from_dict(h) for h in data.get("holders") or []],
+                   requests=int(data.get("requests") or 0), respawned=data.get("respawned"))
+
+
+@dataclass
+class RouteResult(Judged):
+    """One route's hunt: the series, the verdict and what grew; for a server hunted worker by
+    worker, the whole server's (traced heap summed over the workers, PSS summed over its
+    processes, per request any of them served) and one :class:`WorkerResult` per process."""
+
+    route: str
+    load: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    workers: list[WorkerResult] = field(default_factory=list)
+    #: what the outside signal (``uss`` in the series and rates) is: ``uss`` of the process, or
+    #: ``pss`` summed over a server's processes (pages a master shares with its workers are
+    #: counted once)
+    memory: str = "uss"
+
     @property
     def requests(self) -> int:
         """Requests measured after the baseline."""
@@ -366,9 +358,7 @@ class RouteResult:
             "reason": self.judgement.reason,
             "model": self.judgement.to_dict(),
             "requests": self.requests,
-            "series": {"requests": [r.requests for r in self.readings],
-                       "traced": [r.traced for r in self.readings],
-                       "uss": [r.uss for r in self.readings]},
+            "series": self.series_dict(),
             "sites": [s.to_dict() for s in self.sites],
             "types": list(self.types),
             "holders": [h.to_dict() for h in self.holders],
@@ -383,13 +373,8 @@ class RouteResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RouteResult:
         """Read back what :meth:`to_dict` wrote."""
-        series = data.get("series") or {}
-        xs = list(series.get("requests") or [])
-        traced = list(series.get("traced") or [None] * len(xs))
-        uss = list(series.get("uss") or [None] * len(xs))
-        readings = [Reading(int(x), t, u) for x, t, u in zip(xs, traced, uss)]
         return cls(route=str(data["route"]), judgement=Judgement.from_dict(data.get("model") or {}, data),
-                   readings=readings, sites=[Site.from_dict(x) for x in data.get("sites") or []],
+                   readings=readings_from(data), sites=[Site.from_dict(x) for x in data.get("sites") or []],
                    types=[dict(t) for t in data.get("types") or []],
                    holders=[Holder.from_dict(h) for h in data.get("holders") or []],
                    load=dict(data.get("load") or {}), duration_s=float(data.get("duration_s") or 0.0),

@@ -1,12 +1,14 @@
 """What every probe of a server process shares: the child's life and the load sent to it."""
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
-from memprobe.errors import MemprobeError, TargetError
+from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
-from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child
+from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
 
@@ -54,3 +56,33 @@ class ServerProbe:
         """Stop the server's whole process group."""
         if self.child is not None:
             self.child.stop()
+
+
+class CommandProbe(ServerProbe):
+    """A server started from the user's command (``{port}`` in it becomes a free port), ready
+    once ``ready_path`` answers."""
+
+    def __init__(self, cmd: str, settings: HuntSettings, cwd: str | Path | None = None,
+                 ready_path: str = "/") -> None:
+        if "{port}" not in cmd:
+            raise UsageError("--cmd must contain {port} where the server's port goes, e.g. "
+                             "'gunicorn app:app -b 127.0.0.1:{port}'")
+        super().__init__(settings, cwd)
+        self.cmd = cmd
+        self.ready_path = ready_path
+
+    def start_command(self, env: Mapping[str, str] | None = None, log_path: Path | None = None) -> list[str]:
+        """Start the command on a free port (another one if the port was taken in between) and
+        wait until it answers; return the argv it was started with."""
+        argv: list[str] = []
+
+        def on_port(port: int) -> Child:
+            nonlocal argv
+            self.port = port
+            argv = shlex.split(self.cmd.replace("{port}", str(port)))
+            self.child = Child(argv, name=Path(argv[0]).name, url=self.url(self.ready_path), cwd=self.cwd,
+                               env=env, log_path=log_path, ready_timeout=self.settings.ready_timeout)
+            return self.child
+
+        start_on_free_port(on_port)
+        return argv

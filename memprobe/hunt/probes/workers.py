@@ -30,14 +30,14 @@ from typing import Any, Callable
 
 from memprobe.agent.channel import Channel, pid_alive
 from memprobe.agent.control import AgentClient
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
-from memprobe.hunt.probes.server import ServerProbe
-from memprobe.process.child import EXIT_GRACE_S, Child, free_port
+from memprobe.hunt.probes.server import CommandProbe
+from memprobe.process.child import EXIT_GRACE_S
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
@@ -113,7 +113,7 @@ class _Proc:
         return self.served - self.served0
 
 
-class WorkersProbe(ServerProbe):
+class WorkersProbe(CommandProbe):
     """Start ``cmd`` (``{port}`` in it becomes a free port) with the agent in every worker."""
 
     mode = "workers"
@@ -122,12 +122,7 @@ class WorkersProbe(ServerProbe):
 
     def __init__(self, cmd: str, settings: HuntSettings, cwd: str | Path | None = None,
                  ready_path: str = "/") -> None:
-        if "{port}" not in cmd:
-            raise UsageError("--cmd must contain {port} where the server's port goes, e.g. "
-                             "'gunicorn app:app -b 127.0.0.1:{port}'")
-        super().__init__(settings, cwd)
-        self.cmd = cmd
-        self.ready_path = ready_path
+        super().__init__(cmd, settings, cwd, ready_path)
         self.channel: Channel | None = None
         self.procs: dict[int, _Proc] = {}
         self.route_procs: list[_Proc] = []
@@ -140,14 +135,10 @@ class WorkersProbe(ServerProbe):
     def open(self) -> AppInfo:
         """Start the command, wait until it answers HTTP and its workers' agents are up."""
         self.channel = Channel()
-        self.port = free_port()
-        argv = shlex.split(self.cmd.replace("{port}", str(self.port)))
-        self.child = Child(argv, name=Path(argv[0]).name, url=self.url(self.ready_path),
-                           cwd=self.cwd, ready_timeout=self.settings.ready_timeout,
-                           env=self.channel.env(frames=self.settings.frames),
-                           log_path=self.channel.path / "server.log")
         t0 = time.monotonic()
-        self.child.start()
+        argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
+                                  log_path=self.channel.path / "server.log")
+        assert self.child is not None
         hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
         startup = time.monotonic() - t0
         first = hellos[0]
@@ -369,8 +360,8 @@ class WorkersProbe(ServerProbe):
             judgement = _judge(proc.readings)
             att = proc.attribution if judgement.verdict != "clean" else None
             out.append(WorkerResult(
-                proc.pid, proc.role, judgement, list(proc.readings),
-                att.sites if att else [], att.types if att else [], att.holders if att else [],
+                judgement=judgement, readings=list(proc.readings), sites=att.sites if att else [],
+                types=att.types if att else [], holders=att.holders if att else [], pid=proc.pid, role=proc.role,
                 requests=proc.done if proc.role == "worker" else 0, respawned=proc.respawned))
         return out
 
