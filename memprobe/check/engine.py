@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from memprobe.check import appwide, perrequest
 from memprobe.check.context import Hit, RuleContext, RuleFn
@@ -64,13 +65,14 @@ def check(spec: str, ignore: Iterable[str] = (), include_tests: bool = False) ->
     return check_target(target, ignored)
 
 
-def check_target(target: Target, ignored: list[str]) -> CheckResult:
-    """Check already-resolved files, with rule ids in ``ignored`` switched off."""
+def check_target(target: Target, ignored: list[str], texts: dict[Path, str] | None = None) -> CheckResult:
+    """Check already-resolved files, with rule ids in ``ignored`` switched off; a file in
+    ``texts`` is checked with that text instead of what is on disk (an editor's unsaved buffer)."""
     t0 = time.monotonic()
     sources: list[SourceFile] = []
     errors: list[SourceError] = []
     for path in target.files:
-        parsed = parse(path, target.root)
+        parsed = parse(path, target.root, (texts or {}).get(path))
         (errors if isinstance(parsed, SourceError) else sources).append(parsed)  # type: ignore[arg-type]
     project = Project(sources)
     deploy = deployment(target.root if len(target.files) != 1 else target.files[0].parent)
@@ -94,6 +96,49 @@ def check_target(target: Target, ignored: list[str]) -> CheckResult:
         suppressed=suppressed,
         duration_s=time.monotonic() - t0,
     )
+
+
+#: (files, their mtimes and sizes, ignored ids) -> the result: flake8 asks once per file, and every
+#: file of one package shares one analysis
+_RESULTS: dict[tuple[object, ...], CheckResult] = {}
+
+
+def check_file(filename: str, text: str | None = None) -> list[Finding]:
+    """The findings in one file, as ``memprobe check FILE`` finds them: the file is analysed with
+    its package (or, for a script, the modules it imports from its folder) and the deployment
+    files beside it, ``[memprobe:check] ignore`` of the nearest setup.cfg applies, and so does
+    ``# memprobe: ignore[...]``. ``text`` is the file's content when it differs from the disk's."""
+    path = Path(filename).resolve()
+    if not path.is_file():  # flake8 reading stdin: the text alone, in the current directory
+        source = Path.cwd() / (path.name if path.suffix == ".py" else "stdin.py")
+        target = Target(filename, Path.cwd(), [source])
+        ignored = normalise_ignores(config_ignores(Path.cwd())[0])
+        return check_target(target, ignored, {source: text or ""}).findings
+    target = resolve_target(str(path))
+    ignored = normalise_ignores(config_ignores(path)[0])
+    on_disk = text is None or _read(path) == text
+    key = (tuple(_stamp(f) for f in target.files), tuple(ignored))
+    result: CheckResult | None = _RESULTS.get(key) if on_disk else None
+    if result is None:
+        result = check_target(target, ignored, None if on_disk else {path: text or ""})
+        if on_disk:
+            _RESULTS[key] = result
+    return [f for f in result.findings if Path(f.file).resolve() == path]
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), 0, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def make_finding(rule: Rule, file: str, line: int, message: str, **extra: object) -> Finding:
