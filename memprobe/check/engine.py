@@ -20,6 +20,7 @@ from memprobe.check.source import (
     Target,
     config_ignores,
     deployment,
+    display,
     parse,
     resolve_target,
 )
@@ -108,14 +109,49 @@ def check_file(filename: str, text: str | None = None) -> list[Finding]:
     its package (or, for a script, the modules it imports from its folder) and the deployment
     files beside it, ``[memprobe:check] ignore`` of the nearest setup.cfg applies, and so does
     ``# memprobe: ignore[...]``. ``text`` is the file's content when it differs from the disk's."""
+    result, path = _file_result(filename, text)
+    return [f for f in result.findings if Path(f.file).resolve() == path]
+
+
+def check_files(filenames: Iterable[str], ignore: Iterable[str] = ()) -> CheckResult:
+    """What :func:`check_file` finds in each of ``filenames`` (and their syntax errors), as one
+    checklist: ``memprobe check --files``, the pre-commit hook's view of the files it is given."""
+    t0 = time.monotonic()
+    names = list(filenames)
+    extra = normalise_ignores(ignore)
+    findings: list[Finding] = []
+    errors: list[SourceError] = []
+    flask = False
+    ignored: list[str] = list(extra)
+    for name in names:
+        result, path = _file_result(name, None, extra)
+        findings += [f for f in result.findings if Path(f.file).resolve() == path]
+        errors += [e for e in result.errors if Path(e.file).resolve() == path]
+        flask = flask or result.flask_detected
+        ignored += [i for i in result.ignored_rules if i not in ignored]
+    findings.sort(key=lambda f: (f.file, f.line, f.rule))
+    return CheckResult(
+        target=names[0] if len(names) == 1 else f"{len(names)} files",
+        findings=findings,
+        checklist=build_checklist(findings, ignored, flask),
+        files=[display(Path(n).resolve()) for n in names],
+        errors=errors,
+        flask_detected=flask,
+        ignored_rules=ignored,
+        duration_s=time.monotonic() - t0,
+    )
+
+
+def _file_result(filename: str, text: str | None, extra: Iterable[str] = ()) -> tuple[CheckResult, Path]:
+    """The result of the analysis ``filename`` is part of (cached while its files are unchanged),
+    and the file's resolved path."""
     path = Path(filename).resolve()
     if not path.is_file():  # flake8 reading stdin: the text alone, in the current directory
         source = Path.cwd() / (path.name if path.suffix == ".py" else "stdin.py")
-        target = Target(filename, Path.cwd(), [source])
-        ignored = normalise_ignores(config_ignores(Path.cwd())[0])
-        return check_target(target, ignored, {source: text or ""}).findings
+        ignored = normalise_ignores([*config_ignores(Path.cwd())[0], *extra])
+        return check_target(Target(filename, Path.cwd(), [source]), ignored, {source: text or ""}), source
     target = resolve_target(str(path))
-    ignored = normalise_ignores(config_ignores(path)[0])
+    ignored = normalise_ignores([*config_ignores(path)[0], *extra])
     on_disk = text is None or _read(path) == text
     key = (tuple(_stamp(f) for f in target.files), tuple(ignored))
     result: CheckResult | None = _RESULTS.get(key) if on_disk else None
@@ -123,7 +159,7 @@ def check_file(filename: str, text: str | None = None) -> list[Finding]:
         result = check_target(target, ignored, None if on_disk else {path: text or ""})
         if on_disk:
             _RESULTS[key] = result
-    return [f for f in result.findings if Path(f.file).resolve() == path]
+    return result, path
 
 
 def _stamp(path: Path) -> tuple[str, int, int]:
