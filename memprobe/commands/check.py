@@ -35,6 +35,8 @@ class CheckCommand:
         parser.add_argument("--json", metavar="FILE", help="also write the JSON result here")
         parser.add_argument("--md", "--markdown", dest="md", metavar="FILE",
                             help="also write a Markdown report (a pull-request comment) here")
+        parser.add_argument("--sarif", metavar="FILE",
+                            help="also write SARIF 2.1.0 here (GitHub code scanning: upload-sarif)")
         parser.add_argument("--quiet", "-q", action="store_true", help="print nothing; files and exit code only")
         run = parser.add_argument_group("--run: also hunt the app and tie the checklist to the measurement")
         run.add_argument("--run", action="store_true",
@@ -75,7 +77,7 @@ class CheckCommand:
                               rounds=args.rounds, warmup=args.warmup,
                               progress=None if args.quiet or not sys.stderr.isatty() else _say)
             attach(result, hunted)
-        for option, fmt in (("json", "json"), ("md", "markdown")):
+        for option, fmt in (("json", "json"), ("md", "markdown"), ("sarif", "sarif")):
             path = getattr(args, option)
             if path:
                 written = write(result, Path(path), fmt)
