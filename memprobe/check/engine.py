@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from memprobe.check import appwide, perrequest
+from memprobe.check import appwide, importtime, perrequest
 from memprobe.check.context import Hit, RuleContext, RuleFn
 from memprobe.check.facts import Project
 from memprobe.check.model import ChecklistItem, CheckResult, Finding, Rule, SourceError
@@ -34,7 +34,7 @@ DETECTORS: dict[str, RuleFn] = {
     "MP104": appwide.cache_unbounded,
     "MP105": appwide.per_process_cache,
     "MP106": perrequest.whole_read,
-    "MP107": appwide.import_time_load,
+    "MP107": importtime.import_time_load,
     "MP108": perrequest.logging_per_request,
     "MP109": perrequest.http_session_per_request,
     "MP110": appwide.debug_mode,
