@@ -161,8 +161,10 @@ def markdown(result: CheckResult) -> str:
             note = f" _{_md(item.note)}_" if item.note else ""
             out.append(f"- **{item.rule} {_md(item.title)}**: {item.advice}{note}")
         out += ["", "</details>", ""]
-    out.append("Rules: docs/check-rules.md. Switch one off with `# memprobe: ignore[ID]` on the line, "
-               "`--ignore ID`, or `[memprobe:check] ignore = ID` in setup.cfg.")
+    out.append("Rules: docs/check-rules.md. Switch one off with `# memprobe: ignore[ID]` on the line "
+               "(`# noqa: ID` under flake8), `--ignore ID`, or `[memprobe:check] ignore = ID` in setup.cfg. "
+               "The same rules run in your editor (`flake8 --select MP`) and before a commit (the pre-commit "
+               "hook `memprobe-check`); `--sarif FILE` puts them in code scanning.")
     return "\n".join(out) + "\n"
 
 
