@@ -1,7 +1,8 @@
 """Every rule flags its bad example at the marked lines and leaves its good twin alone.
 
 A corpus entry is ``tests/check_corpus/<ID>_bad.py`` (or a directory ``<ID>_bad/``) whose
-flagged lines end with ``# expect: <ID>``, and ``<ID>_good...``, the idiomatic twin.
+flagged lines end with ``# expect: <ID>``, and ``<ID>_good...``, the idiomatic twin. More shapes
+of one rule are pairs ``<ID>_bad_<shape>.py`` / ``<ID>_good_<shape>.py``.
 """
 from __future__ import annotations
 
@@ -96,3 +97,17 @@ def test_every_rule_is_documented_with_a_bad_and_a_good_example() -> None:
     for rule in STATIC_RULES:
         section = doc.split(f"## {rule.id}", 1)[1].split("\n## ", 1)[0]
         assert "Bad:" in section and "Good:" in section, f"{rule.id} lacks a bad or good example"
+
+
+VARIANTS = sorted(p.name for p in CORPUS.glob("MP*_bad_*.py"))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_shape_is_flagged_at_its_marked_lines_and_its_twin_is_not(name: str) -> None:
+    bad = CORPUS / name
+    good = CORPUS / name.replace("_bad_", "_good_")
+    assert good.exists(), f"{bad.name} has no good twin {good.name}"
+    expected = _expected(bad)
+    assert expected and {e[0] for e in expected} == {name.split("_")[0]}
+    assert _found(bad) == expected
+    assert _found(good) == set()

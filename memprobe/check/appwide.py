@@ -1,10 +1,9 @@
-"""Rules about the app as a whole: configuration, import time, caches, debug mode."""
+"""Rules about the app as a whole: configuration, caches, debug mode (import time: importtime.py)."""
 from __future__ import annotations
 
 import ast
 import math
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from memprobe.check.context import RuleContext
@@ -15,18 +14,6 @@ _SIMPLE_CACHE = frozenset({"simple", "simplecache", "flask_caching.backends.simp
                            "flask_caching.backends.simple"})
 #: a CACHE_THRESHOLD this large means the in-process cache is never pruned in practice
 HUGE_THRESHOLD = 100_000
-#: files at least this large, read at import time, are "large data"
-LARGE_FILE = 1 << 20
-_HEAVY_LOADERS = frozenset({
-    "numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "pickle.load", "joblib.load",
-    "torch.load", "tensorflow.keras.models.load_model", "keras.models.load_model", "h5py.File",
-    "spacy.load", "datasets.load_dataset", "sentence_transformers.SentenceTransformer",
-    "pyarrow.parquet.read_table", "gensim.models.KeyedVectors.load",
-})
-_HEAVY_PREFIXES = ("pandas.read_", "polars.read_", "dask.dataframe.read_")
-_FILE_READS = frozenset({"read", "readlines", "read_bytes", "read_text"})
-_PARSERS = frozenset({"json.load", "yaml.load", "yaml.safe_load", "yaml.full_load", "tomllib.load",
-                      "csv.reader", "csv.DictReader"})
 
 
 def _config_values(mod: ModuleFacts) -> Iterator[tuple[str, ast.AST, ast.AST]]:
@@ -133,83 +120,6 @@ def debug_mode(ctx: RuleContext) -> None:
                 for key, value in zip(node.keys, node.values):
                     if key is not None and _literal(key) == "DEBUG" and _literal(value) is True:
                         ctx.report("MP110", mod, key, "`'DEBUG': True` in the app's config")
-
-
-def import_time_load(ctx: RuleContext) -> None:
-    """MP107: datasets, models or large files loaded when the module is imported."""
-    for mod in ctx.project.modules:
-        for call in _import_time_calls(mod.src.tree):
-            name = mod.call_name(call)
-            if name in _HEAVY_LOADERS or name.startswith(_HEAVY_PREFIXES) \
-                    or (isinstance(call.func, ast.Attribute) and call.func.attr == "from_pretrained"):
-                shown = name or getattr(call.func, "attr", "")
-                ctx.report("MP107", mod, call, f"`{shown}(...)` runs at import time",
-                           symbol=name)
-            elif isinstance(call.func, ast.Attribute) and call.func.attr == "fetchall":
-                ctx.report("MP107", mod, call, "`.fetchall()` at import time loads a whole table into every worker")
-            elif name in _PARSERS or (isinstance(call.func, ast.Attribute) and call.func.attr in _FILE_READS):
-                size, path = _file_size(mod, call)
-                if size >= LARGE_FILE:
-                    ctx.report("MP107", mod, call,
-                               f"`{path}` ({size / (1 << 20):.1f} MiB) is read at import time", symbol=path)
-
-
-def _import_time_calls(tree: ast.Module) -> list[ast.Call]:
-    """Calls executed on import: module and class bodies, not functions, not ``__main__`` blocks."""
-    out: list[ast.Call] = []
-    stack: list[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            stack.extend(node.decorator_list if not isinstance(node, ast.Lambda) else [])
-            continue
-        if isinstance(node, ast.If) and _is_main_guard(node.test):
-            stack.extend(node.orelse)
-            continue
-        if isinstance(node, ast.Call):
-            out.append(node)
-        stack.extend(ast.iter_child_nodes(node))
-    return sorted(out, key=lambda c: (c.lineno, c.col_offset))
-
-
-def _is_main_guard(test: ast.AST) -> bool:
-    return isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__"
-
-
-def _file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
-    """The size of the literal file path a read at import time refers to (0 when unknown)."""
-    found = _literal_file(mod, call)
-    # `with open(PATH) as f: DATA = json.load(f)`: the path is in the enclosing with statement
-    return found if found[0] else _with_file_size(mod, call)
-
-
-def _literal_file(mod: ModuleFacts, expr: ast.AST) -> tuple[int, str]:
-    """The size and text of the first string literal in ``expr`` that names an existing file,
-    from the module's folder or the working directory (0 and "" when none does)."""
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and 0 < len(node.value) < 300:
-            for base in (mod.src.path.parent, Path.cwd()):
-                candidate = base / node.value
-                try:
-                    if candidate.is_file():
-                        return candidate.stat().st_size, node.value
-                except (OSError, ValueError):
-                    continue
-    return 0, ""
-
-
-def _with_file_size(mod: ModuleFacts, call: ast.Call) -> tuple[int, str]:
-    names = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
-    for node in ast.walk(mod.src.tree):
-        if not isinstance(node, ast.With):
-            continue
-        for item in node.items:
-            if isinstance(item.optional_vars, ast.Name) and item.optional_vars.id in names \
-                    and isinstance(item.context_expr, ast.Call):
-                found = _literal_file(mod, item.context_expr)
-                if found[0]:
-                    return found
-    return 0, ""
 
 
 def lru_cache_method(ctx: RuleContext) -> None:

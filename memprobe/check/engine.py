@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
-from memprobe.check import appwide, perrequest
+from memprobe.check import appwide, importtime, perrequest
 from memprobe.check.context import Hit, RuleContext, RuleFn
 from memprobe.check.facts import Project
 from memprobe.check.model import ChecklistItem, CheckResult, Finding, Rule, SourceError
@@ -19,6 +20,7 @@ from memprobe.check.source import (
     Target,
     config_ignores,
     deployment,
+    display,
     parse,
     resolve_target,
 )
@@ -32,7 +34,7 @@ DETECTORS: dict[str, RuleFn] = {
     "MP104": appwide.cache_unbounded,
     "MP105": appwide.per_process_cache,
     "MP106": perrequest.whole_read,
-    "MP107": appwide.import_time_load,
+    "MP107": importtime.import_time_load,
     "MP108": perrequest.logging_per_request,
     "MP109": perrequest.http_session_per_request,
     "MP110": appwide.debug_mode,
@@ -64,13 +66,14 @@ def check(spec: str, ignore: Iterable[str] = (), include_tests: bool = False) ->
     return check_target(target, ignored)
 
 
-def check_target(target: Target, ignored: list[str]) -> CheckResult:
-    """Check already-resolved files, with rule ids in ``ignored`` switched off."""
+def check_target(target: Target, ignored: list[str], texts: dict[Path, str] | None = None) -> CheckResult:
+    """Check already-resolved files, with rule ids in ``ignored`` switched off; a file in
+    ``texts`` is checked with that text instead of what is on disk (an editor's unsaved buffer)."""
     t0 = time.monotonic()
     sources: list[SourceFile] = []
     errors: list[SourceError] = []
     for path in target.files:
-        parsed = parse(path, target.root)
+        parsed = parse(path, target.root, (texts or {}).get(path))
         (errors if isinstance(parsed, SourceError) else sources).append(parsed)  # type: ignore[arg-type]
     project = Project(sources)
     deploy = deployment(target.root if len(target.files) != 1 else target.files[0].parent)
@@ -94,6 +97,84 @@ def check_target(target: Target, ignored: list[str]) -> CheckResult:
         suppressed=suppressed,
         duration_s=time.monotonic() - t0,
     )
+
+
+#: (files, their mtimes and sizes, ignored ids) -> the result: flake8 asks once per file, and every
+#: file of one package shares one analysis
+_RESULTS: dict[tuple[object, ...], CheckResult] = {}
+
+
+def check_file(filename: str, text: str | None = None) -> list[Finding]:
+    """The findings in one file, as ``memprobe check FILE`` finds them: the file is analysed with
+    its package (or, for a script, the modules it imports from its folder) and the deployment
+    files beside it, ``[memprobe:check] ignore`` of the nearest setup.cfg applies, and so does
+    ``# memprobe: ignore[...]``. ``text`` is the file's content when it differs from the disk's."""
+    result, path = _file_result(filename, text)
+    return [f for f in result.findings if Path(f.file).resolve() == path]
+
+
+def check_files(filenames: Iterable[str], ignore: Iterable[str] = ()) -> CheckResult:
+    """What :func:`check_file` finds in each of ``filenames`` (and their syntax errors), as one
+    checklist: ``memprobe check --files``, the pre-commit hook's view of the files it is given."""
+    t0 = time.monotonic()
+    names = list(filenames)
+    extra = normalise_ignores(ignore)
+    findings: list[Finding] = []
+    errors: list[SourceError] = []
+    flask = False
+    ignored: list[str] = list(extra)
+    for name in names:
+        result, path = _file_result(name, None, extra)
+        findings += [f for f in result.findings if Path(f.file).resolve() == path]
+        errors += [e for e in result.errors if Path(e.file).resolve() == path]
+        flask = flask or result.flask_detected
+        ignored += [i for i in result.ignored_rules if i not in ignored]
+    findings.sort(key=lambda f: (f.file, f.line, f.rule))
+    return CheckResult(
+        target=names[0] if len(names) == 1 else f"{len(names)} files",
+        findings=findings,
+        checklist=build_checklist(findings, ignored, flask),
+        files=[display(Path(n).resolve()) for n in names],
+        errors=errors,
+        flask_detected=flask,
+        ignored_rules=ignored,
+        duration_s=time.monotonic() - t0,
+    )
+
+
+def _file_result(filename: str, text: str | None, extra: Iterable[str] = ()) -> tuple[CheckResult, Path]:
+    """The result of the analysis ``filename`` is part of (cached while its files are unchanged),
+    and the file's resolved path."""
+    path = Path(filename).resolve()
+    if not path.is_file():  # flake8 reading stdin: the text alone, in the current directory
+        source = Path.cwd() / (path.name if path.suffix == ".py" else "stdin.py")
+        ignored = normalise_ignores([*config_ignores(Path.cwd())[0], *extra])
+        return check_target(Target(filename, Path.cwd(), [source]), ignored, {source: text or ""}), source
+    target = resolve_target(str(path))
+    ignored = normalise_ignores([*config_ignores(path)[0], *extra])
+    on_disk = text is None or _read(path) == text
+    key = (tuple(_stamp(f) for f in target.files), tuple(ignored))
+    result: CheckResult | None = _RESULTS.get(key) if on_disk else None
+    if result is None:
+        result = check_target(target, ignored, None if on_disk else {path: text or ""})
+        if on_disk:
+            _RESULTS[key] = result
+    return result, path
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), 0, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def make_finding(rule: Rule, file: str, line: int, message: str, **extra: object) -> Finding:

@@ -156,13 +156,15 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts) or path.stem
 
 
-def parse(path: Path, root: Path) -> SourceFile | SourceError:
-    """Parse one file; a syntax error or undecodable file comes back as a SourceError."""
+def parse(path: Path, root: Path, text: str | None = None) -> SourceFile | SourceError:
+    """Parse one file (``text``, when given, instead of what is on disk); a syntax error or
+    undecodable file comes back as a SourceError."""
     shown = display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        return SourceError(shown, 0, f"cannot read: {err}")
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            return SourceError(shown, 0, f"cannot read: {err}")
     try:
         tree = ast.parse(text, filename=str(path))
     except SyntaxError as err:

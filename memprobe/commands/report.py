@@ -1,6 +1,6 @@
 """``memprobe report A.json [B.json] [-o OUT]``: re-render saved runs, or two side by side.
 
-The output format follows ``-o``'s suffix (.html, .md, .txt, .json); without ``-o`` the text
+The output format follows ``-o``'s suffix (.html, .md, .txt, .json; .sarif for check); without ``-o`` the text
 report goes to stdout. Two files of one kind give what changed from the first to the second.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ class ReportCommand:
                             help="a JSON report written by compare, hunt, check or hammer; give two "
                                  "of one kind to see what changed from the first to the second")
         parser.add_argument("-o", "--output", metavar="FILE",
-                            help="write here; the format follows the suffix: .html, .md, .txt, .json "
+                            help="write here; the format follows the suffix: .html, .md, .txt, .json, .sarif (check) "
                                  "(default: text on stdout)")
-        parser.add_argument("--format", choices=("text", "markdown", "html", "json"),
+        parser.add_argument("--format", choices=("text", "markdown", "html", "json", "sarif"),
                             help="the format, when the file name does not say it (or for stdout)")
 
     def run(self, args: argparse.Namespace) -> int:

@@ -6,7 +6,9 @@
   the test with one line (``memprobe: /api/items grew 412 B/request (limit 64 B) over 2,000
   requests``) and a ``memprobe`` section with the growing sites and the holder;
 * a summary of every measured test, ``--memprobe-json FILE``, ``--memprobe-requests N`` and
-  ``--memprobe-off``, each with an ini twin.
+  ``--memprobe-off``, each with an ini twin;
+* ``--memprobe-baseline FILE``: each measured test's bytes per request against the stored figure
+  (:mod:`memprobe.pytest_plugin.baseline`).
 
 Importing this module costs nothing a session that does not use it would notice: memprobe's
 measuring modules (psutil, asyncio, tracemalloc, rich) are imported inside the fixture and the
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from memprobe.pytest_plugin import limits
+from memprobe.pytest_plugin import baseline, limits
 
 if TYPE_CHECKING:
     from memprobe.http.load import LoadResult
@@ -55,7 +57,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memprobe-off", action="store_true", default=None,
                     help="measure nothing: memprobe_limit markers are not checked and "
                          "memprobe.hunt() skips its test (ini: memprobe_off)")
+    group.addoption("--memprobe-baseline", metavar="FILE", default=None,
+                    help="fail a measured test whose bytes per request grew beyond the figure stored "
+                         "in FILE (ini: memprobe_baseline)")
+    group.addoption("--memprobe-update-baseline", action="store_true", default=False,
+                    help="write the measured figures to the baseline file instead of comparing")
+    group.addoption("--memprobe-tolerance", metavar="SIZE", default=None,
+                    help="bytes per request a test may grow beyond its error bars "
+                         f"(default {baseline.DEFAULT_TOLERANCE:g}; ini: memprobe_tolerance)")
     parser.addini("memprobe_json", "write every memprobe result of the session to this file")
+    parser.addini("memprobe_baseline", "the baseline file (see --memprobe-baseline)")
+    parser.addini("memprobe_tolerance", f"bytes per request beyond the error bars "
+                  f"({baseline.DEFAULT_TOLERANCE:g})")
     parser.addini("memprobe_requests", f"requests per round by default ({DEFAULT_REQUESTS})")
     parser.addini("memprobe_off", "measure nothing (see --memprobe-off)", type="bool",
                   default=False)
@@ -96,6 +109,7 @@ class MemprobeManager:
         json_path = config.getoption("memprobe_json") or config.getini("memprobe_json")
         self.json_path = (config.invocation_params.dir / json_path) if json_path else None
         self.is_worker = hasattr(config, "workerinput")
+        self.baseline = _baseline(config)
         self.records: list[dict[str, Any]] = []
         # Spelt as the envelope spells it; results.envelope itself would import psutil here.
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -105,7 +119,7 @@ class MemprobeManager:
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Iterator[None]:
         """Check the test's ``memprobe_limit`` markers once its body has passed."""
         markers = list(pyfuncitem.iter_markers("memprobe_limit"))
-        if not markers or self.off:
+        if not (markers or self.baseline) or self.off:
             yield
             return
         original = pyfuncitem.obj
@@ -115,6 +129,10 @@ class MemprobeManager:
             value = original(*args, **kwargs)
             for marker in markers:
                 self._check(pyfuncitem, marker)
+            if self.baseline is not None:
+                grew = self.baseline.regressions(pyfuncitem.nodeid, pyfuncitem.stash.get(_RECORDS, []))
+                if grew:
+                    pytest.fail("\n".join(grew), pytrace=False)
             return value
 
         pyfuncitem.obj = measured
@@ -173,8 +191,12 @@ class MemprobeManager:
             self.records.append({**record, "nodeid": report.nodeid, "outcome": report.outcome})
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Write the JSON file (the controller only, with xdist)."""
-        if self.json_path is None or self.is_worker:
+        """Write the JSON file and an updated baseline (the controller only, with xdist)."""
+        if self.is_worker:
+            return
+        if self.baseline is not None and self.baseline.update:
+            self.baseline.write(self.records)
+        if self.json_path is None:
             return
         limits.write_json(self.json_path, self.records, started=self.started,
                           duration_s=time.monotonic() - self._t0)
@@ -189,6 +211,28 @@ class MemprobeManager:
         if self.json_path is not None:
             terminalreporter.write_line(
                 f"memprobe: {len(self.records)} result(s) written to {self.json_path}")
+        if self.baseline is not None:
+            done = "written to" if self.baseline.update else "compared with"
+            terminalreporter.write_line(f"memprobe: bytes per request {done} the baseline {self.baseline.path}")
+
+
+def _baseline(config: pytest.Config) -> baseline.Baseline | None:
+    """The session's baseline (``--memprobe-baseline`` or ``memprobe_baseline``), or None."""
+    path, base = config.getoption("memprobe_baseline"), config.invocation_params.dir
+    if not path:  # the ini file's path is relative to the ini file
+        path, base = config.getini("memprobe_baseline"), (config.inipath.parent if config.inipath else config.rootpath)
+    if not path:
+        if config.getoption("memprobe_update_baseline"):
+            raise pytest.UsageError("--memprobe-update-baseline needs --memprobe-baseline FILE (or memprobe_baseline)")
+        return None
+    tolerance = config.getoption("memprobe_tolerance") or config.getini("memprobe_tolerance") or None
+    try:
+        return baseline.Baseline.load(base / path, baseline.tolerance_of(tolerance),
+                                      update=bool(config.getoption("memprobe_update_baseline")))
+    except baseline.BaselineError as err:
+        raise pytest.UsageError(str(err)) from None
+    except Exception as err:  # UsageError of memprobe: a tolerance that is not a size
+        raise pytest.UsageError(f"memprobe_tolerance: {err}") from None
 
 
 def resolve_target(target: Any, item: pytest.Item) -> Any:

@@ -1,6 +1,6 @@
 """Renderers turn a result into text; the caller decides where the text goes.
 
-A renderer is picked by name (``text``, ``markdown``, ``json``, ``html``) or by a file's suffix
+A renderer is picked by name (``text``, ``markdown``, ``json``, ``html``, ``sarif``) or by a file's suffix
 (``report.md`` -> markdown). Each result kind has its own module here (``compare``, ``hunt``,
 ``check``...) that registers one function per format with :func:`renders`; JSON needs none,
 since every result has ``to_dict()``.
@@ -33,7 +33,10 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "markdown": (".md", ".markdown"),
     "json": (".json",),
     "html": (".html", ".htm"),
+    "sarif": (".sarif",),
 }
+#: formats whose renderers live in a module of their own (the others: one module per result kind)
+_FORMAT_MODULES = {"html": "memprobe.render.html", "sarif": "memprobe.render.sarif"}
 
 
 def renders(fmt: str, kind: str) -> Callable[[RenderFn], RenderFn]:
@@ -53,7 +56,7 @@ def render(result: Result, fmt: str, **options: Any) -> str:
         return json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n"
     key = (fmt, result.kind)
     if key not in _REGISTRY:
-        module = "memprobe.render.html" if fmt == "html" else f"memprobe.render.{result.kind}"
+        module = _FORMAT_MODULES.get(fmt, f"memprobe.render.{result.kind}")
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
@@ -70,7 +73,7 @@ def format_for(path: str | Path) -> str:
     for fmt, suffixes in FORMATS.items():
         if suffix in suffixes:
             return fmt
-    raise UsageError(f"cannot tell the report format from {str(path)!r}: use .json, .md, .html or .txt")
+    raise UsageError(f"cannot tell the report format from {str(path)!r}: use .json, .md, .html, .txt or .sarif")
 
 
 def write(result: Result, path: str | Path, fmt: str | None = None) -> Path:

@@ -110,6 +110,17 @@ def text(result: CheckResult, color: bool = False, width: int = 100) -> str:
     return to_text(Group(*lines), color=color, width=width)
 
 
+@renders("lines", "check")
+def lines(result: CheckResult) -> str:
+    """One line a finding, ``file:line:col: MPxxx [severity] message``, as linters print them
+    (the pre-commit hook's output), then the verdict."""
+    out = [f"{e.file}:{e.line}:1: {e.message} (file not checked)" for e in result.errors]
+    out += [f"{f.file}:{f.line}:{f.col + 1}: {f.rule} [{f.severity.value}] {f.message}" for f in result.findings]
+    out.append(f"memprobe check: {'FAILED' if result.failed else 'passed'}: {_headline(result)}"
+               + (" (rules: docs/check-rules.md)" if result.findings else ""))
+    return "\n".join(out) + "\n"
+
+
 @renders("markdown", "check")
 def markdown(result: CheckResult) -> str:
     """A pull-request comment: headline, checklist table, findings with snippets, advice."""
@@ -150,8 +161,10 @@ def markdown(result: CheckResult) -> str:
             note = f" _{_md(item.note)}_" if item.note else ""
             out.append(f"- **{item.rule} {_md(item.title)}**: {item.advice}{note}")
         out += ["", "</details>", ""]
-    out.append("Rules: docs/check-rules.md. Switch one off with `# memprobe: ignore[ID]` on the line, "
-               "`--ignore ID`, or `[memprobe:check] ignore = ID` in setup.cfg.")
+    out.append("Rules: docs/check-rules.md. Switch one off with `# memprobe: ignore[ID]` on the line "
+               "(`# noqa: ID` under flake8), `--ignore ID`, or `[memprobe:check] ignore = ID` in setup.cfg. "
+               "The same rules run in your editor (`flake8 --select MP`) and before a commit (the pre-commit "
+               "hook `memprobe-check`); `--sarif FILE` puts them in code scanning.")
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,37 @@
+"""memprobe check's static rules as a flake8 plugin (entry point ``MP`` in ``flake8.extension``).
+
+    flake8 --select MP myapp/
+
+Each file flake8 gives is checked as ``memprobe check FILE`` checks it (with its package and the
+deployment files beside it, by :func:`memprobe.check.engine.check_file`), and its findings come
+back with the same ids, messages and lines. flake8's ``# noqa``, ``--extend-ignore`` and
+``--select`` apply as to any plugin; memprobe's ``# memprobe: ignore[...]`` and ``[memprobe:check]
+ignore`` in setup.cfg apply too.
+
+flake8 imports this module when it starts, for every run, whatever is selected: it imports
+nothing but the standard library; the engine loads on the first file checked.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from memprobe import __version__
+
+
+class MemprobeChecker:
+    """flake8's view of memprobe check: one instance per file, ``run()`` yields the findings."""
+
+    name = "memprobe"
+    version = __version__
+
+    def __init__(self, tree: ast.AST, filename: str, lines: list[str]) -> None:
+        self.filename = filename
+        self.lines = lines
+
+    def run(self) -> Iterator[tuple[int, int, str, type]]:
+        """(line, column, ``"MPxxx message"``, this class) for every finding in the file."""
+        from memprobe.check.engine import check_file
+
+        for finding in check_file(self.filename, "".join(self.lines)):
+            yield finding.line, finding.col, f"{finding.rule} {finding.message}", type(self)
