@@ -12,7 +12,8 @@ never *tried* on the user's process.
 The code is passed through a private directory (0700) that is removed afterwards; a bootstrap
 file runs it and writes how it went next to it, so an exception inside the target comes back
 as one line here. The bootstrap makes memprobe importable in the target by location (the
-package memprobe runs from), without putting anything on the target's ``sys.path``.
+package memprobe runs from), without putting its source tree on the target's ``sys.path``; the
+directories of memprobe's own dependencies go at the end of it (the target's packages win).
 
 What can be refused before anything touches the target (:func:`inspect_target`): a pid that
 does not exist (exit 3), a process that is not Python, another Python version than memprobe's,
@@ -45,7 +46,7 @@ _SAFE_PATH = re.compile(r"[\w./+-]+")
 
 # Runs inside the target, compiled from a file: no name of it is left in the target's __main__.
 _BOOT = '''\
-def _memprobe_boot(code_path, result_path, want, package_dir):
+def _memprobe_boot(code_path, result_path, want, package_dir, dependencies):
     import importlib.util, os, sys, traceback
     try:
         if tuple(sys.version_info[:2]) != want:
@@ -62,6 +63,9 @@ def _memprobe_boot(code_path, result_path, want, package_dir):
         elif os.path.dirname(getattr(known, "__file__", "") or "") != package_dir:
             raise RuntimeError("the target already imported another memprobe, from %s"
                                % getattr(known, "__file__", "?"))
+        for path in dependencies:  # last: the target's own packages win
+            if path not in sys.path:
+                sys.path.append(path)
         with open(code_path, "rb") as f:
             code = compile(f.read(), "<memprobe attach>", "exec")
         exec(code, {"__name__": "__memprobe_attach__", "__builtins__": __builtins__})
@@ -273,7 +277,8 @@ def _inject(method: str, target: TargetProcess, code: str, timeout: float) -> No
             raise EnvironmentProblem(f"the temporary directory {folder} has characters a debugger "
                                      "command cannot carry: set TMPDIR to a plain path")
         Path(code_path).write_text(code, encoding="utf-8")
-        call = f"\n_memprobe_boot({code_path!r}, {result_path!r}, {target.python!r}, {PACKAGE_DIR!r})\n"
+        call = (f"\n_memprobe_boot({code_path!r}, {result_path!r}, {target.python!r}, "
+                f"{PACKAGE_DIR!r}, {dependency_dirs()!r})\n")
         Path(boot_path).write_text(_BOOT + call, encoding="utf-8")
         if os.geteuid() == 0 and target.uid != 0:  # root attaching to a user's process
             for path in (folder, code_path, boot_path):
@@ -296,6 +301,14 @@ def _inject(method: str, target: TargetProcess, code: str, timeout: float) -> No
                              f"{detail.splitlines()[0] if detail else '?'}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def dependency_dirs() -> list[str]:
+    """Where memprobe's own dependencies (psutil, guppy3...) are installed: put at the end of the
+    target's ``sys.path``, so that a target whose environment lacks them can still import
+    them, and one that has them uses its own."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))
+            and os.path.isdir(p)]
 
 
 def _wait_for(path: str, pid: int, timeout: float) -> bool:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from memprobe.errors import MemprobeError, TargetError
+from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import Attribution, Probe
@@ -43,10 +43,14 @@ def hunt(
     ready_timeout: float = 30.0,
     cwd: str | Path | None = None,
     progress: Progress | None = None,
+    pid: int | None = None,
+    url: str | None = None,
+    attach_method: str = "auto",
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
-    free port; outside readings only).
+    free port; outside readings only), or in the running process ``pid`` serving ``url`` (the
+    agent attached to it, and stopped at the end).
 
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
     cannot be loaded or dies.
@@ -57,10 +61,18 @@ def hunt(
     settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup,
                             concurrency=concurrency, frames=frames, timeout=timeout,
                             ready_timeout=ready_timeout, cmd=cmd,
-                            mode="outside" if cmd is not None else "child")
+                            mode="attached" if pid is not None else
+                            "outside" if cmd is not None else "child")
     settings.validate()
     todo = [normalise(r) for r in routes] if routes else None
     probe: Probe
+    if pid is not None:
+        from memprobe.hunt.probes.attached import AttachedProbe
+
+        if url is None:
+            raise UsageError("--pid needs --url, where the process serves HTTP (http://127.0.0.1:PORT)")
+        probe = AttachedProbe(pid, url, settings, attach_method)
+        return run(probe, f"pid {pid}", todo, settings, progress)
     if cmd is not None:
         probe = OutsideProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
     else:

@@ -15,7 +15,7 @@ _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 
 #: How the app was reached and read: an agent in a child memprobe started, the app called in
 #: this process, or readings from outside only.
-MODES = ("child", "in_process", "outside")
+MODES = ("child", "in_process", "outside", "attached")
 
 
 @dataclass(frozen=True)
