@@ -250,3 +250,90 @@ def test_the_debugger_command_never_runs_the_code_without_the_gil(name: str) -> 
 def test_the_bootstrap_leaves_no_name_in_the_targets_main() -> None:
     line = attach._bootstrap_line("/tmp/memprobe-attach-x/boot.py")
     assert textwrap.dedent(line).startswith("exec(") and "{'__name__':'__memprobe_boot__'}" in line
+
+
+LEAKY_APP = '''\
+import sys
+from flask import Flask
+
+app = Flask(__name__)
+_kept = []
+
+
+@app.get("/leak")
+def leak():
+    _kept.append("x" * 200 + str(len(_kept)))
+    return "ok"
+
+
+@app.get("/clean")
+def clean():
+    return "ok"
+
+
+if __name__ == "__main__":
+    app.run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
+'''
+
+
+def memprobe_cli(*argv: str, timeout: float = 280) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memprobe", *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+
+
+@needs_a_debugger
+def test_hunt_pid_finds_the_leak_of_a_running_flask_app_with_line_and_holder(tmp_path: Path) -> None:
+    import json
+
+    (tmp_path / "app.py").write_text(LEAKY_APP, encoding="utf-8")
+    port = free_port()
+    with Child([sys.executable, "app.py", str(port)], name="app.py", cwd=tmp_path,
+               url=f"http://{LOOPBACK}:{port}/clean") as app:
+        before = wait_until(lambda: threads(app.pid) == 1 and 1, 10, "the dev server is idle")
+        before_leftovers = leftovers()
+
+        done = memprobe_cli("hunt", "--pid", str(app.pid), "--url", f"http://{LOOPBACK}:{port}",
+                            "--route", "/leak", "--route", "/clean", "--requests", "600",
+                            "--rounds", "3", "--warmup", "200", "--json", str(tmp_path / "out.json"))
+
+        assert done.returncode == ExitCode.FAILED, done.stderr
+        routes = {r["route"]: r for r in json.loads((tmp_path / "out.json").read_text())["routes"]}
+        leak, clean = routes["/leak"], routes["/clean"]
+        assert leak["verdict"] == "leak" and clean["verdict"] == "clean"
+        top = [f"{s['file']}:{s['line']}" for s in leak["sites"][:3]]
+        assert f"{tmp_path / 'app.py'}:10" in top, top
+        assert any("global _kept" in " ".join(h["chain"]) for h in leak["holders"]), leak["holders"]
+        assert f"attached to pid {app.pid} with" in done.stdout
+        # The server serves on, as it was: no agent thread, no tracing, nothing attached.
+        assert answers(app.url) == 200
+        wait_until(lambda: threads(app.pid) == before, 10, "the app's threads back to what they were")
+        assert tracer(app.pid) == 0
+        assert leftovers() == before_leftovers
+        assert not glob.glob(os.path.join(tempfile.gettempdir(), "memprobe-pid-*"))
+
+
+def test_hunt_pid_of_a_process_that_is_not_python_exits_4_with_one_line() -> None:
+    sleep = subprocess.Popen(["sleep", "60"])
+    try:
+        done = memprobe_cli("hunt", "--pid", str(sleep.pid), "--url", "http://127.0.0.1:9",
+                            "--route", "/", timeout=60)
+        assert done.returncode == ExitCode.ENVIRONMENT
+        assert done.stderr.strip().splitlines() == [
+            f"memprobe: pid {sleep.pid} (sleep) is not a Python process: no libpython and no "
+            f"python executable in /proc/{sleep.pid}/maps"]
+        assert sleep.poll() is None
+    finally:
+        sleep.kill()
+        sleep.wait()
+
+
+def test_hunt_pid_that_does_not_exist_exits_3_and_without_url_exits_2() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    done = memprobe_cli("hunt", "--pid", str(gone.pid), "--url", "http://127.0.0.1:9", timeout=60)
+    assert done.returncode == ExitCode.TARGET
+    assert done.stderr.strip().splitlines() == [f"memprobe: no process has pid {gone.pid}"]
+
+    done = memprobe_cli("hunt", "--pid", str(os.getpid()), timeout=60)
+    assert done.returncode == ExitCode.USAGE
+    assert "--pid needs --url" in done.stderr
