@@ -337,3 +337,21 @@ def test_hunt_pid_that_does_not_exist_exits_3_and_without_url_exits_2() -> None:
     done = memprobe_cli("hunt", "--pid", str(os.getpid()), timeout=60)
     assert done.returncode == ExitCode.USAGE
     assert "--pid needs --url" in done.stderr
+
+
+@pytest.mark.parametrize("name", attach.DEBUGGERS)
+def test_a_debugger_that_cannot_run_code_here_is_refused_before_it_touches_the_target(name: str) -> None:
+    if not attach.shutil.which(name):
+        pytest.skip(f"{name} is not installed")
+    check = attach.check_debugger(name)
+    if check.ok:
+        pytest.skip(f"{name} can run code in a Python process here")
+    port = free_port()
+    with Child([sys.executable, "-m", "http.server", "--bind", LOOPBACK, str(port)],
+               name="http.server", url=f"http://{LOOPBACK}:{port}/") as server:
+        with pytest.raises(EnvironmentProblem, match=rf"no debugger here can run code in a Python "
+                                                     rf"process \({name}: ") as err:
+            attach.run_in(server.pid, "pass", timeout=30, method=name)
+        assert err.value.exit_code == ExitCode.ENVIRONMENT
+        # A failed call can wedge a process (measured with gdb here): this one was never traced.
+        assert answers(server.url) == 200
