@@ -153,7 +153,7 @@ def test_a_server_started_by_cmd_is_judged_on_outside_readings_only(tmp_path: Pa
             return [b"ok"]
     """)
     out = tmp_path / "cmd.json"
-    proc = run_hunt("--cmd", f"{sys.executable} -m gunicorn gapp:app -w 1 -b 127.0.0.1:{{port}}",
+    proc = run_hunt("--cmd", f"{sys.executable} -m gunicorn gapp:app -w 1 -b 127.0.0.1:{{port}}", "--outside",
                     *QUICK, "--json", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(out.read_text())

@@ -128,7 +128,7 @@ def test_a_route_without_its_leading_slash_is_hunted_as_a_path(app_file: Path) -
 def test_a_cmd_route_without_its_leading_slash_is_hunted_as_a_path(tmp_path: Path) -> None:
     server = ROOT / "frameworks" / "hello_bottle.py"
     result = hunt(routes=["hello"], cmd=f"{sys.executable} {server} --port {{port}} --host 127.0.0.1",
-                  **SMALL)
+                  outside=True, **SMALL)
     assert result.routes[0].route == "/hello" and result.outside_only
 
 

@@ -37,12 +37,18 @@ _MAX_CHILDREN = 64
 _MAX_NODES = 40_000
 
 
+#: Whether ``__main__`` is the user's script: in a process memprobe attached to (``python
+#: app.py``) it is; in the agent memprobe starts, ``__main__`` is memprobe's or pytest's.
+MAIN_IS_USER = False
+
+
 def user_modules() -> list[ModuleType]:
     """Imported modules whose source is the user's code."""
     out = []
     for name, module in list(sys.modules.items()):
         filename = getattr(module, "__file__", None)
-        if isinstance(module, ModuleType) and filename and name != "__main__" and is_user_file(filename):
+        if isinstance(module, ModuleType) and filename and (name != "__main__" or MAIN_IS_USER) \
+                and is_user_file(filename):
             out.append(module)
     return out
 

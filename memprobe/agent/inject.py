@@ -51,7 +51,7 @@ LAUNCHERS = ("gunicorn", "uvicorn")
 _HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
             "multiprocessing.semaphore_tracker")
 
-__all__ = ["ENV_CHANNEL", "ENV_FRAMES", "bootstrap", "served", "socket_path", "start", "stop"]
+__all__ = ["ENV_CHANNEL", "ENV_FRAMES", "adopt", "bootstrap", "served", "socket_path", "start", "stop"]
 
 
 class Served:
@@ -90,8 +90,18 @@ class _Process:
 
 
 _process = _Process()
-#: the running agent of *this* pid: (pid, listening socket, path)
-_running: tuple[int, socket.socket, str] | None = None
+
+
+class _Running:
+    """The agent of one pid: its listening socket, its path, the agent and its accept thread."""
+
+    def __init__(self, pid: int, sock: socket.socket, path: str, agent: control.Agent,
+                 thread: threading.Thread) -> None:
+        self.pid, self.sock, self.path, self.agent, self.thread = pid, sock, path, agent, thread
+
+
+#: the running agent of *this* pid
+_running: _Running | None = None
 _lock = threading.Lock()
 _armed = False
 
@@ -117,8 +127,8 @@ def start(channel_dir: str | os.PathLike[str], frames: int | None = None) -> str
     global _running
     with _lock:
         pid = os.getpid()
-        if _running is not None and _running[0] == pid:
-            return _running[2]
+        if _running is not None and _running.pid == pid:
+            return _running.path
         _running = None
         directory = os.fspath(channel_dir)
         _check_private(directory)
@@ -129,31 +139,42 @@ def start(channel_dir: str | os.PathLike[str], frames: int | None = None) -> str
             pass
         sock = control.listen(path)
         depth = frames or int(os.environ.get(ENV_FRAMES) or 25)
-        control.serve(sock, control.Agent(_process, depth, served=served))
-        _running = (pid, sock, path)
+        agent = control.Agent(_process, depth, served=served)
+        _running = _Running(pid, sock, path, agent, control.serve(sock, agent))
         return path
 
 
-def stop() -> None:
-    """Stop this process's agent: no more connections, its socket removed, tracing stopped
-    (connections already open end when memprobe closes them)."""
+def adopt(app: Any, kind: str | None) -> None:
+    """Name the app of a process the agent was attached to (its requests are not counted)."""
+    if not _process.counting:
+        _process.app, _process.kind = app, kind
+
+
+def stop(timeout: float = 10.0) -> bool:
+    """Stop this process's agent: no more connections, its socket removed, tracing stopped, its
+    threads ended (those of connections memprobe has closed end by themselves). False when no
+    agent ran here."""
     global _running
     with _lock:
         running, _running = _running, None
-    if running is None or running[0] != os.getpid():
-        return
-    _, sock, path = running
+    if running is None or running.pid != os.getpid():
+        return False
     try:
-        sock.close()
-    finally:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    import tracemalloc
-
-    if tracemalloc.is_tracing():
-        tracemalloc.stop()
+        running.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close() alone does not
+    except OSError:
+        pass
+    running.sock.close()
+    try:
+        os.unlink(running.path)
+    except FileNotFoundError:
+        pass
+    running.thread.join(timeout)
+    with running.agent.lock:  # a command still running finishes first
+        running.agent.attributor.tracing.stop()
+    for thread in threading.enumerate():
+        if thread.name == "memprobe-control" and thread is not threading.current_thread():
+            thread.join(timeout)
+    return True
 
 
 def _check_private(directory: str) -> None:
@@ -207,7 +228,7 @@ def _after_fork() -> None:
     if inherited is None:
         return
     try:
-        inherited[1].close()  # the parent's listening socket; its path stays the parent's
+        inherited.sock.close()  # the parent's listening socket; its path stays the parent's
     except OSError:
         pass
     channel = os.environ.get(ENV_CHANNEL)

@@ -37,8 +37,20 @@ class HuntCommand:
         parser.add_argument("--html", metavar="FILE",
                             help="write a self-contained HTML report with plots (needs memprobe[html])")
         parser.add_argument("--cmd", metavar="COMMAND",
-                            help="start this server instead, e.g. \"gunicorn app:app -b 127.0.0.1:{port}\" "
-                                 "(outside readings only)")
+                            help="start this server instead, e.g. \"gunicorn -w 2 app:app -b 127.0.0.1:{port}\": "
+                                 "a Python server gets the agent in every worker, any other is read "
+                                 "from outside")
+        parser.add_argument("--outside", action="store_true",
+                            help="with --cmd: read the server from outside only (USS of its processes), "
+                                 "even when it runs Python")
+        parser.add_argument("--pid", type=int, metavar="PID",
+                            help="hunt a server that is already running: the agent is attached to "
+                                 "this process (no restart) and stopped at the end; needs --url")
+        parser.add_argument("--url", metavar="URL",
+                            help="with --pid: where the process serves HTTP, e.g. http://127.0.0.1:5000")
+        parser.add_argument("--attach-method", default="auto",
+                            choices=("auto", "sys.remote_exec", "gdb", "lldb"),
+                            help="with --pid: how to run code in it (default: the first that works)")
         parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -46,14 +58,15 @@ class HuntCommand:
         from memprobe.errors import UsageError
         from memprobe.hunt import hunt
 
-        if args.target is None and args.cmd is None:
-            raise UsageError("hunt needs a TARGET (FILE.py:APP or MODULE:APP) or --cmd")
+        if args.target is None and args.cmd is None and args.pid is None:
+            raise UsageError("hunt needs a TARGET (FILE.py:APP or MODULE:APP), --cmd or --pid")
         # Progress only on a terminal: in CI logs the report says it all.
         progress = None if args.quiet or not sys.stderr.isatty() else _progress
         try:
             result = hunt(args.target or "", routes=args.routes, requests=args.requests,
                           rounds=args.rounds, warmup=args.warmup, concurrency=args.concurrency,
-                          frames=args.frames, cmd=args.cmd, progress=progress)
+                          frames=args.frames, cmd=args.cmd, outside=args.outside, progress=progress, pid=args.pid,
+                          url=args.url, attach_method=args.attach_method)
         except (MemprobeError, KeyboardInterrupt) as err:
             # Nothing measured is lost: a failed or interrupted hunt writes what it has.
             partial = getattr(err, "partial", None)

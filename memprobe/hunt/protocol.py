@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from memprobe.errors import MemprobeError, TargetError
+from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import Attribution, Probe
@@ -43,11 +43,16 @@ def hunt(
     ready_timeout: float = 30.0,
     cwd: str | Path | None = None,
     progress: Progress | None = None,
+    pid: int | None = None,
+    url: str | None = None,
+    attach_method: str = "auto",
+    outside: bool = False,
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
     free port): a Python command (gunicorn, uvicorn, ``python app.py``) with the agent injected
-    into every worker, any other from outside only.
+    into every worker, any other (or any, with ``outside``) from outside only; or in the running process ``pid`` serving
+    ``url`` (the agent attached to it, and stopped at the end).
 
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
     cannot be loaded or dies.
@@ -56,20 +61,31 @@ def hunt(
     from memprobe.hunt.probes.outside import OutsideProbe
     from memprobe.hunt.probes.workers import WorkersProbe, is_python_command
 
-    mode = "child" if cmd is None else "workers" if is_python_command(cmd, cwd) else "outside"
+    if pid is not None:
+        mode = "attached"
+    else:
+        mode = ("child" if cmd is None else "outside" if outside or not is_python_command(cmd, cwd)
+                else "workers")
     settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup,
                             concurrency=concurrency, frames=frames, timeout=timeout,
                             ready_timeout=ready_timeout, cmd=cmd, mode=mode)
     settings.validate()
     todo = [normalise(r) for r in routes] if routes else None
+    ready_path = todo[0] if todo else "/"
     probe: Probe
-    if cmd is not None and mode == "workers":
-        probe = WorkersProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
+    if pid is not None:
+        from memprobe.hunt.probes.attached import AttachedProbe
+
+        if url is None:
+            raise UsageError("--pid needs --url, where the process serves HTTP (http://127.0.0.1:PORT)")
+        probe = AttachedProbe(pid, url, settings, attach_method)
+    elif cmd is not None and mode == "workers":
+        probe = WorkersProbe(cmd, settings, cwd, ready_path=ready_path)
     elif cmd is not None:
-        probe = OutsideProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
+        probe = OutsideProbe(cmd, settings, cwd, ready_path=ready_path)
     else:
         probe = AgentProbe(str(target), settings, cwd)
-    return run(probe, cmd or str(target), todo, settings, progress)
+    return run(probe, f"pid {pid}" if pid is not None else cmd or str(target), todo, settings, progress)
 
 
 def hunt_in_process(

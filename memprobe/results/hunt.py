@@ -14,9 +14,9 @@ _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 
 
 #: How the app was reached and read: an agent in a child memprobe started, the app called in
-#: this process, readings from outside only, or an agent in every worker of a server started
-#: from a command.
-MODES = ("child", "in_process", "outside", "workers")
+#: this process, readings from outside only, an agent in every worker of a server started from a
+#: command, or an agent attached to a running process.
+MODES = ("child", "in_process", "outside", "workers", "attached")
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,48 @@ def agent_command(target: str, port: int, control: str | Path, *, frames: int = 
     return argv + (["--error-file", str(error_file)] if error_file else [])
 
 
-class AgentProbe(ServerProbe):
+class AgentCalls:
+    """The hunt's side of an agent's control channel: what every probe with an agent inside the
+    measured process (a child memprobe started, a process it attached to) asks it."""
+
+    client: AgentClient | None
+
+    @property
+    def measured_pid(self) -> int:
+        """The process whose USS is read."""
+        raise NotImplementedError
+
+    def _call(self, cmd: str, **args: Any) -> dict[str, Any]:
+        assert self.client is not None, "open() first"
+        return self.client.call(cmd, **args)
+
+    def begin(self, route: str) -> None:
+        """Tracing restarts one frame deep in the process."""
+        self._call("begin")
+
+    def read(self, done: int, baseline: bool = False) -> Reading:
+        """Traced heap from the agent; USS from outside, less tracemalloc's own tables (they
+        grow with every live traced block, ~100 B each, and would make any Python leak look
+        partly native)."""
+        inside = self._call("baseline" if baseline else "measure")
+        uss = read_memory(self.measured_pid).uss
+        overhead = int(inside.get("overhead", 0))
+        return Reading(done, int(inside["traced"]), None if uss is None else uss - overhead)
+
+    def growth(self, done: int) -> None:
+        """The agent notes which containers and types grew over ``done`` requests."""
+        self._call("growth", requests=done)
+
+    def deepen(self) -> None:
+        """Deep tracebacks from now on."""
+        self._call("deepen")
+
+    def attribute(self, requests: int) -> Attribution:
+        """Sites, types and holders, in one answer."""
+        return Attribution.from_dict(self._call("attribute", requests=requests))
+
+
+class AgentProbe(AgentCalls, ServerProbe):
     """Reach ``target`` (``file.py:app``...) in a child with the agent inside."""
 
     mode = "child"
@@ -86,36 +127,11 @@ class AgentProbe(ServerProbe):
         hello = self.client.call("hello")
         return AppInfo(hello["kind"], hello["framework"], list(hello["routes"]), startup)
 
-    def _call(self, cmd: str, **args: Any) -> dict[str, Any]:
-        assert self.client is not None, "open() first"
-        return self.client.call(cmd, **args)
-
-    def begin(self, route: str) -> None:
-        """Tracing restarts one frame deep in the child."""
-        self._call("begin")
-
-    def read(self, done: int, baseline: bool = False) -> Reading:
-        """Traced heap from the agent; USS from outside, less tracemalloc's own tables (they
-        grow with every live traced block, ~100 B each, and would make any Python leak look
-        partly native)."""
-        assert self.child is not None
-        inside = self._call("baseline" if baseline else "measure")
-        uss = read_memory(self.child.pid).uss
-        overhead = int(inside.get("overhead", 0))
-        return Reading(done, int(inside["traced"]),
-                       None if uss is None else uss - overhead)
-
-    def growth(self, done: int) -> None:
-        """The agent notes which containers and types grew over ``done`` requests."""
-        self._call("growth", requests=done)
-
-    def deepen(self) -> None:
-        """Deep tracebacks in the child from now on."""
-        self._call("deepen")
-
-    def attribute(self, requests: int) -> Attribution:
-        """Sites, types and holders, in one answer."""
-        return Attribution.from_dict(self._call("attribute", requests=requests))
+    @property
+    def measured_pid(self) -> int:
+        """The child's pid."""
+        assert self.child is not None, "open() first"
+        return self.child.pid
 
     def close(self) -> None:
         """Close the channel, stop the child, remove the hunt's folder."""
