@@ -194,7 +194,7 @@ def test_run_starts_the_command_instrumented_and_says_where_its_agents_are(no_le
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        channel = Channel(line.split("hunt it with --channel ")[1].strip())
+        channel = Channel(line.split("agents listen in ")[1].split(" (")[0])
         agents = wait_until(lambda: len(channel.agents()) == 2 and channel.agents(), 20, "two agents")
         for path in agents.values():  # type: ignore[union-attr]
             client = AgentClient(path).connect()
@@ -205,3 +205,36 @@ def test_run_starts_the_command_instrumented_and_says_where_its_agents_are(no_le
         proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert not channel.path.exists()
+
+
+@pytest.mark.timeout(240)
+def test_a_server_started_under_run_is_hunted_later_by_pid_and_left_running(no_leftovers: None) -> None:
+    from memprobe.process.child import free_port
+    from tests.conftest import ctrl_c_reaches_it
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memprobe", "run", "--", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "2",
+         "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "wsgi_leaky:app"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, preexec_fn=ctrl_c_reaches_it)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        master = int(line.split("(pid ")[1].split(")")[0])
+        channel = Channel(line.split("agents listen in ")[1].split(" (")[0])
+        wait_until(lambda: len(channel.agents()) == 2, 20, "two agents")
+        result = hunt(pid=master, url=f"http://127.0.0.1:{port}", routes=["/leak", "/ok"],
+                      **SETTINGS)  # type: ignore[arg-type]
+        assert result.settings.mode == "workers"
+        _assert_leak_in_each_worker(result, "wsgi_leaky")
+        # the hunt leaves the server as it found it: serving, its agents listening, the channel kept
+        assert proc.poll() is None and len(channel.agents()) == 2
+        for path in channel.agents().values():  # and no worker traces any more
+            client = AgentClient(path).connect()
+            assert client.call("measure")["traced"] == 0
+            client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert not channel.path.exists()
+

@@ -102,6 +102,12 @@ class Attributor:
         self._grown, self._grown_types, self._base, self._timings = [], [], None, {}
         return traced()
 
+    def end(self) -> dict[str, int]:
+        """The hunt is over but the process serves on: tracing stopped, what was kept dropped."""
+        self.tracing.stop()
+        self._roots, self._types, self._grown, self._grown_types, self._base = {}, {}, [], [], None
+        return {}
+
     def baseline(self) -> dict[str, int]:
         """After the warm-up: the roots and the types as they are, then the traced size."""
         if not tracemalloc.is_tracing():

@@ -78,6 +78,8 @@ class Agent:
             return att.deepen()
         if cmd == "attribute":
             return att.attribute(int(request.get("requests", 0)))
+        if cmd == "end":
+            return att.end()
         raise ValueError(f"unknown command {cmd!r}")
 
 

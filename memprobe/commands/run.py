@@ -39,7 +39,8 @@ class RunCommand:
                 raise UsageError(f"cannot start {argv[0]!r}: {err.strerror}") from None
             proc = subprocess.Popen([*_pdeathsig_prefix(), program, *argv[1:]], env=env)
             print(f"memprobe: {argv[0]} started (pid {proc.pid}); its agents listen in "
-                  f"{channel.path} (one <pid>.sock per worker); hunt it with --channel {channel.path}",
+                  f"{channel.path} (one <pid>.sock per worker); hunt it with: "
+                  f"memprobe hunt --pid {proc.pid} --url http://127.0.0.1:PORT",
                   file=sys.stderr, flush=True)
             try:
                 return proc.wait()

@@ -15,6 +15,7 @@ marked ``interrupted`` on Ctrl-C).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,10 +76,16 @@ def hunt(
     probe: Probe
     if pid is not None:
         from memprobe.hunt.probes.attached import AttachedProbe
+        from memprobe.hunt.probes.workers import RunningServerProbe, run_channel
 
         if url is None:
             raise UsageError("--pid needs --url, where the process serves HTTP (http://127.0.0.1:PORT)")
-        probe = AttachedProbe(pid, url, settings, attach_method)
+        channel = run_channel(pid)
+        if channel is not None:  # started under `memprobe run`: its agents are listening already
+            settings = replace(settings, mode="workers")
+            probe = RunningServerProbe(pid, channel, url, settings)
+        else:
+            probe = AttachedProbe(pid, url, settings, attach_method)
     elif cmd is not None and mode == "workers":
         probe = WorkersProbe(cmd, settings, cwd, ready_path=ready_path)
     elif cmd is not None:

@@ -11,19 +11,17 @@ import os
 import shutil
 import tempfile
 import time
-from urllib.parse import urlsplit
 
 from memprobe.agent import attach
 from memprobe.agent.control import AgentClient
 from memprobe.agent.inject import socket_path
-from memprobe.errors import MemprobeError, TargetError, UsageError
+from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import AppInfo
 from memprobe.hunt.probes.child import AgentCalls
+from memprobe.hunt.probes.server import loopback_base
 from memprobe.results.hunt import HuntSettings, WorkerResult
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class AttachedProbe(AgentCalls):
@@ -34,11 +32,8 @@ class AttachedProbe(AgentCalls):
     memory = "uss"
 
     def __init__(self, pid: int, url: str, settings: HuntSettings, method: str = "auto") -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
-            raise UsageError(f"--url must be an http URL on loopback (http://127.0.0.1:PORT), not {url!r}")
+        self.base = loopback_base(url)
         self.pid = pid
-        self.base = url.rstrip("/")
         self.settings = settings
         self.method = method
         self.client: AgentClient | None = None

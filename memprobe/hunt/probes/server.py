@@ -4,12 +4,24 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.results.hunt import HuntSettings, WorkerResult
+
+#: host names of a running server's ``--url`` that are loopback: the load goes nowhere else
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def loopback_base(url: str) -> str:
+    """``url`` without its trailing slash, when it is an http URL on loopback (UsageError else)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK_NAMES:
+        raise UsageError(f"--url must be an http URL on loopback (http://127.0.0.1:PORT), not {url!r}")
+    return url.rstrip("/")
 
 
 class ServerProbe:

@@ -30,13 +30,14 @@ from typing import Any, Callable
 
 from memprobe.agent.channel import Channel, pid_alive
 from memprobe.agent.control import AgentClient
+from memprobe.agent.inject import ENV_CHANNEL
 from memprobe.errors import TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
-from memprobe.hunt.probes.server import CommandProbe
+from memprobe.hunt.probes.server import CommandProbe, loopback_base
 from memprobe.process.child import EXIT_GRACE_S
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
@@ -138,23 +139,35 @@ class WorkersProbe(CommandProbe):
         t0 = time.monotonic()
         argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
                                   log_path=self.channel.path / "server.log")
-        assert self.child is not None
         hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
-        startup = time.monotonic() - t0
+        return self._info(hellos, time.monotonic() - t0, self.cmd)
+
+    def _info(self, hellos: list[dict[str, Any]], startup: float, label: str) -> AppInfo:
         first = hellos[0]
         self.counted = all(h.get("served") is not None for h in hellos)
         workers = sorted(h["pid"] for h in hellos)
         notes = [f"{len(workers)} worker{'s' if len(workers) != 1 else ''} with the agent inside "
                  f"(pids {', '.join(map(str, workers))})"
-                 + ("" if self.child.pid in workers else f", master pid {self.child.pid} read from outside")]
+                 + ("" if self.master in workers else f", master pid {self.master} read from outside")]
         if not self.counted:
             notes.append("the server's requests are not counted inside it (not a gunicorn or "
                          "uvicorn app): bytes per request are per request sent")
         return AppInfo(first.get("kind"), first.get("framework"), list(first.get("routes") or []),
-                       startup, label=self.cmd, notes=notes)
+                       startup, label=label, notes=notes)
+
+    @property
+    def master(self) -> int:
+        """The server's first process (gunicorn's arbiter, uvicorn's supervisor, the app)."""
+        assert self.child is not None, "open() first"
+        return self.child.pid
+
+    def check_alive(self, grace: float = 0.0) -> None:
+        """TargetError (with the log's tail) when the server has died."""
+        if self.child is not None:
+            self.child.check_alive(grace)
 
     def _await_agents(self, expected: int, deadline: float) -> list[dict[str, Any]]:
-        assert self.child is not None and self.channel is not None
+        assert self.channel is not None
         seen: dict[int, dict[str, Any]] = {}
         stable_since = time.monotonic()
         while True:
@@ -168,13 +181,14 @@ class WorkersProbe(CommandProbe):
             if len(seen) >= expected or (seen and now - stable_since >= _STABLE_S and now > deadline):
                 break
             if now > deadline + _STABLE_S:
-                raise TargetError(f"{self.child.name}: no memprobe agent came up in its processes "
+                raise TargetError(f"pid {self.master}: no memprobe agent came up in its processes "
                                   "within the start timeout (does it run Python with -I, -E or -S, "
-                                  "or a server memprobe does not hook?)", self.child.log_tail())
-            self.child.check_alive()
+                                  "or a server memprobe does not hook?)",
+                                  self.child.log_tail() if self.child is not None else "")
+            self.check_alive()
             time.sleep(0.05)
-        if self.child.pid not in seen:
-            self.procs[self.child.pid] = _Proc(self.child.pid, "master")
+        if self.master not in seen:
+            self.procs[self.master] = _Proc(self.master, "master")
         return list(seen.values())
 
     def close(self) -> None:
@@ -196,8 +210,8 @@ class WorkersProbe(CommandProbe):
         s = self.settings
         load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
                       first=first, mode="close").run()
-        if load.answered < load.sent and self.child is not None:
-            self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
+        if load.answered < load.sent:
+            self.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
         return load
 
     # -- following the workers ----------------------------------------------------------------
@@ -274,13 +288,12 @@ class WorkersProbe(CommandProbe):
     def read(self, done: int, baseline: bool = False) -> Reading:
         """Every worker collects its garbage and reads its heap; every process's USS and PSS
         from outside; the server's reading is the sums, at the requests all workers served."""
-        assert self.child is not None
         self._refresh()
         live = self._live()
         fresh = [p for p in live if baseline or not p.readings]
         answers = self._each("baseline", fresh)
         answers.update(self._each("measure", [p for p in live if p not in fresh]))
-        tree = read_tree(self.child.pid).processes
+        tree = read_tree(self.master).processes
         for proc in self.route_procs:
             if proc.dead or (proc.role == "worker" and proc.pid not in answers):
                 continue
@@ -382,3 +395,61 @@ def _memory(pid: int) -> Any:
         return read_memory(pid)
     except TargetError:
         return None
+
+
+class RunningServerProbe(WorkersProbe):
+    """A server started earlier under ``memprobe run`` (its agents already listen in the
+    channel named in its environment), reached by the pid of its first process: hunted worker
+    by worker like a server memprobe starts, and left running."""
+
+    def __init__(self, pid: int, channel: str, url: str, settings: HuntSettings) -> None:
+        super().__init__("{port}", settings)
+        self.base = loopback_base(url)
+        self.pid = pid
+        self.channel_path = channel
+
+    def url(self, route: str) -> str:
+        """The URL of ``route`` on the running server."""
+        return self.base + route
+
+    @property
+    def master(self) -> int:
+        """The pid the hunt was given."""
+        return self.pid
+
+    def check_alive(self, grace: float = 0.0) -> None:
+        """TargetError when the server's first process is gone."""
+        deadline = time.monotonic() + grace
+        while not pid_alive(self.pid):
+            if time.monotonic() >= deadline:
+                raise TargetError(f"pid {self.pid} exited")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        """Every agent stops tracing (the server serves on, as it did before the hunt); the
+        channel stays, it is ``memprobe run``'s."""
+        try:
+            self._each("end", [p for p in self.procs.values() if not p.dead and p.client is not None])
+        finally:
+            super().close()
+
+    def open(self) -> AppInfo:
+        """Reach the agents already listening in the server's channel."""
+        self.channel = Channel(self.channel_path)
+        t0 = time.monotonic()
+        hellos = self._await_agents(1, t0 + self.settings.ready_timeout)
+        return self._info(hellos, time.monotonic() - t0, f"pid {self.pid} ({self.base})")
+
+
+def run_channel(pid: int) -> str | None:
+    """The channel of a process started under ``memprobe run`` (``$MEMPROBE_CHANNEL`` in its
+    environment), None for any other process or one whose environment cannot be read."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            entries = fh.read().split(b"\0")
+    except OSError:
+        return None
+    key = ENV_CHANNEL.encode() + b"="
+    found = next((e[len(key):].decode(errors="replace") for e in entries if e.startswith(key)), None)
+    return found if found and os.path.isdir(found) else None
+
