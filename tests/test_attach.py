@@ -95,6 +95,15 @@ def answers(url: str) -> int:
         return int(response.status)
 
 
+@pytest.fixture(autouse=True)
+def private_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's temp directory is its own (memprobe's and its subprocesses'), so another
+    test attaching at the same time cannot look like a leftover of this one."""
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+
+
 def leftovers() -> list[str]:
     return sorted(glob.glob(os.path.join(tempfile.gettempdir(), "memprobe-attach-*")))
 

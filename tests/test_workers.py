@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pytest
 
 from memprobe.agent.channel import Channel
 from memprobe.agent.control import AgentClient
+from memprobe.http.hammer import Hammer
 from memprobe.hunt import hunt
 from memprobe.hunt.probes.workers import expected_workers, is_python_command
 from memprobe.render import render
@@ -238,3 +242,29 @@ def test_a_server_started_under_run_is_hunted_later_by_pid_and_left_running(no_l
         proc.communicate(timeout=30)
     assert not channel.path.exists()
 
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not any(shutil.which(d) for d in ("gdb", "lldb")), reason="no debugger (apt-get install -y gdb lldb)")
+def test_a_gunicorn_master_reached_by_pid_is_attached_into_each_worker_and_left_as_it_was(
+        no_leftovers: None) -> None:
+    from memprobe.process.child import Child, start_on_free_port
+
+    def gunicorn(port: int) -> Child:
+        argv = shlex.split(GUNICORN.replace("{port}", str(port)) % "wsgi_leaky")
+        return Child(argv, name="gunicorn", url=f"http://127.0.0.1:{port}/ok", cwd=APPS)
+
+    with start_on_free_port(gunicorn) as server:
+        workers = wait_until(lambda: len(psutil.Process(server.pid).children()) == 2
+                             and psutil.Process(server.pid).children(), 20, "two workers")
+        # gthread starts its pool's threads as requests come: fill both pools before counting
+        Hammer(server.url, 400, concurrency=8, mode="close").run()
+        threads = {w.pid: w.num_threads() for w in workers}  # type: ignore[union-attr]
+        result = hunt(pid=server.pid, url=server.url.rsplit("/", 1)[0], routes=["/leak", "/ok"],
+                      **SETTINGS)  # type: ignore[arg-type]
+        assert result.settings.mode == "workers"
+        _assert_leak_in_each_worker(result, "wsgi_leaky")
+        # the same workers serve on, with the threads they had, nothing of memprobe left in them
+        assert {w.pid: psutil.Process(w.pid).num_threads() for w in workers} == threads  # type: ignore[union-attr]
+        with urllib.request.urlopen(server.url, timeout=10) as response:
+            assert response.status == 200

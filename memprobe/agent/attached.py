@@ -1,5 +1,8 @@
 """The agent started inside a process memprobe did not start (``hunt --pid``), and its stop.
 
+In a gunicorn or uvicorn worker, the app the server loaded is found among the live objects and
+its requests are counted (as an injected worker's are) until :func:`stop`.
+
 :func:`start` runs in the target (injected by :mod:`memprobe.agent.attach`): it starts the same
 agent an injected worker has (:func:`memprobe.agent.inject.start`: the control channel on a Unix
 socket in a private directory memprobe made, answered from a thread). The app is not served by
@@ -45,12 +48,15 @@ def find_app() -> FoundApp:
 def start(channel_dir: str, frames: int = 25) -> str:
     """Start the agent in this process, answering in ``channel_dir`` (a directory only this user
     can read); return the socket's path."""
-    found = find_app()
-    inject.adopt(found.app, found.kind)
-    holders.MAIN_IS_USER = True  # the target's __main__ is the user's script
+    if not inject.count_loaded():  # a worker of gunicorn or uvicorn names its app itself
+        found = find_app()
+        inject.adopt(found.app, found.kind)
+        holders.MAIN_IS_USER = True  # the target's __main__ is the user's script
     return inject.start(channel_dir, frames)
 
 
 def stop(timeout: float = 10.0) -> bool:
-    """Stop tracing, end the channel's threads, remove the socket; False when nothing ran."""
+    """Stop tracing, end the channel's threads, remove the socket, put back the app whose
+    requests were counted; False when nothing ran."""
+    inject.uncount()
     return inject.stop(timeout)

@@ -48,10 +48,11 @@ ENV_FRAMES = "MEMPROBE_FRAMES"
 #: Programs whose first process is a launcher (it forks or spawns the workers).
 LAUNCHERS = ("gunicorn", "uvicorn")
 #: ``python -c`` helpers of multiprocessing that serve nothing.
-_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
+HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver",
             "multiprocessing.semaphore_tracker")
 
-__all__ = ["ENV_CHANNEL", "ENV_FRAMES", "adopt", "bootstrap", "served", "socket_path", "start", "stop"]
+__all__ = ["ENV_CHANNEL", "ENV_FRAMES", "adopt", "bootstrap", "count_loaded", "served", "socket_path", "start",
+           "stop", "uncount"]
 
 
 class Served:
@@ -206,7 +207,7 @@ def bootstrap() -> None:
 
 def _is_helper(argv: list[str]) -> bool:
     code = argv[argv.index("-c") + 1] if "-c" in argv[:-1] else ""
-    return any(name in code for name in _HELPERS)
+    return any(name in code for name in HELPERS)
 
 
 def _is_launcher(argv: list[str]) -> bool:
@@ -318,6 +319,42 @@ def _count_asgi(config: Any) -> None:
         app = _unwrap(config.loaded_app)
         config.loaded_app = CountingASGI(config.loaded_app, _counter)
         _serving(app, "asgi")
+
+
+#: (object, attribute, what it was) for every app wrapped by :func:`count_loaded`
+_wrapped: list[tuple[Any, str, Any]] = []
+
+
+def count_loaded() -> bool:
+    """In a process the agent was attached to: find the app a gunicorn worker or a uvicorn
+    server already loaded (among the live objects: the worker, the config) and count its
+    requests from now on. Whether it found one; :func:`uncount` puts the app back."""
+    import gc
+
+    if _process.counting:
+        return True
+    worker_cls = getattr(sys.modules.get("gunicorn.workers.base"), "Worker", None)
+    config_cls = getattr(sys.modules.get("uvicorn.config"), "Config", None)
+    if worker_cls is None and config_cls is None:
+        return False
+    for obj in gc.get_objects():
+        if worker_cls is not None and isinstance(obj, worker_cls) and getattr(obj, "wsgi", None) is not None:
+            _wrapped.append((obj, "wsgi", obj.wsgi))
+            _count_wsgi(obj)
+            return True
+        if config_cls is not None and isinstance(obj, config_cls) and getattr(obj, "loaded", False):
+            _wrapped.append((obj, "loaded_app", obj.loaded_app))
+            _count_asgi(obj)
+            return True
+    return False
+
+
+def uncount() -> None:
+    """Put back the apps :func:`count_loaded` wrapped; requests are no longer counted."""
+    while _wrapped:
+        obj, attr, original = _wrapped.pop()
+        setattr(obj, attr, original)
+    _process.counting = False
 
 
 def _patch_gunicorn(module: ModuleType) -> None:

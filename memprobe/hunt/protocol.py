@@ -75,17 +75,20 @@ def hunt(
     ready_path = todo[0] if todo else "/"
     probe: Probe
     if pid is not None:
-        from memprobe.hunt.probes.attached import AttachedProbe
+        from memprobe.hunt.probes.attached import AttachedProbe, AttachedServerProbe, worker_pids
         from memprobe.hunt.probes.workers import RunningServerProbe, run_channel
 
         if url is None:
             raise UsageError("--pid needs --url, where the process serves HTTP (http://127.0.0.1:PORT)")
         channel = run_channel(pid)
+        workers = [] if channel is not None else worker_pids(pid)
         if channel is not None:  # started under `memprobe run`: its agents are listening already
-            settings = replace(settings, mode="workers")
-            probe = RunningServerProbe(pid, channel, url, settings)
+            probe = RunningServerProbe(pid, channel, url, replace(settings, mode="workers"))
+        elif workers:  # a master: the agent goes into each of its workers
+            probe = AttachedServerProbe(pid, workers, url, replace(settings, mode="workers"), attach_method)
         else:
             probe = AttachedProbe(pid, url, settings, attach_method)
+        settings = probe.settings
     elif cmd is not None and mode == "workers":
         probe = WorkersProbe(cmd, settings, cwd, ready_path=ready_path)
     elif cmd is not None:

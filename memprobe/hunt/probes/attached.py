@@ -12,15 +12,19 @@ import shutil
 import tempfile
 import time
 
+import psutil
+
 from memprobe.agent import attach
+from memprobe.agent.channel import Channel, pid_alive
 from memprobe.agent.control import AgentClient
-from memprobe.agent.inject import socket_path
+from memprobe.agent.inject import HELPERS, socket_path
 from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import AppInfo
 from memprobe.hunt.probes.child import AgentCalls
 from memprobe.hunt.probes.server import loopback_base
+from memprobe.hunt.probes.workers import RunningServerProbe
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
 
@@ -105,3 +109,77 @@ class AttachedProbe(AgentCalls):
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+
+_START = "from memprobe.agent import attached\nattached.start({channel!r}, frames={frames!r})\n"
+_STOP = "from memprobe.agent import attached\nattached.stop()\n"
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The Python children of ``pid`` that serve (a gunicorn master's workers, uvicorn's
+    spawned ones, a reloader's server), multiprocessing's helpers left out."""
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return []
+    found = []
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if any(helper in cmdline for helper in HELPERS):
+            continue
+        try:
+            attach.inspect_target(child.pid)
+        except MemprobeError:
+            continue
+        found.append(child.pid)
+    return found
+
+
+class AttachedServerProbe(RunningServerProbe):
+    """A running server with workers (``hunt --pid MASTER``, not started under ``memprobe
+    run``): the agent is attached to each worker, the server hunted worker by worker, and every
+    agent stopped at the end. Workers that start during the hunt get no agent."""
+
+    def __init__(self, pid: int, workers: list[int], url: str, settings: HuntSettings,
+                 method: str = "auto") -> None:
+        super().__init__(pid, "", url, settings)
+        self.workers = workers
+        self.method = method
+        self.injections: list[attach.Injection] = []
+
+    def open(self) -> AppInfo:
+        """Attach the agent to every worker, then reach them as a channel's agents."""
+        t0 = time.monotonic()
+        self.channel = Channel()
+        uids = {attach.inspect_target(w).uid for w in self.workers}
+        if os.geteuid() == 0 and len(uids) == 1 and uids != {0}:
+            os.chown(self.channel.path, uids.pop(), -1)
+        code = _START.format(channel=str(self.channel.path), frames=self.settings.frames)
+        for worker in self.workers:
+            self.injections.append(attach.run_in(worker, code, timeout=self.settings.ready_timeout,
+                                                 method=self.method))
+        hellos = self._await_agents(len(self.workers), t0 + self.settings.ready_timeout)
+        info = self._info(hellos, time.monotonic() - t0, f"pid {self.pid} ({self.base})")
+        took = sum(i.seconds for i in self.injections)
+        info.notes.insert(0, f"attached to {len(self.workers)} workers of pid {self.pid} with "
+                             f"{self.injections[0].method} in {took:.2f} s")
+        return info
+
+    def close(self) -> None:
+        """Every worker's agent stopped inside (the server serves on), the channel removed."""
+        try:
+            super().close()
+        finally:
+            for injection in self.injections:
+                if pid_alive(injection.pid):
+                    try:
+                        attach.run_in(injection.pid, _STOP, timeout=self.settings.ready_timeout,
+                                      method=self.method)
+                    except MemprobeError:
+                        pass  # it exited meanwhile, or cannot be reached again: nothing is left to stop
+            if self.channel is not None:
+                self.channel.close()
+
