@@ -131,7 +131,7 @@ class MemprobeManager:
         except Exception as err:  # UsageError: a size or a metric that is not one
             pytest.fail(f"memprobe_limit: {err}", pytrace=False)
         target = resolve_target(limit.target, item)
-        outcome = limits.measure(limit, target, self.requests)
+        outcome = limits.measure(limit, target, self.requests, resolve_dir(limit.cwd, item))
         record = outcome.record
         record["source"] = "marker"
         record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
@@ -215,6 +215,19 @@ def resolve_target(target: Any, item: pytest.Item) -> Any:
     return target
 
 
+def resolve_dir(path: str | os.PathLike[str] | None, item: pytest.Item) -> str | None:
+    """A relative working directory of a ``cmd=``, found as a relative target is (the test
+    file's directory, the rootdir, where pytest was started); None stays None (the current
+    directory)."""
+    if path is None or os.path.isabs(os.path.expanduser(path)):
+        return None if path is None else os.path.expanduser(path)
+    config = item.config
+    for base in (Path(str(item.path)).parent, config.rootpath, config.invocation_params.dir):
+        if (base / path).is_dir():
+            return str(base / path)
+    return str(path)
+
+
 class Server:
     """A target served in a child process by :meth:`Probe.serve`: ``url``
     (``http://127.0.0.1:PORT``, no trailing slash), ``port``, ``pid``; a context manager."""
@@ -271,12 +284,17 @@ class Probe:
              requests: int | None = None, *, in_process: bool = False,
              **options: Any) -> HuntResult:
         """:func:`memprobe.hunt.hunt` (or :func:`memprobe.hunt.hunt_in_process` with
-        ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. The result is
-        recorded for the summary and the JSON file. Skips the test under ``--memprobe-off``."""
+        ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. With
+        ``cmd="gunicorn -w 2 -b 127.0.0.1:{port} app:app"`` (and ``cwd=``, relative to the test
+        file), the server it starts is hunted worker by worker: each route's ``workers`` has one
+        result per process. The result is recorded for the summary and the JSON file. Skips the
+        test under ``--memprobe-off``."""
         if self._manager.off:
             pytest.skip("memprobe is off (--memprobe-off)")
         n = requests or self._manager.requests
         resolved = resolve_target(target, self._request.node) if target is not None else None
+        if options.get("cwd") is not None:
+            options["cwd"] = resolve_dir(options["cwd"], self._request.node)
         if in_process:
             from memprobe.hunt import hunt_in_process
 
@@ -285,7 +303,7 @@ class Probe:
             from memprobe.hunt import hunt
 
             result = hunt(resolved or "", routes, n, **options)
-        record = limits.record_of(result, None, "in_process" if in_process else "child")
+        record = limits.record_of(result, None, result.settings.mode)
         record["source"] = "fixture"
         record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
         self._request.node.stash.setdefault(_RECORDS, []).append(record)
