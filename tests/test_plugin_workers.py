@@ -22,6 +22,8 @@ GUNICORN = f"{sys.executable} -m gunicorn -w 2 -k gthread --threads 2 -b 127.0.0
 ROUNDS = "requests=500, rounds=5, warmup=400"
 
 TESTS = f'''
+import time
+
 import pytest
 
 APPS = {str(APPS)!r}
@@ -44,6 +46,21 @@ def test_the_fixture_gives_one_result_per_process(memprobe):
     assert [w.role for w in route.workers] == ["master", "worker", "worker"]
     assert all(w.verdict == "leak" for w in route.workers if w.role == "worker")
     assert sum(w.requests for w in route.workers) >= 5 * 500 - 8
+
+
+def test_a_served_server_is_hunted_as_it_runs(memprobe):
+    server = memprobe.serve(cmd={GUNICORN % "wsgi_leaky"!r}, cwd=APPS, path="/ok")
+    deadline = time.monotonic() + 30
+    while len(server.workers()) < 2 and time.monotonic() < deadline:  # the agents come up with the workers
+        time.sleep(0.05)
+    assert len(server.workers()) == 2 and server.pid not in server.workers()
+    assert memprobe.hammer(server.url + "/ok", 20).ok == 20
+    result = server.hunt(["/leak", "/ok"], {ROUNDS})
+    leak, ok = result.routes
+    assert leak.verdict == "leak" and ok.verdict == "clean"
+    assert {{w.pid for w in leak.workers if w.role == "worker"}} == set(server.workers())
+    assert all(w.verdict == "leak" and w.holders for w in leak.workers if w.role == "worker")
+    assert memprobe.hammer(server.url + "/ok", 20).ok == 20  # it keeps serving
 '''
 
 
@@ -56,7 +73,7 @@ def test_a_leaky_gunicorn_fails_naming_its_worst_worker_and_the_clean_twin_passe
     pytester.makepyfile(test_server=TESTS)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "--memprobe-json", "x.json")
 
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "memprobe: /leak leaks (python): +* B/request traced, * B/request PSS over 2,5?? requests; "
         "worst worker: pid *, leak, +* B/request traced over * requests it served",
@@ -73,6 +90,8 @@ def test_a_leaky_gunicorn_fails_naming_its_worst_worker_and_the_clean_twin_passe
     route = leaky["routes"][0]
     assert route["memory"] == "pss" and [w["role"] for w in route["workers"]] == ["master", "worker", "worker"]
     assert leaky["result"]["routes"][0]["workers"][1]["sites"]
+    served = next(t for t in data["tests"] if t["nodeid"].endswith("test_a_served_server_is_hunted_as_it_runs"))
+    assert served["mode"] == "workers" and [r["route"] for r in served["routes"]] == ["/leak", "/ok"]
     assert glob.glob(os.path.join(private, "memprobe-run-*")) == [], "a channel directory was left behind"
 
 

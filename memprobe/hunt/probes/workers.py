@@ -37,7 +37,7 @@ from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
 from memprobe.hunt.probes.server import CommandProbe
-from memprobe.process.child import EXIT_GRACE_S
+from memprobe.process.child import EXIT_GRACE_S, Child
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
@@ -129,15 +129,32 @@ class WorkersProbe(CommandProbe):
         self.counted = True
         self._base: tuple[int, int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="memprobe-workers")
+        #: a server started before the hunt (the pytest fixture's ``serve(cmd=...)``): its agents
+        #: are found, and it is left running with its channel at the end
+        self.adopted = False
+
+    @classmethod
+    def running(cls, cmd: str, child: Child, channel: Channel, port: int, settings: HuntSettings,
+                ready_path: str = "/") -> WorkersProbe:
+        """The server ``cmd`` started as ``child`` with ``channel``'s environment, answering on
+        ``port``: :meth:`open` finds its agents, :meth:`close` leaves it running."""
+        probe = cls(cmd, settings, child.cwd, ready_path)
+        probe.child, probe.channel, probe.port, probe.adopted = child, channel, port, True
+        return probe
 
     # -- the server's life --------------------------------------------------------------------
 
     def open(self) -> AppInfo:
-        """Start the command, wait until it answers HTTP and its workers' agents are up."""
-        self.channel = Channel()
+        """Start the command (unless it runs already), wait until it answers HTTP and its
+        workers' agents are up."""
         t0 = time.monotonic()
-        argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
-                                  log_path=self.channel.path / "server.log")
+        if self.adopted:
+            assert self.child is not None
+            argv = list(self.child.argv)
+        else:
+            self.channel = Channel()
+            argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
+                                      log_path=self.channel.path / "server.log")
         assert self.child is not None
         hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
         startup = time.monotonic() - t0
@@ -178,11 +195,14 @@ class WorkersProbe(CommandProbe):
         return list(seen.values())
 
     def close(self) -> None:
-        """Close the channels, stop the server's process group, remove the channel directory."""
+        """Close the channels; stop the server's process group and remove the channel directory,
+        unless the server was running before the hunt."""
         for proc in self.procs.values():
             if proc.client is not None:
                 proc.client.close()
         self._pool.shutdown(wait=True)
+        if self.adopted:
+            return
         try:
             super().close()
         finally:
