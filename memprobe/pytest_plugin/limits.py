@@ -102,7 +102,11 @@ def measure(limit: Limit, target: Any, default_requests: int, cwd: str | None = 
     from memprobe.errors import MemprobeError
 
     requests = limit.requests or default_requests
-    mode = "in_process" if limit.in_process else "child" if limit.cmd is None else "cmd"
+    mode = "in_process" if limit.in_process else "child"
+    if limit.cmd is not None:
+        from memprobe.hunt.probes.workers import is_python_command
+
+        mode = "workers" if is_python_command(limit.cmd, cwd) else "outside"
     label = limit.cmd if limit.cmd is not None else target if isinstance(target, str) else repr(target)
     try:
         if limit.in_process:

@@ -105,7 +105,8 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
                       r.kind or "-", _bpr(bpr["traced"]), _bpr(bpr["uss"]), _top_holder(r))
     parts += [Text(""), table]
     if any(r.workers for r in result.routes):
-        parts += [Text(""), _workers_table(result)]
+        parts += [Text(""), Text("per process: each judged on the requests it served (the master, which serves "
+                                 "none, on the server's), its own USS", style="dim"), _workers_table(result)]
     for r in result.routes:
         if r.verdict != "clean" or r.notes:
             parts += [Text(""), _route_detail(r)]
