@@ -273,3 +273,26 @@ def test_report_re_renders_a_saved_run_to_the_same_html(kind: str, runs: dict[st
     done = memprobe("report", str(runs[kind]), "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_text(encoding="utf-8") == runs[f"{kind}.html"].read_text(encoding="utf-8")
+
+
+def test_a_server_hunted_worker_by_worker_shows_its_workers_side_by_side(browser: Browser, tmp_path: Path) -> None:
+    """The saved JSON of a real gunicorn -w 2 hunt (tests/fixtures/results/hunt_workers.json)."""
+    out = tmp_path / "workers.html"
+    done = memprobe("report", str(REPO / "tests" / "fixtures" / "results" / "hunt_workers.json"), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    url = out.as_uri()
+    browser.open(url)
+    _assert_clean_page(browser, url)
+    # bytes/request, then per route the server's series and its processes' side by side
+    assert browser.evaluate("document.querySelectorAll('svg.plot').length") == 5
+    assert browser.evaluate("Math.min(...[...document.querySelectorAll('svg.plot')]"
+                            ".map(s => s.getBoundingClientRect().height))") > 100
+    rows = browser.evaluate("[...document.querySelectorAll('table.workers')[0].querySelectorAll('tbody tr')]"
+                            ".map(tr => [...tr.children].map(td => td.innerText.trim()))")
+    assert [r[1] for r in rows] == ["master", "worker", "worker"]
+    assert all(r[3] == "leak" and "wsgi_leaky.py:11" in r[6] and "your code" in r[6] and "_seen" in r[7]
+               for r in rows[1:])
+    # every cell on one line where it must: no role or pid broken in two
+    assert browser.evaluate("[...document.querySelectorAll('table.workers td:nth-child(2) span')]"
+                            ".every(s => s.getClientRects().length === 1)")
+    browser.screenshot((IMAGES or tmp_path) / "report-hunt-workers.png")

@@ -72,8 +72,8 @@ def test_the_plugin_imports_nothing_heavy_in_a_session_that_does_not_use_it(
 def test_the_marker_is_registered_with_its_documentation(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
 
-    result.stdout.fnmatch_lines(["@pytest.mark.memprobe_limit(target, route=None, *, routes=None,"
-                                 " requests=None, per_request=None, metric='traced',*"
+    result.stdout.fnmatch_lines(["@pytest.mark.memprobe_limit(target=None, route=None, *, cmd=None, cwd=None,"
+                                 " routes=None, requests=None, per_request=None, metric='traced',*"
                                  "*fail the test when a route grows more than PER_REQUEST*"])
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from memprobe.results.hunt import Fit, Judgement, Reading
+from memprobe.results.hunt import Fit, Judgement, Reading, memory_name
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
 TRACED_FLOOR = 4.0
@@ -89,8 +89,9 @@ def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: in
     return Fit(slope, 0.0 if not math.isfinite(error) else error, early, late, total, verdict)
 
 
-def judge(readings: Sequence[Reading]) -> Judgement:
-    """The verdict of a series (the first reading is the baseline)."""
+def judge(readings: Sequence[Reading], memory: str = "uss") -> Judgement:
+    """The verdict of a series (the first reading is the baseline); ``memory`` says what its
+    outside signal is (``uss``, or ``pss`` summed over a server's processes) for the reason."""
     if len(readings) < 3:
         raise ValueError("judge needs a baseline and at least two rounds")
     xs = [r.requests for r in readings]
@@ -115,7 +116,7 @@ def judge(readings: Sequence[Reading]) -> Judgement:
         kind = "python" if t == "bounded" else "native"
     else:
         verdict, kind = "clean", None
-    return Judgement(verdict, kind, traced, uss, _reason(verdict, kind, traced, uss))
+    return Judgement(verdict, kind, traced, uss, _reason(verdict, kind, traced, uss, memory_name(memory)))
 
 
 def _kind(traced: Fit | None, uss: Fit | None) -> str:
@@ -131,18 +132,18 @@ def _kind(traced: Fit | None, uss: Fit | None) -> str:
     return "python"
 
 
-def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None) -> str:
+def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None, name: str = "USS") -> str:
     def show(name: str, f: Fit | None) -> str:
         return f"{name} {f.slope:+.1f} ± {f.error:.1f} B/request" if f else f"{name} n/a"
 
-    both = f"{show('traced', traced)}, {show('USS', uss)}"
+    both = f"{show('traced', traced)}, {show(name, uss)}"
     if verdict == "leak":
         if kind == "native" and traced is not None and traced.verdict == "bounded":
-            return f"USS keeps growing per request after the Python heap stopped ({both})"
+            return f"{name} keeps growing per request after the Python heap stopped ({both})"
         if kind == "native":
-            return f"USS grows per request and the Python heap does not ({both})"
+            return f"{name} grows per request and the Python heap does not ({both})"
         if kind == "mixed":
-            return f"both grow, USS well above the Python heap ({both})"
+            return f"both grow, {name} well above the Python heap ({both})"
         return f"the Python heap grows steadily, into the last rounds ({both})"
     if verdict == "bounded":
         return f"memory grew in the early rounds and stopped ({both})"

@@ -220,10 +220,10 @@ class _Route:
             if len(self.readings) >= 3:
                 self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} of "
                                   f"{s.rounds} rounds")
-                result.routes.append(self.result(judge(self.readings), Attribution()))
+                result.routes.append(self.result(judge(self.readings, probe.memory), Attribution()))
             raise
         attribution = Attribution()
-        judgement = judge(self.readings)
+        judgement = judge(self.readings, probe.memory)
         if probe.sees_inside and judgement.verdict != "clean":
             # A clean route has nothing to attribute (and the roots scan, in the in-process
             # probe's own heap, would disturb the next route's readings).

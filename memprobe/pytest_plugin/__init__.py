@@ -34,6 +34,7 @@ import pytest
 from memprobe.pytest_plugin import baseline, limits
 
 if TYPE_CHECKING:
+    from memprobe.agent.channel import Channel
     from memprobe.http.load import LoadResult
     from memprobe.hunt import HuntResult
     from memprobe.process.child import Child
@@ -149,7 +150,7 @@ class MemprobeManager:
         except Exception as err:  # UsageError: a size or a metric that is not one
             pytest.fail(f"memprobe_limit: {err}", pytrace=False)
         target = resolve_target(limit.target, item)
-        outcome = limits.measure(limit, target, self.requests)
+        outcome = limits.measure(limit, target, self.requests, resolve_dir(limit.cwd, item))
         record = outcome.record
         record["source"] = "marker"
         record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
@@ -259,14 +260,66 @@ def resolve_target(target: Any, item: pytest.Item) -> Any:
     return target
 
 
+def resolve_dir(path: str | os.PathLike[str] | None, item: pytest.Item) -> str | None:
+    """A relative working directory of a ``cmd=``, found as a relative target is (the test
+    file's directory, the rootdir, where pytest was started); None stays None (the current
+    directory)."""
+    if path is None or os.path.isabs(os.path.expanduser(path)):
+        return None if path is None else os.path.expanduser(path)
+    config = item.config
+    for base in (Path(str(item.path)).parent, config.rootpath, config.invocation_params.dir):
+        if (base / path).is_dir():
+            return str(base / path)
+    return str(path)
+
+
 class Server:
     """A target served in a child process by :meth:`Probe.serve`: ``url``
-    (``http://127.0.0.1:PORT``, no trailing slash), ``port``, ``pid``; a context manager."""
+    (``http://127.0.0.1:PORT``, no trailing slash), ``port``, ``pid``; a context manager.
+    A Python server started from ``cmd=`` (gunicorn, uvicorn) carries memprobe's agent in each
+    worker: :meth:`workers` lists them and :meth:`hunt` hunts the server as it runs."""
 
-    def __init__(self, child: Child, port: int) -> None:
+    def __init__(self, child: Child, port: int, cmd: str | None = None, channel: Channel | None = None,
+                 fixture: Probe | None = None) -> None:
         self.child = child
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.cmd = cmd
+        self.channel = channel
+        self._fixture = fixture
+
+    def workers(self) -> list[int]:
+        """The pids of the server's processes whose agent is up now (empty without agents)."""
+        return list(self.channel.agents()) if self.channel is not None else []
+
+    def hunt(self, routes: list[str] | None = None, requests: int | None = None, *,
+             rounds: int = 5, warmup: int = 500, concurrency: int = 4, timeout: float = 10.0,
+             progress: Any = None) -> HuntResult:
+        """Hunt this running server worker by worker, as ``memprobe.hunt(cmd=...)`` would: the
+        server judged as a whole and one result per process in each route's ``workers``; the
+        server keeps running. ``requests`` defaults to ``--memprobe-requests``; recorded for
+        the summary and the JSON file. Only for a Python ``cmd=`` (its workers carry the agent)."""
+        from memprobe.errors import UsageError
+        from memprobe.hunt.probes.workers import WorkersProbe
+        from memprobe.hunt.protocol import normalise, run
+        from memprobe.results.hunt import HuntSettings
+
+        if self.channel is None or self.cmd is None:
+            raise UsageError("Server.hunt() needs a server started by serve(cmd=...) with a Python "
+                             "command (gunicorn, uvicorn, python app.py): its workers carry the agent")
+        if self._fixture is not None:
+            self._fixture._skip_if_off()
+        n = requests or (self._fixture.requests if self._fixture is not None else 2000)
+        settings = HuntSettings(requests=n, rounds=rounds, warmup=warmup, concurrency=concurrency,
+                                timeout=timeout, cmd=self.cmd, mode="workers")
+        settings.validate()
+        todo = [normalise(r) for r in routes] if routes else None
+        probe = WorkersProbe.running(self.cmd, self.child, self.channel, self.port, settings,
+                                     ready_path=todo[0] if todo else "/")
+        result = run(probe, self.cmd, todo, settings, progress)
+        if self._fixture is not None:
+            self._fixture._record(result)
+        return result
 
     @property
     def pid(self) -> int:
@@ -290,8 +343,13 @@ class Server:
         return self.child.log_tail(lines)
 
     def stop(self) -> None:
-        """Stop the server (its whole process group); safe to call twice."""
-        self.child.stop()
+        """Stop the server (its whole process group) and remove its agents' channel; safe to
+        call twice."""
+        try:
+            self.child.stop()
+        finally:
+            if self.channel is not None:
+                self.channel.close()
 
     def __enter__(self) -> Server:
         return self
@@ -315,12 +373,16 @@ class Probe:
              requests: int | None = None, *, in_process: bool = False,
              **options: Any) -> HuntResult:
         """:func:`memprobe.hunt.hunt` (or :func:`memprobe.hunt.hunt_in_process` with
-        ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. The result is
-        recorded for the summary and the JSON file. Skips the test under ``--memprobe-off``."""
-        if self._manager.off:
-            pytest.skip("memprobe is off (--memprobe-off)")
+        ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. With
+        ``cmd="gunicorn -w 2 -b 127.0.0.1:{port} app:app"`` (and ``cwd=``, relative to the test
+        file), the server it starts is hunted worker by worker: each route's ``workers`` has one
+        result per process. The result is recorded for the summary and the JSON file. Skips the
+        test under ``--memprobe-off``."""
+        self._skip_if_off()
         n = requests or self._manager.requests
         resolved = resolve_target(target, self._request.node) if target is not None else None
+        if options.get("cwd") is not None:
+            options["cwd"] = resolve_dir(options["cwd"], self._request.node)
         if in_process:
             from memprobe.hunt import hunt_in_process
 
@@ -329,22 +391,34 @@ class Probe:
             from memprobe.hunt import hunt
 
             result = hunt(resolved or "", routes, n, **options)
-        record = limits.record_of(result, None, "in_process" if in_process else "child")
+        self._record(result)
+        return result
+
+    def _skip_if_off(self) -> None:
+        if self._manager.off:
+            pytest.skip("memprobe is off (--memprobe-off)")
+
+    def _record(self, result: HuntResult) -> None:
+        record = limits.record_of(result, None, result.settings.mode)
         record["source"] = "fixture"
         record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")
         self._request.node.stash.setdefault(_RECORDS, []).append(record)
-        return result
 
-    def serve(self, target: str | None = None, *, cmd: str | None = None,
-              ready_timeout: float = 30.0, path: str = "/") -> Server:
+    def serve(self, target: str | None = None, *, cmd: str | None = None, cwd: str | None = None,
+              ready_timeout: float = 30.0, path: str = "/", agent: bool = True) -> Server:
         """Start ``target`` (``app.py:app``...; WSGI, Tornado or ASGI) in a child process, or
-        the server ``cmd`` runs (``{port}`` in it becomes a free port), and return it once it
-        answers HTTP on ``path``. It is stopped at teardown, also when the test fails."""
+        the server ``cmd`` runs (``{port}`` in it becomes a free port; in ``cwd``, relative to
+        the test file), and return it once it answers HTTP on ``path``. A Python ``cmd``
+        (gunicorn, uvicorn) starts with memprobe's agent in each worker (``agent=False``: as
+        is), so that :meth:`Server.hunt` can hunt it worker by worker. It is stopped at
+        teardown, also when the test fails."""
         import shlex
         import tempfile
 
+        from memprobe.agent.channel import Channel
         from memprobe.errors import UsageError
         from memprobe.hunt.probes.child import agent_command, agent_env
+        from memprobe.hunt.probes.workers import is_python_command
         from memprobe.process.child import Child, start_on_free_port
         from memprobe.target import parse_target
 
@@ -352,25 +426,30 @@ class Probe:
             raise UsageError("serve() takes a target or cmd=, not both and not neither")
         if cmd is not None and "{port}" not in cmd:
             raise UsageError("cmd must contain {port} where the server's port goes")
+        workdir = resolve_dir(cwd, self._request.node)
+        channel: Channel | None = None
         if target is not None:
             tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
             self._request.addfinalizer(functools.partial(_remove_dir, tmp))
             spec = resolve_target(target, self._request.node)
             parse_target(spec)  # a malformed spec is the test's usage error, not a dead child
             control = Path(tmp, "control.sock")
+        elif agent and is_python_command(cmd or "", workdir):
+            channel = Channel()
 
         def on_port(port: int) -> Child:
             if cmd is not None:
                 argv = shlex.split(cmd.replace("{port}", str(port)))
-                name, env = Path(argv[0]).name, None
+                name, env = Path(argv[0]).name, channel.env() if channel is not None else None
             else:
                 control.unlink(missing_ok=True)  # bound by an attempt on a port taken meanwhile
                 argv = agent_command(spec, port, str(control))
                 name, env = "the app", agent_env()
-            child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env,
+            child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env, cwd=workdir,
                           ready_timeout=ready_timeout)
             # Registered before it starts: an interrupt during start-up still reaches stop().
-            self._servers.append(Server(child, port))
+            # Each attempt's Server shares the channel: whichever stops first removes it.
+            self._servers.append(Server(child, port, cmd, channel, self))
             return child
 
         start_on_free_port(on_port)

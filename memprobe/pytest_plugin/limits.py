@@ -15,6 +15,7 @@ from memprobe.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
     from memprobe.hunt import HuntResult, RouteResult
+    from memprobe.results.hunt import WorkerResult
 
 METRICS = ("traced", "uss")
 _METRIC_NAME = {"traced": "", "uss": " of USS"}
@@ -25,6 +26,10 @@ class Limit:
     """A parsed ``memprobe_limit`` marker (sizes in bytes)."""
 
     target: Any
+    #: a server's command (``{port}`` in it), hunted instead of a target: worker by worker
+    #: when it runs Python (gunicorn, uvicorn)
+    cmd: str | None
+    cwd: str | None
     routes: list[str] | None
     requests: int | None
     per_request: float | None
@@ -37,22 +42,32 @@ class Limit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"per_request_bytes": self.per_request, "metric": self.metric,
-                "growth_bytes": self.growth, "leak": self.leak, "in_process": self.in_process}
+        out = {"per_request_bytes": self.per_request, "metric": self.metric,
+               "growth_bytes": self.growth, "leak": self.leak, "in_process": self.in_process}
+        if self.cmd is not None:
+            out["cmd"] = self.cmd
+        return out
 
 
-def memprobe_limit(target: Any, route: str | None = None, *, routes: list[str] | None = None,
+def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | None = None,
+                   cwd: str | None = None, routes: list[str] | None = None,
                    requests: int | None = None, per_request: str | float | None = None,
                    metric: str = "traced", growth: str | float | None = None,
                    leak: bool | None = False, in_process: bool = False, rounds: int = 5,
                    warmup: int = 500, concurrency: int = 4) -> Limit:
-    """After the test body passes, hunt TARGET (``app.py:app``) on ROUTE or ROUTES with
-    REQUESTS requests per round and fail the test when a route grows more than PER_REQUEST bytes
-    per request ("64 B", "2 KiB"; METRIC "traced" - the Python heap, exact, the default - or
-    "uss"), more than GROWTH bytes in total, or leaks (LEAK=False; True expects a leak, None
-    ignores the verdict). IN_PROCESS=True calls a WSGI app in the test process, no server."""
+    """After the test body passes, hunt TARGET (``app.py:app``) or the server CMD starts
+    ("gunicorn -w 2 -b 127.0.0.1:{port} app:app", run in CWD: worker by worker, the server
+    judged as a whole) on ROUTE or ROUTES with REQUESTS requests per round and fail the test
+    when a route grows more than PER_REQUEST bytes per request ("64 B", "2 KiB"; METRIC
+    "traced" - the Python heap, exact, the default - or "uss", PSS summed for a server), more
+    than GROWTH bytes in total, or leaks (LEAK=False; True expects a leak, None ignores the
+    verdict). IN_PROCESS=True calls a WSGI app in the test process, no server."""
     from memprobe.errors import UsageError
 
+    if (target is None) == (cmd is None):
+        raise UsageError("give a target or cmd=, not both and not neither")
+    if cmd is not None and in_process:
+        raise UsageError("cmd= starts a server: it cannot be hunted in_process")
     if metric not in METRICS:
         raise UsageError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
     if route is not None and routes is not None:
@@ -67,7 +82,7 @@ def memprobe_limit(target: Any, route: str | None = None, *, routes: list[str] |
         if value is not None:
             sizes[name] = parse_size(value)
             shown[name] = value if isinstance(value, str) else format_bytes(sizes[name])
-    return Limit(target, [route] if route is not None else routes, requests,
+    return Limit(target, cmd, cwd, [route] if route is not None else routes, requests,
                  sizes.get("per_request"), metric, sizes.get("growth"), leak, in_process,
                  {"rounds": rounds, "warmup": warmup, "concurrency": concurrency}, shown)
 
@@ -81,13 +96,18 @@ class Outcome:
     detail: str = ""
 
 
-def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
-    """Hunt ``target`` as ``limit`` says and judge every route against it."""
+def measure(limit: Limit, target: Any, default_requests: int, cwd: str | None = None) -> Outcome:
+    """Hunt ``target`` (or ``limit.cmd``, run in ``cwd``) as ``limit`` says and judge every
+    route against it."""
     from memprobe.errors import MemprobeError
 
     requests = limit.requests or default_requests
     mode = "in_process" if limit.in_process else "child"
-    label = target if isinstance(target, str) else repr(target)
+    if limit.cmd is not None:
+        from memprobe.hunt.probes.workers import is_python_command
+
+        mode = "workers" if is_python_command(limit.cmd, cwd) else "outside"
+    label = limit.cmd if limit.cmd is not None else target if isinstance(target, str) else repr(target)
     try:
         if limit.in_process:
             from memprobe.hunt import hunt_in_process
@@ -99,7 +119,10 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
         else:
             from memprobe.hunt import hunt
 
-            result = hunt(target, limit.routes, requests, **limit.options)
+            if limit.cmd is not None:
+                result = hunt(routes=limit.routes, requests=requests, cmd=limit.cmd, cwd=cwd, **limit.options)
+            else:
+                result = hunt(target, limit.routes, requests, **limit.options)
     except MemprobeError as err:
         record: dict[str, Any] = {"target": label, "mode": mode, "limits": limit.to_dict(), "error": str(err),
                   "violations": [], "routes": [], "verdict": None, "result": None}
@@ -108,7 +131,7 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
                        f"the target's last output:\n{tail}" if tail else str(err))
     per_route = {r.route: _violations(limit, r) for r in result.routes}
     violations = [v for found in per_route.values() for v in found]
-    record = record_of(result, limit, mode)
+    record = record_of(result, limit, result.settings.mode)
     record["violations"] = violations
     if not violations:
         return Outcome(record)
@@ -119,14 +142,15 @@ def measure(limit: Limit, target: Any, default_requests: int) -> Outcome:
 
 
 def _violations(limit: Limit, route: RouteResult) -> list[str]:
-    over = f"over {route.requests:,} requests"
+    worst = _worst_worker(route, limit.metric)
+    over = f"over {route.requests:,} requests" + (f"; worst worker: {worst}" if worst else "")
     out = []
     fit = getattr(route.judgement, limit.metric)
     if limit.per_request is not None or limit.growth is not None:
         if fit is None:
             return [f"{route.route}: {limit.metric} was not measured, so its limit cannot be "
                     "checked"]
-        metric = _METRIC_NAME[limit.metric]
+        metric = _METRIC_NAME[limit.metric].replace("USS", route.memory_name)
         if limit.per_request is not None and fit.slope > limit.per_request:
             out.append(f"{route.route} grew {format_bytes(fit.slope)}/request{metric} "
                        f"(limit {limit.shown['per_request']}) {over}")
@@ -134,20 +158,41 @@ def _violations(limit: Limit, route: RouteResult) -> list[str]:
             out.append(f"{route.route} grew {format_bytes(fit.total)}{metric} in total "
                        f"(limit {limit.shown['growth']}) {over}")
     if limit.leak is False and route.verdict == "leak":
-        out.append(f"{route.route} leaks ({route.kind}): {_signals(route)} {over}")
+        out.append(f"{route.route} leaks ({route.kind}): {_signals(route, route.memory_name)} {over}")
     elif limit.leak is True and route.verdict != "leak":
         out.append(f"{route.route} was expected to leak but is {route.verdict} "
-                   f"({_signals(route)}) {over}")
+                   f"({_signals(route, route.memory_name)}) {over}")
     return out
 
 
-def _signals(route: RouteResult) -> str:
+def _signals(route: RouteResult | WorkerResult, memory: str = "USS") -> str:
     parts = []
-    for name, label in (("traced", "traced"), ("uss", "USS")):
+    for name, label in (("traced", "traced"), ("uss", memory)):
         fit = getattr(route.judgement, name)
         if fit is not None:
             parts.append(f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {label}")
     return ", ".join(parts) or "no signal"
+
+
+_ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+
+
+def _worst_worker(route: RouteResult, metric: str) -> str:
+    """``pid 4411, leak, +515.9 ± 1.2 B/request traced over 1,232 requests it served``: the worker
+    whose ``metric`` grew most (the worst verdict first); empty for a single process."""
+    workers = [w for w in route.workers if w.role == "worker"]
+    if not workers:
+        return ""
+
+    def growth(w: WorkerResult) -> float:
+        fit = getattr(w.judgement, metric)
+        return fit.slope if fit is not None else 0.0
+
+    w = max(workers, key=lambda w: (_ORDER.get(w.verdict, 0), growth(w)))
+    fit = getattr(w.judgement, metric)
+    shown = (f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {'traced' if metric == 'traced' else 'USS'}"
+             if fit is not None else f"{metric} not read")
+    return f"pid {w.pid}, {w.verdict}, {shown} over {w.requests:,} requests it served"
 
 
 def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, Any]:
@@ -165,7 +210,10 @@ def record_of(result: HuntResult, limit: Limit | None, mode: str) -> dict[str, A
         "routes": [{"route": r.route, "verdict": r.verdict, "kind": r.kind,
                     "requests": r.requests, "bytes_per_request": rates_json(r.bytes_per_request),
                     "total_bytes": {name: (fit.total if fit else None) for name, fit in
-                                    (("traced", r.judgement.traced), ("uss", r.judgement.uss))}}
+                                    (("traced", r.judgement.traced), ("uss", r.judgement.uss))},
+                    "memory": r.memory,
+                    "workers": [{"pid": w.pid, "role": w.role, "requests": w.requests, "verdict": w.verdict,
+                                 "bytes_per_request": rates_json(w.bytes_per_request)} for w in r.workers]}
                    for r in result.routes],
         "result": result.to_dict(),
     }
@@ -175,7 +223,8 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
     """The ``memprobe`` section of a failed test: what was measured, what broke the limit,
     and per offending route the growing allocation sites and what holds them."""
     s = result.settings
-    mode = {"in_process": "in-process", "outside": "outside readings"}.get(s.mode, "child process")
+    mode = {"in_process": "in-process", "outside": "outside readings",
+            "workers": "worker by worker"}.get(s.mode, "child process")
     lines = [f"target {result.target} ({result.framework or result.app_kind or '?'}, {mode}): "
              f"{s.rounds} rounds x {s.requests:,} requests after {s.warmup:,} warm-up",
              "violations:"]
@@ -185,6 +234,15 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
             continue
         lines.append(f"route {route.route}: {route.verdict}"
                      f"{f' ({route.kind})' if route.kind else ''}: {route.judgement.reason}")
+        if route.workers:
+            lines.append("  per process (each on the requests it served):")
+        for w in route.workers:
+            served = f"{w.requests:,} requests" if w.role == "worker" else "serves none"
+            site = next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
+            where = f"; {_short(site.file)}:{site.line}" if site and w.verdict != "clean" else ""
+            held = f"; held by {w.holders[0].description}" if w.holders and w.verdict != "clean" else ""
+            gone = "; respawned" if w.respawned else ""
+            lines.append(f"    pid {w.pid} {w.role} ({served}): {w.verdict}, {_signals(w)}{where}{held}{gone}")
         if route.sites:
             lines.append("  top allocation sites (growth per request):")
             for site in route.sites[:5]:
@@ -221,8 +279,9 @@ def summary_lines(records: Iterable[dict[str, Any]]) -> list[str]:
             continue
         for route in rec.get("routes") or []:
             bpr = route.get("bytes_per_request") or {}
+            memory = "" if route.get("memory", "uss") == "uss" else f" {route['memory'].upper()}"
             rows.append((rec["nodeid"], route["route"], route["verdict"], _bpr(bpr.get("traced")),
-                         _bpr(bpr.get("uss")), limit, status))
+                         _bpr(bpr.get("uss")) + memory, limit, status))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 

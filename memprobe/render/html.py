@@ -166,7 +166,7 @@ def _verdict(result: HuntResult) -> Safe:
         words = (f"LEAK ({result.leak_kind or '?'}) on {', '.join(leaks)} "
                  f"({len(leaks)} of {len(routes)} routes); "
                  f"worst {worst.route if worst else None}: {_bpr(bpr['traced'])} B/request traced, "
-                 f"{_bpr(bpr['uss'])} B/request USS")
+                 f"{_bpr(bpr['uss'])} B/request {worst.memory_name if worst else 'USS'}")
     elif verdict == "bounded":
         words = "no leak; bounded growth on " + ", ".join(r.route for r in routes if r.verdict == "bounded")
     elif verdict == "clean":
@@ -220,14 +220,55 @@ def _holders(holders: list[Holder]) -> Safe:
     return tag("ul", join(items))
 
 
+def _site_cell(site: Site | None) -> Any:
+    if site is None:
+        return ""
+    import os
+
+    where = tag("span", f"{os.path.basename(site.file)}:{site.line}", cls="mono", title=_short(site.file))
+    if site.user:
+        where = Safe(where + " " + badge("your code", "info"))
+    return tag("span", where, cls="nowrap")
+
+
+def _workers(route: RouteResult) -> Safe:
+    """The route's processes side by side: their memory over requests, then one row each."""
+    from memprobe.render.hunt import respawned_note, worker_holder, worker_site
+
+    respawns = any(w.respawned for w in route.workers)
+    rows = []
+    for w in route.workers:
+        bpr = w.bytes_per_request
+        row = [tag("span", w.pid, cls="mono"), tag("span", w.role, cls="nowrap"),
+               w.requests if w.role == "worker" else "-", badge(w.verdict or "?"), _bpr(bpr["traced"]),
+               _bpr(bpr["uss"]), _site_cell(worker_site(w)), worker_holder(w)]
+        rows.append(row + ([respawned_note(w)] if respawns else []))
+    served = sum(w.requests for w in route.workers if w.role == "worker")
+    parts: list[Any] = [
+        tag("h3", "Worker by worker"),
+        tag("p", f"{len(route.workers)} processes, {served:,} requests served by the workers; each one "
+                 "judged on its own series, over the requests it served (the master serves none: "
+                 "it is read from outside, over the server's requests). The server's verdict above "
+                 f"is on the traced heaps and {route.memory_name} summed.", cls="muted"),
+        figure(plots.worker_series(route),
+               "Growth of each process above its own baseline after each round, against the requests "
+               "it served; dashed: the server as a whole. A respawned worker starts a line of its own."),
+        table(["pid", "role", "requests served", "verdict", "traced B/request", "USS B/request",
+               "top site", "held by"] + (["respawned"] if respawns else []), rows, numeric=(0, 2, 4, 5),
+              cls="workers"),
+    ]
+    return join(parts)
+
+
 def _route(route: RouteResult, warmup: int) -> Safe:
     bpr = route.bytes_per_request
+    memory = route.memory_name + ("" if route.memory == "uss" else " summed over the processes")
     parts: list[Any] = [
         tag("h2", Safe(esc(f"Route {route.route} ") + badge(route.verdict or "?")
                        + (esc(f" ({route.kind})") if route.kind else ""))),
         tag("p", route.judgement.reason or ""),
         definition_list([("traced heap", f"{_bpr(bpr['traced'])} B/request"),
-                         ("USS", f"{_bpr(bpr['uss'])} B/request"),
+                         (memory, f"{_bpr(bpr['uss'])} B/request"),
                          ("requests measured", route.requests),
                          ("load", _load_line(route.load)),
                          ("took", f"{route.duration_s:.1f} s")]),
@@ -236,6 +277,8 @@ def _route(route: RouteResult, warmup: int) -> Safe:
     parts.append(figure(plots.route_series(route, warmup),
                         "Growth above the baseline (taken after the warm-up and a gc.collect()) after each "
                         "round; dashed: the least-squares line, whose slope is the bytes per request."))
+    if route.workers:
+        parts.append(_workers(route))
     if route.sites:
         parts += [tag("h3", "Where it was allocated (top growing sites)"), _sites(route.sites)]
     if route.types:
@@ -265,10 +308,13 @@ def hunt(result: HuntResult) -> str:
                  _bpr(r.bytes_per_request["traced"]), _bpr(r.bytes_per_request["uss"]),
                  r.holders[0].description if r.holders and r.verdict != "clean" else ""]
                 for i, r in enumerate(routes)]
+        from memprobe.render.hunt import memory_name
+
         body += [tag("h2", "Routes"),
-                 table(["route", "verdict", "kind", "traced B/request", "USS B/request", "held by"], rows,
+                 table(["route", "verdict", "kind", "traced B/request", f"{memory_name(result)} B/request",
+                        "held by"], rows,
                        numeric=(3, 4)),
-                 figure(plots.bytes_per_request(routes), "Bytes per request, traced Python heap and USS, "
+                 figure(plots.bytes_per_request(routes), f"Bytes per request, traced Python heap and {memory_name(result)}, "
                         "with ± one standard error of the slope; red: leak, orange: bounded, green: clean.")]
     for i, r in enumerate(routes):
         body.append(Safe(f'<div id="route-{i}"></div>') + _route(r, s.warmup))

@@ -68,6 +68,12 @@ def _trace_tail(site: Site) -> str:
     return " → ".join(f"{short_path(f['file'])}:{f['line']}" for f in shown)
 
 
+def memory_name(result: HuntResult) -> str:
+    """The routes' outside signal as the report names it: ``USS``, or ``PSS`` when a server's
+    processes were summed."""
+    return next((r.memory_name for r in result.routes if r.memory != "uss"), "USS")
+
+
 def _verdict_line(result: HuntResult) -> str:
     routes = result.routes
     leaks = [r.route for r in routes if r.verdict == "leak"]
@@ -89,7 +95,7 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
     for note in result.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    memory = "PSS B/req" if any(r.memory == "pss" for r in result.routes) else "USS B/req"
+    memory = f"{memory_name(result)} B/req"
     for name, justify in (("route", "left"), ("verdict", "left"), ("kind", "left"),
                           ("traced B/req", "right"), (memory, "right"), ("held by", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -99,7 +105,8 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
                       r.kind or "-", _bpr(bpr["traced"]), _bpr(bpr["uss"]), _top_holder(r))
     parts += [Text(""), table]
     if any(r.workers for r in result.routes):
-        parts += [Text(""), _workers_table(result)]
+        parts += [Text(""), Text("per process: each judged on the requests it served (the master, which serves "
+                                 "none, on the server's), its own USS", style="dim"), _workers_table(result)]
     for r in result.routes:
         if r.verdict != "clean" or r.notes:
             parts += [Text(""), _route_detail(r)]
@@ -107,12 +114,23 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
     return to_text(*parts, color=color, width=width)
 
 
+def worker_site(w: WorkerResult) -> Site | None:
+    """A process's top site: its first in the user's code, else its first."""
+    return next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
+
+
 def _worker_site(w: WorkerResult) -> str:
-    site = next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
+    site = worker_site(w)
     return f"{os.path.basename(site.file)}:{site.line}" if site else ""
 
 
-def _respawned(w: WorkerResult) -> str:
+def worker_holder(w: WorkerResult) -> str:
+    """What holds what a process grew (nothing for a clean one)."""
+    return w.holders[0].description if w.holders and w.verdict != "clean" else ""
+
+
+def respawned_note(w: WorkerResult) -> str:
+    """``died after 812 requests, respawned as pid 4410`` / ``respawned, replaces pid 4402``."""
     info = w.respawned or {}
     if "replaces" in info:
         return f"respawned, replaces pid {info['replaces']}"
@@ -133,8 +151,8 @@ def _workers_table(result: HuntResult) -> Table:
     for r in result.routes:
         for i, w in enumerate(r.workers):
             bpr = w.bytes_per_request
-            held = w.holders[0].description if w.holders and w.verdict != "clean" else ""
-            note = _respawned(w)
+            held = worker_holder(w)
+            note = respawned_note(w)
             table.add_row(r.route if i == 0 else "", str(w.pid), w.role,
                           str(w.requests) if w.role == "worker" else "-",
                           Text(w.verdict, style=_STYLE.get(w.verdict, "")), _bpr(bpr["traced"]),
@@ -183,12 +201,28 @@ def markdown(result: HuntResult) -> str:
     """A Markdown report: the routes table, then sites, types and holders per route."""
     out = [f"# memprobe hunt `{result.target}`", "", _settings(result), ""]
     out += [f"> {note}" for note in result.notes]
-    out += ["", "| route | verdict | kind | traced B/request | USS B/request | held by |",
+    memory = memory_name(result)
+    out += ["", f"| route | verdict | kind | traced B/request | {memory} B/request | held by |",
             "|---|---|---|---:|---:|---|"]
     for r in result.routes:
         bpr = r.bytes_per_request
         out.append(f"| `{r.route}` | **{r.verdict}** | {r.kind or '-'} | "
                    f"{_bpr(bpr['traced'])} | {_bpr(bpr['uss'])} | {_top_holder(r)} |")
+    if any(r.workers for r in result.routes):
+        out += ["", "## Worker by worker", "",
+                "Each process judged on the requests it served (the master serves none: its USS "
+                "is over the server's requests).", "",
+                "| route | pid | role | requests | verdict | traced B/request | USS B/request | top site "
+                "| held by | respawned |", "|---|---:|---|---:|---|---:|---:|---|---|---|"]
+        for r in result.routes:
+            for w in r.workers:
+                bpr = w.bytes_per_request
+                site = worker_site(w)
+                where = (f"`{_worker_site(w)}`" + (" (your code)" if site.user else "") if site else "")
+                out.append(f"| `{r.route}` | {w.pid} | {w.role} | "
+                           f"{w.requests if w.role == 'worker' else '-'} | **{w.verdict}** | "
+                           f"{_bpr(bpr['traced'])} | {_bpr(bpr['uss'])} | {where} | {worker_holder(w)} | "
+                           f"{respawned_note(w)} |")
     for r in result.routes:
         if r.verdict == "clean":
             continue

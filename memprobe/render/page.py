@@ -97,6 +97,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-sp
 td { word-break: break-word; }
 div.wide { overflow-x: auto; }
 .small { font-size: 12px; }
+.nowrap { white-space: nowrap; }
 td > b:first-child { white-space: nowrap; }
 .badge { display: inline-block; padding: 0 7px; border-radius: 10px; font-weight: 600; font-size: 12px;
          border: 1px solid currentColor; white-space: nowrap; }

@@ -16,7 +16,7 @@ from typing import Any
 from memprobe.errors import MissingDependency
 from memprobe.process.memory import MemoryReading
 from memprobe.results.compare import FrameworkResult
-from memprobe.results.hunt import RouteResult
+from memprobe.results.hunt import RouteResult, WorkerResult
 
 MIB = 2**20
 KIB = 1024
@@ -169,12 +169,17 @@ def _fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] |
     return slope, my - slope * mx
 
 
+def _memory_title(route: RouteResult) -> str:
+    return "USS" if route.memory == "uss" else f"{route.memory_name} summed over the server's processes"
+
+
 def route_series(route: RouteResult, warmup: int) -> str | None:
-    """Growth since the baseline (KiB) of the traced heap and of USS after each round, with
-    the least-squares line (its slope is the bytes per request) and the warm-up shaded."""
+    """Growth since the baseline (KiB) of the traced heap and of USS (PSS summed, for a server
+    hunted worker by worker) after each round, with the least-squares line (its slope is the
+    bytes per request) and the warm-up shaded."""
     xs = [r.requests for r in route.readings]
     series = {"traced": [r.traced for r in route.readings], "uss": [r.uss for r in route.readings]}
-    signals = [(name, title) for name, title in (("traced", "traced Python heap"), ("uss", "USS"))
+    signals = [(name, title) for name, title in (("traced", "traced Python heap"), ("uss", _memory_title(route)))
                if xs and any(v is not None for v in series[name])]
     if not signals:
         return None
@@ -199,13 +204,62 @@ def route_series(route: RouteResult, warmup: int) -> str | None:
                     if rate is not None else f"fit {slope * KIB:+.1f} B/request")
             ax.plot([lo, hi], [icpt + slope * lo, icpt + slope * hi], "--", color="#d62728",
                     linewidth=1.2, label=text)
-        ax.axhline(0, color="#444444", linewidth=0.6)
-        ax.set_title(title)
-        ax.set_xlabel("requests after the baseline")
-        ax.set_ylabel("KiB above the baseline")
-        ax.legend(loc="upper left", fontsize=7.5)
+        _frame(ax, title, "requests after the baseline", "KiB above the baseline", 7.5)
     fig.tight_layout()
     return to_svg(fig, f"memory over requests for route {route.route}")
+
+
+def _frame(ax: Any, title: str, xlabel: str, ylabel: str, legend_size: float) -> None:
+    """A memory-over-requests panel's zero line, title, axis labels and legend."""
+    ax.axhline(0, color="#444444", linewidth=0.6)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper left", fontsize=legend_size)
+
+
+def _process_label(w: WorkerResult) -> str:
+    label = f"pid {w.pid}" + (" (master)" if w.role == "master" else "")
+    info = w.respawned or {}
+    if "replaces" in info:
+        label += f", replaces {info['replaces']}"
+    elif info:
+        label += ", died"
+    return label
+
+
+def worker_series(route: RouteResult) -> str | None:
+    """The workers side by side: growth since each process's own baseline (KiB) of its traced
+    heap and of its USS, against the requests it served (the master, which serves none, against
+    the server's), one line per process; the server's summed signals dashed. None without
+    workers."""
+    procs = [w for w in route.workers if w.readings]
+    if not procs:
+        return None
+    panels = [(name, title) for name, title in (("traced", "traced Python heap, per process"),
+                                                ("uss", "USS, per process"))
+              if any(getattr(r, name) is not None for w in procs for r in w.readings)]
+    if not panels:
+        return None
+    fig, axes = _figure(4.6 * len(panels), 3.1, cols=len(panels))
+    whole = {"traced": "server: traced heap summed",
+             "uss": f"server: {route.memory_name}{' summed' if route.memory != 'uss' else ''}"}
+    for ax, (name, title) in zip(axes, panels):
+        for i, w in enumerate(procs):
+            pts = [(r.requests, getattr(r, name)) for r in w.readings if getattr(r, name) is not None]
+            if not pts:
+                continue
+            master = w.role == "master"
+            ax.plot([p[0] for p in pts], [(p[1] - pts[0][1]) / KIB for p in pts], marker="o",
+                    color="#555555" if master else colour(i), linewidth=1.2, markersize=3.5,
+                    linestyle=":" if master else "-", label=_process_label(w))
+        total = [(r.requests, getattr(r, name)) for r in route.readings if getattr(r, name) is not None]
+        if total:
+            ax.plot([p[0] for p in total], [(p[1] - total[0][1]) / KIB for p in total], "--",
+                    color="#222222", linewidth=1.0, alpha=0.6, label=whole[name])
+        _frame(ax, title, "requests served (the master: the server's)", "KiB above its baseline", 7)
+    fig.tight_layout()
+    return to_svg(fig, f"memory of each process over the requests it served, route {route.route}")
 
 
 def bytes_per_request(routes: Sequence[RouteResult],
@@ -222,7 +276,8 @@ def bytes_per_request(routes: Sequence[RouteResult],
     height = max(1.9, 1.0 + 0.36 * len(names) * len(runs))
     fig, axes = _figure(9.0, height, cols=2)
     markers = ("o", "s")
-    for ax, (name, title) in zip(axes, (("traced", "traced heap"), ("uss", "USS"))):
+    memory = "/".join(dict.fromkeys(r.memory_name for run, _ in runs for r in run)) or "USS"
+    for ax, (name, title) in zip(axes, (("traced", "traced heap"), ("uss", memory))):
         for k, (run, label) in enumerate(runs):
             by_name = {r.route: r for r in run}
             offset = (k - (len(runs) - 1) / 2) * 0.3

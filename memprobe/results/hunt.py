@@ -11,6 +11,14 @@ from memprobe.errors import UsageError
 from memprobe.results.envelope import Envelope
 
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+#: How reports name the outside signal (``RouteResult.memory``): a process's USS, or PSS summed
+#: over a server's processes.
+MEMORY_NAMES = {"uss": "USS", "pss": "PSS"}
+
+
+def memory_name(memory: str) -> str:
+    """``USS`` or ``PSS``: the outside signal's name in a report."""
+    return MEMORY_NAMES.get(memory, memory.upper())
 
 
 #: How the app was reached and read: an agent in a child memprobe started, the app called in
@@ -344,6 +352,11 @@ class RouteResult(Judged):
     memory: str = "uss"
 
     @property
+    def memory_name(self) -> str:
+        """``USS``, or ``PSS`` for a server's processes summed: how reports name ``uss``."""
+        return memory_name(self.memory)
+
+    @property
     def requests(self) -> int:
         """Requests measured after the baseline."""
         return self.readings[-1].requests if self.readings else 0
@@ -484,7 +497,7 @@ class HuntResult:
         if j.traced:
             sig.append(f"{j.traced.slope:+.1f} ± {j.traced.error:.1f} B/request traced")
         if j.uss:
-            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request USS")
+            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request {worst.memory_name}")
         kind = f" ({worst.kind})" if worst.kind and worst.verdict == "leak" else ""
         where = f" on {worst.route}" if len(self.routes) > 1 or worst.verdict != "clean" else ""
         leaks = sum(r.verdict == "leak" for r in self.routes)

@@ -38,7 +38,7 @@ from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
 from memprobe.hunt.probes.server import CommandProbe, loopback_base
-from memprobe.process.child import EXIT_GRACE_S
+from memprobe.process.child import EXIT_GRACE_S, Child
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
@@ -130,15 +130,32 @@ class WorkersProbe(CommandProbe):
         self.counted = True
         self._base: tuple[int, int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="memprobe-workers")
+        #: a server started before the hunt (the pytest fixture's ``serve(cmd=...)``): its agents
+        #: are found, and it is left running with its channel at the end
+        self.adopted = False
+
+    @classmethod
+    def running(cls, cmd: str, child: Child, channel: Channel, port: int, settings: HuntSettings,
+                ready_path: str = "/") -> WorkersProbe:
+        """The server ``cmd`` started as ``child`` with ``channel``'s environment, answering on
+        ``port``: :meth:`open` finds its agents, :meth:`close` leaves it running."""
+        probe = cls(cmd, settings, child.cwd, ready_path)
+        probe.child, probe.channel, probe.port, probe.adopted = child, channel, port, True
+        return probe
 
     # -- the server's life --------------------------------------------------------------------
 
     def open(self) -> AppInfo:
-        """Start the command, wait until it answers HTTP and its workers' agents are up."""
-        self.channel = Channel()
+        """Start the command (unless it runs already), wait until it answers HTTP and its
+        workers' agents are up."""
         t0 = time.monotonic()
-        argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
-                                  log_path=self.channel.path / "server.log")
+        if self.adopted:
+            assert self.child is not None
+            argv = list(self.child.argv)
+        else:
+            self.channel = Channel()
+            argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
+                                      log_path=self.channel.path / "server.log")
         hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
         return self._info(hellos, time.monotonic() - t0, self.cmd)
 
@@ -192,16 +209,23 @@ class WorkersProbe(CommandProbe):
         return list(seen.values())
 
     def close(self) -> None:
-        """Close the channels, stop the server's process group, remove the channel directory."""
-        for proc in self.procs.values():
-            if proc.client is not None:
-                proc.client.close()
-        self._pool.shutdown(wait=True)
+        """Close the channels; stop the server's process group and remove the channel directory,
+        unless the server was running before the hunt: then every agent stops tracing and the
+        server serves on, as it did before."""
         try:
-            super().close()
+            if self.adopted:
+                self._each("end", [p for p in self.procs.values() if not p.dead and p.client is not None])
         finally:
-            if self.channel is not None:
-                self.channel.close()
+            for proc in self.procs.values():
+                if proc.client is not None:
+                    proc.client.close()
+            self._pool.shutdown(wait=True)
+            if not self.adopted:
+                try:
+                    super().close()
+                finally:
+                    if self.channel is not None:
+                        self.channel.close()
 
     def send(self, route: str, n: int, first: int) -> LoadResult:
         """``n`` requests, a new connection each: the kernel hands connections to whichever
@@ -407,6 +431,7 @@ class RunningServerProbe(WorkersProbe):
         self.base = loopback_base(url)
         self.pid = pid
         self.channel_path = channel
+        self.adopted = True  # memprobe run's: left serving, its channel kept
 
     def url(self, route: str) -> str:
         """The URL of ``route`` on the running server."""
@@ -424,14 +449,6 @@ class RunningServerProbe(WorkersProbe):
             if time.monotonic() >= deadline:
                 raise TargetError(f"pid {self.pid} exited")
             time.sleep(0.01)
-
-    def close(self) -> None:
-        """Every agent stops tracing (the server serves on, as it did before the hunt); the
-        channel stays, it is ``memprobe run``'s."""
-        try:
-            self._each("end", [p for p in self.procs.values() if not p.dead and p.client is not None])
-        finally:
-            super().close()
 
     def open(self) -> AppInfo:
         """Reach the agents already listening in the server's channel."""
