@@ -167,7 +167,8 @@ def _load(loads: Sequence[LoadResult | None]) -> LoadResult | None:
         duration_s=_median([x.duration_s for x in present], 4),
         connections_opened=_median([x.connections_opened for x in present]),
         rate=_median([x.throughput_rps for x in present], 2),
-        percentiles={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys})
+        percentiles={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys},
+        engine=first.engine, workers=first.workers)
 
 
 def _tree(values: Sequence[Any]) -> Any:
