@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from memprobe.http.histogram import LatencyHistogram
 
@@ -98,6 +98,19 @@ class LoadResult:
         """This load as its JSON keeps it (rounded rate, percentiles, no histogram), so a result
         just measured and the same result read back from a file render alike."""
         return LoadResult.from_dict(self.to_dict())
+
+
+class LoadSender(Protocol):
+    """What sends a load: the native :class:`~memprobe.http.hammer.Hammer` or Locust's
+    :class:`~memprobe.http.locust_engine.LocustHammer`. ``completed`` may be read from another
+    thread (a memory sampler) while ``run()`` runs."""
+
+    completed: int
+    result: LoadResult
+
+    def run(self) -> LoadResult:
+        """Send the load to its end and return what happened."""
+        ...
 
 
 def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:

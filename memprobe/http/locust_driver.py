@@ -119,6 +119,9 @@ class Quota:
                 self.failed += 1
             return
         self.failed += 1
+        # geventhttpclient wraps what failed (a timeout, a reset) in RetriesExceeded.
+        while getattr(error, "original", None) is not None:
+            error = error.original  # type: ignore[union-attr]
         if is_timeout(error):
             self.timeouts += 1
         else:

@@ -40,7 +40,11 @@ _ANY = {"", "*", "0.0.0.0", "::"}
 
 def require_locust() -> None:
     """Raise :class:`MissingDependency` (exit 4) when Locust is not installed."""
-    if importlib.util.find_spec("locust") is None:
+    try:
+        found = importlib.util.find_spec("locust") is not None
+    except (ImportError, ValueError):  # a broken install, or a module blocked in sys.modules
+        found = False
+    if not found:
         raise MissingDependency("Locust (for --engine locust)", PIP_SPEC)
 
 
@@ -270,6 +274,7 @@ class LocustHammer:
         engine: LocustEngine | None = None,
         workers: int = 1,
     ) -> None:
+        require_locust()
         if mode == "burst":
             raise UsageError("--mode burst (every request on its own connection at once) is the native "
                              "hammer's; with --engine locust use keepalive or close")
