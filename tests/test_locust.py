@@ -100,7 +100,7 @@ def test_hammer_with_two_locust_workers_sends_exactly_n(server: Child, marked: d
     assert seen["by_agent"]["memprobe"] == 3000  # the server's own count: N, not N x workers
     assert seen["paths"] == 3000  # {n} = 0..2999, each once across both workers
     data = json.loads(out.read_text())
-    assert data["engine"] == "locust" and data["workers"] == 2
+    assert data["engine"] == "locust" and data["engine_workers"] == 2
     assert data["requests"]["sent"] == data["requests"]["ok"] == 3000
     assert data["requests"]["status_counts"] == {"200": 3000}
     assert 0 < data["latency_ms"]["p50"] <= data["latency_ms"]["p99"] <= data["latency_ms"]["max"]
@@ -195,3 +195,30 @@ def test_a_missing_locust_is_one_line_and_exit_4(marked: dict[str, str]) -> None
     assert proc.returncode == 4
     assert proc.stderr.strip() == ("memprobe: Locust (for --engine locust) is not installed: "
                                    "pip install 'memprobe[locust]'")
+
+
+def test_compare_sends_each_framework_exactly_n_through_locust(marked: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("bottle")
+    out = tmp_path / "c.json"
+    proc = memprobe("compare", "600", "2", "-f", "bottle", "--engine", "locust", "--locust-workers", "2",
+                    "--settle", "0.2", "--no-save", "--json", str(out), env=marked)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    data = json.loads(out.read_text())
+    assert data["settings"]["engine"] == "locust"
+    (row,) = data["results"]
+    assert row["status"] == "ok"
+    assert row["engine"] == "locust" and row["engine_workers"] == 2
+    assert row["requests"]["sent"] == row["requests"]["ok"] == 600
+
+
+def test_hunt_through_locust_still_finds_the_planted_leak(marked: dict[str, str], tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    out = tmp_path / "h.json"
+    proc = memprobe("hunt", "examples/leaky_flask/app.py:app", "--route", "/history", "--requests", "1000",
+                    "--rounds", "4", "--warmup", "300", "--engine", "locust", "--locust-workers", "1",
+                    "--json", str(out), env=marked, cwd=REPO)
+    _, stderr = proc.communicate(timeout=280)
+    assert proc.returncode == 1, stderr  # a leak
+    (route,) = json.loads(out.read_text())["routes"]
+    assert route["route"] == "/history" and route["verdict"] == "leak"

@@ -20,9 +20,10 @@ from typing import Any, Callable
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
 from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import LoadEngineError, TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
-from memprobe.http.load import merge_loads
+from memprobe.http.load import LoadSender, merge_loads
+from memprobe.http.locust_engine import ENGINES, LocustEngine, LocustHammer
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.process.memory import (
     MemoryReading,
@@ -64,6 +65,9 @@ class Settings:
     threads: int = 2
     #: CRUD variants to run (``None``: every variant a framework has).
     variants: tuple[str, ...] | None = None
+    #: What sends the requests: "native" (memprobe's hammer) or "locust" (the warm-up is
+    #: always the native hammer's: it only has to warm the app up).
+    engine: str = "native"
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values no run could use."""
@@ -87,6 +91,10 @@ class Settings:
             raise UsageError(f"--workers must be positive, not {self.workers}")
         if self.threads <= 0:
             raise UsageError(f"--threads must be positive, not {self.threads}")
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.engine == "locust" and self.mode == "burst":
+            raise UsageError("--mode burst is the native hammer's; with --engine locust use keepalive or close")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``timeout_s``, ``settle_s`` in seconds)."""
@@ -103,6 +111,7 @@ class Settings:
             "workers": self.workers if self.server == "production" else None,
             "threads": self.threads if self.server == "production" else None,
             "scenario": self.scenario.to_dict() if self.scenario else None,
+            "engine": self.engine,
         }
 
 
@@ -117,6 +126,7 @@ def measure(
     variant: str | None = None,
     log_dir: Path | None = None,
     on_progress: ProgressFn | None = None,
+    load_engine: LocustEngine | None = None,
 ) -> Round:
     """Start ``fw``'s app (the hello-world, or the CRUD app in ``variant``) on its own server or
     a production one, settle, warm up, read, send every request kind while sampling, settle,
@@ -164,14 +174,15 @@ def measure(
             counts = scenario.counts(settings.requests) if scenario else [settings.requests]
             results: list[StepResult] = []
             done_before = 0
-            current: list[Hammer] = []
+            current: list[LoadSender] = []
             sampler = Sampler(child.pid, tree=in_production,
                               progress=lambda: done_before + (current[-1].completed if current else 0))
             try:
                 with sampler:
                     previous: MemoryReading | None = rnd.before
                     for step, count in zip(steps, counts):
-                        hammer = _hammer(base, step, count, settings, scenario is not None, notify)
+                        hammer = _hammer(base, step, count, settings, scenario is not None, notify,
+                                         load_engine)
                         current.append(hammer)
                         load = hammer.run()
                         done_before += load.sent
@@ -214,14 +225,18 @@ def _processes(rnd: Round) -> None:
 
 
 def _hammer(base: str, step: Step, count: int, settings: Settings, named: bool,
-            notify: Callable[[str, int, int | None], None] | None) -> Hammer:
+            notify: Callable[[str, int, int | None], None] | None,
+            load_engine: LocustEngine | None = None) -> LoadSender:
     phase = step.name if named else "hammer"
-    return Hammer(
-        base + step.path, count, concurrency=step.concurrency or settings.concurrency,
+    options: dict[str, Any] = dict(
+        concurrency=step.concurrency or settings.concurrency,
         timeout=settings.timeout, mode=settings.mode, method=step.method, body=step.body,
         headers=step.headers or None, first=step.first, cycle=step.cycle,
         progress=(lambda done, total: notify(phase, done, total)) if notify else None,
     )
+    if load_engine is not None:
+        return LocustHammer(base + step.path, count, engine=load_engine, **options)
+    return Hammer(base + step.path, count, **options)
 
 
 def _warm_up(base: str, settings: Settings) -> None:
@@ -276,6 +291,7 @@ def run(
     log_dir: Path | None = None,
     on_progress: ProgressFn | None = None,
     result: CompareResult | None = None,
+    load_engine: LocustEngine | None = None,
 ) -> CompareResult:
     """Compare ``frameworks``; never raises for one framework's failure (its row says why).
 
@@ -295,7 +311,10 @@ def run(
                     continue
                 try:
                     row.rounds.append(measure(by_name[row.name], settings, variant=row.variant,
-                                              log_dir=log_dir, on_progress=on_progress))
+                                              log_dir=log_dir, on_progress=on_progress,
+                                              load_engine=load_engine))
+                except LoadEngineError:
+                    raise  # the engine is broken for every framework, not this one's fault
                 except Crashed as err:
                     row.rounds.append(err.partial)
                     row.status, row.reason, row.log_tail = "crashed", str(err), err.log_tail

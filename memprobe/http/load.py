@@ -38,7 +38,7 @@ class LoadResult:
     #: What sent the load: memprobe's own hammer ("native") or Locust ("locust").
     engine: str = "native"
     #: The load generators it came from (Locust workers; 1 for the native hammer).
-    workers: int = 1
+    engine_workers: int = 1
 
     def answer(self, status: int) -> None:
         """Count one HTTP answer: its status, and whether it was ``ok`` (below 400)."""
@@ -76,7 +76,8 @@ class LoadResult:
         return {"url": self.url, "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
                 "requests": self.requests_dict(), "throughput_rps": round(self.throughput_rps, 2),
                 "latency_ms": self.latency_ms, "duration_s": round(self.duration_s, 4),
-                "connections_opened": self.connections_opened, "engine": self.engine, "workers": self.workers}
+                "connections_opened": self.connections_opened, "engine": self.engine,
+                "engine_workers": self.engine_workers}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoadResult:
@@ -92,7 +93,7 @@ class LoadResult:
                    connections_opened=int(data.get("connections_opened") or 0),
                    rate=float(data.get("throughput_rps") or 0.0),
                    percentiles={str(k): float(v) for k, v in latency.items() if v is not None},
-                   engine=str(data.get("engine") or "native"), workers=int(data.get("workers") or 1))
+                   engine=str(data.get("engine") or "native"), engine_workers=int(data.get("engine_workers") or 1))
 
     def kept(self) -> LoadResult:
         """This load as its JSON keeps it (rounded rate, percentiles, no histogram), so a result
@@ -118,7 +119,7 @@ def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:
     kinds, a hunt's rounds): counts summed, latencies pooled, durations added."""
     first = loads[0]
     total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s,
-                       engine=first.engine, workers=max(x.workers for x in loads))
+                       engine=first.engine, engine_workers=max(x.engine_workers for x in loads))
     for x in loads:
         total.sent += x.sent
         total.ok += x.ok

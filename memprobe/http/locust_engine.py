@@ -321,7 +321,7 @@ class LocustHammer:
 def merge_figures(result: LoadResult, data: Mapping[str, Any]) -> None:
     """Add what each worker counted (and its latency histogram) to ``result``."""
     result.duration_s = float(data["duration_s"])
-    result.workers = int(data["workers"])
+    result.engine_workers = int(data["workers"])
     for w in data["by_worker"]:
         result.sent += int(w["sent"])
         result.ok += int(w["ok"])

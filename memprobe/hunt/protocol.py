@@ -43,6 +43,7 @@ def hunt(
     ready_timeout: float = 30.0,
     cwd: str | Path | None = None,
     progress: Progress | None = None,
+    load_engine: Any = None,
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
@@ -50,7 +51,9 @@ def hunt(
     into every worker, any other from outside only.
 
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
-    cannot be loaded or dies.
+    cannot be loaded or dies. ``load_engine``: a started
+    :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
+    native hammer.
     """
     from memprobe.hunt.probes.child import AgentProbe
     from memprobe.hunt.probes.outside import OutsideProbe
@@ -69,6 +72,7 @@ def hunt(
         probe = OutsideProbe(cmd, settings, cwd, ready_path=todo[0] if todo else "/")
     else:
         probe = AgentProbe(str(target), settings, cwd)
+    probe.load_engine = load_engine
     return run(probe, cmd or str(target), todo, settings, progress)
 
 

@@ -35,7 +35,8 @@ def engine_note(load: Any) -> str:
     """``, locust: 2 workers`` for a load Locust sent; nothing for the native hammer's."""
     if load.engine == "native":
         return ""
-    return f", {load.engine}: {load.workers} worker{'s' if load.workers != 1 else ''}"
+    n = load.engine_workers
+    return f", {load.engine}: {n} worker{'s' if n != 1 else ''}"
 
 
 def memory_rows(result: HammerResult) -> list[tuple[str, MemoryReading, MemoryReading | None]]:

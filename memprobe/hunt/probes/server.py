@@ -7,7 +7,8 @@ from pathlib import Path
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.hammer import Hammer
-from memprobe.http.load import LoadResult
+from memprobe.http.load import LoadResult, LoadSender
+from memprobe.http.locust_engine import LocustEngine, LocustHammer
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
@@ -19,6 +20,8 @@ class ServerProbe:
     """
 
     memory = "uss"
+    #: A started Locust engine to send the load with (``--engine locust``); None: the native hammer.
+    load_engine: LocustEngine | None = None
 
     def __init__(self, settings: HuntSettings, cwd: str | Path | None = None) -> None:
         self.settings = settings
@@ -33,8 +36,12 @@ class ServerProbe:
     def send(self, route: str, n: int, first: int) -> LoadResult:
         """``n`` requests over ``settings.concurrency`` keep-alive connections."""
         s = self.settings
-        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
-                      first=first).run()
+        sender: LoadSender = (
+            Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout, first=first)
+            if self.load_engine is None else
+            LocustHammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout, first=first,
+                         engine=self.load_engine))
+        load = sender.run()
         if load.answered < load.sent and self.child is not None:
             # Resets and refusals: the child may be on its way out.
             self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
