@@ -109,6 +109,17 @@ def test_hammer_with_two_locust_workers_sends_exactly_n(server: Child, marked: d
     assert "locust: 2 workers" in stdout
 
 
+def test_a_duration_run_reports_what_the_server_counted(server: Child, marked: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "d.json"
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/", "-d", "2", "-c", "4", "--engine", "locust",
+                    "--locust-workers", "2", "--no-save", "--json", str(out), env=marked)
+    _, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    sent = json.loads(out.read_text())["requests"]["sent"]
+    assert sent > 0 and counted(server)["by_agent"]["memprobe"] == sent
+
+
 def test_locust_never_enters_memprobes_own_process(server: Child, marked: dict[str, str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from memprobe.http.locust_engine import LocustHammer
