@@ -60,6 +60,12 @@ class AgentError(TargetError):
     be measured (exit 3, like a target that died; never the leak code)."""
 
 
+class LoadEngineError(TargetError):
+    """The load engine failed before the load was done: a Locust worker died or stopped
+    answering, or the Locust master could not start. The count is incomplete, so nothing was
+    measured: exit 3, never the leak code; ``log_tail`` holds the engine's last log lines."""
+
+
 class EnvironmentProblem(MemprobeError):
     """Something the machine lacks: an optional package, a permission, a platform feature."""
 

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from memprobe.agent.control import socket_base
 from memprobe.agent.inject import ENV_CHANNEL, ENV_FRAMES
 
 #: The directory whose ``sitecustomize`` arms the agent; first on the command's ``PYTHONPATH``.
@@ -44,7 +45,7 @@ class Channel:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.owned = path is None
-        self.path = Path(tempfile.mkdtemp(prefix=PREFIX) if path is None else path)
+        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=socket_base()) if path is None else path)
         if not self.path.is_dir():
             raise FileNotFoundError(2, "No such channel directory", str(self.path))
 

@@ -26,6 +26,7 @@ import os
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable
@@ -81,6 +82,17 @@ class Agent:
         if cmd == "end":
             return att.end()
         raise ValueError(f"unknown command {cmd!r}")
+
+
+#: Linux keeps a Unix socket's path in 108 bytes; memprobe's folder and socket names take ~40 of them
+_MAX_BASE = 64
+
+
+def socket_base() -> str:
+    """Where memprobe makes the private folders of its sockets: the temporary directory, or /tmp
+    when that one's path would leave a socket's path too long to bind."""
+    base = tempfile.gettempdir()
+    return base if len(os.fsencode(base)) <= _MAX_BASE else "/tmp"
 
 
 def listen(path: str) -> socket.socket:

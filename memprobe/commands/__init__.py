@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
              "find whether an app leaks, how much per request, where, and what holds it"),
     "run": ("memprobe.commands.run", "RunCommand",
             "start a command with memprobe's agent in each of its Python processes, and wait"),
+    "locust-worker": ("memprobe.commands.locust_worker", "LocustWorkerCommand",
+                      "join a memprobe Locust master from this machine (load from many machines)"),
     "check": ("memprobe.commands.check", "CheckCommand",
               "a Flask memory-hygiene checklist of an app's source"),
     "report": ("memprobe.commands.report", "ReportCommand",

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+from memprobe.errors import UsageError
 from memprobe.render import Result, write
 
 DEFAULT_OUT = "reports"
@@ -67,3 +68,46 @@ def progress_display(enabled: bool = True) -> Iterator[Callable[..., None] | Non
 
     with progress:
         yield on_progress
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine native|locust`` and where Locust's workers come from."""
+    group = parser.add_argument_group("load engine")
+    group.add_argument("--engine", choices=("native", "locust"), default="native",
+                       help="what sends the requests: memprobe's own hammer (default; the fastest on "
+                       "one machine) or Locust (memprobe[locust]; load from many machines)")
+    group.add_argument("--locust-workers", type=int, default=None, metavar="N",
+                       help="Locust workers to start on this machine (default 1, or 0 with --locust-master)")
+    group.add_argument("--locust-master", metavar="HOST:PORT",
+                       help="bind the Locust master here so that workers on other machines can join "
+                       "(memprobe locust-worker --master-host HOST:PORT); default: 127.0.0.1, local only")
+    group.add_argument("--expect-workers", type=int, default=None, metavar="N",
+                       help="wait for N Locust workers in all (local and remote) before sending")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The Locust engine's arguments for ``--engine locust`` (None for the native hammer),
+    checked before anything starts: Locust options without ``--engine locust`` are a usage
+    error, and a missing Locust is exit 4 with its pip command."""
+    if args.engine != "locust":
+        if args.locust_workers is not None or args.locust_master or args.expect_workers is not None:
+            raise UsageError("--locust-workers, --locust-master and --expect-workers need --engine locust")
+        return None
+    from memprobe.http.locust_engine import require_locust
+
+    require_locust()
+    workers = args.locust_workers if args.locust_workers is not None else (0 if args.locust_master else 1)
+    if not args.locust_master and workers == 0:
+        raise UsageError("--locust-workers 0 needs --locust-master HOST:PORT for remote workers to join")
+    return {"workers": workers, "master": args.locust_master, "expect_workers": args.expect_workers}
+
+
+def locust_engine(options: dict[str, Any] | None) -> Any:
+    """A started :class:`~memprobe.http.locust_engine.LocustEngine` for :func:`engine_options`'
+    result, or None for the native hammer; the caller closes it."""
+    if options is None:
+        return None
+    from memprobe.http.locust_engine import LocustEngine
+
+    return LocustEngine(options["workers"], master=options["master"],
+                        expect_workers=options["expect_workers"]).start()

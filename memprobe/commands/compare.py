@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import sys
 from pathlib import Path
 
-from memprobe.commands.common import add_output_options, progress_display, write_outputs
+from memprobe.commands.common import (
+    add_engine_options,
+    add_output_options,
+    engine_options,
+    locust_engine,
+    progress_display,
+    write_outputs,
+)
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import scenario as scenarios
 from memprobe.compare.runner import CompareResult, Settings, run
@@ -56,6 +64,7 @@ class CompareCommand:
                             help="production server processes (default 2)")
         parser.add_argument("--threads", type=int, default=2, metavar="T",
                             help="threads per gunicorn gthread worker (default 2)")
+        add_engine_options(parser)
         add_output_options(parser, stem="compare")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -69,16 +78,22 @@ class CompareCommand:
             requests=requests, timeout=timeout, concurrency=args.concurrency,
             mode=args.mode, warmup=args.warmup, settle_s=args.settle, rounds=args.rounds,
             path=args.path, scenario=chosen, server=args.server, workers=args.workers,
-            threads=args.threads, variants=variants,
+            threads=args.threads, variants=variants, engine=args.engine,
         )
         settings.validate()
+        engine_args = engine_options(args)
         frameworks = catalog.select(args.frameworks)
         result = CompareResult(settings)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         log_dir = Path(args.out) / f"compare-{stamp}-logs" if args.out else None
         try:
-            with progress_display(enabled=not args.quiet) as on_progress:
-                run(frameworks, settings, log_dir=log_dir, on_progress=on_progress, result=result)
+            with contextlib.ExitStack() as stack:
+                engine = locust_engine(engine_args)
+                if engine is not None:
+                    stack.callback(engine.close)
+                on_progress = stack.enter_context(progress_display(enabled=not args.quiet))
+                run(frameworks, settings, log_dir=log_dir, on_progress=on_progress, result=result,
+                    load_engine=engine)
         finally:
             # Written even when interrupted: nothing measured is lost.
             written = write_outputs(result, args, stem=f"compare-{stamp}")

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 
-from memprobe.commands.common import add_output_options, progress_display, write_outputs
+from memprobe.commands import common
 from memprobe.compare.watch import hammer_and_watch
 from memprobe.errors import ExitCode, TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
@@ -35,7 +37,8 @@ class HammerCommand:
         parser.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'")
         parser.add_argument("--pid", type=int, help="also read this process's memory (and its "
                             "children's, e.g. gunicorn workers) before, during and after")
-        add_output_options(parser, stem="hammer")
+        common.add_engine_options(parser)
+        common.add_output_options(parser, stem="hammer")
 
     def run(self, args: argparse.Namespace) -> int:
         """Hammer, print, write reports. Exit 1 if any request failed."""
@@ -47,21 +50,30 @@ class HammerCommand:
             headers[name.strip()] = value.strip()
         if args.pid is not None and not psutil.pid_exists(args.pid):
             raise UsageError(f"no process with pid {args.pid}")
+        engine_args = common.engine_options(args)
         n = args.requests if args.requests is not None or args.duration else 2000
+        options: dict[str, Any] = dict(
+            concurrency=args.concurrency, timeout=args.timeout, mode=args.mode, duration=args.duration,
+            method=args.method, body=args.body.encode() if args.body is not None else None, headers=headers)
         # Built first: it refuses a bad URL, port or header before anything is sent.
-        hammer = Hammer(
-            args.url, n, concurrency=args.concurrency, timeout=args.timeout, mode=args.mode,
-            duration=args.duration, method=args.method,
-            body=args.body.encode() if args.body is not None else None, headers=headers,
-        )
+        hammer: Any = Hammer(args.url, n, **options)
+        if engine_args is not None:
+            from memprobe.http.locust_engine import LocustHammer
+
+            hammer = LocustHammer(args.url, n, **options)
         if not answers_http(hammer.host, hammer.port, urlsplit(args.url).path or "/"):
             raise TargetError(f"nothing answers HTTP at {args.url}")
-        with progress_display(enabled=not args.quiet) as on_progress:
-            if on_progress:
-                hammer.progress = lambda done, total: on_progress("hammer", "", done, total)
-            result = hammer_and_watch(hammer, args.pid)
+        with contextlib.ExitStack() as stack:
+            engine = common.locust_engine(engine_args)
+            if engine is not None:
+                stack.callback(engine.close)
+                hammer.engine = engine
+            with common.progress_display(enabled=not args.quiet) as on_progress:
+                if on_progress:
+                    hammer.progress = lambda done, total: on_progress("hammer", "", done, total)
+                result = hammer_and_watch(hammer, args.pid)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        written = write_outputs(result, args, stem=f"hammer-{stamp}")
+        written = common.write_outputs(result, args, stem=f"hammer-{stamp}")
         if not args.quiet:
             print(render(result, "text", color=sys.stdout.isatty()), end="")
             for path in written:

@@ -52,6 +52,9 @@ class HuntCommand:
                             choices=("auto", "sys.remote_exec", "gdb", "lldb"),
                             help="with --pid: how to run code in it (default: the first that works)")
         parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+        from memprobe.commands.common import add_engine_options
+
+        add_engine_options(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         """Hunt, print the text report, write the files; 1 when a route leaks."""
@@ -62,11 +65,16 @@ class HuntCommand:
             raise UsageError("hunt needs a TARGET (FILE.py:APP or MODULE:APP), --cmd or --pid")
         # Progress only on a terminal: in CI logs the report says it all.
         progress = None if args.quiet or not sys.stderr.isatty() else _progress
+        from memprobe.commands.common import engine_options, locust_engine
+
+        engine_args = engine_options(args)
+        engine = None
         try:
+            engine = locust_engine(engine_args)
             result = hunt(args.target or "", routes=args.routes, requests=args.requests,
                           rounds=args.rounds, warmup=args.warmup, concurrency=args.concurrency,
                           frames=args.frames, cmd=args.cmd, outside=args.outside, progress=progress, pid=args.pid,
-                          url=args.url, attach_method=args.attach_method)
+                          url=args.url, attach_method=args.attach_method, load_engine=engine)
         except (MemprobeError, KeyboardInterrupt) as err:
             # Nothing measured is lost: a failed or interrupted hunt writes what it has.
             partial = getattr(err, "partial", None)
@@ -74,6 +82,9 @@ class HuntCommand:
             if partial is not None:
                 _write_files(partial, args)
             raise
+        finally:
+            if engine is not None:
+                engine.close()
         _clear()
         sys.stdout.write(render(result, "text"))
         _write_files(result, args)

@@ -20,9 +20,10 @@ from typing import Any, Callable
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
 from memprobe.compare.scenario import SAFE_METHODS, Scenario, Step, StepResult
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import LoadEngineError, TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
-from memprobe.http.load import merge_loads
+from memprobe.http.load import LoadSender, merge_loads
+from memprobe.http.locust_engine import ENGINES, LocustEngine, LocustHammer
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.process.memory import (
     MemoryReading,
@@ -64,6 +65,9 @@ class Settings:
     threads: int = 2
     #: CRUD variants to run (``None``: every variant a framework has).
     variants: tuple[str, ...] | None = None
+    #: What sends the requests: "native" (memprobe's hammer) or "locust" (the warm-up is
+    #: always the native hammer's: it only has to warm the app up).
+    engine: str = "native"
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for values no run could use."""
@@ -71,22 +75,20 @@ class Settings:
             raise UsageError(f"N must be a positive number of requests, not {self.requests}")
         if self.timeout <= 0:
             raise UsageError(f"TIMEOUT must be a positive number of seconds, not {self.timeout:g}")
-        if self.concurrency <= 0:
-            raise UsageError(f"--concurrency must be positive, not {self.concurrency}")
-        if self.mode not in MODES:
-            raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        for name, value in (("--concurrency", self.concurrency), ("--rounds", self.rounds),
+                            ("--workers", self.workers), ("--threads", self.threads)):
+            if value <= 0:
+                raise UsageError(f"{name} must be positive, not {value}")
+        for name, choice, choices in (("--mode", self.mode, MODES), ("--server", self.server, production.SERVERS),
+                                      ("--engine", self.engine, ENGINES)):
+            if choice not in choices:
+                raise UsageError(f"{name} must be one of {', '.join(choices)}, not {choice!r}")
         if self.warmup < 0:
             raise UsageError(f"--warmup cannot be negative ({self.warmup})")
         if self.settle_s < 0:
             raise UsageError(f"--settle cannot be negative ({self.settle_s:g})")
-        if self.rounds <= 0:
-            raise UsageError(f"--rounds must be positive, not {self.rounds}")
-        if self.server not in production.SERVERS:
-            raise UsageError(f"--server must be one of {', '.join(production.SERVERS)}, not {self.server!r}")
-        if self.workers <= 0:
-            raise UsageError(f"--workers must be positive, not {self.workers}")
-        if self.threads <= 0:
-            raise UsageError(f"--threads must be positive, not {self.threads}")
+        if self.engine == "locust" and self.mode == "burst":
+            raise UsageError("--mode burst is the native hammer's; with --engine locust use keepalive or close")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``timeout_s``, ``settle_s`` in seconds)."""
@@ -103,6 +105,7 @@ class Settings:
             "workers": self.workers if self.server == "production" else None,
             "threads": self.threads if self.server == "production" else None,
             "scenario": self.scenario.to_dict() if self.scenario else None,
+            "engine": self.engine,
         }
 
 
@@ -117,6 +120,7 @@ def measure(
     variant: str | None = None,
     log_dir: Path | None = None,
     on_progress: ProgressFn | None = None,
+    load_engine: LocustEngine | None = None,
 ) -> Round:
     """Start ``fw``'s app (the hello-world, or the CRUD app in ``variant``) on its own server or
     a production one, settle, warm up, read, send every request kind while sampling, settle,
@@ -164,14 +168,15 @@ def measure(
             counts = scenario.counts(settings.requests) if scenario else [settings.requests]
             results: list[StepResult] = []
             done_before = 0
-            current: list[Hammer] = []
+            current: list[LoadSender] = []
             sampler = Sampler(child.pid, tree=in_production,
                               progress=lambda: done_before + (current[-1].completed if current else 0))
             try:
                 with sampler:
                     previous: MemoryReading | None = rnd.before
                     for step, count in zip(steps, counts):
-                        hammer = _hammer(base, step, count, settings, scenario is not None, notify)
+                        hammer = _hammer(base, step, count, settings, scenario is not None, notify,
+                                         load_engine)
                         current.append(hammer)
                         load = hammer.run()
                         done_before += load.sent
@@ -214,14 +219,18 @@ def _processes(rnd: Round) -> None:
 
 
 def _hammer(base: str, step: Step, count: int, settings: Settings, named: bool,
-            notify: Callable[[str, int, int | None], None] | None) -> Hammer:
+            notify: Callable[[str, int, int | None], None] | None,
+            load_engine: LocustEngine | None = None) -> LoadSender:
     phase = step.name if named else "hammer"
-    return Hammer(
-        base + step.path, count, concurrency=step.concurrency or settings.concurrency,
+    options: dict[str, Any] = dict(
+        concurrency=step.concurrency or settings.concurrency,
         timeout=settings.timeout, mode=settings.mode, method=step.method, body=step.body,
         headers=step.headers or None, first=step.first, cycle=step.cycle,
         progress=(lambda done, total: notify(phase, done, total)) if notify else None,
     )
+    if load_engine is not None:
+        return LocustHammer(base + step.path, count, engine=load_engine, **options)
+    return Hammer(base + step.path, count, **options)
 
 
 def _warm_up(base: str, settings: Settings) -> None:
@@ -273,13 +282,13 @@ def run(
     frameworks: Iterable[catalog.Framework],
     settings: Settings,
     *,
-    log_dir: Path | None = None,
-    on_progress: ProgressFn | None = None,
     result: CompareResult | None = None,
+    **hooks: Any,
 ) -> CompareResult:
     """Compare ``frameworks``; never raises for one framework's failure (its row says why).
 
     Pass ``result`` to keep partial results when interrupted: the caller still holds it.
+    ``hooks`` go to every :func:`measure`: ``log_dir``, ``on_progress``, ``load_engine``.
     """
     settings.validate()
     frameworks = list(frameworks)
@@ -294,8 +303,9 @@ def run(
                 if row.status != "ok":
                     continue
                 try:
-                    row.rounds.append(measure(by_name[row.name], settings, variant=row.variant,
-                                              log_dir=log_dir, on_progress=on_progress))
+                    row.rounds.append(measure(by_name[row.name], settings, variant=row.variant, **hooks))
+                except LoadEngineError:
+                    raise  # the engine is broken for every framework, not this one's fault
                 except Crashed as err:
                     row.rounds.append(err.partial)
                     row.status, row.reason, row.log_tail = "crashed", str(err), err.log_tail

@@ -5,7 +5,7 @@ reads the master and every worker before, during and after the load.
 """
 from __future__ import annotations
 
-from memprobe.http.hammer import Hammer
+from memprobe.http.load import LoadSender
 from memprobe.process.memory import Sampler, read_tree, settle
 from memprobe.results.envelope import Envelope
 from memprobe.results.hammer import HammerResult
@@ -14,7 +14,7 @@ __all__ = ["HammerResult", "hammer_and_watch"]
 
 
 def hammer_and_watch(
-    hammer: Hammer,
+    hammer: LoadSender,
     pid: int | None = None,
     *,
     settle_s: float = 1.0,

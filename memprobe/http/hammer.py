@@ -420,14 +420,22 @@ class _Poller:
             self._p.close()
 
 
+_ERRNO_NAMES = {errno.ECONNREFUSED: "refused", errno.ECONNRESET: "reset", errno.EPIPE: "broken-pipe",
+                errno.ECONNABORTED: "broken-pipe"}
+
+
+def errno_name(exc: BaseException) -> str | None:
+    """The name a connection error is counted under (``refused``, ``reset``, ``broken-pipe``),
+    None for one without a known errno."""
+    return _ERRNO_NAMES.get(getattr(exc, "errno", None) or 0)
+
+
 def _error_name(exc: BaseException) -> str:
     if isinstance(exc, ProtocolError):
         return "protocol"
-    code = getattr(exc, "errno", None)
-    known = {errno.ECONNREFUSED: "refused", errno.ECONNRESET: "reset", errno.EPIPE: "broken-pipe",
-             errno.ECONNABORTED: "broken-pipe"}
-    if code in known:
-        return known[code]
+    known = errno_name(exc)
+    if known is not None:
+        return known
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower().replace(" ", "-")
     return type(exc).__name__

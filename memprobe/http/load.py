@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from memprobe.http.histogram import LatencyHistogram
 
@@ -35,6 +35,10 @@ class LoadResult:
     connections_opened: int = 0
     rate: float | None = None
     percentiles: dict[str, float] | None = None
+    #: What sent the load: memprobe's own hammer ("native") or Locust ("locust").
+    engine: str = "native"
+    #: The load generators it came from (Locust workers; 1 for the native hammer).
+    engine_workers: int = 1
 
     def answer(self, status: int) -> None:
         """Count one HTTP answer: its status, and whether it was ``ok`` (below 400)."""
@@ -72,7 +76,8 @@ class LoadResult:
         return {"url": self.url, "mode": self.mode, "concurrency": self.concurrency, "timeout_s": self.timeout_s,
                 "requests": self.requests_dict(), "throughput_rps": round(self.throughput_rps, 2),
                 "latency_ms": self.latency_ms, "duration_s": round(self.duration_s, 4),
-                "connections_opened": self.connections_opened}
+                "connections_opened": self.connections_opened, "engine": self.engine,
+                "engine_workers": self.engine_workers}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LoadResult:
@@ -87,7 +92,8 @@ class LoadResult:
                    duration_s=float(data.get("duration_s") or 0.0),
                    connections_opened=int(data.get("connections_opened") or 0),
                    rate=float(data.get("throughput_rps") or 0.0),
-                   percentiles={str(k): float(v) for k, v in latency.items() if v is not None})
+                   percentiles={str(k): float(v) for k, v in latency.items() if v is not None},
+                   engine=str(data.get("engine") or "native"), engine_workers=int(data.get("engine_workers") or 1))
 
     def kept(self) -> LoadResult:
         """This load as its JSON keeps it (rounded rate, percentiles, no histogram), so a result
@@ -95,11 +101,25 @@ class LoadResult:
         return LoadResult.from_dict(self.to_dict())
 
 
+class LoadSender(Protocol):
+    """What sends a load: the native :class:`~memprobe.http.hammer.Hammer` or Locust's
+    :class:`~memprobe.http.locust_engine.LocustHammer`. ``completed`` may be read from another
+    thread (a memory sampler) while ``run()`` runs."""
+
+    completed: int
+    result: LoadResult
+
+    def run(self) -> LoadResult:
+        """Send the load to its end and return what happened."""
+        ...
+
+
 def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:
     """One :class:`LoadResult` for hammerings run one after another (a scenario's request
     kinds, a hunt's rounds): counts summed, latencies pooled, durations added."""
     first = loads[0]
-    total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s)
+    total = LoadResult(url, first.mode, max(x.concurrency for x in loads), first.timeout_s,
+                       engine=first.engine, engine_workers=max(x.engine_workers for x in loads))
     for x in loads:
         total.sent += x.sent
         total.ok += x.ok

@@ -48,6 +48,7 @@ def hunt(
     url: str | None = None,
     attach_method: str = "auto",
     outside: bool = False,
+    load_engine: Any = None,
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
@@ -56,7 +57,9 @@ def hunt(
     ``url`` (the agent attached to it, and stopped at the end).
 
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
-    cannot be loaded or dies.
+    cannot be loaded or dies. ``load_engine``: a started
+    :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
+    native hammer.
     """
     from memprobe.hunt.probes.child import AgentProbe
     from memprobe.hunt.probes.outside import OutsideProbe
@@ -95,6 +98,7 @@ def hunt(
         probe = OutsideProbe(cmd, settings, cwd, ready_path=ready_path)
     else:
         probe = AgentProbe(str(target), settings, cwd)
+    probe.load_engine = load_engine
     return run(probe, f"pid {pid}" if pid is not None else cmd or str(target), todo, settings, progress)
 
 

@@ -416,6 +416,7 @@ class Probe:
         import tempfile
 
         from memprobe.agent.channel import Channel
+        from memprobe.agent.control import socket_base
         from memprobe.errors import UsageError
         from memprobe.hunt.probes.child import agent_command, agent_env
         from memprobe.hunt.probes.workers import is_python_command
@@ -429,7 +430,7 @@ class Probe:
         workdir = resolve_dir(cwd, self._request.node)
         channel: Channel | None = None
         if target is not None:
-            tmp = tempfile.mkdtemp(prefix="memprobe-serve-")
+            tmp = tempfile.mkdtemp(prefix="memprobe-serve-", dir=socket_base())
             self._request.addfinalizer(functools.partial(_remove_dir, tmp))
             spec = resolve_target(target, self._request.node)
             parse_target(spec)  # a malformed spec is the test's usage error, not a dead child

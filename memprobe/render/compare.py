@@ -92,7 +92,9 @@ def _header(result: CompareResult) -> str:
     m = result.envelope.machine_info()
     return (
         f"{s['requests']} requests per framework, timeout {s['timeout_s']:g} s, "
-        f"{s['concurrency']} connections ({s['mode']}), warm-up {s['warmup']}, "
+        f"{s['concurrency']} connections ({s['mode']}"
+        + (f", sent by {s['engine']}" if s.get("engine", "native") != "native" else "")
+        + f"), warm-up {s['warmup']}, "
         f"{s['rounds']} round(s)"
         + (f"; scenario {s['scenario']['name']}" if s.get("scenario") else "")
         + (f"; production server, {s['workers']} workers x {s['threads']} threads"

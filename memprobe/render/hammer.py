@@ -25,10 +25,18 @@ def load_lines(result: HammerResult) -> list[str]:
     return [
         f"{load.url}: {load.sent} sent, {load.ok} ok, {load.failed} failed "
         f"({load.timeouts} timeouts) in {load.duration_s:.2f} s, {load.throughput_rps:.0f} req/s, "
-        f"{load.concurrency} connections ({load.mode})",
+        f"{load.concurrency} connections ({load.mode}{engine_note(load)})",
         f"latency ms: p50 {lat['p50']:.2f}  p90 {lat['p90']:.2f}  p99 {lat['p99']:.2f}  max {lat['max']:.1f}",
         f"statuses: {statuses or '-'}" + (f"; errors: {errors}" if errors else ""),
     ] + [why for why in [sampler_stopped(result.samples)] if why]
+
+
+def engine_note(load: Any) -> str:
+    """``, locust: 2 workers`` for a load Locust sent; nothing for the native hammer's."""
+    if load.engine == "native":
+        return ""
+    n = load.engine_workers
+    return f", {load.engine}: {n} worker{'s' if n != 1 else ''}"
 
 
 def memory_rows(result: HammerResult) -> list[tuple[str, MemoryReading, MemoryReading | None]]:

@@ -128,7 +128,9 @@ def compare(result: CompareResult) -> str:
                  table(["framework"] + keys, spread_rows, numeric=range(1, len(keys) + 1))]
     body += [tag("h2", "Settings and machine"), definition_list([
         ("requests per framework", s.get("requests")), ("timeout", f"{s.get('timeout_s')} s"),
-        ("connections", f"{s.get('concurrency')} ({s.get('mode')})"), ("warm-up", s.get("warmup")),
+        ("connections", f"{s.get('concurrency')} ({s.get('mode')}"
+                        + (f", sent by {s['engine']}" if s.get("engine", "native") != "native" else "") + ")"),
+        ("warm-up", s.get("warmup")),
         ("settle", f"{s.get('settle_s')} s"), ("rounds", s.get("rounds")), ("path", s.get("path")),
         ("started", result.envelope.started), ("took", f"{result.duration_s:.1f} s"),
         ("Python", f"{m.get('python')} ({m.get('implementation')})"), ("platform", m.get("platform")),

@@ -75,7 +75,8 @@ class Round:
         if self.load is not None:
             out.update(requests=self.load.requests_dict(), throughput_rps=self.load.throughput_rps,
                        latency_ms=dict(self.load.latency_ms), duration_s=self.load.duration_s,
-                       connections_opened=self.load.connections_opened)
+                       connections_opened=self.load.connections_opened, engine=self.load.engine,
+                       engine_workers=self.load.engine_workers)
         out["samples"] = self.samples
         if self.steps is not None:
             out["steps"] = [dict(s) for s in self.steps]
@@ -167,7 +168,8 @@ def _load(loads: Sequence[LoadResult | None]) -> LoadResult | None:
         duration_s=_median([x.duration_s for x in present], 4),
         connections_opened=_median([x.connections_opened for x in present]),
         rate=_median([x.throughput_rps for x in present], 2),
-        percentiles={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys})
+        percentiles={k: _median([x.latency_ms.get(k) for x in present], 3) for k in latency_keys},
+        engine=first.engine, engine_workers=first.engine_workers)
 
 
 def _tree(values: Sequence[Any]) -> Any:

@@ -16,14 +16,14 @@ import psutil
 
 from memprobe.agent import attach
 from memprobe.agent.channel import Channel, pid_alive
-from memprobe.agent.control import AgentClient
+from memprobe.agent.control import AgentClient, socket_base
 from memprobe.agent.inject import HELPERS, socket_path
 from memprobe.errors import MemprobeError, TargetError
-from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
+from memprobe.http.locust_engine import LocustEngine
 from memprobe.hunt.probes import AppInfo
 from memprobe.hunt.probes.child import AgentCalls
-from memprobe.hunt.probes.server import loopback_base
+from memprobe.hunt.probes.server import loopback_base, send_load
 from memprobe.hunt.probes.workers import RunningServerProbe
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
@@ -34,6 +34,8 @@ class AttachedProbe(AgentCalls):
     mode = "attached"
     sees_inside = True
     memory = "uss"
+    #: A started Locust engine to send the load with (``--engine locust``); None: the native hammer.
+    load_engine: LocustEngine | None = None
 
     def __init__(self, pid: int, url: str, settings: HuntSettings, method: str = "auto") -> None:
         self.base = loopback_base(url)
@@ -56,7 +58,7 @@ class AttachedProbe(AgentCalls):
     def open(self) -> AppInfo:
         """Start the agent in the process, connect, ask what the app is."""
         t0 = time.monotonic()
-        self._dir = tempfile.mkdtemp(prefix="memprobe-pid-")  # 0700: the channel's only reader
+        self._dir = tempfile.mkdtemp(prefix="memprobe-pid-", dir=socket_base())  # 0700: the channel's only reader
         target = attach.inspect_target(self.pid)
         if os.geteuid() == 0 and target.uid != 0:
             os.chown(self._dir, target.uid, -1)
@@ -73,9 +75,7 @@ class AttachedProbe(AgentCalls):
 
     def send(self, route: str, n: int, first: int) -> LoadResult:
         """``n`` requests over ``settings.concurrency`` keep-alive connections."""
-        s = self.settings
-        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
-                      first=first).run()
+        load = send_load(self.url(route), n, first, self.settings, self.load_engine)
         if load.answered < load.sent:
             self.alive()
         return load

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memprobe.agent.control import AgentClient
+from memprobe.agent.control import AgentClient, socket_base
 from memprobe.errors import ExitCode, MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.server import ServerProbe
@@ -100,7 +100,7 @@ class AgentProbe(AgentCalls, ServerProbe):
         """Start the child, wait for HTTP, connect to the agent, ask what the app is."""
         spec = parse_target(self.target, self.cwd)
         precheck(spec, self.cwd)
-        self._tmp = tempfile.TemporaryDirectory(prefix="memprobe-hunt-")
+        self._tmp = tempfile.TemporaryDirectory(prefix="memprobe-hunt-", dir=socket_base())
         folder = Path(self._tmp.name)
         error_file, control = folder / "error.json", folder / "control.sock"
 

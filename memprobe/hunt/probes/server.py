@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.hammer import Hammer
-from memprobe.http.load import LoadResult
+from memprobe.http.load import LoadResult, LoadSender
+from memprobe.http.locust_engine import LocustEngine, LocustHammer
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, start_on_free_port
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
@@ -24,6 +25,18 @@ def loopback_base(url: str) -> str:
     return url.rstrip("/")
 
 
+def send_load(url: str, n: int, first: int, settings: HuntSettings, engine: LocustEngine | None,
+              mode: str = "keepalive") -> LoadResult:
+    """``n`` requests to ``url`` (``{n}`` from ``first``) at the hunt's concurrency and timeout,
+    by the native hammer or, when one was started, the Locust engine."""
+    sender: LoadSender = (
+        Hammer(url, n, concurrency=settings.concurrency, timeout=settings.timeout, first=first, mode=mode)
+        if engine is None else
+        LocustHammer(url, n, concurrency=settings.concurrency, timeout=settings.timeout, first=first, mode=mode,
+                     engine=engine))
+    return sender.run()
+
+
 class ServerProbe:
     """A server memprobe started on 127.0.0.1:``port``, hammered with memprobe's own hammer.
 
@@ -31,6 +44,8 @@ class ServerProbe:
     """
 
     memory = "uss"
+    #: A started Locust engine to send the load with (``--engine locust``); None: the native hammer.
+    load_engine: LocustEngine | None = None
 
     def __init__(self, settings: HuntSettings, cwd: str | Path | None = None) -> None:
         self.settings = settings
@@ -44,9 +59,7 @@ class ServerProbe:
 
     def send(self, route: str, n: int, first: int) -> LoadResult:
         """``n`` requests over ``settings.concurrency`` keep-alive connections."""
-        s = self.settings
-        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
-                      first=first).run()
+        load = send_load(self.url(route), n, first, self.settings, self.load_engine)
         if load.answered < load.sent and self.child is not None:
             # Resets and refusals: the child may be on its way out.
             self.child.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)

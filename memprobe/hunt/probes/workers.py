@@ -32,12 +32,11 @@ from memprobe.agent.channel import Channel, pid_alive
 from memprobe.agent.control import AgentClient
 from memprobe.agent.inject import ENV_CHANNEL
 from memprobe.errors import TargetError
-from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadResult
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
-from memprobe.hunt.probes.server import CommandProbe, loopback_base
+from memprobe.hunt.probes.server import CommandProbe, loopback_base, send_load
 from memprobe.process.child import EXIT_GRACE_S, Child
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
@@ -231,9 +230,7 @@ class WorkersProbe(CommandProbe):
         """``n`` requests, a new connection each: the kernel hands connections to whichever
         worker accepts first, and a few keep-alive connections would leave a worker with none
         for whole rounds (measured with uvicorn --workers 2: a worker served 0 of 500)."""
-        s = self.settings
-        load = Hammer(self.url(route), n, concurrency=s.concurrency, timeout=s.timeout,
-                      first=first, mode="close").run()
+        load = send_load(self.url(route), n, first, self.settings, self.load_engine, mode="close")
         if load.answered < load.sent:
             self.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
         return load
