@@ -1,6 +1,7 @@
 """Fixtures shared by the tests: real servers on loopback, always reaped."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -11,6 +12,13 @@ import psutil
 import pytest
 
 from memprobe.process.child import LOOPBACK, Child, start_on_free_port
+
+# The tests run servers by name (gunicorn, uvicorn, flake8, pre-commit) as a user's shell would
+# find them: the interpreter's own bin directory first, as an activated virtual environment has it,
+# also when the suite is started as .venv/bin/python -m pytest without activating.
+_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
 SERVERS = Path(__file__).parent / "servers"
 REPO = Path(__file__).resolve().parent.parent
