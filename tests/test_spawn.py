@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -99,10 +100,11 @@ def test_a_grace_does_not_make_a_live_child_look_dead(no_orphans: None) -> None:
         assert child.alive()
 
 
-def test_the_child_dies_when_memprobe_is_killed_outright() -> None:
+def test_the_child_dies_when_memprobe_is_killed_outright(tmp_path: Path) -> None:
+    # A memprobe killed outright cannot remove its child's log: it goes to the test's own folder.
     driver = subprocess.Popen([sys.executable, str(SERVERS / "driver.py")], cwd=REPO,
                               stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+                              env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path)})
     try:
         child_pid = int(driver.stdout.readline())  # type: ignore[union-attr]
         assert psutil.pid_exists(child_pid)
