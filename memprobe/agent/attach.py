@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memprobe.errors import AgentError, EnvironmentProblem, TargetError
+from memprobe.process.child import pid_alive
 
 #: ``auto`` picks the first that works: sys.remote_exec where it exists, then gdb, then lldb.
 METHODS = ("auto", "sys.remote_exec", "gdb", "lldb")
@@ -316,7 +317,7 @@ def _wait_for(path: str, pid: int, timeout: float) -> bool:
     while time.monotonic() < end:
         if os.path.exists(path):
             return True
-        if not os.path.exists(f"/proc/{pid}"):
+        if not pid_alive(pid):
             raise TargetError(f"pid {pid} exited before the injected code ran")
         time.sleep(0.02)
     return False
@@ -383,7 +384,7 @@ def _result_code(name: str, output: str) -> int | None:
 
 def _debugger_failure(name: str, pid: int, output: str) -> Exception:
     """The one line that says why the debugger could not run the code."""
-    gone = not os.path.exists(f"/proc/{pid}")
+    gone = not pid_alive(pid)
     if "No such process" in output or (gone and "attach failed" in output):
         return TargetError(f"no process has pid {pid}")
     if "Operation not permitted" in output:

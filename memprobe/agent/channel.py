@@ -17,26 +17,12 @@ from pathlib import Path
 
 from memprobe.agent.control import socket_base
 from memprobe.agent.inject import ENV_CHANNEL, ENV_FRAMES
+from memprobe.process.child import pid_alive
 
 #: The directory whose ``sitecustomize`` arms the agent; first on the command's ``PYTHONPATH``.
 BOOTSTRAP_DIR = Path(__file__).resolve().parent / "bootstrap"
 PREFIX = "memprobe-run-"
 SUFFIX = ".sock"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
 
 class Channel:

@@ -15,7 +15,7 @@ import time
 import psutil
 
 from memprobe.agent import attach
-from memprobe.agent.channel import Channel, pid_alive
+from memprobe.agent.channel import Channel
 from memprobe.agent.control import AgentClient, socket_base
 from memprobe.agent.inject import HELPERS, socket_path
 from memprobe.errors import MemprobeError, TargetError
@@ -25,6 +25,7 @@ from memprobe.hunt.probes import AppInfo
 from memprobe.hunt.probes.child import AgentCalls
 from memprobe.hunt.probes.server import loopback_base, send_load
 from memprobe.hunt.probes.workers import RunningServerProbe
+from memprobe.process.child import pid_alive
 from memprobe.results.hunt import HuntSettings, WorkerResult
 
 
@@ -52,7 +53,7 @@ class AttachedProbe(AgentCalls):
 
     def alive(self) -> None:
         """TargetError when the process is gone."""
-        if not os.path.exists(f"/proc/{self.pid}"):
+        if not pid_alive(self.pid):
             raise TargetError(f"pid {self.pid} exited")
 
     def open(self) -> AppInfo:
@@ -91,7 +92,7 @@ class AttachedProbe(AgentCalls):
 
     def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
         """A process that exited is named as such."""
-        if not os.path.exists(f"/proc/{self.pid}"):
+        if not pid_alive(self.pid):
             return TargetError(f"pid {self.pid} exited {phase}")
         return err
 
@@ -101,7 +102,7 @@ class AttachedProbe(AgentCalls):
             if self.client is not None:
                 self.client.close()
                 self.client = None
-            if self.injections and os.path.exists(f"/proc/{self.pid}"):
+            if self.injections and pid_alive(self.pid):
                 self.injections.append(attach.run_in(
                     self.pid, "from memprobe.agent import attached\nattached.stop()\n",
                     timeout=self.settings.ready_timeout, method=self.method))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from memprobe.agent.channel import Channel, pid_alive
+from memprobe.agent.channel import Channel
 from memprobe.agent.control import AgentClient
 from memprobe.agent.inject import ENV_CHANNEL
 from memprobe.errors import TargetError
@@ -37,7 +37,7 @@ from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution
 from memprobe.hunt.probes.merge import merge
 from memprobe.hunt.probes.server import CommandProbe, loopback_base, send_load
-from memprobe.process.child import EXIT_GRACE_S, Child
+from memprobe.process.child import EXIT_GRACE_S, Child, pid_alive
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
