@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from memprobe.results.hunt import Fit, Judgement, Reading
+from memprobe.units import format_bytes
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
 TRACED_FLOOR = 4.0
@@ -149,3 +151,52 @@ def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None)
     return f"no growth beyond noise ({both})"
 
 
+
+
+#: The share of the USS growth that must be in the allocators' in-use bytes for a native leak,
+#: or in their free bytes (or given back by malloc_trim) for allocator retention.
+ALLOCATOR_SHARE = 0.5
+
+
+def account(judgement: Judgement, allocator: dict[str, Any] | None) -> tuple[Judgement, str | None]:
+    """A native verdict weighed against what the allocators hold (``allocator``: the agent's
+    :func:`memprobe.agent.allocator.compare`): USS growth the allocators hold free, with their
+    bytes in use flat, is allocator retention, not a leak (verdict ``bounded``, kind
+    ``retention``). Answers the judgement (the same one when nothing changes) and one sentence
+    saying what the allocators showed (None when there is nothing to say)."""
+    uss = judgement.uss
+    if allocator is None or uss is None or judgement.verdict == "clean":
+        return judgement, None
+    if not allocator.get("glibc"):
+        return judgement, (f"the allocator check was not available: the C library is "
+                           f"{allocator.get('libc') or 'unknown'}, not glibc")
+    requests = int(allocator.get("requests") or 0)
+    if requests <= 0:
+        return judgement, None
+    per = float(requests)
+    growth = max(uss.slope * per, 0.0)
+    in_use = float(allocator.get("in_use_growth") or 0)
+    free = float(allocator.get("free_growth") or 0)
+    released = float(allocator.get("trim_released") or 0)
+    # pymalloc's arenas are read at the end only (not while tracemalloc traces): the growth
+    # outside glibc's arenas that pymalloc's free space could hold.
+    outside = float(allocator.get("outside_glibc_growth") or 0)
+    py_free = allocator.get("pymalloc_free")
+    py_held = min(float(py_free), max(outside, 0.0)) if py_free is not None else 0.0
+    held = max(free, released, py_held)
+    figures = (f"bytes in use {in_use / per:+.1f} B/request, held free {free / per:+.1f} "
+               f"B/request in glibc's arenas, malloc_trim(0) gave back "
+               f"{format_bytes(max(released, 0.0))}")
+    if py_free is not None:
+        figures += f", pymalloc holds {format_bytes(float(py_free))} free in its arenas"
+    if judgement.kind != "native":
+        return judgement, f"allocators: {figures}"
+    if in_use >= ALLOCATOR_SHARE * growth and in_use / per >= USS_FLOOR / 2:
+        return judgement, f"the memory is in use, not only resident: {figures}"
+    if growth > 0 and held >= ALLOCATOR_SHARE * growth:
+        reason = (f"allocator retention, not a leak: USS {uss.slope:+.1f} B/request, but the "
+                  f"allocators' {figures}")
+        return Judgement("bounded", "retention", judgement.traced, uss, reason), reason
+    return judgement, (f"the growth is neither in use nor held free by glibc's malloc or "
+                       f"pymalloc ({figures}): memory mapped outside them (thread stacks, "
+                       f"another allocator, a C library's own mmap)")

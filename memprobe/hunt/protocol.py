@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.load import LoadResult, merge_loads
-from memprobe.hunt.model import judge
+from memprobe.hunt.model import account, judge
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
@@ -211,6 +211,10 @@ class _Route:
 
     def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
+        allocator = attribution.allocator
+        judgement, said = account(judgement, allocator)
+        if allocator is not None and said:
+            allocator = {**allocator, "explanation": said}
         if self.bad:
             notes.insert(0, f"{self.route}: answered "
                          + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
@@ -218,7 +222,7 @@ class _Route:
                            types=attribution.types, holders=attribution.holders, route=self.route,
                            load=_load_summary(self.total), duration_s=time.monotonic() - self.t0, notes=notes,
                            timings_s=attribution.timings_s, workers=self.probe.processes(),
-                           memory=self.probe.memory)
+                           memory=self.probe.memory, allocator=allocator)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

@@ -142,6 +142,12 @@ def _workers_table(result: HuntResult) -> Table:
     return table
 
 
+def allocator_sentence(r: RouteResult) -> str:
+    """What glibc's malloc and pymalloc showed for ``r``, in one sentence (empty when they
+    were not read)."""
+    return str((r.allocator or {}).get("explanation") or "")
+
+
 def _route_detail(r: RouteResult) -> Group:
     kind = f" ({r.kind})" if r.kind else ""
     lines: list[Any] = [Text(f"{r.route}: {r.verdict}{kind}: {r.judgement.reason}",
@@ -152,6 +158,9 @@ def _route_detail(r: RouteResult) -> Group:
         lines.append(Text("  no Python allocation explains it: the memory comes from outside Python's "
                           "allocators (a C extension, ctypes, a native library); tracemalloc cannot "
                           "name its line", style="dim"))
+    said = allocator_sentence(r)
+    if said and said != r.judgement.reason:
+        lines.append(Text(f"  allocators: {said}"))
     if r.sites:
         lines.append(Text("  where it was allocated (growth per request, deep-traced round):"))
         for i, site in enumerate(r.sites[:_SITES_SHOWN], 1):
@@ -194,6 +203,9 @@ def markdown(result: HuntResult) -> str:
             continue
         out += ["", f"## `{r.route}`: {r.verdict}" + (f" ({r.kind})" if r.kind else ""),
                 "", r.judgement.reason]
+        said = allocator_sentence(r)
+        if said and said != r.judgement.reason:
+            out += ["", f"Allocators: {said}"]
         if r.sites:
             out += ["", "| # | site | B/request | blocks/request | code |", "|---:|---|---:|---:|---|"]
             for i, s in enumerate(r.sites[:_SITES_SHOWN], 1):

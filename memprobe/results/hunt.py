@@ -342,6 +342,9 @@ class RouteResult(Judged):
     #: ``pss`` summed over a server's processes (pages a master shares with its workers are
     #: counted once)
     memory: str = "uss"
+    #: what glibc's malloc and pymalloc held after the rounds, in use and free, what
+    #: ``malloc_trim(0)`` gave back, and ``explanation``: one sentence (None when not read)
+    allocator: dict[str, Any] | None = None
 
     @property
     def requests(self) -> int:
@@ -368,6 +371,7 @@ class RouteResult(Judged):
             "notes": list(self.notes),
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
+            "allocator": self.allocator,
         }
 
     @classmethod
@@ -381,7 +385,7 @@ class RouteResult(Judged):
                    notes=[str(n) for n in data.get("notes") or []],
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
-                   memory=str(data.get("memory") or "uss"))
+                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"))
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""Verdicts that explain (issue 15): what the allocators hold when USS grows and the Python
+heap does not.
+
+Real children, real HTTP on 127.0.0.1; the model's weighing of the allocators' figures is
+also checked on its own, as a pure function.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memprobe.hunt import hunt
+from memprobe.hunt.model import account
+from memprobe.render import render
+from memprobe.results.hunt import Fit, HuntResult, Judgement
+
+SERVERS = Path(__file__).parent / "servers"
+SHORT: dict[str, Any] = {"requests": 1000, "rounds": 4, "warmup": 200}
+
+
+@pytest.fixture(scope="module")
+def native() -> HuntResult:
+    # /malloc first: the arenas /retention leaves free would take its blocks without USS growth.
+    return hunt(f"{SERVERS / 'explain_native.py'}:app", ["/malloc", "/retention"], **SHORT)
+
+
+def _route(result: HuntResult, path: str) -> Any:
+    return next(r for r in result.routes if r.route == path)
+
+
+@pytest.mark.timeout(300)
+def test_c_memory_never_freed_stays_a_native_leak_with_its_bytes_in_use(native: HuntResult) -> None:
+    route = _route(native, "/malloc")
+    assert (route.verdict, route.kind) == ("leak", "native"), route.judgement.reason
+    alloc = route.allocator
+    assert alloc is not None and alloc["glibc"] is True
+    # 1 KiB per request and malloc's chunk header: in use, not only resident.
+    assert 1000 <= alloc["in_use_growth"] / alloc["requests"] <= 1200
+    assert "in use" in alloc["explanation"]
+
+
+@pytest.mark.timeout(300)
+def test_memory_freed_but_kept_in_glibc_arenas_is_allocator_retention_not_a_leak(
+        native: HuntResult) -> None:
+    route = _route(native, "/retention")
+    assert (route.verdict, route.kind) == ("bounded", "retention"), route.judgement.reason
+    alloc = route.allocator
+    assert alloc["in_use_growth"] < 0.1 * alloc["uss_growth"]
+    assert alloc["free_growth"] > 0.5 * alloc["uss_growth"]
+    assert alloc["trim_released"] > 0  # malloc_trim(0) gave the free pages back
+    assert route.judgement.reason.startswith("allocator retention, not a leak")
+    assert not native.leaked or _route(native, "/malloc").verdict == "leak"
+
+
+@pytest.mark.timeout(300)
+def test_the_reports_say_it_in_one_sentence_and_json_keeps_it(native: HuntResult) -> None:
+    text = render(native, "text")
+    assert "/retention: bounded (retention): allocator retention, not a leak" in text
+    assert "allocators: the memory is in use, not only resident" in text
+    markdown = render(native, "markdown")
+    assert "allocator retention, not a leak" in markdown
+    back = HuntResult.from_dict(native.to_dict())
+    assert _route(back, "/retention").allocator == _route(native, "/retention").allocator
+    assert render(back, "text") == text
+
+
+def _native_leak(slope: float = 1000.0) -> Judgement:
+    return Judgement("leak", "native", Fit(0.0, 0.1, 0.0, 0.0, 0, "clean"),
+                     Fit(slope, 5.0, slope, slope, int(slope * 4000), "leak"), "USS grows")
+
+
+def _figures(**changes: Any) -> dict[str, Any]:
+    out = {"glibc": True, "libc": "glibc 2.36", "requests": 4000, "in_use_growth": 0,
+           "free_growth": 0, "trim_released": 0, "outside_glibc_growth": 0, "pymalloc_free": None}
+    return {**out, **changes}
+
+
+def test_a_native_verdict_needs_the_bytes_in_use() -> None:
+    j, said = account(_native_leak(), _figures(in_use_growth=4_100_000))
+    assert (j.verdict, j.kind) == ("leak", "native") and said and "in use" in said
+    j, said = account(_native_leak(), _figures(free_growth=3_900_000, trim_released=3_000_000))
+    assert (j.verdict, j.kind) == ("bounded", "retention")
+    assert said == j.reason and "+975.0 B/request in glibc's arenas" in said
+
+
+def test_pymalloc_free_space_explains_growth_outside_glibc() -> None:
+    j, _ = account(_native_leak(), _figures(outside_glibc_growth=4_000_000, pymalloc_free=5_000_000))
+    assert j.kind == "retention"
+    j, said = account(_native_leak(), _figures(outside_glibc_growth=4_000_000))
+    assert j.kind == "native" and said and "neither in use nor held free" in said
+
+
+def test_where_the_c_library_is_not_glibc_the_check_says_it_was_not_available() -> None:
+    j, said = account(_native_leak(), _figures(glibc=False, libc="musl"))
+    assert (j.verdict, j.kind) == ("leak", "native")
+    assert said == "the allocator check was not available: the C library is musl, not glibc"
+
+
+def test_a_python_or_mixed_leak_keeps_its_verdict_and_gets_the_figures() -> None:
+    mixed = Judgement("leak", "mixed", Fit(400.0, 1.0, 400.0, 400.0, 1_600_000, "leak"),
+                      Fit(2000.0, 5.0, 2000.0, 2000.0, 8_000_000, "leak"), "both grow")
+    j, said = account(mixed, _figures(free_growth=8_000_000))
+    assert j is mixed and said and said.startswith("allocators: ")
