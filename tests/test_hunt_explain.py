@@ -103,3 +103,12 @@ def test_a_python_or_mixed_leak_keeps_its_verdict_and_gets_the_figures() -> None
                       Fit(2000.0, 5.0, 2000.0, 2000.0, 8_000_000, "leak"), "both grow")
     j, said = account(mixed, _figures(free_growth=8_000_000))
     assert j is mixed and said and said.startswith("allocators: ")
+
+
+@pytest.mark.timeout(300)
+def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
+    pytest.importorskip("lxml", reason="lxml is not installed: pip install lxml")
+    result = hunt(f"{SERVERS / 'explain_lxml.py'}:app", ["/"], **SHORT)
+    route = result.routes[0]
+    assert (route.verdict, route.kind) == ("leak", "mixed"), route.judgement.reason
+    assert route.allocator is not None and route.allocator["explanation"].startswith("allocators: ")
