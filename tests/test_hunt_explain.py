@@ -102,7 +102,7 @@ def test_a_python_or_mixed_leak_keeps_its_verdict_and_gets_the_figures() -> None
     mixed = Judgement("leak", "mixed", Fit(400.0, 1.0, 400.0, 400.0, 1_600_000, "leak"),
                       Fit(2000.0, 5.0, 2000.0, 2000.0, 8_000_000, "leak"), "both grow")
     j, said = account(mixed, _figures(free_growth=8_000_000))
-    assert j is mixed and said and said.startswith("allocators: ")
+    assert j is mixed and said and said.startswith("bytes in use +0.0 B/request")
 
 
 @pytest.mark.timeout(300)
@@ -111,4 +111,82 @@ def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
     result = hunt(f"{SERVERS / 'explain_lxml.py'}:app", ["/"], **SHORT)
     route = result.routes[0]
     assert (route.verdict, route.kind) == ("leak", "mixed"), route.judgement.reason
-    assert route.allocator is not None and route.allocator["explanation"].startswith("allocators: ")
+    assert route.allocator is not None and route.allocator["explanation"].startswith("bytes in use +")
+
+
+# -- holders inside libraries and outside Python (parts 0 and 1) -----------------------------
+
+@pytest.fixture(scope="module")
+def library() -> HuntResult:
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar"], **SHORT)
+
+
+@pytest.mark.timeout(300)
+def test_a_library_class_attribute_is_named_from_the_library(library: HuntResult) -> None:
+    route = _route(library, "/session")
+    assert route.verdict == "leak"
+    described = [h.description for h in route.holders]
+    assert any(d.startswith("class cherrypy.lib.sessions.RamSession.cache (dict, ") for d in described), described
+    assert any(d.startswith("class cherrypy.lib.sessions.RamSession.locks (dict, ") for d in described), described
+    top = route.holders[0]
+    assert 0.9 <= top.entries_per_request <= 1.1 and top.source == "roots"
+
+
+@pytest.mark.timeout(300)
+def test_a_contextvar_set_per_request_is_held_by_the_worker_threads_context(library: HuntResult) -> None:
+    route = _route(library, "/contextvar")
+    assert (route.verdict, route.kind) == ("leak", "python"), route.judgement.reason
+    held = [h for h in route.holders if h.source == "outside-python"]
+    assert held, [h.description for h in route.holders]
+    assert all(h.chain[0].startswith("thread memprobe-wsgi") and h.chain[1] == "contextvars context"
+               for h in held)
+    assert "no Python object holds it" in held[0].note
+    # The worker threads share the requests: their contexts add up to one variable per request.
+    assert 0.9 <= sum(h.entries_per_request for h in held) <= 1.1
+    data = library.to_dict()["routes"][1]["holders"][0]
+    assert data["source"] == "outside-python" and data["note"]
+    assert "no Python object holds it" in render(library, "text")
+
+
+@pytest.mark.timeout(300)
+def test_timers_scheduled_per_request_say_when_they_fire() -> None:
+    result = hunt(f"{SERVERS / 'explain_timers.py'}:app", ["/"], **SHORT)
+    route = result.routes[0]
+    top = route.holders[0]
+    assert top.chain[0].startswith("event loop ") and "(thread MainThread)" in top.chain[0]
+    assert top.chain[1] == "scheduled timers"
+    assert top.bounds is not None and top.bounds["timers"] >= 4000
+    assert 3500 <= top.bounds["due_last_s"] <= 3600
+    assert route.judgement.reason.startswith(f"held by {top.bounds['timers']:,} timers due in ")
+    assert "released when they fire" in render(result, "text")
+
+
+# -- will it stop (part 2) --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def capped() -> HuntResult:
+    return hunt(f"{SERVERS / 'explain_bounds.py'}:app", ["/lru", "/deque"], **SHORT)
+
+
+@pytest.mark.timeout(300)
+def test_an_lru_cache_below_its_cap_is_bounded_with_its_ceiling(capped: HuntResult) -> None:
+    route = _route(capped, "/lru")
+    assert route.verdict == "bounded", route.judgement.reason
+    top = route.holders[0]
+    b = top.bounds
+    assert b is not None and b["cap"] == 20000 and b["by"] == "lru_cache maxsize"
+    assert b["ceiling_bytes"] == pytest.approx(20000 * b["bytes_per_entry"], rel=0.01)
+    assert b["requests_to_cap"] == pytest.approx((20000 - top.entries) / top.entries_per_request, rel=0.01)
+    assert route.judgement.reason.startswith("grows until 20,000 entries (lru_cache maxsize), ≈ ")
+    assert "more requests" in route.judgement.reason
+    assert "capped at 20,000 entries" in render(capped, "text")
+
+
+@pytest.mark.timeout(300)
+def test_a_deque_with_maxlen_is_bounded_at_its_cap(capped: HuntResult) -> None:
+    route = _route(capped, "/deque")
+    assert route.verdict == "bounded", route.judgement.reason
+    top = route.holders[0]
+    assert top.bounds is not None and top.bounds["cap"] == 1000 and top.entries == 1000
+    assert top.bounds["requests_to_cap"] == 0
+    assert "full already" in render(capped, "text")

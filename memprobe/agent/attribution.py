@@ -21,7 +21,7 @@ import tracemalloc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from memprobe.agent import allocator, holders
+from memprobe.agent import allocator, backrefs, holders
 from memprobe.results.hunt import Site
 from memprobe.target.usercode import is_user_file
 
@@ -30,7 +30,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 #: threads' module (wsgi_server.py) nor the agent's entry point (__main__.py, under whose
 #: frames Tornado's and uvicorn's event loops run) is in this list: the app runs under them.
 _OWN_FILES = [os.path.join(_HERE, name)
-              for name in ("attribution.py", "control.py", "holders.py", "allocator.py")]
+              for name in ("attribution.py", "control.py", "holders.py", "allocator.py",
+                           "backrefs.py", "bounds.py", "interp.py")]
 
 
 class Tracing:
@@ -206,16 +207,25 @@ class Attributor:
 
 def _chains(sites: list[Site]) -> list[dict[str, Any]]:
     """When no root's container grew: the referrer chain from objects made at the top user
-    sites back to a module (objgraph's find_backref_chain)."""
-    for site in [s for s in sites if s.user][:2]:
-        found = holders.backref_chain(site.file, site.line)
-        if found:
-            chain = found["chain"]
+    sites back to a root (objgraph's find_backref_chain); when the referrers end before any
+    root, one entry saying so (``"source": "outside-python"``)."""
+    outside: dict[str, Any] | None = None
+    for site in ([s for s in sites if s.user] or sites)[:2]:
+        found = backrefs.backref_chain(site.file, site.line)
+        if found is None:
+            continue
+        chain = found["chain"]
+        entry = {"chain": chain, "type": found["type"], "entries_before": 0,
+                 "entries": found["entries"], "entries_per_request": 0.0,
+                 "source": found["source"], "note": found.get("note", "")}
+        if found["source"] != "outside-python":
             return [{"description": holders.describe(chain, found["type"], found["entries"]),
-                     "chain": chain, "type": found["type"], "entries_before": 0,
-                     "entries": found["entries"], "entries_per_request": 0.0,
-                     "source": "referrers"}]
-    return []
+                     **entry}]
+        if outside is None:
+            outside = {"description": f"outside Python: the referrers end at a {found['type'] or 'root'} "
+                                      "no Python object refers to (something in C or in the "
+                                      "interpreter holds it)", **entry}
+    return [outside] if outside else []
 
 
 def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,

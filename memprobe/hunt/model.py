@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from memprobe.results.hunt import Fit, Judgement, Reading
+from memprobe.results.hunt import Fit, Holder, Judgement, Reading
 from memprobe.units import format_bytes
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
@@ -190,7 +190,7 @@ def account(judgement: Judgement, allocator: dict[str, Any] | None) -> tuple[Jud
     if py_free is not None:
         figures += f", pymalloc holds {format_bytes(float(py_free))} free in its arenas"
     if judgement.kind != "native":
-        return judgement, f"allocators: {figures}"
+        return judgement, figures
     if in_use >= ALLOCATOR_SHARE * growth and in_use / per >= USS_FLOOR / 2:
         return judgement, f"the memory is in use, not only resident: {figures}"
     if growth > 0 and held >= ALLOCATOR_SHARE * growth:
@@ -200,3 +200,43 @@ def account(judgement: Judgement, allocator: dict[str, Any] | None) -> tuple[Jud
     return judgement, (f"the growth is neither in use nor held free by glibc's malloc or "
                        f"pymalloc ({figures}): memory mapped outside them (thread stacks, "
                        f"another allocator, a C library's own mmap)")
+
+
+def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
+                 throughput: float = 0.0) -> Judgement:
+    """Fill each capped holder's ceiling (``bytes_per_entry``, ``ceiling_bytes``,
+    ``requests_to_cap``) and judge by the top one: a leak whose top holder has a cap larger
+    than the run reached is ``bounded`` ("grows until ..."); one held by timers says when they
+    fire. ``throughput``: requests per second of the measured rounds."""
+    traced = judgement.traced.slope if judgement.traced else 0.0
+    for h in holders:
+        cap = (h.bounds or {}).get("cap")
+        if not cap or h.entries_per_request <= 0:
+            continue
+        per_entry = h.bounds.get("bytes_per_entry") or traced / h.entries_per_request  # type: ignore[union-attr]
+        h.bounds = {**(h.bounds or {}), "bytes_per_entry": round(max(per_entry, 0.0), 1),
+                    "ceiling_bytes": int(cap * max(per_entry, 0.0)),
+                    "requests_to_cap": max(0, int((cap - h.entries) / h.entries_per_request))}
+    top = holders[0] if holders else None
+    if top is None or judgement.verdict != "leak" or not top.bounds:
+        return judgement
+    b = top.bounds
+    if b.get("cap") and b["requests_to_cap"] > 0 and judgement.kind == "python":
+        reason = (f"grows until {b['cap']:,} entries ({b['by']}), ≈ {format_bytes(b['ceiling_bytes'])}, "
+                  f"after ≈ {b['requests_to_cap']:,} more requests: {top.description} "
+                  f"({judgement.reason})")
+        return Judgement("bounded", "python", judgement.traced, judgement.uss, reason)
+    if b.get("timers"):
+        plateau = ""
+        if throughput > 0 and traced > 0:
+            plateau = (f"; at {throughput:,.0f} requests/s they hold ≈ "
+                       f"{format_bytes(traced * throughput * b['due_last_s'])} when the first fire")
+        reason = (f"held by {b['timers']:,} timers due in {_seconds(b['due_median_s'])} "
+                  f"(the last in {_seconds(b['due_last_s'])}): released when they fire{plateau} "
+                  f"({judgement.reason})")
+        return Judgement(judgement.verdict, judgement.kind, judgement.traced, judgement.uss, reason)
+    return judgement
+
+
+def _seconds(s: float) -> str:
+    return f"{s:,.0f} s"

@@ -226,7 +226,14 @@ class Holder:
     entries_before: int = 0
     entries: int = 0
     entries_per_request: float = 0.0
+    #: ``roots`` (a root's container grew), ``referrers`` (found back from the objects), or
+    #: ``outside-python`` (held where no Python object refers: a thread's context, C code)
     source: str = "roots"
+    #: one sentence more: who holds it when no Python object does, what was searched
+    note: str = ""
+    #: what bounds it: ``cap`` (with ``by``, ``bytes_per_entry``, ``ceiling_bytes``,
+    #: ``requests_to_cap``) or ``timers`` (with ``due_first_s``, ``due_last_s``)
+    bounds: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Holder:
@@ -238,7 +245,8 @@ class Holder:
         """JSON form."""
         return {"description": self.description, "chain": list(self.chain), "type": self.type,
                 "entries_before": self.entries_before, "entries": self.entries,
-                "entries_per_request": round(self.entries_per_request, 4), "source": self.source}
+                "entries_per_request": round(self.entries_per_request, 4), "source": self.source,
+                "note": self.note, "bounds": self.bounds}
 
 
 @dataclass
