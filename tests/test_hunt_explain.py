@@ -6,6 +6,10 @@ also checked on its own, as a pure function.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +194,18 @@ def test_a_deque_with_maxlen_is_bounded_at_its_cap(capped: HuntResult) -> None:
     assert top.bounds is not None and top.bounds["cap"] == 1000 and top.entries == 1000
     assert top.bounds["requests_to_cap"] == 0
     assert "full already" in render(capped, "text")
+
+
+@pytest.mark.timeout(120)
+def test_the_referrer_search_names_a_class_root_and_says_when_only_c_holds_objects() -> None:
+    script = SERVERS / "explain_backrefs.py"
+    env = {**os.environ, "PYTHONPATH": str(SERVERS.parent.parent)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         timeout=100, check=True)
+    found = json.loads(out.stdout)
+    assert found["store"]["chain"] == ["class __main__.Store", ".entries"]
+    assert (found["store"]["type"], found["store"]["entries"]) == ("dict", 50)
+    orphan = found["orphan"]
+    assert orphan["source"] == "outside-python" and orphan["type"] == "dict"
+    assert orphan["note"].startswith("their only referrers are not Python objects")
+    assert "searched 1 level of referrers from 5 objects allocated at explain_backrefs.py:" in orphan["note"]

@@ -15,7 +15,9 @@ what was searched, with ``"source": "outside-python"``.
 from __future__ import annotations
 
 import collections
+import contextvars
 import gc
+import itertools
 import os
 import sys
 import time
@@ -68,17 +70,13 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
     ``type`` and ``entries`` of the biggest container on it and ``source``: ``referrers``, or
     ``outside-python`` with a ``note`` when the referrers end before any root."""
     started = time.monotonic()
-    targets: list[Any] = []
-    for obj in gc.get_objects():
-        tb = tracemalloc.get_object_traceback(obj)
-        if tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb):
-            targets.append(obj)
-            if len(targets) >= max_objects:
-                break
+    targets = _targets(filename, lineno, max_objects)
     if not targets:
         return None
     roots = _roots()
     paths: dict[int, list[Any]] = {id(obj): [obj] for obj in targets}
+    # The search's own lists refer to the objects too: never a holder.
+    mine = {id(p) for p in paths.values()}
     seen = set(paths)
     frontier = list(targets)
     ends: list[list[Any]] = []
@@ -92,7 +90,7 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
         found: dict[int, list[Any]] = {}
         referred: set[int] = set()
         best: tuple[int, list[Any], tuple[str, ...]] | None = None
-        bookkeeping = {id(frontier), id(targets), id(paths), id(found), id(roots), id(ends)}
+        bookkeeping = {id(frontier), id(targets), id(paths), id(found), id(roots), id(ends)} | mine
         for ref in gc.get_referrers(*frontier):
             if id(ref) in bookkeeping or _excluded(ref):
                 continue
@@ -104,6 +102,7 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
                 continue
             seen.add(id(ref))
             path = [ref] + paths[id(children[0])]
+            mine.add(id(path))
             rank, head = _rank(ref, roots)
             if head and (best is None or rank > best[0]):
                 best = (rank, path, head)
@@ -120,6 +119,32 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
         time.monotonic() - started)
 
 
+def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list[Any]:
+    """Objects allocated at ``filename:lineno``, of the type most of them have (a singleton
+    that happened to be made there first is not what grows). Dicts and tuples of atomic values
+    are not tracked by the collector: they are looked for among the tracked objects' referents
+    when no tracked object was made there."""
+    def made_there(obj: Any) -> bool:
+        tb = tracemalloc.get_object_traceback(obj)
+        return tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb)
+
+    found = [o for o in itertools.islice(filter(made_there, gc.get_objects()), sample)]
+    if not found:
+        ids: set[int] = set()
+        for obj in gc.get_objects():
+            for child in gc.get_referents(obj):
+                if (type(child) in (dict, tuple, list) and not gc.is_tracked(child)
+                        and id(child) not in ids and made_there(child)):
+                    ids.add(id(child))
+                    found.append(child)
+            if len(found) >= sample:
+                break
+    if not found:
+        return []
+    common = collections.Counter(type(o) for o in found).most_common(1)[0][0]
+    return [o for o in found if type(o) is common][-wanted:]
+
+
 def _rank(ref: Any, roots: dict[int, tuple[tuple[str, ...], Any]]) -> tuple[int, tuple[str, ...]]:
     if id(ref) in roots:
         return 2, roots[id(ref)][0]
@@ -134,6 +159,17 @@ def _rank(ref: Any, roots: dict[int, tuple[tuple[str, ...], Any]]) -> tuple[int,
 
 def _describe(head: tuple[str, ...], path: list[Any]) -> dict[str, Any]:
     """The chain from a root (``path[0]``), cut at its biggest container."""
+    if type(path[0]) is contextvars.Context:
+        # The context's mapping is a tree of C nodes: named by the variable that holds it.
+        ctx = path[0]
+        held = {id(value): var for var, value in ctx.items()}
+        at = next((i for i, o in enumerate(path) if id(o) in held), None)
+        tail = ([f"[{held[id(path[at])].name}]"] + _steps(path[at:], from_module=False)
+                if at is not None else [])
+        return {"chain": list(head) + tail, "type": "Context", "entries": len(ctx),
+                "source": "outside-python",
+                "note": "no Python object holds it: the thread's interpreter state holds its "
+                        "contextvars context"}
     sizes = [(len(o), i) for i, o in enumerate(path) if i > 0 and issubclass(type(o), _CONTAINERS)
              and not _is_attrs(path[i - 1], o)]
     index = max(sizes)[1] if sizes else len(path) - 1
@@ -150,14 +186,15 @@ def _is_attrs(parent: Any, child: Any) -> bool:
         c is child for c in gc.get_referents(parent.__dict__))
 
 
-def _steps(path: list[Any]) -> list[str]:
+def _steps(path: list[Any], from_module: bool = True) -> list[str]:
+    """The steps from ``path[0]`` down; ``from_module``: ``path[0]`` is a module's globals."""
     steps: list[str] = []
     attrs: set[int] = set()
     for i, (parent, child) in enumerate(zip(path, path[1:])):
         if _is_attrs(parent, child):
             attrs.add(id(child))
             continue
-        steps.append(_step(parent, child, first=i == 0, attrs=id(parent) in attrs))
+        steps.append(_step(parent, child, first=i == 0 and from_module, attrs=id(parent) in attrs))
     return steps
 
 
@@ -207,7 +244,7 @@ def _outside(filename: str, lineno: int, objects: int, levels: int, ends: list[l
     last = end[0]
     kind = type(last).__name__
     size = len(last) if issubclass(type(last), _CONTAINERS) else 0
-    steps = [f"{kind} (referred to by no Python object)"] + _steps(end)
+    steps = [f"{kind} (referred to by no Python object)"] + _steps(end, from_module=False)
     note = (f"their only referrers are not Python objects: the chain ends at a {kind}, which "
             f"something in C or in the interpreter holds; {searched}")
     return {"chain": steps, "type": kind, "entries": size, "source": "outside-python", "note": note}
