@@ -7,7 +7,9 @@ Heapy's walk of the heap allocates, and under deep tracebacks it took 3-4 s inst
 and, for a route that grew, traces one short round ``frames`` deep and answers the allocation
 sites, the growing types and the holders together: the sites from the snapshot diff, grouped by
 the user's first frame; the holders from the roots scans, or, when no root's container grew,
-the referrer chain from objects made at the top user sites back to a module.
+the referrer chain from objects made at the top user sites back to a root (or, when none holds
+them, where the referrers end). Right after the measured rounds it also reads what the
+allocators hold (:mod:`memprobe.agent.allocator`) and calls ``malloc_trim(0)``.
 
 The agent runs it in the child; the in-process probe runs it in the test process.
 """

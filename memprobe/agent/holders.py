@@ -3,13 +3,17 @@
 Two ideas, both from objgraph:
 
 * **roots scan**: walk from the places a leak usually hangs from - module globals of the user's
-  modules, class attributes, function defaults and closures, ``functools.lru_cache`` wrappers,
-  the logging manager's loggers and their handlers - down a few levels of containers and instance
-  attributes, and record each container's size. Scanning at the baseline and at the end and
+  modules (their dunder registries too), class attributes (of the libraries' classes they
+  import as well), function defaults and closures, ``functools.lru_cache`` wrappers, the logging
+  manager's loggers and their handlers, each thread's contextvars context, the event loops'
+  scheduled callbacks, the ``re`` and ``fnmatch`` caches and the interpreter's registries - down
+  a few levels of containers and instance attributes, and record each container's size (and its
+  cap or timers, :mod:`memprobe.agent.bounds`). Scanning at the baseline and at the end and
   comparing by path names the container that grew, as a user would: ``module leaky.py, global
   _cache (dict, 3,000 entries)``.
-* **back-reference chain**: from objects allocated at a growing allocation site, the shortest
-  chain of referrers back to a module, for holders the roots scan does not reach.
+* **back-reference chain** (:mod:`memprobe.agent.backrefs`): from objects allocated at a growing
+  allocation site, the shortest chain of referrers back to a root, for holders the roots scan
+  does not reach.
 
 Growing types come from Heapy's ``bytype`` (guppy3) or ``gc.get_objects()`` type counts
 (objgraph's ``show_growth``).
