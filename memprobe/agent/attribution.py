@@ -7,7 +7,9 @@ Heapy's walk of the heap allocates, and under deep tracebacks it took 3-4 s inst
 and, for a route that grew, traces one short round ``frames`` deep and answers the allocation
 sites, the growing types and the holders together: the sites from the snapshot diff, grouped by
 the user's first frame; the holders from the roots scans, or, when no root's container grew,
-the referrer chain from objects made at the top user sites back to a module.
+the referrer chain from objects made at the top user sites back to a root (or, when none holds
+them, where the referrers end). Right after the measured rounds it also reads what the
+allocators hold (:mod:`memprobe.agent.allocator`) and calls ``malloc_trim(0)``.
 
 The agent runs it in the child; the in-process probe runs it in the test process.
 """
@@ -21,7 +23,7 @@ import tracemalloc
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from memprobe.agent import holders
+from memprobe.agent import allocator, backrefs, holders
 from memprobe.results.hunt import Site
 from memprobe.target.usercode import is_user_file
 
@@ -29,7 +31,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 #: Allocations made by the agent's own control thread are not the app's. Neither the server
 #: threads' module (wsgi_server.py) nor the agent's entry point (__main__.py, under whose
 #: frames Tornado's and uvicorn's event loops run) is in this list: the app runs under them.
-_OWN_FILES = [os.path.join(_HERE, name) for name in ("attribution.py", "control.py", "holders.py")]
+_OWN_FILES = [os.path.join(_HERE, name)
+              for name in ("attribution.py", "control.py", "holders.py", "allocator.py",
+                           "backrefs.py", "bounds.py", "interp.py")]
 
 
 class Tracing:
@@ -86,6 +90,8 @@ class Attributor:
         self._grown_types: list[dict[str, Any]] = []
         self._base: tracemalloc.Snapshot | None = None
         self._timings: dict[str, float] = {}
+        self._alloc_base: allocator.State | None = None
+        self._allocator: dict[str, Any] | None = None
 
     def collect(self) -> None:
         """Garbage collected twice: objects freed by the first pass's finalizers become
@@ -100,6 +106,7 @@ class Attributor:
         warm-up made (and later replaced) are traced too."""
         self.tracing.restart(1)
         self._grown, self._grown_types, self._base, self._timings = [], [], None, {}
+        self._alloc_base, self._allocator = None, None
         return traced()
 
     def end(self) -> dict[str, int]:
@@ -116,6 +123,9 @@ class Attributor:
         self._roots = holders.scan_roots() if self.with_holders else {}
         self._types = holders.type_stats() if self.with_types else {}
         self.collect()
+        # After the scans: what they allocated and freed is in the allocators' free bytes at
+        # the baseline too, so retention is never overstated by them.
+        self._alloc_base = allocator.read()
         return traced()
 
     def measure(self) -> dict[str, int]:
@@ -128,13 +138,27 @@ class Attributor:
         baseline, per request of the ``requests`` measured."""
         self.collect()
         t0 = time.perf_counter()
+        if self._alloc_base is not None:
+            # Before the scans, and before the attribution round: the allocators as the
+            # measured rounds left them, then what malloc_trim(0) gives back.
+            end = allocator.read()
+            trimmed = allocator.trim()
+            if self.tracing.owned:
+                # pymalloc's arenas can only be read untraced; the attribution round restarts
+                # tracing (deeper) anyway, and the scans below do not need it.
+                self.tracing.stop()
+                allocator.pymalloc_arenas(end)
+            self._allocator = allocator.compare(self._alloc_base, end, trimmed, requests)
+            self._alloc_base = None
+        t_alloc = time.perf_counter()
         if self.with_types:
             self._grown_types = holders.grown_types(self._types, holders.type_stats(), requests)
         t1 = time.perf_counter()
         if self.with_holders:
             self._grown = holders.grown(self._roots, holders.scan_roots(), requests)
         t2 = time.perf_counter()
-        self._timings.update(types=round(t1 - t0, 3), roots=round(t2 - t1, 3))
+        self._timings.update(allocator=round(t_alloc - t0, 3), types=round(t1 - t_alloc, 3),
+                             roots=round(t2 - t1, 3))
         self._roots, self._types = {}, {}
         return {**traced(), "holders": len(self._grown), "types": len(self._grown_types)}
 
@@ -165,7 +189,7 @@ class Attributor:
             found = _chains(sites)
             self._timings["chains"] = round(time.perf_counter() - t0, 3)
         return {"sites": [s.to_dict() for s in sites], "types": list(self._grown_types),
-                "holders": found, "timings_s": dict(self._timings)}
+                "holders": found, "timings_s": dict(self._timings), "allocator": self._allocator}
 
     def sites(self, base: tracemalloc.Snapshot, end: tracemalloc.Snapshot,
               requests: int) -> list[Site]:
@@ -191,16 +215,25 @@ class Attributor:
 
 def _chains(sites: list[Site]) -> list[dict[str, Any]]:
     """When no root's container grew: the referrer chain from objects made at the top user
-    sites back to a module (objgraph's find_backref_chain)."""
-    for site in [s for s in sites if s.user][:2]:
-        found = holders.backref_chain(site.file, site.line)
-        if found:
-            chain = found["chain"]
+    sites back to a root (objgraph's find_backref_chain); when the referrers end before any
+    root, one entry saying so (``"source": "outside-python"``)."""
+    outside: dict[str, Any] | None = None
+    for site in ([s for s in sites if s.user] or sites)[:2]:
+        found = backrefs.backref_chain(site.file, site.line)
+        if found is None:
+            continue
+        chain = found["chain"]
+        entry = {"chain": chain, "type": found["type"], "entries_before": 0,
+                 "entries": found["entries"], "entries_per_request": 0.0,
+                 "source": found["source"], "note": found.get("note", "")}
+        if found["source"] != "outside-python":
             return [{"description": holders.describe(chain, found["type"], found["entries"]),
-                     "chain": chain, "type": found["type"], "entries_before": 0,
-                     "entries": found["entries"], "entries_per_request": 0.0,
-                     "source": "referrers"}]
-    return []
+                     **entry}]
+        if outside is None:
+            outside = {"description": f"outside Python: the referrers end at a {found['type'] or 'root'} "
+                                      "no Python object refers to (something in C or in the "
+                                      "interpreter holds it)", **entry}
+    return [outside] if outside else []
 
 
 def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,

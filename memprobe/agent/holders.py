@@ -3,13 +3,17 @@
 Two ideas, both from objgraph:
 
 * **roots scan**: walk from the places a leak usually hangs from - module globals of the user's
-  modules, class attributes, function defaults and closures, ``functools.lru_cache`` wrappers,
-  the logging manager's loggers and their handlers - down a few levels of containers and instance
-  attributes, and record each container's size. Scanning at the baseline and at the end and
+  modules (their dunder registries too), class attributes (of the libraries' classes they
+  import as well), function defaults and closures, ``functools.lru_cache`` wrappers, the logging
+  manager's loggers and their handlers, each thread's contextvars context, the event loops'
+  scheduled callbacks, the ``re`` and ``fnmatch`` caches and the interpreter's registries - down
+  a few levels of containers and instance attributes, and record each container's size (and its
+  cap or timers, :mod:`memprobe.agent.bounds`). Scanning at the baseline and at the end and
   comparing by path names the container that grew, as a user would: ``module leaky.py, global
   _cache (dict, 3,000 entries)``.
-* **back-reference chain**: from objects allocated at a growing allocation site, the shortest
-  chain of referrers back to a module, for holders the roots scan does not reach.
+* **back-reference chain** (:mod:`memprobe.agent.backrefs`): from objects allocated at a growing
+  allocation site, the shortest chain of referrers back to a root, for holders the roots scan
+  does not reach.
 
 Growing types come from Heapy's ``bytype`` (guppy3) or ``gc.get_objects()`` type counts
 (objgraph's ``show_growth``).
@@ -17,16 +21,18 @@ Growing types come from Heapy's ``bytype`` (guppy3) or ``gc.get_objects()`` type
 from __future__ import annotations
 
 import collections
+import contextvars
 import gc
 import logging
 import os
 import sys
-import tracemalloc
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
+from memprobe.agent import bounds, interp
 from memprobe.target.usercode import is_user_file
 
 _CONTAINERS = (dict, list, set, frozenset, collections.deque, bytearray)
@@ -35,6 +41,8 @@ _PROXIES = {"LocalProxy", "_ProxyLookup", "ContextVar", "proxy", "weakproxy", "C
 _MAX_DEPTH = 5
 _MAX_CHILDREN = 64
 _MAX_NODES = 40_000
+#: roots every library uses: their growth is the app's only when it keeps pace with requests
+_SHARED_ROOTS = ("interpreter", "module re", "module fnmatch")
 
 
 #: Whether ``__main__`` is the user's script: in a process memprobe attached to (``python
@@ -60,10 +68,12 @@ class Node:
     chain: tuple[str, ...]
     type_name: str
     size: int
+    #: what bounds it (:func:`memprobe.agent.bounds.bounds`): a cap, timers due
+    bounds: dict[str, Any] | None = None
 
 
 def _size(obj: Any) -> int | None:
-    if issubclass(type(obj), _CONTAINERS):
+    if issubclass(type(obj), _CONTAINERS) or type(obj) is contextvars.Context:
         return len(obj)
     info = getattr(obj, "cache_info", None)
     if callable(info) and hasattr(obj, "cache_clear"):
@@ -86,7 +96,9 @@ class _Walker:
         self.seen: set[int] = set()
         self.budget = _MAX_NODES
 
-    def walk(self, obj: Any, chain: tuple[str, ...], depth: int = 0) -> None:
+    def walk(self, obj: Any, chain: tuple[str, ...], depth: int = 0,
+             cap: dict[str, Any] | None = None) -> None:
+        """``cap``: the cap the object owning ``obj`` keeps on it (a cache's threshold)."""
         if self.budget <= 0 or id(obj) in self.seen:
             return
         cls = type(obj)  # not isinstance: proxies (werkzeug's `request`) lie about __class__
@@ -97,18 +109,27 @@ class _Walker:
         try:
             size = _size(obj)
             if size is not None:
-                self.nodes[chain] = Node(chain, _type_name(obj), size)
+                found = bounds.bounds(obj) or (cap if isinstance(obj, dict) else None)
+                if found and isinstance(obj, dict) and "cap" in found:
+                    found = {**found, "bytes_per_entry": bounds.dict_per_entry(obj)}
+                self.nodes[chain] = Node(chain, _type_name(obj), size, found)
             if depth >= _MAX_DEPTH:
                 return
             children = list(_children(obj))
+            owned = None if size is not None else bounds.owner_cap(obj)
         except Exception:  # an object whose attributes run code that fails outside a request
             return
         for step, child in children:
-            self.walk(child, chain + (step,), depth + 1)
+            self.walk(child, chain + (step,), depth + 1, owned)
 
 
 def _children(obj: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(obj, dict):
+    if type(obj) is contextvars.Context:
+        for i, (var, value) in enumerate(list(obj.items())):
+            if i >= _MAX_CHILDREN:
+                break
+            yield f"[{var.name}]", value
+    elif isinstance(obj, dict):
         for i, (key, value) in enumerate(list(obj.items())):
             if i >= _MAX_CHILDREN:
                 break
@@ -145,19 +166,62 @@ def _module_label(module: ModuleType) -> str:
 
 
 def scan_roots() -> dict[tuple[str, ...], Node]:
-    """Sizes of the containers reachable from the usual roots, keyed by their chain."""
+    """Sizes of the containers reachable from the usual roots, keyed by their chain: the user's
+    modules' globals (dunder registries such as ``__warningregistry__`` too) and the classes
+    they import from libraries, the logging manager, each thread's contextvars context, the
+    event loops' scheduled callbacks and the interpreter's registries."""
     walker = _Walker()
     for module in user_modules():
         mod = _module_label(module)
         for name, value in list(vars(module).items()):
-            if name.startswith("__") and name.endswith("__"):
+            if name.startswith("__") and name.endswith("__") and (
+                    name == "__builtins__" or not isinstance(value, (dict, list, set))):
                 continue
             try:
                 _scan_global(walker, module, mod, name, value)
             except Exception:  # a proxy or descriptor that only works inside a request
                 continue
     _scan_logging(walker)
+    _scan_interpreter(walker)
     return walker.nodes
+
+
+def _scan_interpreter(walker: _Walker) -> None:
+    """Roots only the interpreter holds: threads' contexts, event loops, registries."""
+    for thread, ctx in interp.thread_contexts():
+        walker.walk(ctx, (f"thread {thread}", "contextvars context"))
+    for loop in interp.event_loops():
+        label = (f"event loop {type(loop).__module__}.{type(loop).__qualname__} "
+                 f"(thread {interp.loop_thread(loop)})")
+        walker.walk(loop, (label,))
+        # uvloop keeps its timers in C-level attributes: reached as the loop's referents.
+        for i, ref in enumerate(gc.get_referents(loop)):
+            if issubclass(type(ref), _CONTAINERS) and id(ref) not in walker.seen:
+                what = "scheduled timers" if any(interp.is_timer(x) for x in list(ref)[:8]) else ""
+                walker.walk(ref, (label, what or f"({type(ref).__name__} {i})"))
+    for name, cache in (("re", "_cache"), ("fnmatch", "_compile_pattern")):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, cache):
+            value = getattr(module, cache)
+            tail = ("lru_cache",) if _is_lru(value) else ()
+            walker.walk(value, (f"module {name}", f"{'function' if tail else 'global'} {cache}") + tail)
+    for name, size in registries().items():
+        walker.nodes[("interpreter", name)] = Node(("interpreter", name), "registry", size)
+
+
+def registries() -> dict[str, int]:
+    """The sizes of the interpreter's registries, some of which only C can see (atexit's
+    callbacks), each read where it can be."""
+    import atexit
+    import copyreg
+    import weakref
+    out = {"atexit callbacks": atexit._ncallbacks(), "gc.callbacks": len(gc.callbacks),
+           "weakref.finalize registry": len(getattr(weakref.finalize, "_registry", {})),
+           "threads alive (threading._active)": len(threading._active),  # type: ignore[attr-defined]
+           "sys.modules": len(sys.modules),
+           "sys.path_importer_cache": len(sys.path_importer_cache),
+           "copyreg.dispatch_table": len(copyreg.dispatch_table)}
+    return out
 
 
 def _scan_global(walker: _Walker, module: ModuleType, mod: str, name: str, value: Any) -> None:
@@ -166,6 +230,10 @@ def _scan_global(walker: _Walker, module: ModuleType, mod: str, name: str, value
         return
     if issubclass(cls, type) and getattr(value, "__module__", None) == module.__name__:
         _scan_class(walker, mod, value)
+    elif issubclass(cls, type):
+        # A library's class the user imported: its class attributes are a store shared by
+        # every instance (CherryPy's RamSession.cache), named from the library.
+        _scan_class(walker, f"class {value.__module__}.{value.__qualname__}", value, named=True)
     elif cls is FunctionType and value.__module__ == module.__name__:
         _scan_function(walker, (mod, f"function {value.__qualname__}"), value)
     elif _is_lru(value):
@@ -179,17 +247,20 @@ def _is_lru(obj: Any) -> bool:
         callable(getattr(obj, "cache_info", None)) and hasattr(obj, "cache_clear"))
 
 
-def _scan_class(walker: _Walker, mod: str, cls: type) -> None:
+def _scan_class(walker: _Walker, mod: str, cls: type, named: bool = False) -> None:
+    """``named``: ``mod`` already names the class (a library's, imported by the user)."""
+    head = (mod,) if named else (mod, f"class {cls.__qualname__}")
     for attr, value in list(vars(cls).items()):
         if attr.startswith("__") and attr.endswith("__"):
             continue
         raw = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
         if isinstance(raw, FunctionType):
-            _scan_function(walker, (mod, f"function {raw.__qualname__}"), raw)
+            if not named:
+                _scan_function(walker, (mod, f"function {raw.__qualname__}"), raw)
         elif _is_lru(raw):
-            walker.walk(raw, (mod, f"class {cls.__qualname__}", f"method {attr}", "lru_cache"))
+            walker.walk(raw, head + (f"method {attr}", "lru_cache"))
         elif not isinstance(raw, (property, type)):
-            walker.walk(raw, (mod, f"class {cls.__qualname__}", f"attribute {attr}"))
+            walker.walk(raw, head + ((f".{attr}",) if named else (f"attribute {attr}",)))
 
 
 def _scan_function(walker: _Walker, chain: tuple[str, ...], fn: FunctionType) -> None:
@@ -227,6 +298,9 @@ def grown(before: dict[tuple[str, ...], Node], after: dict[tuple[str, ...], Node
         delta = node.size - (old.size if old else 0)
         if old is None or delta <= 0:
             continue
+        if chain[0] in _SHARED_ROOTS and delta < max(2, requests // 20):
+            continue  # a module imported lazily, a pattern compiled by a library now and then
+        outside = chain[0].startswith("thread ") and chain[1:2] == ("contextvars context",)
         out.append({
             "description": describe(chain, node.type_name, node.size),
             "chain": list(chain),
@@ -234,7 +308,11 @@ def grown(before: dict[tuple[str, ...], Node], after: dict[tuple[str, ...], Node
             "entries_before": old.size,
             "entries": node.size,
             "entries_per_request": delta / requests if requests else 0.0,
-            "source": "roots",
+            # A thread's context is held by its C-level thread state, not by a Python object.
+            "source": "outside-python" if outside else "roots",
+            "note": ("no Python object holds it: the thread's interpreter state holds its "
+                     "contextvars context" if outside else ""),
+            **({"bounds": node.bounds} if node.bounds else {}),
         })
     # A child container nested in one that also grew is the more precise holder; keep both,
     # the bigger growth first.
@@ -303,96 +381,3 @@ def grown_types(before: dict[str, list[int]], after: dict[str, list[int]], reque
                         "bytes_per_request": (size - old_size) / per})
     out.sort(key=lambda t: (-(t["bytes"] - t["bytes_before"]), -(t["count"] - t["count_before"])))
     return [t for t in out if t["count"] - t["count_before"] >= max(2, per // 100)][:limit]
-
-
-def backref_chain(filename: str, lineno: int, max_objects: int = 5,
-                  max_depth: int = 12) -> dict[str, Any] | None:
-    """The shortest referrer chain from a module to objects allocated at ``filename:lineno``.
-
-    objgraph's ``find_backref_chain``, breadth-first over referrers from objects whose
-    tracemalloc traceback includes that line, until a module's ``__dict__`` is reached. Each
-    level is one ``gc.get_referrers`` call for the whole frontier (one pass over the heap), so
-    the search costs ``max_depth`` passes at most. Answers the chain's steps and the biggest
-    container on it, the one that most likely grows.
-    """
-    targets: list[Any] = []
-    for obj in gc.get_objects():
-        tb = tracemalloc.get_object_traceback(obj)
-        if tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb):
-            targets.append(obj)
-            if len(targets) >= max_objects:
-                break
-    if not targets:
-        return None
-    module_dicts = {id(vars(m)): m for m in list(sys.modules.values()) if isinstance(m, ModuleType)}
-    paths: dict[int, list[Any]] = {id(obj): [obj] for obj in targets}
-    seen = set(paths)
-    frontier = list(targets)
-    for _ in range(max_depth):
-        wanted = {id(o) for o in frontier}
-        found: dict[int, list[Any]] = {}
-        bookkeeping = {id(frontier), id(targets), id(paths), id(found)}
-        for ref in gc.get_referrers(*frontier):
-            if id(ref) in seen or id(ref) in bookkeeping or _is_frame_like(ref):
-                continue
-            child = next((c for c in gc.get_referents(ref) if id(c) in wanted), None)
-            if child is None:
-                continue
-            seen.add(id(ref))
-            path = [ref] + paths[id(child)]
-            if id(ref) in module_dicts:
-                return _describe_chain(module_dicts[id(ref)], path)
-            found[id(ref)] = path
-        if not found:
-            return None
-        paths.update(found)
-        frontier = [p[0] for p in list(found.values())[:500]]
-    return None
-
-
-def _describe_chain(module: ModuleType, path: list[Any]) -> dict[str, Any]:
-    steps = _chain_steps(module, path)
-    # The container with the most entries on the way is the one that grows per request.
-    sizes = [(len(o), i) for i, o in enumerate(path) if issubclass(type(o), _CONTAINERS)
-             and i > 0 and getattr(path[i - 1], "__dict__", None) is not o]
-    if not sizes:
-        return {"chain": steps, "type": type(path[-1]).__name__, "entries": 0}
-    size, index = max(sizes)
-    # steps has one entry per edge (minus __dict__ hops), so cut by walking the path again
-    kept = _chain_steps(module, path[:index + 1])
-    return {"chain": kept, "type": type(path[index]).__name__, "entries": size}
-
-
-def _is_frame_like(obj: Any) -> bool:
-    return type(obj).__name__ in ("frame", "cell", "generator", "coroutine")
-
-
-def _chain_steps(module: ModuleType, path: list[Any]) -> list[str]:
-    steps = [_module_label(module)]
-    attrs_of: set[int] = set()  # ids of dicts that are some object's __dict__
-    for i, (parent, child) in enumerate(zip(path, path[1:])):
-        if getattr(parent, "__dict__", None) is child:
-            attrs_of.add(id(child))
-            continue
-        steps.append(_step(parent, child, first=i == 0, attrs=id(parent) in attrs_of))
-    return steps
-
-
-def _step(parent: Any, child: Any, first: bool, attrs: bool) -> str:
-    if isinstance(parent, dict):
-        for key, value in parent.items():
-            if value is child:
-                if first:
-                    return f"global {key}"
-                return f".{key}" if attrs else f"[{_short_repr(key)}]"
-        return "(a dict key)"
-    if isinstance(parent, (list, tuple, collections.deque)):
-        for i, value in enumerate(parent):
-            if value is child:
-                return f"[{i}]"
-    attrs_dict = getattr(parent, "__dict__", None)
-    if isinstance(attrs_dict, dict):
-        for key, value in attrs_dict.items():
-            if value is child:
-                return f".{key}"
-    return f"-> {type(child).__name__}"

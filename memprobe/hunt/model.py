@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-from memprobe.results.hunt import Fit, Judgement, Reading, memory_name
+from memprobe.results.hunt import Fit, Holder, Judgement, Reading, memory_name
+from memprobe.units import format_bytes
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
 TRACED_FLOOR = 4.0
@@ -150,3 +152,92 @@ def _reason(verdict: str, kind: str | None, traced: Fit | None, uss: Fit | None,
     return f"no growth beyond noise ({both})"
 
 
+
+
+#: The share of the USS growth that must be in the allocators' in-use bytes for a native leak,
+#: or in their free bytes (or given back by malloc_trim) for allocator retention.
+ALLOCATOR_SHARE = 0.5
+
+
+def account(judgement: Judgement, allocator: dict[str, Any] | None) -> tuple[Judgement, str | None]:
+    """A native verdict weighed against what the allocators hold (``allocator``: the agent's
+    :func:`memprobe.agent.allocator.compare`): USS growth the allocators hold free, with their
+    bytes in use flat, is allocator retention, not a leak (verdict ``bounded``, kind
+    ``retention``). Answers the judgement (the same one when nothing changes) and one sentence
+    saying what the allocators showed (None when there is nothing to say)."""
+    uss = judgement.uss
+    if allocator is None or uss is None or judgement.verdict == "clean":
+        return judgement, None
+    if not allocator.get("glibc"):
+        return judgement, (f"the allocator check was not available: the C library is "
+                           f"{allocator.get('libc') or 'unknown'}, not glibc")
+    requests = int(allocator.get("requests") or 0)
+    if requests <= 0:
+        return judgement, None
+    per = float(requests)
+    growth = max(uss.slope * per, 0.0)
+    in_use = float(allocator.get("in_use_growth") or 0)
+    free = float(allocator.get("free_growth") or 0)
+    released = float(allocator.get("trim_released") or 0)
+    # pymalloc's arenas are read at the end only (not while tracemalloc traces): the growth
+    # outside glibc's arenas that pymalloc's free space could hold.
+    outside = float(allocator.get("outside_glibc_growth") or 0)
+    py_free = allocator.get("pymalloc_free")
+    py_held = min(float(py_free), max(outside, 0.0)) if py_free is not None else 0.0
+    held = max(free, released, py_held)
+    figures = (f"bytes in use {in_use / per:+.1f} B/request, held free {free / per:+.1f} "
+               f"B/request in glibc's arenas, malloc_trim(0) gave back "
+               f"{format_bytes(max(released, 0.0))}")
+    if py_free is not None:
+        figures += f", pymalloc holds {format_bytes(float(py_free))} free in its arenas"
+    if judgement.kind != "native":
+        return judgement, figures
+    if in_use >= ALLOCATOR_SHARE * growth and in_use / per >= USS_FLOOR / 2:
+        return judgement, f"the memory is in use, not only resident: {figures}"
+    if growth > 0 and held >= ALLOCATOR_SHARE * growth:
+        reason = (f"allocator retention, not a leak: USS {uss.slope:+.1f} B/request, but the "
+                  f"allocators' {figures}")
+        return Judgement("bounded", "retention", judgement.traced, uss, reason), reason
+    return judgement, (f"the growth is neither in use nor held free by glibc's malloc or "
+                       f"pymalloc ({figures}): memory mapped outside them (thread stacks, "
+                       f"another allocator, a C library's own mmap)")
+
+
+def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
+                 throughput: float = 0.0) -> Judgement:
+    """Fill each capped holder's ceiling (``bytes_per_entry``, ``ceiling_bytes``,
+    ``requests_to_cap``) and judge by the top one: a leak whose top holder has a cap larger
+    than the run reached is ``bounded`` ("grows until ..."); one held by timers says when they
+    fire. ``throughput``: requests per second of the measured rounds."""
+    traced = judgement.traced.slope if judgement.traced else 0.0
+    for h in holders:
+        cap = (h.bounds or {}).get("cap")
+        if not cap or h.entries_per_request <= 0:
+            continue
+        per_entry = h.bounds.get("bytes_per_entry") or traced / h.entries_per_request  # type: ignore[union-attr]
+        h.bounds = {**(h.bounds or {}), "bytes_per_entry": round(max(per_entry, 0.0), 1),
+                    "ceiling_bytes": int(cap * max(per_entry, 0.0)),
+                    "requests_to_cap": max(0, int((cap - h.entries) / h.entries_per_request))}
+    top = holders[0] if holders else None
+    if top is None or judgement.verdict != "leak" or not top.bounds:
+        return judgement
+    b = top.bounds
+    if b.get("cap") and b["requests_to_cap"] > 0 and judgement.kind == "python":
+        reason = (f"grows until {b['cap']:,} entries ({b['by']}), ≈ {format_bytes(b['ceiling_bytes'])}, "
+                  f"after ≈ {b['requests_to_cap']:,} more requests: {top.description} "
+                  f"({judgement.reason})")
+        return Judgement("bounded", "python", judgement.traced, judgement.uss, reason)
+    if b.get("timers"):
+        plateau = ""
+        if throughput > 0 and traced > 0:
+            plateau = (f"; at {throughput:,.0f} requests/s they hold ≈ "
+                       f"{format_bytes(traced * throughput * b['due_last_s'])} when the first fire")
+        reason = (f"held by {b['timers']:,} timers due in {_seconds(b['due_median_s'])} "
+                  f"(the last in {_seconds(b['due_last_s'])}): released when they fire{plateau} "
+                  f"({judgement.reason})")
+        return Judgement(judgement.verdict, judgement.kind, judgement.traced, judgement.uss, reason)
+    return judgement
+
+
+def _seconds(s: float) -> str:
+    return f"{s:,.0f} s"

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
-from memprobe.hunt.model import judge
+from memprobe.hunt.model import account, judge, will_it_stop
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
@@ -241,14 +241,21 @@ class _Route:
 
     def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
+        allocator = attribution.allocator
+        load = _load_summary(self.total)
+        judgement = will_it_stop(judgement, attribution.holders, self.readings[-1].requests,
+                                 float(load["throughput_rps"]))
+        judgement, said = account(judgement, allocator)
+        if allocator is not None and said:
+            allocator = {**allocator, "explanation": said}
         if self.bad:
             notes.insert(0, f"{self.route}: answered "
                          + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
         return RouteResult(judgement=judgement, readings=self.readings, sites=attribution.sites,
                            types=attribution.types, holders=attribution.holders, route=self.route,
-                           load=_load_summary(self.total), duration_s=time.monotonic() - self.t0, notes=notes,
+                           load=load, duration_s=time.monotonic() - self.t0, notes=notes,
                            timings_s=attribution.timings_s, workers=self.probe.processes(),
-                           memory=self.probe.memory)
+                           memory=self.probe.memory, allocator=allocator)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from memprobe.render import renders
 from memprobe.render.terminal import to_text
-from memprobe.results.hunt import HuntResult, Rate, RouteResult, Site, WorkerResult
+from memprobe.results.hunt import Holder, HuntResult, Rate, RouteResult, Site, WorkerResult
 from memprobe.units import format_bytes
 
 _STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green"}
@@ -160,6 +160,12 @@ def _workers_table(result: HuntResult) -> Table:
     return table
 
 
+def allocator_sentence(r: RouteResult) -> str:
+    """What glibc's malloc and pymalloc showed for ``r``, in one sentence (empty when they
+    were not read)."""
+    return str((r.allocator or {}).get("explanation") or "")
+
+
 def _route_detail(r: RouteResult) -> Group:
     kind = f" ({r.kind})" if r.kind else ""
     lines: list[Any] = [Text(f"{r.route}: {r.verdict}{kind}: {r.judgement.reason}",
@@ -170,6 +176,9 @@ def _route_detail(r: RouteResult) -> Group:
         lines.append(Text("  no Python allocation explains it: the memory comes from outside Python's "
                           "allocators (a C extension, ctypes, a native library); tracemalloc cannot "
                           "name its line", style="dim"))
+    said = allocator_sentence(r)
+    if said and said != r.judgement.reason:
+        lines.append(Text(f"  allocators: {said}"))
     if r.sites:
         lines.append(Text("  where it was allocated (growth per request, deep-traced round):"))
         for i, site in enumerate(r.sites[:_SITES_SHOWN], 1):
@@ -190,10 +199,36 @@ def _route_detail(r: RouteResult) -> Group:
     if r.holders:
         lines.append(Text("  held by:"))
         for h in r.holders[:3]:
-            growth = (f": {h.entries_per_request:+.2f} entries/request" if h.source != "referrers"
-                      else " (found from the objects back to a module)")
-            lines.append(Text(f"    {h.description}{growth}"))
+            lines.append(Text(f"    {h.description}{_growth(h)}"))
+            for extra in (h.note, bounds_sentence(h)):
+                if extra:
+                    lines.append(Text(f"      {extra}", style="dim"))
     return Group(*lines)
+
+
+def _growth(h: Holder) -> str:
+    if h.source == "referrers":
+        return " (found from the objects back to a root)"
+    if h.entries_per_request:
+        return f": {h.entries_per_request:+.2f} entries/request"
+    return ""
+
+
+def bounds_sentence(h: Holder) -> str:
+    """What bounds a holder, in one sentence: its cap and ceiling, or its timers."""
+    b = h.bounds or {}
+    if b.get("cap"):
+        text = f"capped at {b['cap']:,} entries ({b.get('by', 'a cap')})"
+        if b.get("ceiling_bytes") is not None:
+            text += (f": {h.entries:,} now, ≈ {format_bytes(b.get('bytes_per_entry') or 0)} each, "
+                     f"≈ {format_bytes(b['ceiling_bytes'])} when full")
+            left = b.get("requests_to_cap")
+            text += (f", after ≈ {left:,} more requests" if left else ", full already")
+        return text
+    if b.get("timers"):
+        return (f"held by {b['timers']:,} timers due in {b.get('due_median_s', 0):,.0f} s "
+                f"(the last in {b.get('due_last_s', 0):,.0f} s): released when they fire")
+    return ""
 
 
 @renders("markdown", "hunt")
@@ -228,6 +263,9 @@ def markdown(result: HuntResult) -> str:
             continue
         out += ["", f"## `{r.route}`: {r.verdict}" + (f" ({r.kind})" if r.kind else ""),
                 "", r.judgement.reason]
+        said = allocator_sentence(r)
+        if said and said != r.judgement.reason:
+            out += ["", f"Allocators: {said}"]
         if r.sites:
             out += ["", "| # | site | B/request | blocks/request | code |", "|---:|---|---:|---:|---|"]
             for i, s in enumerate(r.sites[:_SITES_SHOWN], 1):
@@ -240,6 +278,8 @@ def markdown(result: HuntResult) -> str:
                 f"`{t['type']}` {t['count_per_request']:+.2f}/request" for t in r.types[:5])]
         if r.holders:
             out += ["", "Held by:", ""]
-            out += [f"- {h.description}: {h.entries_per_request:+.2f} entries/request" for h in r.holders[:3]]
+            for h in r.holders[:3]:
+                more = "; ".join(x for x in (h.note, bounds_sentence(h)) if x)
+                out.append(f"- {h.description}{_growth(h)}" + (f" ({more})" if more else ""))
     out += ["", _verdict_line(result), ""]
     return "\n".join(out)

@@ -234,7 +234,14 @@ class Holder:
     entries_before: int = 0
     entries: int = 0
     entries_per_request: float = 0.0
+    #: ``roots`` (a root's container grew), ``referrers`` (found back from the objects), or
+    #: ``outside-python`` (held where no Python object refers: a thread's context, C code)
     source: str = "roots"
+    #: one sentence more: who holds it when no Python object does, what was searched
+    note: str = ""
+    #: what bounds it: ``cap`` (with ``by``, ``bytes_per_entry``, ``ceiling_bytes``,
+    #: ``requests_to_cap``) or ``timers`` (with ``due_first_s``, ``due_last_s``)
+    bounds: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Holder:
@@ -246,7 +253,8 @@ class Holder:
         """JSON form."""
         return {"description": self.description, "chain": list(self.chain), "type": self.type,
                 "entries_before": self.entries_before, "entries": self.entries,
-                "entries_per_request": round(self.entries_per_request, 4), "source": self.source}
+                "entries_per_request": round(self.entries_per_request, 4), "source": self.source,
+                "note": self.note, "bounds": self.bounds}
 
 
 @dataclass
@@ -350,6 +358,9 @@ class RouteResult(Judged):
     #: ``pss`` summed over a server's processes (pages a master shares with its workers are
     #: counted once)
     memory: str = "uss"
+    #: what glibc's malloc and pymalloc held after the rounds, in use and free, what
+    #: ``malloc_trim(0)`` gave back, and ``explanation``: one sentence (None when not read)
+    allocator: dict[str, Any] | None = None
 
     @property
     def memory_name(self) -> str:
@@ -381,6 +392,7 @@ class RouteResult(Judged):
             "notes": list(self.notes),
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
+            "allocator": self.allocator,
         }
 
     @classmethod
@@ -394,7 +406,7 @@ class RouteResult(Judged):
                    notes=[str(n) for n in data.get("notes") or []],
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
-                   memory=str(data.get("memory") or "uss"))
+                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"))
 
 
 @dataclass

@@ -46,13 +46,15 @@ class Attribution:
     types: list[dict[str, Any]] = field(default_factory=list)
     holders: list[Holder] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    #: what the allocators hold after the rounds (:func:`memprobe.agent.allocator.compare`)
+    allocator: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attribution:
         """From the agent's answer to ``attribute``."""
         return cls([Site.from_dict(s) for s in data.get("sites", [])], list(data.get("types", [])),
                    [Holder.from_dict(h) for h in data.get("holders", [])],
-                   dict(data.get("timings_s", {})))
+                   dict(data.get("timings_s", {})), data.get("allocator"))
 
 
 class Probe(Protocol):

@@ -1,0 +1,211 @@
+"""Verdicts that explain (issue 15): what the allocators hold when USS grows and the Python
+heap does not.
+
+Real children, real HTTP on 127.0.0.1; the model's weighing of the allocators' figures is
+also checked on its own, as a pure function.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memprobe.hunt import hunt
+from memprobe.hunt.model import account
+from memprobe.render import render
+from memprobe.results.hunt import Fit, HuntResult, Judgement
+
+SERVERS = Path(__file__).parent / "servers"
+SHORT: dict[str, Any] = {"requests": 1000, "rounds": 4, "warmup": 200}
+
+
+@pytest.fixture(scope="module")
+def native() -> HuntResult:
+    # /malloc first: the arenas /retention leaves free would take its blocks without USS growth.
+    return hunt(f"{SERVERS / 'explain_native.py'}:app", ["/malloc", "/retention"], **SHORT)
+
+
+def _route(result: HuntResult, path: str) -> Any:
+    return next(r for r in result.routes if r.route == path)
+
+
+@pytest.mark.timeout(300)
+def test_c_memory_never_freed_stays_a_native_leak_with_its_bytes_in_use(native: HuntResult) -> None:
+    route = _route(native, "/malloc")
+    assert (route.verdict, route.kind) == ("leak", "native"), route.judgement.reason
+    alloc = route.allocator
+    assert alloc is not None and alloc["glibc"] is True
+    # 1 KiB per request and malloc's chunk header: in use, not only resident.
+    assert 1000 <= alloc["in_use_growth"] / alloc["requests"] <= 1200
+    assert "in use" in alloc["explanation"]
+
+
+@pytest.mark.timeout(300)
+def test_memory_freed_but_kept_in_glibc_arenas_is_allocator_retention_not_a_leak(
+        native: HuntResult) -> None:
+    route = _route(native, "/retention")
+    assert (route.verdict, route.kind) == ("bounded", "retention"), route.judgement.reason
+    alloc = route.allocator
+    assert alloc["in_use_growth"] < 0.1 * alloc["uss_growth"]
+    assert alloc["free_growth"] > 0.5 * alloc["uss_growth"]
+    assert alloc["trim_released"] > 0  # malloc_trim(0) gave the free pages back
+    assert route.judgement.reason.startswith("allocator retention, not a leak")
+    assert not native.leaked or _route(native, "/malloc").verdict == "leak"
+
+
+@pytest.mark.timeout(300)
+def test_the_reports_say_it_in_one_sentence_and_json_keeps_it(native: HuntResult) -> None:
+    text = render(native, "text")
+    assert "/retention: bounded (retention): allocator retention, not a leak" in text
+    assert "allocators: the memory is in use, not only resident" in text
+    markdown = render(native, "markdown")
+    assert "allocator retention, not a leak" in markdown
+    back = HuntResult.from_dict(native.to_dict())
+    assert _route(back, "/retention").allocator == _route(native, "/retention").allocator
+    assert render(back, "text") == text
+
+
+def _native_leak(slope: float = 1000.0) -> Judgement:
+    return Judgement("leak", "native", Fit(0.0, 0.1, 0.0, 0.0, 0, "clean"),
+                     Fit(slope, 5.0, slope, slope, int(slope * 4000), "leak"), "USS grows")
+
+
+def _figures(**changes: Any) -> dict[str, Any]:
+    out = {"glibc": True, "libc": "glibc 2.36", "requests": 4000, "in_use_growth": 0,
+           "free_growth": 0, "trim_released": 0, "outside_glibc_growth": 0, "pymalloc_free": None}
+    return {**out, **changes}
+
+
+def test_a_native_verdict_needs_the_bytes_in_use() -> None:
+    j, said = account(_native_leak(), _figures(in_use_growth=4_100_000))
+    assert (j.verdict, j.kind) == ("leak", "native") and said and "in use" in said
+    j, said = account(_native_leak(), _figures(free_growth=3_900_000, trim_released=3_000_000))
+    assert (j.verdict, j.kind) == ("bounded", "retention")
+    assert said == j.reason and "+975.0 B/request in glibc's arenas" in said
+
+
+def test_pymalloc_free_space_explains_growth_outside_glibc() -> None:
+    j, _ = account(_native_leak(), _figures(outside_glibc_growth=4_000_000, pymalloc_free=5_000_000))
+    assert j.kind == "retention"
+    j, said = account(_native_leak(), _figures(outside_glibc_growth=4_000_000))
+    assert j.kind == "native" and said and "neither in use nor held free" in said
+
+
+def test_where_the_c_library_is_not_glibc_the_check_says_it_was_not_available() -> None:
+    j, said = account(_native_leak(), _figures(glibc=False, libc="musl"))
+    assert (j.verdict, j.kind) == ("leak", "native")
+    assert said == "the allocator check was not available: the C library is musl, not glibc"
+
+
+def test_a_python_or_mixed_leak_keeps_its_verdict_and_gets_the_figures() -> None:
+    mixed = Judgement("leak", "mixed", Fit(400.0, 1.0, 400.0, 400.0, 1_600_000, "leak"),
+                      Fit(2000.0, 5.0, 2000.0, 2000.0, 8_000_000, "leak"), "both grow")
+    j, said = account(mixed, _figures(free_growth=8_000_000))
+    assert j is mixed and said and said.startswith("bytes in use +0.0 B/request")
+
+
+@pytest.mark.timeout(300)
+def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
+    pytest.importorskip("lxml", reason="lxml is not installed: pip install lxml")
+    result = hunt(f"{SERVERS / 'explain_lxml.py'}:app", ["/"], **SHORT)
+    route = result.routes[0]
+    assert (route.verdict, route.kind) == ("leak", "mixed"), route.judgement.reason
+    assert route.allocator is not None and route.allocator["explanation"].startswith("bytes in use +")
+
+
+# -- holders inside libraries and outside Python (parts 0 and 1) -----------------------------
+
+@pytest.fixture(scope="module")
+def library() -> HuntResult:
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar"], **SHORT)
+
+
+@pytest.mark.timeout(300)
+def test_a_library_class_attribute_is_named_from_the_library(library: HuntResult) -> None:
+    route = _route(library, "/session")
+    assert route.verdict == "leak"
+    described = [h.description for h in route.holders]
+    assert any(d.startswith("class cherrypy.lib.sessions.RamSession.cache (dict, ") for d in described), described
+    assert any(d.startswith("class cherrypy.lib.sessions.RamSession.locks (dict, ") for d in described), described
+    top = route.holders[0]
+    assert 0.9 <= top.entries_per_request <= 1.1 and top.source == "roots"
+
+
+@pytest.mark.timeout(300)
+def test_a_contextvar_set_per_request_is_held_by_the_worker_threads_context(library: HuntResult) -> None:
+    route = _route(library, "/contextvar")
+    assert (route.verdict, route.kind) == ("leak", "python"), route.judgement.reason
+    held = [h for h in route.holders if h.source == "outside-python"]
+    assert held, [h.description for h in route.holders]
+    assert all(h.chain[0].startswith("thread memprobe-wsgi") and h.chain[1] == "contextvars context"
+               for h in held)
+    assert "no Python object holds it" in held[0].note
+    # The worker threads share the requests: their contexts add up to one variable per request.
+    assert 0.9 <= sum(h.entries_per_request for h in held) <= 1.1
+    data = library.to_dict()["routes"][1]["holders"][0]
+    assert data["source"] == "outside-python" and data["note"]
+    assert "no Python object holds it" in render(library, "text")
+
+
+@pytest.mark.timeout(300)
+def test_timers_scheduled_per_request_say_when_they_fire() -> None:
+    result = hunt(f"{SERVERS / 'explain_timers.py'}:app", ["/"], **SHORT)
+    route = result.routes[0]
+    top = route.holders[0]
+    assert top.chain[0].startswith("event loop ") and "(thread MainThread)" in top.chain[0]
+    assert top.chain[1] == "scheduled timers"
+    assert top.bounds is not None and top.bounds["timers"] >= 4000
+    assert 3500 <= top.bounds["due_last_s"] <= 3600
+    assert route.judgement.reason.startswith(f"held by {top.bounds['timers']:,} timers due in ")
+    assert "released when they fire" in render(result, "text")
+
+
+# -- will it stop (part 2) --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def capped() -> HuntResult:
+    return hunt(f"{SERVERS / 'explain_bounds.py'}:app", ["/lru", "/deque"], **SHORT)
+
+
+@pytest.mark.timeout(300)
+def test_an_lru_cache_below_its_cap_is_bounded_with_its_ceiling(capped: HuntResult) -> None:
+    route = _route(capped, "/lru")
+    assert route.verdict == "bounded", route.judgement.reason
+    top = route.holders[0]
+    b = top.bounds
+    assert b is not None and b["cap"] == 20000 and b["by"] == "lru_cache maxsize"
+    assert b["ceiling_bytes"] == pytest.approx(20000 * b["bytes_per_entry"], rel=0.01)
+    assert b["requests_to_cap"] == pytest.approx((20000 - top.entries) / top.entries_per_request, rel=0.01)
+    assert route.judgement.reason.startswith("grows until 20,000 entries (lru_cache maxsize), ≈ ")
+    assert "more requests" in route.judgement.reason
+    assert "capped at 20,000 entries" in render(capped, "text")
+
+
+@pytest.mark.timeout(300)
+def test_a_deque_with_maxlen_is_bounded_at_its_cap(capped: HuntResult) -> None:
+    route = _route(capped, "/deque")
+    assert route.verdict == "bounded", route.judgement.reason
+    top = route.holders[0]
+    assert top.bounds is not None and top.bounds["cap"] == 1000 and top.entries == 1000
+    assert top.bounds["requests_to_cap"] == 0
+    assert "full already" in render(capped, "text")
+
+
+@pytest.mark.timeout(120)
+def test_the_referrer_search_names_a_class_root_and_says_when_only_c_holds_objects() -> None:
+    script = SERVERS / "explain_backrefs.py"
+    env = {**os.environ, "PYTHONPATH": str(SERVERS.parent.parent)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         timeout=100, check=True)
+    found = json.loads(out.stdout)
+    assert found["store"]["chain"] == ["class __main__.Store", ".entries"]
+    assert (found["store"]["type"], found["store"]["entries"]) == ("dict", 50)
+    orphan = found["orphan"]
+    assert orphan["source"] == "outside-python" and orphan["type"] == "dict"
+    assert orphan["note"].startswith("their only referrers are not Python objects")
+    assert "searched 1 level of referrers from 5 objects allocated at explain_backrefs.py:" in orphan["note"]
