@@ -100,6 +100,14 @@ def test_extend_ignore_and_setup_cfg_switch_a_rule_off(tmp_path: Path) -> None:
     assert flake8("--select", "MP", "app.py", cwd=tmp_path) == (0, [])
 
 
+def test_an_unknown_rule_in_setup_cfg_is_one_finding_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(LEAKY)
+    (tmp_path / "setup.cfg").write_text("[memprobe:check]\nignore = no-such-rule\n")
+    code, lines = flake8("--select", "MP", "app.py", cwd=tmp_path)
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("app.py:1:1: MP000 ") and "'no-such-rule'" in lines[0]
+
+
 def test_a_helper_in_another_module_of_the_package_is_seen_as_per_request(tmp_path: Path) -> None:
     pkg = tmp_path / "shop"
     pkg.mkdir()

@@ -109,6 +109,25 @@ def test_check_files_reports_only_what_is_in_the_files_given(tmp_path: Path) -> 
     assert [line.split()[1] for line in out.splitlines()[:-1]] == ["MP101"]
 
 
+def test_check_files_sees_the_packages_tests_only_with_include_tests(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    pkg = tmp_path / "shop"
+    (pkg / "tests").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tests" / "__init__.py").write_text("")
+    (pkg / "store.py").write_text("SEEN = []\n\n\ndef remember(item):\n    SEEN.append(item)\n")
+    # Only a test calls remember() per request: without the tests, store.py is not per-request code.
+    (pkg / "tests" / "app_for_tests.py").write_text(
+        "from flask import Flask, request\n\nfrom shop.store import remember\n\n"
+        "app = Flask(__name__)\n\n\n@app.route('/')\ndef index():\n"
+        "    remember(request.path)\n    return 'ok'\n")
+    code, out, _err = run_cli("check", "--files", "--format", "lines", str(pkg / "store.py"))
+    assert code == 0, out
+    code, out, _err = run_cli("check", "--files", "--include-tests", "--format", "lines", str(pkg / "store.py"))
+    assert code == 1 and [line.split()[1] for line in out.splitlines()[:-1]] == ["MP101"]
+
+
 def test_check_takes_several_targets_only_as_files(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

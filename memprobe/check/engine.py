@@ -113,9 +113,11 @@ def check_file(filename: str, text: str | None = None) -> list[Finding]:
     return [f for f in result.findings if Path(f.file).resolve() == path]
 
 
-def check_files(filenames: Iterable[str], ignore: Iterable[str] = ()) -> CheckResult:
+def check_files(filenames: Iterable[str], ignore: Iterable[str] = (),
+                include_tests: bool = False) -> CheckResult:
     """What :func:`check_file` finds in each of ``filenames`` (and their syntax errors), as one
-    checklist: ``memprobe check --files``, the pre-commit hook's view of the files it is given."""
+    checklist: ``memprobe check --files``, the pre-commit hook's view of the files it is given.
+    ``include_tests``: each file's package is analysed with its test files too."""
     t0 = time.monotonic()
     names = list(filenames)
     extra = normalise_ignores(ignore)
@@ -124,7 +126,7 @@ def check_files(filenames: Iterable[str], ignore: Iterable[str] = ()) -> CheckRe
     flask = False
     ignored: list[str] = list(extra)
     for name in names:
-        result, path = _file_result(name, None, extra)
+        result, path = _file_result(name, None, extra, include_tests)
         findings += [f for f in result.findings if Path(f.file).resolve() == path]
         errors += [e for e in result.errors if Path(e.file).resolve() == path]
         flask = flask or result.flask_detected
@@ -142,7 +144,8 @@ def check_files(filenames: Iterable[str], ignore: Iterable[str] = ()) -> CheckRe
     )
 
 
-def _file_result(filename: str, text: str | None, extra: Iterable[str] = ()) -> tuple[CheckResult, Path]:
+def _file_result(filename: str, text: str | None, extra: Iterable[str] = (),
+                 include_tests: bool = False) -> tuple[CheckResult, Path]:
     """The result of the analysis ``filename`` is part of (cached while its files are unchanged),
     and the file's resolved path."""
     path = Path(filename).resolve()
@@ -150,7 +153,7 @@ def _file_result(filename: str, text: str | None, extra: Iterable[str] = ()) -> 
         source = Path.cwd() / (path.name if path.suffix == ".py" else "stdin.py")
         ignored = normalise_ignores([*config_ignores(Path.cwd())[0], *extra])
         return check_target(Target(filename, Path.cwd(), [source]), ignored, {source: text or ""}), source
-    target = resolve_target(str(path))
+    target = resolve_target(str(path), include_tests)
     ignored = normalise_ignores([*config_ignores(path)[0], *extra])
     on_disk = text is None or _read(path) == text
     key = (tuple(_stamp(f) for f in target.files), tuple(ignored))

@@ -6,7 +6,8 @@ Each file flake8 gives is checked as ``memprobe check FILE`` checks it (with its
 deployment files beside it, by :func:`memprobe.check.engine.check_file`), and its findings come
 back with the same ids, messages and lines. flake8's ``# noqa``, ``--extend-ignore`` and
 ``--select`` apply as to any plugin; memprobe's ``# memprobe: ignore[...]`` and ``[memprobe:check]
-ignore`` in setup.cfg apply too.
+ignore`` in setup.cfg apply too. A setting memprobe cannot use (an unknown rule in that ignore
+list) is one ``MP000`` finding on line 1 of each file, not a crash of flake8.
 
 flake8 imports this module when it starts, for every run, whatever is selected: it imports
 nothing but the standard library; the engine loads on the first file checked.
@@ -32,6 +33,12 @@ class MemprobeChecker:
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         """(line, column, ``"MPxxx message"``, this class) for every finding in the file."""
         from memprobe.check.engine import check_file
+        from memprobe.errors import UsageError
 
-        for finding in check_file(self.filename, "".join(self.lines)):
+        try:
+            findings = check_file(self.filename, "".join(self.lines))
+        except UsageError as err:
+            yield 1, 0, f"MP000 memprobe check cannot run: {err}", type(self)
+            return
+        for finding in findings:
             yield finding.line, finding.col, f"{finding.rule} {finding.message}", type(self)

@@ -62,7 +62,7 @@ class CheckCommand:
                 raise UsageError(f"--files takes files: {not_files[0]} is not one")
             from memprobe.check.engine import check_files
 
-            result = check_files(args.target, ignore=args.ignore)
+            result = check_files(args.target, ignore=args.ignore, include_tests=args.include_tests)
         elif len(args.target) > 1:
             raise UsageError(f"check takes one target, not {len(args.target)} (several files: --files)")
         else:
