@@ -7,6 +7,7 @@ Real servers, real HTTP on loopback; the apps are tests/servers/workers/. The ch
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import shlex
 import shutil
@@ -181,6 +182,28 @@ def test_the_resource_tracker_and_a_gunicorn_master_get_no_agent(no_leftovers: N
             agents = wait_until(channel.agents, 20, "the worker's agent")
             workers = [c.pid for c in psutil.Process(proc.pid).children()]
             assert list(agents) == workers and proc.pid not in agents  # type: ignore[call-overload]
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@pytest.mark.timeout(60)
+def test_a_gunicorn_started_with_the_agent_keeps_its_control_socket_in_the_channel(
+        no_leftovers: None, tmp_path: Path) -> None:
+    if not hasattr(importlib.import_module("gunicorn.config"), "ControlSocket"):
+        pytest.skip("this gunicorn has no control socket (gunicorn < 25.1)")
+    home = tmp_path / "home"
+    home.mkdir()
+    with Channel() as channel:
+        env = {**channel.env(), "HOME": str(home)}
+        env.pop("XDG_RUNTIME_DIR", None)
+        proc = subprocess.Popen(
+            ["gunicorn", "-w", "1", "-b", "127.0.0.1:0", "--chdir", str(APPS), "wsgi_clean:app"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_until(channel.agents, 20, "the worker's agent")
+            wait_until(lambda: (channel.path / "gunicorn.ctl").exists(), 20, "gunicorn's control socket")
+            assert not (home / ".gunicorn").exists()
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)

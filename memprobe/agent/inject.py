@@ -23,6 +23,10 @@ gunicorn calls, the ASGI app uvicorn calls): it works for every gunicorn worker 
 gthread, gevent) and every uvicorn protocol alike, which hooking the servers' request loops
 would not. A process whose app was not wrapped (attached to, or a server memprobe does not know)
 answers ``served: null``.
+
+gunicorn 25.1+ opens a control socket at one path per user (``~/.gunicorn/gunicorn.ctl``), which a
+gunicorn started for a hunt would take from the user's own running one: its default is moved
+into the channel directory (removed with it). A ``--control-socket`` the command gives wins.
 """
 from __future__ import annotations
 
@@ -200,7 +204,8 @@ def bootstrap() -> None:
     if _is_helper(argv):
         return
     os.register_at_fork(after_in_child=_after_fork)
-    _PostImport.install({"gunicorn.workers.base": _patch_gunicorn, "uvicorn.config": _patch_uvicorn})
+    _PostImport.install({"gunicorn.workers.base": _patch_gunicorn, "gunicorn.config": _patch_gunicorn_config,
+                         "uvicorn.config": _patch_uvicorn})
     if not _is_launcher(argv) and "--multiprocessing-fork" not in argv:
         start(channel)
 
@@ -359,6 +364,12 @@ def uncount() -> None:
 
 def _patch_gunicorn(module: ModuleType) -> None:
     _run_after(module.Worker, "load_wsgi", _count_wsgi)
+
+
+def _patch_gunicorn_config(module: ModuleType) -> None:
+    setting, channel = getattr(module, "ControlSocket", None), os.environ.get(ENV_CHANNEL)
+    if setting is not None and channel:
+        setting.default = os.path.join(channel, "gunicorn.ctl")
 
 
 def _patch_uvicorn(module: ModuleType) -> None:
