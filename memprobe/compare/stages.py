@@ -12,11 +12,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
 from memprobe.compare.scenario import SAFE_METHODS, Step, StepResult
+from memprobe.compare.settings import Settings
 from memprobe.errors import TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadSender, merge_loads
@@ -31,9 +32,6 @@ from memprobe.process.memory import (
     read_tree,
 )
 from memprobe.results.compare import Round
-
-if TYPE_CHECKING:
-    from memprobe.compare.runner import Settings
 
 #: The environment variables the CRUD apps read (frameworks/_crud.py has the same names).
 CRUD_DB_ENV = "MEMPROBE_CRUD_DB"
