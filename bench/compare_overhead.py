@@ -37,7 +37,7 @@ def one_run(n: int, timeout: float, frameworks: str | None, tree: Path = ROOT,
     per-framework throughput."""
     with tempfile.TemporaryDirectory(prefix="memprobe-overhead-") as folder:
         out = Path(folder) / "compare.json"
-        argv = [sys.executable, "-m", "memprobe", "compare", str(n), str(timeout), "--quiet",
+        argv = [sys.executable, "-m", "memprobe", "compare", str(n), str(timeout), "--quiet", "--no-save",
                 "--json", str(out)]
         if frameworks:
             argv += ["--frameworks", frameworks]
