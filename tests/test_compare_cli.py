@@ -199,3 +199,42 @@ def test_a_framework_that_dies_mid_run_keeps_its_partial_row_and_leaves_nothing(
 def test_a_server_script_that_does_not_exist_is_a_usage_error() -> None:
     code, _, err = run_cli("compare", "10", "--frameworks", "./nope/hello_nothing.py", "--no-save")
     assert code == 2 and "no such server script" in err
+
+
+def most_servers_at_once(args: list[str]) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run compare, counting the hello-world servers alive together as it goes."""
+    proc = subprocess.Popen([sys.executable, "-m", "memprobe", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    most = 0
+    try:
+        while proc.poll() is None:
+            try:
+                servers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                           if "hello_" in " ".join(p.cmdline())]
+            except psutil.Error:
+                continue
+            most = max(most, len(servers))
+            psutil.wait_procs([psutil.Process(proc.pid)], timeout=0.02)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return most, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_compare_runs_the_children_together_and_alone_one_at_a_time(tmp_path: Path) -> None:
+    names = installed("tornado", "bottle")
+    if len(names) < 2:
+        pytest.skip("needs tornado and bottle")
+    for flag, together in (([], 2), (["--alone"], 1)):
+        report = tmp_path / f"out{len(flag)}.json"
+        most, run = most_servers_at_once(["compare", "300", "2", "--frameworks", ",".join(names), "--no-save",
+                                          "--json", str(report), "--settle", "0.5", "-q", *flag])
+        assert run.returncode == 0, run.stderr
+        assert most == together
+        data = json.loads(report.read_text())
+        assert data["settings"]["overlap"] is (not flag)
+        for row in data["results"]:
+            assert row["status"] == "ok" and row["requests"]["sent"] == 300
+            assert row["before"]["uss"] > 0 and row["after"]["uss"] > 0

@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,7 @@ from memprobe.process.memory import (
     MemoryReading,
     Sampler,
     Series,
+    SettleWatch,
     read_memory,
     read_tree,
     settle,
@@ -116,3 +120,77 @@ def test_sampling_a_process_that_is_already_gone_is_a_target_error() -> None:
     proc.wait()
     with pytest.raises(TargetError, match="is gone"):
         Sampler(proc.pid)
+
+
+GROWS_UNTIL_TOLD = """
+import os, sys, time
+held = []
+while not os.path.exists(sys.argv[1]):
+    held.append(bytearray(256 * 1024))
+    time.sleep(0.01)
+print("still", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture()
+def grows_until_told(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    flag = tmp_path / "stop-growing"
+    proc = subprocess.Popen([sys.executable, "-c", GROWS_UNTIL_TOLD, str(flag)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc, flag
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_settle_watch_waits_out_growth_then_returns_once_memory_is_still(
+        grows_until_told: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, flag = grows_until_told
+    with SettleWatch(proc.pid, quiet_s=0.1, poll_s=0.01) as watch:
+        assert watch.wait(max_s=0.3) >= 0.3  # still growing: only the cap ends the wait
+        flag.touch()
+        assert proc.stdout is not None and proc.stdout.readline() == "still\n"
+        watch.restart()
+        waited = watch.wait(max_s=60.0)
+    assert 0.1 <= waited < 60.0  # the quiet time is counted from the restart, never from before it
+
+
+def test_a_settle_watch_counts_quiet_time_spent_elsewhere() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        with SettleWatch(proc.pid, quiet_s=0.05, poll_s=0.01) as watch:
+            threading.Event().wait(0.5)  # the caller busy elsewhere while the watch reads on
+            assert 0.5 <= watch.wait(max_s=60.0) < 60.0  # settled meanwhile: no new quiet time
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_settle_watch_of_a_process_that_is_gone_raises_target_error() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    with SettleWatch(proc.pid, poll_s=0.01) as watch:
+        proc.kill()
+        proc.wait()
+        with pytest.raises(TargetError, match=f"process {proc.pid} is gone"):
+            watch.wait(max_s=60.0)
+
+
+def test_leaving_a_settle_watch_ends_a_wait_in_another_thread(
+        grows_until_told: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, _ = grows_until_told
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            watch.wait(max_s=600.0)
+        except TargetError as err:
+            errors.append(err)
+
+    with SettleWatch(proc.pid, poll_s=0.01) as watch:
+        thread = threading.Thread(target=waiter)
+        thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert errors and "stopped watching" in str(errors[0])

@@ -49,6 +49,11 @@ class CompareCommand:
         parser.add_argument("--rounds", type=int, default=1, metavar="R",
                             help="repeat the whole run R times, a fresh process each time, and "
                             "report medians and the spread (default 1)")
+        parser.add_argument("--alone", action="store_true",
+                            help="start, measure and stop each framework before the next starts "
+                            "(slower; by default the children run together and each settles while "
+                            "the next is hammered, which lowers every USS and PSS by the pages "
+                            "they share)")
         parser.add_argument("--path", default="/", help="the URL path to request (default /)")
         parser.add_argument("--scenario", metavar="NAME|FILE",
                             help="requests to send, as data: a shipped scenario "
@@ -78,7 +83,7 @@ class CompareCommand:
             requests=requests, timeout=timeout, concurrency=args.concurrency,
             mode=args.mode, warmup=args.warmup, settle_s=args.settle, rounds=args.rounds,
             path=args.path, scenario=chosen, server=args.server, workers=args.workers,
-            threads=args.threads, variants=variants, engine=args.engine,
+            threads=args.threads, variants=variants, engine=args.engine, overlap=not args.alone,
         )
         settings.validate()
         engine_args = engine_options(args)

@@ -272,27 +272,134 @@ class Sampler:
         self._thread.join()
 
 
+class _Stillness:
+    """The settle rule, written once: a value is settled when a reading at least ``quiet_s``
+    after its last change (the first reading counts as a change) saw it unchanged."""
+
+    def __init__(self, quiet_s: float) -> None:
+        self.quiet_s = quiet_s
+        self.last: int | None = None
+        self.changed_at = 0.0
+        self.confirmed_at = 0.0
+
+    def observe(self, value: int, t: float) -> None:
+        """One reading, taken at ``t``."""
+        if value != self.last:
+            self.last, self.changed_at = value, t
+        self.confirmed_at = t
+
+    def still(self) -> bool:
+        """Whether the readings so far show the value unchanged for ``quiet_s``."""
+        return self.last is not None and self.confirmed_at - self.changed_at >= self.quiet_s
+
+
+def _rss(pid: int, proc: psutil.Process, tree: bool) -> int:
+    return read_tree(pid, full=False).total.rss if tree else int(proc.memory_info().rss)
+
+
 def settle(pid: int, max_s: float, quiet_s: float = 0.3, poll_s: float = 0.05,
            tree: bool = False) -> float:
     """Wait until ``pid``'s RSS (with ``tree``, summed with its descendants') has not changed
     for ``quiet_s`` seconds, at most ``max_s``.
 
     A fixed sleep (the seed's 2 s) is either too short for a server still importing or wasted
-    time for one that is idle; returns the seconds waited.
+    time for one that is idle; returns the seconds waited. :class:`SettleWatch` applies the
+    same rule while the caller does something else.
     """
     start = time.monotonic()
     proc = psutil.Process(pid)
-    last, still_since = -1, start
+    rule = _Stillness(quiet_s)
     while True:
         now = time.monotonic()
         if now - start >= max_s:
             return now - start
         try:
-            rss = read_tree(pid, full=False).total.rss if tree else proc.memory_info().rss
+            rss = _rss(pid, proc, tree)
         except psutil.NoSuchProcess:
             raise TargetError(f"process {pid} is gone") from None
-        if rss != last:
-            last, still_since = rss, now
-        elif now - still_since >= quiet_s:
+        rule.observe(rss, now)
+        if rule.still():
             return now - start
         time.sleep(poll_s)
+
+
+class SettleWatch:
+    """:func:`settle`'s rule for one process, watched by a background thread, so that the quiet
+    time can pass while the caller measures another process.
+
+    The thread reads RSS every ``poll_s`` seconds. :meth:`restart` begins a new settle (after
+    readiness, a warm-up, a load: nothing read before it counts as quiet); :meth:`wait` then
+    returns as :func:`settle` called at the restart would have: once a reading at least
+    ``quiet_s`` after the last change saw the same RSS, or ``max_s`` after the restart. The
+    thread only reads RSS (``/proc/PID/statm``): it costs the process it watches nothing.
+    """
+
+    def __init__(self, pid: int, *, quiet_s: float = 0.3, poll_s: float = 0.05, tree: bool = False) -> None:
+        self.pid = pid
+        self.quiet_s = quiet_s
+        self.poll_s = poll_s
+        self.tree = tree
+        try:
+            self._proc = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            raise TargetError(f"process {pid} is gone") from None
+        self._rule = _Stillness(quiet_s)
+        self._restarted = time.monotonic()
+        self._error: MemprobeError | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"memprobe-settle-{pid}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                rss = _rss(self.pid, self._proc, self.tree)
+            except (psutil.NoSuchProcess, TargetError):
+                self._fail(TargetError(f"process {self.pid} is gone"))
+                return
+            except psutil.AccessDenied:
+                self._fail(EnvironmentProblem(f"not allowed to read the memory of process {self.pid}"))
+                return
+            with self._changed:
+                if t >= self._restarted:  # a reading begun before a restart belongs to the old settle
+                    self._rule.observe(rss, t)
+                    self._changed.notify_all()
+            self._stop.wait(self.poll_s)
+
+    def _fail(self, err: MemprobeError) -> None:
+        with self._changed:
+            self._error = err
+            self._changed.notify_all()
+
+    def restart(self) -> None:
+        """Begin a new settle now: only readings from now on can show the process quiet."""
+        with self._changed:
+            self._rule = _Stillness(self.quiet_s)
+            self._restarted = time.monotonic()
+
+    def wait(self, max_s: float) -> float:
+        """Block until the process has settled since the last :meth:`restart`, or until
+        ``max_s`` seconds after it; the seconds since the restart. :class:`TargetError` if the
+        process is gone."""
+        with self._changed:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._stop.is_set():
+                    raise TargetError(f"stopped watching process {self.pid}")
+                waited = time.monotonic() - self._restarted
+                if self._rule.still() or waited >= max_s:
+                    return waited
+                self._changed.wait(max(0.0, min(self.poll_s * 2, max_s - waited)))
+
+    def __enter__(self) -> SettleWatch:
+        self.restart()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()  # a wait() in another thread ends now
+        self._thread.join()
