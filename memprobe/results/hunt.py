@@ -361,6 +361,10 @@ class RouteResult(Judged):
     #: what glibc's malloc and pymalloc held after the rounds, in use and free, what
     #: ``malloc_trim(0)`` gave back, and ``explanation``: one sentence (None when not read)
     allocator: dict[str, Any] | None = None
+    #: a native leak's lines, measured by RSS (memory_profiler's line profiler over the route's
+    #: view): ``file``, ``line``, ``code``, ``bytes_per_request``, ``rss_bytes``, ``hits``,
+    #: ``calls``, ``view``, ``source: "rss"``
+    rss_lines: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def memory_name(self) -> str:
@@ -393,6 +397,7 @@ class RouteResult(Judged):
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
             "allocator": self.allocator,
+            "rss_lines": [dict(x) for x in self.rss_lines],
         }
 
     @classmethod
@@ -406,7 +411,8 @@ class RouteResult(Judged):
                    notes=[str(n) for n in data.get("notes") or []],
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
-                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"))
+                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"),
+                   rss_lines=[dict(x) for x in data.get("rss_lines") or []])
 
 
 @dataclass
