@@ -238,3 +238,24 @@ def test_compare_runs_the_children_together_and_alone_one_at_a_time(tmp_path: Pa
         for row in data["results"]:
             assert row["status"] == "ok" and row["requests"]["sent"] == 300
             assert row["before"]["uss"] > 0 and row["after"]["uss"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_mprof_plot_draws_the_timelines_written_by_mprof(tmp_path: Path) -> None:
+    from tests.helpers.mprof import plot
+
+    names = installed("flask", "bottle")
+    if len(names) < 2:
+        pytest.skip("needs flask and bottle")
+    dat = tmp_path / "compare.dat"
+    run = memprobe("compare", "300", "0.5", "--frameworks", ",".join(names), "--rounds", "2",
+                   "--no-save", "-q", "--json", str(tmp_path / "c.json"), "--mprof", str(dat))
+    assert run.returncode == 0, run.stderr
+    read = plot(dat)
+    # One child per framework and round, each with the points sampled while it was hammered.
+    assert set(read["children"]) == {"flask", "flask#2", "bottle", "bottle#2"}
+    data = json.loads((tmp_path / "c.json").read_text())
+    sampled = {r["framework"]: [len(x["samples"]["rss"]) for x in r["rounds"]] for r in data["results"]}
+    assert [len(read["children"][n]) for n in ("flask", "flask#2")] == sampled["flask"]
+    assert len(read["mem_usage"]) == sum(sum(v) for v in sampled.values())
+    assert all(20 < mib < 500 for mib, _ in read["children"]["flask"])

@@ -172,3 +172,22 @@ def test_cmd_without_a_port_placeholder_is_a_usage_error() -> None:
 def test_hunt_without_a_target_is_a_usage_error() -> None:
     code, _, _ = run_cli("hunt")
     assert code == 2
+
+
+@pytest.mark.slow
+def test_mprof_plot_draws_the_timeline_written_by_mprof(tmp_path: Path) -> None:
+    from tests.helpers.mprof import plot
+
+    dat, out = tmp_path / "hunt.dat", tmp_path / "hunt.json"
+    proc = run_hunt(str(ROOT / "tests" / "servers" / "explain_native.py") + ":app", "--route", "/malloc",
+                    "--route", "/", *QUICK, "--mprof", str(dat), "--json", str(out), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    read = plot(dat)
+    assert read["cmd_line"].startswith("memprobe hunt ")
+    routes = json.loads(out.read_text())["routes"]
+    # One point per reading (the baseline and each round) of each route, a span per route.
+    assert len(read["mem_usage"]) == sum(len(r["series"]["uss"]) for r in routes) == 10
+    assert set(read["func_timestamp"]) == {"/malloc", "/"}
+    assert read["timestamp"] == sorted(read["timestamp"])
+    (start, end, mem_start, mem_end), = read["func_timestamp"]["/malloc"]
+    assert end > start and mem_end > mem_start  # 1 KiB a request never freed

@@ -6,6 +6,7 @@ also checked on its own, as a pure function.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -209,3 +210,62 @@ def test_the_referrer_search_names_a_class_root_and_says_when_only_c_holds_objec
     assert orphan["source"] == "outside-python" and orphan["type"] == "dict"
     assert orphan["note"].startswith("their only referrers are not Python objects")
     assert "searched 1 level of referrers from 5 objects allocated at explain_backrefs.py:" in orphan["note"]
+
+
+@pytest.mark.timeout(300)
+def test_a_native_leak_has_its_malloc_line_found_by_rss(native: HuntResult) -> None:
+    route = _route(native, "/malloc")
+    assert route.rss_lines, route.notes
+    top = route.rss_lines[0]
+    assert top["source"] == "rss" and "_libc.malloc(1024)" in top["code"]
+    assert top["file"].endswith("explain_native.py") and top["view"].endswith(" app")
+    # 1 KiB a call, in 4 KiB pages: the line's RSS adds up to the growth, roughly.
+    assert 900 <= sum(x["bytes_per_request"] for x in route.rss_lines) <= 1300
+    # Allocator retention is not a native leak: its view is not profiled.
+    assert not _route(native, "/retention").rss_lines
+
+
+@pytest.mark.timeout(300)
+def test_the_reports_name_the_native_line_and_say_it_is_measured_by_rss(native: HuntResult) -> None:
+    pytest.importorskip("matplotlib")
+    for fmt in ("text", "markdown", "html"):
+        out = " ".join(html.unescape(render(native, fmt)).split())  # the terminal's lines wrap
+        assert "measured by RSS with memory_profiler's line profiler" in out, fmt
+        assert "explain_native.py:27" in out and "coarser than tracemalloc" in out, fmt
+    back = HuntResult.from_dict(json.loads(json.dumps(native.to_dict())))
+    assert _route(back, "/malloc").rss_lines == _route(native, "/malloc").rss_lines
+
+
+def test_the_view_of_a_flask_or_bottle_route_is_found_and_profiled_by_rss() -> None:
+    import ctypes
+
+    import bottle
+    import flask
+
+    from memprobe.agent.rsslines import find_view, rss_lines
+
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    app = flask.Flask(__name__)
+
+    @app.route("/keep")
+    def keep() -> str:
+        ctypes.memset(libc.malloc(2048), 1, 2048)  # never freed
+        return "ok"
+
+    assert find_view(app, "wsgi", "/keep") == (keep, "flask")
+    assert find_view(app, "wsgi", "/nowhere")[0] is None
+    found = rss_lines(app, "wsgi", "/keep", 200, 2048.0)
+    assert found["framework"] == "flask" and found["lines"], found
+    assert "libc.malloc(2048)" in found["lines"][0]["code"]
+    assert 1000 <= found["lines"][0]["bytes_per_request"] <= 3000
+
+    bapp = bottle.Bottle()
+
+    @bapp.route("/keep")
+    def bkeep() -> str:
+        return "ok"
+
+    assert find_view(bapp, "wsgi", "/keep") == (bkeep, "bottle")
+    view, why = find_view(object(), "asgi", "/")
+    assert view is None and "ASGI" in why

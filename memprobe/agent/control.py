@@ -15,7 +15,9 @@ collected.
 * ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead;
 * ``growth``: what grew since the baseline (asked right after the measured rounds);
 * ``deepen``: trace ``--frames`` deep from now on, remembering the heap as it is;
-* ``attribute``: the sites (when deepened), types and holders, together.
+* ``attribute``: the sites (when deepened), types and holders, together;
+* ``lines``: for a native leak, the route's view run under memory_profiler's line profiler
+  (:mod:`memprobe.agent.rsslines`; tracing stops first: its tables are RSS too).
 
 Nothing is written to disk. :class:`AgentClient` is the parent's end.
 """
@@ -79,6 +81,13 @@ class Agent:
             return att.deepen()
         if cmd == "attribute":
             return att.attribute(int(request.get("requests", 0)))
+        if cmd == "lines":
+            from memprobe.agent.rsslines import rss_lines
+
+            att.tracing.stop()
+            return rss_lines(self.loaded.app, self.loaded.kind, str(request.get("route") or "/"),
+                             int(request.get("requests", 0)),
+                             float(request.get("uss_per_request", 0.0)), int(request.get("first", 0)))
         if cmd == "end":
             return att.end()
         raise ValueError(f"unknown command {cmd!r}")

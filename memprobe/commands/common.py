@@ -34,7 +34,7 @@ def write_outputs(result: Result, args: argparse.Namespace, stem: str) -> list[P
     targets: list[tuple[Path, str]] = []
     if args.out:
         targets += [(Path(args.out) / f"{stem}.json", "json"), (Path(args.out) / f"{stem}.md", "markdown")]
-    for option, fmt in (("json", "json"), ("md", "markdown"), ("html", "html")):
+    for option, fmt in (("json", "json"), ("md", "markdown"), ("html", "html"), ("mprof", "mprof")):
         if getattr(args, option, None):
             targets.append((Path(getattr(args, option)), fmt))
     return [write(result, path, fmt) for path, fmt in targets]

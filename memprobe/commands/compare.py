@@ -71,6 +71,9 @@ class CompareCommand:
                             help="threads per gunicorn gthread worker (default 2)")
         add_engine_options(parser)
         add_output_options(parser, stem="compare")
+        parser.add_argument("--mprof", metavar="FILE",
+                            help="also write the memory timelines in mprof's .dat format (one "
+                            "child per framework), for `mprof plot FILE`")
 
     def run(self, args: argparse.Namespace) -> int:
         """Measure, render to the terminal, write the reports; exit 3 if a framework failed."""

@@ -36,6 +36,10 @@ class HuntCommand:
         parser.add_argument("--md", metavar="FILE", help="write the result as Markdown")
         parser.add_argument("--html", metavar="FILE",
                             help="write a self-contained HTML report with plots (needs memprobe[html])")
+        parser.add_argument("--mprof", metavar="FILE",
+                            help="write the memory timeline in mprof's .dat format (USS at each "
+                                 "reading, one span per route, one child per worker), for "
+                                 "`mprof plot FILE`")
         parser.add_argument("--cmd", metavar="COMMAND",
                             help="start this server instead, e.g. \"gunicorn -w 2 app:app -b 127.0.0.1:{port}\": "
                                  "a Python server gets the agent in every worker, any other is read "
@@ -98,6 +102,8 @@ def _write_files(result: object, args: argparse.Namespace) -> None:
         write(result, args.md, "markdown")  # type: ignore[arg-type]
     if getattr(args, "html", None):
         write(result, args.html, "html")  # type: ignore[arg-type]
+    if getattr(args, "mprof", None):
+        write(result, args.mprof, "mprof")  # type: ignore[arg-type]
 
 
 _shown = False

@@ -237,7 +237,28 @@ class _Route:
                      f"{s.frames} frames deep")
             probe.deepen()
             attribution = probe.attribute(self.send(s.attributed).sent)
+            if account(judgement, attribution.allocator)[0].kind == "native":
+                attribution.rss_lines = self.rss_lines(judgement)
         result.routes.append(self.result(judgement, attribution))
+
+    def rss_lines(self, judgement: Judgement) -> list[dict[str, Any]]:
+        """A native leak's lines, by RSS: the route's view run under memory_profiler's line
+        profiler, where the probe serves the app itself (a note says why not, elsewhere)."""
+        lines_of = getattr(self.probe, "rss_lines", None)
+        if lines_of is None:
+            self.notes.append(f"the native leak's line was not looked for: the route's view "
+                              f"function can be run only in an app memprobe serves itself, not "
+                              f"in {self.probe.mode} mode")
+            return []
+        self.say(f"{self.route}: the view under memory_profiler's line profiler")
+        slope = judgement.uss.slope if judgement.uss else 0.0
+        lines, note = lines_of(self.route, self.settings.attributed, slope, self.next)
+        # the calls the agent made ({n} numbered on), profiled and not
+        self.next += max((1 + int(x.get("calls", 0)) + int(x.get("filled", 0)) for x in lines),
+                         default=0)
+        if note:
+            self.notes.append(note)
+        return list(lines)
 
     def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
@@ -255,7 +276,8 @@ class _Route:
                            types=attribution.types, holders=attribution.holders, route=self.route,
                            load=load, duration_s=time.monotonic() - self.t0, notes=notes,
                            timings_s=attribution.timings_s, workers=self.probe.processes(),
-                           memory=self.probe.memory, allocator=allocator)
+                           memory=self.probe.memory, allocator=allocator,
+                           rss_lines=attribution.rss_lines)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

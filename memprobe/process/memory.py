@@ -140,9 +140,12 @@ class Series:
             self.stride *= 2
 
     def to_dict(self) -> dict[str, Any]:
-        """Columns: ``t_s`` seconds since the first point, ``requests`` done, ``rss``/``uss`` bytes."""
+        """Columns: ``t_s`` seconds since the first point, ``requests`` done, ``rss``/``uss`` bytes;
+        ``started``: the first point's time, in seconds since the epoch (None with no point)."""
         t0 = self.t[0] if self.t else 0.0
+        started = round(time.time() - (time.monotonic() - t0), 4) if self.t else None
         return {
+            "started": started,
             "t_s": [round(x - t0, 4) for x in self.t],
             "requests": list(self.requests),
             "rss": list(self.rss),

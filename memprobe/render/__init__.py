@@ -36,7 +36,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "sarif": (".sarif",),
 }
 #: formats whose renderers live in a module of their own (the others: one module per result kind)
-_FORMAT_MODULES = {"html": "memprobe.render.html", "sarif": "memprobe.render.sarif"}
+_FORMAT_MODULES = {"html": "memprobe.render.html", "sarif": "memprobe.render.sarif",
+                   "mprof": "memprobe.render.mprof"}
 
 
 def renders(fmt: str, kind: str) -> Callable[[RenderFn], RenderFn]:

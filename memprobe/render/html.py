@@ -281,6 +281,10 @@ def _route(route: RouteResult, warmup: int) -> Safe:
                         "round; dashed: the least-squares line, whose slope is the bytes per request."))
     if route.workers:
         parts.append(_workers(route))
+    from memprobe.render.hunt import rss_sentence
+
+    if rss_sentence(route):
+        parts += [tag("h3", "Which line (by RSS)"), tag("p", rss_sentence(route) + ".")]
     if route.sites:
         parts += [tag("h3", "Where it was allocated (top growing sites)"), _sites(route.sites)]
     if route.types:

@@ -166,6 +166,29 @@ def allocator_sentence(r: RouteResult) -> str:
     return str((r.allocator or {}).get("explanation") or "")
 
 
+def rss_sentence(r: RouteResult) -> str:
+    """A native leak's lines found by RSS, in one sentence (empty when none were found)."""
+    if not r.rss_lines:
+        return ""
+    first = r.rss_lines[0]
+    view = str(first.get("view") or "")
+    name = view.rsplit(" ", 1)[-1] if view else "the view"
+    lines = ", ".join(f"{short_path(str(x['file']))}:{x['line']}"
+                      + (f" `{x['code']}`" if x.get("code") else "")
+                      + f" {format_bytes(float(x['bytes_per_request']), signed=True)}/request"
+                      for x in r.rss_lines)
+    total = sum(float(x["bytes_per_request"]) for x in r.rss_lines)
+    growth = r.judgement.uss.slope if r.judgement.uss else 0.0
+    filled = int(first.get("filled") or 0)
+    after = (f", after {filled:,} unprofiled calls used up the free memory the allocator kept resident"
+             if filled else "")
+    return (f"measured by RSS with memory_profiler's line profiler over {int(first.get('calls', 0)):,} "
+            f"calls of {name}{after}, the native memory grows at {lines} ({format_bytes(total)} of the "
+            f"{format_bytes(growth)}/request {r.memory_name} growth; RSS is coarser than tracemalloc: "
+            f"it moves in 4 KiB pages of the whole process, so the line is right and the bytes "
+            f"approximate)")
+
+
 def _route_detail(r: RouteResult) -> Group:
     kind = f" ({r.kind})" if r.kind else ""
     lines: list[Any] = [Text(f"{r.route}: {r.verdict}{kind}: {r.judgement.reason}",
@@ -176,6 +199,8 @@ def _route_detail(r: RouteResult) -> Group:
         lines.append(Text("  no Python allocation explains it: the memory comes from outside Python's "
                           "allocators (a C extension, ctypes, a native library); tracemalloc cannot "
                           "name its line", style="dim"))
+    if rss_sentence(r):
+        lines.append(Text(f"  which line: {rss_sentence(r)}", style="bold"))
     said = allocator_sentence(r)
     if said and said != r.judgement.reason:
         lines.append(Text(f"  allocators: {said}"))
@@ -266,6 +291,8 @@ def markdown(result: HuntResult) -> str:
         said = allocator_sentence(r)
         if said and said != r.judgement.reason:
             out += ["", f"Allocators: {said}"]
+        if rss_sentence(r):
+            out += ["", f"Which line: {rss_sentence(r)}."]
         if r.sites:
             out += ["", "| # | site | B/request | blocks/request | code |", "|---:|---|---:|---:|---|"]
             for i, s in enumerate(r.sites[:_SITES_SHOWN], 1):

@@ -4,6 +4,7 @@ allocation sites and holders, as ``memprobe hunt --json`` writes it and ``report
 from __future__ import annotations
 
 import inspect
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,8 @@ class Reading:
     requests: int
     traced: int | None
     uss: int | None
+    #: when it was read (seconds since the epoch; ``--mprof`` timelines); not compared
+    t: float | None = field(default_factory=time.time, compare=False)
 
 
 @dataclass
@@ -290,7 +293,8 @@ class Judged:
     def series_dict(self) -> dict[str, list[Any]]:
         """The readings as JSON keeps them: three parallel lists."""
         return {"requests": [r.requests for r in self.readings], "traced": [r.traced for r in self.readings],
-                "uss": [r.uss for r in self.readings]}
+                "uss": [r.uss for r in self.readings],
+                "time": [None if r.t is None else round(r.t, 3) for r in self.readings]}
 
 
 def readings_from(data: dict[str, Any]) -> list[Reading]:
@@ -299,7 +303,8 @@ def readings_from(data: dict[str, Any]) -> list[Reading]:
     xs = list(series.get("requests") or [])
     traced = list(series.get("traced") or [None] * len(xs))
     uss = list(series.get("uss") or [None] * len(xs))
-    return [Reading(int(x), t, u) for x, t, u in zip(xs, traced, uss)]
+    times = list(series.get("time") or [None] * len(xs))  # written since --mprof
+    return [Reading(int(x), t, u, when) for x, t, u, when in zip(xs, traced, uss, times)]
 
 
 @dataclass
@@ -361,6 +366,10 @@ class RouteResult(Judged):
     #: what glibc's malloc and pymalloc held after the rounds, in use and free, what
     #: ``malloc_trim(0)`` gave back, and ``explanation``: one sentence (None when not read)
     allocator: dict[str, Any] | None = None
+    #: a native leak's lines, measured by RSS (memory_profiler's line profiler over the route's
+    #: view): ``file``, ``line``, ``code``, ``bytes_per_request``, ``rss_bytes``, ``hits``,
+    #: ``calls``, ``view``, ``source: "rss"``
+    rss_lines: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def memory_name(self) -> str:
@@ -393,6 +402,7 @@ class RouteResult(Judged):
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
             "allocator": self.allocator,
+            "rss_lines": [dict(x) for x in self.rss_lines],
         }
 
     @classmethod
@@ -406,7 +416,8 @@ class RouteResult(Judged):
                    notes=[str(n) for n in data.get("notes") or []],
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
-                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"))
+                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"),
+                   rss_lines=[dict(x) for x in data.get("rss_lines") or []])
 
 
 @dataclass

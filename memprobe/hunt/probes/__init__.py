@@ -48,6 +48,9 @@ class Attribution:
     timings_s: dict[str, float] = field(default_factory=dict)
     #: what the allocators hold after the rounds (:func:`memprobe.agent.allocator.compare`)
     allocator: dict[str, Any] | None = None
+    #: a native leak's lines, measured by RSS under memory_profiler's line profiler
+    #: (:mod:`memprobe.agent.rsslines`; asked by the protocol after :meth:`Probe.attribute`)
+    rss_lines: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Attribution:
@@ -89,6 +92,9 @@ class Probe(Protocol):
 
     def attribute(self, requests: int) -> Attribution:
         """Sites (when deepened, over the ``requests`` since), types and holders."""
+
+    # Optional: ``rss_lines(route, requests, uss_per_request, first) -> (lines, note)``, a native
+    # leak's lines by RSS (only a probe whose app memprobe serves itself has it).
 
     def processes(self) -> list[WorkerResult]:
         """After a route's rounds (and attribution): one result per process of a server

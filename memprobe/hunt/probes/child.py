@@ -127,6 +127,24 @@ class AgentProbe(AgentCalls, ServerProbe):
         hello = self.client.call("hello")
         return AppInfo(hello["kind"], hello["framework"], list(hello["routes"]), startup)
 
+    def rss_lines(self, route: str, requests: int, uss_per_request: float,
+                  first: int) -> tuple[list[dict[str, Any]], str | None]:
+        """A native leak's lines: the agent runs the route's view under memory_profiler's line
+        profiler (at least ``requests`` calls, ``{n}`` numbered from ``first``); the lines whose
+        RSS grew, and a note when the view could not be run or no line grew."""
+        answer = self._call("lines", route=route, requests=requests,
+                            uss_per_request=uss_per_request, first=first)
+        if answer.get("note"):
+            return [], str(answer["note"])
+        lines = [dict(line, view=answer.get("view", ""), filled=int(answer.get("filled") or 0))
+                 for line in answer.get("lines") or []]
+        if not lines:
+            return [], (f"the native leak's line was not found: {answer.get('view', 'the view')} ran "
+                        f"{answer.get('calls', 0):,} times under memory_profiler's line profiler and "
+                        "no line of it, or of the functions it calls in your code, grew RSS by a page "
+                        "(4 KiB): the memory grows elsewhere (another thread, the framework)")
+        return lines, None
+
     @property
     def measured_pid(self) -> int:
         """The child's pid."""
