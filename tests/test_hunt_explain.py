@@ -124,7 +124,8 @@ def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
 
 @pytest.fixture(scope="module")
 def library() -> HuntResult:
-    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar"], **SHORT)
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar", "/warn", "/plain"],
+                **SHORT)
 
 
 @pytest.mark.timeout(300)
@@ -136,6 +137,21 @@ def test_a_library_class_attribute_is_named_from_the_library(library: HuntResult
     assert any(d.startswith("class cherrypy.lib.sessions.RamSession.locks (dict, ") for d in described), described
     top = route.holders[0]
     assert 0.9 <= top.entries_per_request <= 1.1 and top.source == "roots"
+
+
+@pytest.mark.timeout(300)
+def test_a_librarys_warning_registry_and_its_untracked_store_are_named_from_the_library(
+        library: HuntResult) -> None:
+    warn, plain = _route(library, "/warn"), _route(library, "/plain")
+    assert warn.verdict == plain.verdict == "leak"
+    assert warn.holders[0].description.startswith(
+        "module explain_lib, global __warningregistry__ (dict, "), warn.holders[0]
+    assert 0.9 <= warn.holders[0].entries_per_request <= 1.1
+    # Neither the dict nor its tuples are tracked: the chain starts from the dict whose newest
+    # entry was made at the site.
+    top = plain.holders[0]
+    assert top.description.startswith("module explain_lib, global _seen (dict, "), top
+    assert top.source == "referrers"
 
 
 @pytest.mark.timeout(300)

@@ -5,15 +5,23 @@ and 1), served by the agent's threaded WSGI server (long-lived worker threads).
   attribute ``RamSession.cache`` (and ``RamSession.locks``), sessions expire after 60 minutes.
 * ``/contextvar``: a ``ContextVar`` created and set per request: the worker thread's context
   holds every one of them, and no Python object holds the context.
+* ``/warn``: a library warns with a new text per request: its ``__warningregistry__`` grows.
+* ``/plain``: a library keeps tuples of atomic values in a module-level dict, all of them
+  untracked by the garbage collector.
 """
 from __future__ import annotations
 
 import contextvars
 import itertools
+import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from cherrypy.lib.sessions import RamSession
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "site-packages"))
+import explain_lib  # noqa: E402 - a library's stores, found from its path
 
 _count = itertools.count()
 
@@ -33,11 +41,15 @@ def _contextvar() -> None:
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """``/session`` and ``/contextvar``; anything else answers ok and keeps nothing."""
+    """``/session``, ``/contextvar``, ``/warn`` and ``/plain``; anything else answers ok and keeps nothing."""
     path = environ.get("PATH_INFO", "/")
     if path == "/session":
         _session()
     elif path == "/contextvar":
         _contextvar()
+    elif path == "/warn":
+        explain_lib.old_api(next(_count))
+    elif path == "/plain":
+        explain_lib.remember(next(_count))
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok"]
