@@ -124,8 +124,8 @@ def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
 
 @pytest.fixture(scope="module")
 def library() -> HuntResult:
-    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar", "/warn", "/plain"],
-                **SHORT)
+    routes = ["/session", "/contextvar", "/warn", "/plain", "/orphan"]
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", routes, **SHORT)
 
 
 @pytest.mark.timeout(300)
@@ -152,6 +152,19 @@ def test_a_librarys_warning_registry_and_its_untracked_store_are_named_from_the_
     top = plain.holders[0]
     assert top.description.startswith("module explain_lib, global _seen (dict, "), top
     assert top.source == "referrers"
+
+
+@pytest.mark.timeout(300)
+def test_objects_only_c_holds_get_a_holder_saying_so_and_what_was_searched(library: HuntResult) -> None:
+    route = _route(library, "/orphan")
+    assert route.verdict == "leak", route.judgement.reason
+    top = route.holders[0]
+    assert top.source == "outside-python"
+    assert top.description.startswith("no Python object holds them: dicts made at explain_holders.py:")
+    assert top.description.endswith("held by something in C or in the interpreter")
+    assert top.note.startswith("their only referrers are not Python objects: the chain ends at a dict")
+    assert "objects allocated at explain_holders.py:" in top.note
+    assert "no Python object holds them" in render(library, "text")
 
 
 @pytest.mark.timeout(300)

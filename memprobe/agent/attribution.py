@@ -231,9 +231,10 @@ def _chains(sites: list[Site]) -> list[dict[str, Any]]:
             return [{"description": holders.describe(chain, found["type"], found["entries"]),
                      **entry}]
         if outside is None:
-            outside = {"description": f"outside Python: the referrers end at a {found['type'] or 'root'} "
-                                      "no Python object refers to (something in C or in the "
-                                      "interpreter holds it)", **entry}
+            what = f"{found['type']}s" if found["type"] else "the objects"
+            outside = {"description": f"no Python object holds them: {what} made at "
+                                      f"{os.path.basename(site.file)}:{site.line}, held by something "
+                                      "in C or in the interpreter", **entry}
     if outside:
         return [outside]
     where = " and ".join(f"{os.path.basename(s.file)}:{s.line}" for s in searched)

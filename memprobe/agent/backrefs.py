@@ -31,6 +31,8 @@ from memprobe.agent.holders import _CONTAINERS, _short_repr, user_modules
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: the roots' ranks: a module's, a class's, a thread's or a loop's before a running frame's
 _FRAME_RANK = 1
+#: entries an untracked container needs to be taken for a store that grew per request
+_STORE_MIN = 32
 
 
 def _module_step(module: ModuleType, user: set[int]) -> str:
@@ -83,7 +85,7 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
     levels, stopped = 0, ""
     for level in range(1, max_depth + 1):
         levels = level
-        if time.monotonic() - started > budget_s:
+        if level > 1 and time.monotonic() - started > budget_s:
             stopped = f"stopped after {budget_s:g} s, its time budget"
             break
         wanted = {id(o) for o in frontier}
@@ -130,7 +132,7 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
         return tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb)
 
     def last_made_there(container: Any) -> bool:
-        if len(container) < 2:
+        if len(container) < _STORE_MIN:
             return False
         if type(container) is dict:
             key = next(reversed(container))
@@ -150,9 +152,9 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
                 ids.add(id(child))
                 if made_there(child):
                     found.append(child)
-                elif type(child) is not tuple and last_made_there(child):
+                elif type(child) is not tuple and not holding and last_made_there(child):
                     holding.append(child)
-            if len(found) >= sample:
+            if len(found) >= sample or (holding and not found):
                 break
         found = found or holding
     if not found:
