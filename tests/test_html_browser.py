@@ -296,3 +296,27 @@ def test_a_server_hunted_worker_by_worker_shows_its_workers_side_by_side(browser
     assert browser.evaluate("[...document.querySelectorAll('table.workers td:nth-child(2) span')]"
                             ".every(s => s.getClientRects().length === 1)")
     browser.screenshot((IMAGES or tmp_path) / "report-hunt-workers.png")
+
+
+@pytest.mark.parametrize("name, sentences", [
+    ("native", ["allocator retention, not a leak: USS +", "Allocators: the memory is in use, not only resident"]),
+    ("bounds", ["grows until 20,000 entries (lru_cache maxsize)", "capped at 1,000 entries (deque maxlen)",
+                "stopped at its cap of 1,000 entries"]),
+    ("timers", ["timers due in 3,", "released when they fire"]),
+    ("holders", ["no Python object holds it: the thread's interpreter state holds its contextvars context",
+                 "no Python object holds them: dicts made at explain_holders.py:",
+                 "class cherrypy.lib.sessions.RamSession.cache (dict, "]),
+])
+def test_the_explanations_read_in_the_browser(name: str, sentences: list[str], browser: Browser,
+                                              tmp_path: Path) -> None:
+    """The saved JSON of real hunts of tests/servers/explain_*.py (tests/test_hunt_explain_render.py)."""
+    out = tmp_path / f"{name}.html"
+    done = memprobe("report", str(REPO / "tests" / "fixtures" / "results" / f"hunt_explain_{name}.json"),
+                    "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    url = out.as_uri()
+    browser.open(url)
+    _assert_clean_page(browser, url)
+    text = browser.evaluate("document.body.innerText")
+    for sentence in sentences:
+        assert sentence in text, sentence

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from memprobe.hunt import hunt
-from memprobe.hunt.model import account
+from memprobe.hunt.model import account, will_it_stop
+from memprobe.hunt.probes import Attribution
+from memprobe.hunt.probes.merge import merge
 from memprobe.render import render
 from memprobe.results.hunt import Fit, HuntResult, Judgement
 
@@ -123,7 +125,8 @@ def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
 
 @pytest.fixture(scope="module")
 def library() -> HuntResult:
-    return hunt(f"{SERVERS / 'explain_holders.py'}:app", ["/session", "/contextvar"], **SHORT)
+    routes = ["/session", "/contextvar", "/warn", "/plain", "/orphan"]
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", routes, **SHORT)
 
 
 @pytest.mark.timeout(300)
@@ -135,6 +138,34 @@ def test_a_library_class_attribute_is_named_from_the_library(library: HuntResult
     assert any(d.startswith("class cherrypy.lib.sessions.RamSession.locks (dict, ") for d in described), described
     top = route.holders[0]
     assert 0.9 <= top.entries_per_request <= 1.1 and top.source == "roots"
+
+
+@pytest.mark.timeout(300)
+def test_a_librarys_warning_registry_and_its_untracked_store_are_named_from_the_library(
+        library: HuntResult) -> None:
+    warn, plain = _route(library, "/warn"), _route(library, "/plain")
+    assert warn.verdict == plain.verdict == "leak"
+    assert warn.holders[0].description.startswith(
+        "module explain_lib, global __warningregistry__ (dict, "), warn.holders[0]
+    assert 0.9 <= warn.holders[0].entries_per_request <= 1.1
+    # Neither the dict nor its tuples are tracked: the chain starts from the dict whose newest
+    # entry was made at the site.
+    top = plain.holders[0]
+    assert top.description.startswith("module explain_lib, global _seen (dict, "), top
+    assert top.source == "referrers"
+
+
+@pytest.mark.timeout(300)
+def test_objects_only_c_holds_get_a_holder_saying_so_and_what_was_searched(library: HuntResult) -> None:
+    route = _route(library, "/orphan")
+    assert route.verdict == "leak", route.judgement.reason
+    top = route.holders[0]
+    assert top.source == "outside-python"
+    assert top.description.startswith("no Python object holds them: dicts made at explain_holders.py:")
+    assert top.description.endswith("held by something in C or in the interpreter")
+    assert top.note.startswith("their only referrers are not Python objects: the chain ends at a dict")
+    assert "objects allocated at explain_holders.py:" in top.note
+    assert "no Python object holds them" in render(library, "text")
 
 
 @pytest.mark.timeout(300)
@@ -269,3 +300,52 @@ def test_the_view_of_a_flask_or_bottle_route_is_found_and_profiled_by_rss() -> N
     assert find_view(bapp, "wsgi", "/keep") == (bkeep, "bottle")
     view, why = find_view(object(), "asgi", "/")
     assert view is None and "ASGI" in why
+
+
+# -- a server's workers merged (gunicorn, uvicorn) -------------------------------------------
+
+def _worker(cap_entries: int, timers: int, free: int, first_due: float) -> Attribution:
+    """One worker's answer to ``attribute`` as the agent sends it."""
+    return Attribution.from_dict({
+        "holders": [
+            {"description": "", "chain": ["module app.py", "function _profile", "lru_cache"],
+             "type": "lru_cache", "entries_before": 0, "entries": cap_entries,
+             "entries_per_request": 1.0, "source": "roots",
+             "bounds": {"cap": 20000, "by": "lru_cache maxsize", "bytes_per_entry": 150.0}},
+            {"description": "", "chain": ["event loop asyncio.unix_events._UnixSelectorEventLoop "
+                                          "(thread MainThread)", "scheduled timers"],
+             "type": "list", "entries_before": 0, "entries": timers, "entries_per_request": 1.0,
+             "source": "roots", "bounds": {"timers": timers, "due_first_s": first_due,
+                                           "due_median_s": 3595.0, "due_last_s": 3599.0}},
+            {"description": "", "chain": ["thread MainThread", "contextvars context"],
+             "type": "Context", "entries_before": 0, "entries": 10, "entries_per_request": 0.01,
+             "source": "outside-python", "note": "no Python object holds it: the thread's "
+                                                  "interpreter state holds its contextvars context"}],
+        "allocator": {"glibc": True, "libc": "glibc 2.36", "requests": 1000, "uss_growth": free,
+                      "in_use_growth": 0, "free_growth": free, "trim_released": free // 2,
+                      "outside_glibc_growth": 0, "pymalloc_free": 1000,
+                      "before": {"uss": 10, "glibc_free": 1}, "after": {"uss": 20, "glibc_free": None}}})
+
+
+def test_merging_the_workers_keeps_caps_timers_notes_and_the_allocators() -> None:
+    merged = merge([(_worker(5000, 3000, 4_000_000, 3591.0), 100),
+                    (_worker(4000, 2000, 2_000_000, 3590.0), 100)], 2000)
+    lru, timers, ctx = (next(h for h in merged.holders if h.chain[-1] == last)
+                        for last in ("lru_cache", "scheduled timers", "contextvars context"))
+    # each worker has its own cache: the server's cap is theirs summed
+    assert lru.entries == 9000 and lru.bounds == {
+        "cap": 40000, "by": "lru_cache maxsize, 20,000 in each of 2 workers", "bytes_per_entry": 150.0}
+    assert timers.bounds is not None and timers.bounds["timers"] == 5000
+    assert (timers.bounds["due_first_s"], timers.bounds["due_last_s"]) == (3590.0, 3599.0)
+    assert ctx.source == "outside-python" and ctx.note.startswith("no Python object holds it")
+    alloc = merged.allocator
+    assert alloc is not None and alloc["processes"] == 2 and alloc["glibc"] is True
+    assert (alloc["requests"], alloc["free_growth"], alloc["trim_released"]) == (2000, 6_000_000, 3_000_000)
+    assert alloc["after"] == {"uss": 40, "glibc_free": None}
+    judged = will_it_stop(_python_leak(), merged.holders, 2000)
+    assert lru.bounds["requests_to_cap"] == (40000 - 9000) // 9 * 2 and judged.verdict == "bounded"
+
+
+def _python_leak() -> Judgement:
+    return Judgement("leak", "python", Fit(300.0, 1.0, 300.0, 300.0, 600_000, "leak"),
+                     Fit(600.0, 5.0, 600.0, 600.0, 1_200_000, "leak"), "the Python heap grows")

@@ -70,6 +70,11 @@ def _assert_leak_in_each_worker(result: HuntResult, app: str) -> None:
         assert w.holders and "_seen" in w.holders[0].description
     assert all(w.verdict == "clean" for w in ok.workers), render(result, "text")
     assert [w.role for w in leak.workers].count("master") == 1
+    # what the workers' allocators hold, added up: the server's, over the requests they served
+    alloc = leak.allocator
+    assert alloc is not None and alloc["processes"] == 2, alloc
+    assert alloc["requests"] == sum(w.requests for w in workers)
+    assert alloc["explanation"].startswith("bytes in use +")
     data = result.to_dict()["routes"][0]["workers"][0]
     assert {"pid", "role", "requests", "verdict", "kind", "bytes_per_request", "sites", "holders"} <= set(data)
 

@@ -218,7 +218,8 @@ def _chains(sites: list[Site]) -> list[dict[str, Any]]:
     sites back to a root (objgraph's find_backref_chain); when the referrers end before any
     root, one entry saying so (``"source": "outside-python"``)."""
     outside: dict[str, Any] | None = None
-    for site in ([s for s in sites if s.user] or sites)[:2]:
+    searched = ([s for s in sites if s.user] or sites)[:2]
+    for site in searched:
         found = backrefs.backref_chain(site.file, site.line)
         if found is None:
             continue
@@ -230,10 +231,19 @@ def _chains(sites: list[Site]) -> list[dict[str, Any]]:
             return [{"description": holders.describe(chain, found["type"], found["entries"]),
                      **entry}]
         if outside is None:
-            outside = {"description": f"outside Python: the referrers end at a {found['type'] or 'root'} "
-                                      "no Python object refers to (something in C or in the "
-                                      "interpreter holds it)", **entry}
-    return [outside] if outside else []
+            what = f"{found['type']}s" if found["type"] else "the objects"
+            outside = {"description": f"no Python object holds them: {what} made at "
+                                      f"{os.path.basename(site.file)}:{site.line}, held by something "
+                                      "in C or in the interpreter", **entry}
+    if outside:
+        return [outside]
+    where = " and ".join(f"{os.path.basename(s.file)}:{s.line}" for s in searched)
+    return [{"description": f"no holder found: no object made at {where} is visible to the "
+                            "garbage collector", "chain": ["(no chain)"], "type": "", "entries_before": 0,
+             "entries": 0, "entries_per_request": 0.0, "source": "not-found",
+             "note": ("strings, numbers and tuples or dicts of them are not tracked by the garbage "
+                      "collector, so their referrers cannot be followed; no container that grew was "
+                      f"found from the roots either ({holders.ROOTS_SEARCHED})")}] if searched else []
 
 
 def group_sites(diffs: Iterable[tuple[Sequence[tuple[str, int]], int, int]], requests: int,

@@ -31,6 +31,8 @@ from memprobe.agent.holders import _CONTAINERS, _short_repr, user_modules
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: the roots' ranks: a module's, a class's, a thread's or a loop's before a running frame's
 _FRAME_RANK = 1
+#: entries an untracked container needs to be taken for a store that grew per request
+_STORE_MIN = 32
 
 
 def _module_step(module: ModuleType, user: set[int]) -> str:
@@ -83,7 +85,7 @@ def backref_chain(filename: str, lineno: int, max_objects: int = 5, max_depth: i
     levels, stopped = 0, ""
     for level in range(1, max_depth + 1):
         levels = level
-        if time.monotonic() - started > budget_s:
+        if level > 1 and time.monotonic() - started > budget_s:
             stopped = f"stopped after {budget_s:g} s, its time budget"
             break
         wanted = {id(o) for o in frontier}
@@ -123,22 +125,38 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
     """Objects allocated at ``filename:lineno``, of the type most of them have (a singleton
     that happened to be made there first is not what grows). Dicts and tuples of atomic values
     are not tracked by the collector: they are looked for among the tracked objects' referents
-    when no tracked object was made there."""
+    when no tracked object was made there, and failing them the untracked dicts and lists whose
+    newest entry was made there (the holder itself, then)."""
     def made_there(obj: Any) -> bool:
         tb = tracemalloc.get_object_traceback(obj)
         return tb is not None and any(f.filename == filename and f.lineno == lineno for f in tb)
 
+    def last_made_there(container: Any) -> bool:
+        if len(container) < _STORE_MIN:
+            return False
+        if type(container) is dict:
+            key = next(reversed(container))
+            return made_there(key) or made_there(container[key])
+        return made_there(container[-1])
+
     found = [o for o in itertools.islice(filter(made_there, gc.get_objects()), sample)]
     if not found:
+        # Untracked objects made there, or else the untracked containers whose newest entry
+        # was (a library's dict of tuples: the collector tracks neither it nor its entries).
         ids: set[int] = set()
+        holding: list[Any] = []
         for obj in gc.get_objects():
             for child in gc.get_referents(obj):
-                if (type(child) in (dict, tuple, list) and not gc.is_tracked(child)
-                        and id(child) not in ids and made_there(child)):
-                    ids.add(id(child))
+                if type(child) not in (dict, tuple, list) or gc.is_tracked(child) or id(child) in ids:
+                    continue
+                ids.add(id(child))
+                if made_there(child):
                     found.append(child)
-            if len(found) >= sample:
+                elif type(child) is not tuple and not holding and last_made_there(child):
+                    holding.append(child)
+            if len(found) >= sample or (holding and not found):
                 break
+        found = found or holding
     if not found:
         return []
     common = collections.Counter(type(o) for o in found).most_common(1)[0][0]

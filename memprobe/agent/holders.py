@@ -41,6 +41,10 @@ _PROXIES = {"LocalProxy", "_ProxyLookup", "ContextVar", "proxy", "weakproxy", "C
 _MAX_DEPTH = 5
 _MAX_CHILDREN = 64
 _MAX_NODES = 40_000
+#: what the roots scan (:func:`scan_roots`) reads, as a report says it
+ROOTS_SEARCHED = ("your modules' globals and classes, the library classes they import, every "
+                  "module's warning registry, the logging manager, each thread's context, the "
+                  "event loops' timers and the interpreter's registries")
 #: roots every library uses: their growth is the app's only when it keeps pace with requests
 _SHARED_ROOTS = ("interpreter", "module re", "module fnmatch")
 
@@ -168,8 +172,9 @@ def _module_label(module: ModuleType) -> str:
 def scan_roots() -> dict[tuple[str, ...], Node]:
     """Sizes of the containers reachable from the usual roots, keyed by their chain: the user's
     modules' globals (dunder registries such as ``__warningregistry__`` too) and the classes
-    they import from libraries, the logging manager, each thread's contextvars context, the
-    event loops' scheduled callbacks and the interpreter's registries."""
+    they import from libraries, every module's ``__warningregistry__``, the logging manager,
+    each thread's contextvars context, the event loops' scheduled callbacks and the
+    interpreter's registries."""
     walker = _Walker()
     for module in user_modules():
         mod = _module_label(module)
@@ -181,9 +186,23 @@ def scan_roots() -> dict[tuple[str, ...], Node]:
                 _scan_global(walker, module, mod, name, value)
             except Exception:  # a proxy or descriptor that only works inside a request
                 continue
+    _scan_registries(walker, {id(m) for m in user_modules()})
     _scan_logging(walker)
     _scan_interpreter(walker)
     return walker.nodes
+
+
+def _scan_registries(walker: _Walker, user: set[int]) -> None:
+    """The ``__warningregistry__`` the warnings module keeps in the globals of the module that
+    warns (a library's too, when it warns with ``stacklevel=1``): one entry per message, so a
+    warning whose text changes per request grows it for ever."""
+    for name, module in list(sys.modules.items()):
+        if not isinstance(module, ModuleType) or id(module) in user:
+            continue
+        registry = getattr(module, "__dict__", {}).get("__warningregistry__")
+        if isinstance(registry, dict):
+            chain = (f"module {name}", "global __warningregistry__")
+            walker.nodes[chain] = Node(chain, "dict", len(registry))
 
 
 def _scan_interpreter(walker: _Walker) -> None:
@@ -298,7 +317,8 @@ def grown(before: dict[tuple[str, ...], Node], after: dict[tuple[str, ...], Node
         delta = node.size - (old.size if old else 0)
         if old is None or delta <= 0:
             continue
-        if chain[0] in _SHARED_ROOTS and delta < max(2, requests // 20):
+        if (chain[0] in _SHARED_ROOTS or chain[-1] == "global __warningregistry__") \
+                and delta < max(2, requests // 20):
             continue  # a module imported lazily, a pattern compiled by a library now and then
         outside = chain[0].startswith("thread ") and chain[1:2] == ("contextvars context",)
         out.append({

@@ -219,13 +219,19 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
                     "ceiling_bytes": int(cap * max(per_entry, 0.0)),
                     "requests_to_cap": max(0, int((cap - h.entries) / h.entries_per_request))}
     top = holders[0] if holders else None
-    if top is None or judgement.verdict != "leak" or not top.bounds:
+    if top is None or not top.bounds or judgement.verdict == "clean":
         return judgement
     b = top.bounds
+    if judgement.verdict == "bounded":
+        if b.get("cap") and b.get("requests_to_cap") == 0:
+            reason = (f"stopped at its cap of {b['cap']:,} entries ({b['by']}), "
+                      f"≈ {format_bytes(b['ceiling_bytes'])}: {top.description}; {judgement.reason}")
+            return Judgement("bounded", judgement.kind, judgement.traced, judgement.uss, reason)
+        return judgement
     if b.get("cap") and b["requests_to_cap"] > 0 and judgement.kind == "python":
         reason = (f"grows until {b['cap']:,} entries ({b['by']}), ≈ {format_bytes(b['ceiling_bytes'])}, "
-                  f"after ≈ {b['requests_to_cap']:,} more requests: {top.description} "
-                  f"({judgement.reason})")
+                  f"after ≈ {b['requests_to_cap']:,} more requests: {top.description}; "
+                  f"{judgement.reason}")
         return Judgement("bounded", "python", judgement.traced, judgement.uss, reason)
     if b.get("timers"):
         plateau = ""
@@ -233,8 +239,8 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
             plateau = (f"; at {throughput:,.0f} requests/s they hold ≈ "
                        f"{format_bytes(traced * throughput * b['due_last_s'])} when the first fire")
         reason = (f"held by {b['timers']:,} timers due in {_seconds(b['due_median_s'])} "
-                  f"(the last in {_seconds(b['due_last_s'])}): released when they fire{plateau} "
-                  f"({judgement.reason})")
+                  f"(the last in {_seconds(b['due_last_s'])}): released when they fire{plateau}; "
+                  f"{judgement.reason}")
         return Judgement(judgement.verdict, judgement.kind, judgement.traced, judgement.uss, reason)
     return judgement
 

@@ -170,7 +170,9 @@ def _verdict(result: HuntResult) -> Safe:
                  f"worst {worst.route if worst else None}: {_bpr(bpr['traced'])} B/request traced, "
                  f"{_bpr(bpr['uss'])} B/request {worst.memory_name if worst else 'USS'}")
     elif verdict == "bounded":
-        words = "no leak; bounded growth on " + ", ".join(r.route for r in routes if r.verdict == "bounded")
+        from memprobe.render.hunt import bounded_words
+
+        words = f"no leak; {bounded_words(result)}"
     elif verdict == "clean":
         words = "clean: no growth beyond noise"
     else:
@@ -212,11 +214,15 @@ def _types(types: list[dict[str, Any]]) -> Safe:
 
 
 def _holders(holders: list[Holder]) -> Safe:
+    from memprobe.render.hunt import bounds_sentence
+
     items = []
     for h in holders[:_HOLDERS]:
+        said = [tag("p", x, cls="muted") for x in (h.note, bounds_sentence(h)) if x]
         items.append(tag("li", Safe(
             tag("b", h.description) + esc(f": {h.entries_before:,} → {h.entries:,} entries, "
                                           f"{h.entries_per_request:+.2f} per request")
+            + join(said)
             + (tag("ol", join(tag("li", tag("code", step)) for step in h.chain), cls="chain")
                if h.chain else ""))))
     return tag("ul", join(items))
@@ -269,6 +275,7 @@ def _route(route: RouteResult, warmup: int) -> Safe:
         tag("h2", Safe(esc(f"Route {route.route} ") + badge(route.verdict or "?")
                        + (esc(f" ({route.kind})") if route.kind else ""))),
         tag("p", route.judgement.reason or ""),
+        *_explained(route),
         definition_list([("traced heap", f"{_bpr(bpr['traced'])} B/request"),
                          (memory, f"{_bpr(bpr['uss'])} B/request"),
                          ("requests measured", route.requests),
@@ -290,8 +297,22 @@ def _route(route: RouteResult, warmup: int) -> Safe:
     if route.types:
         parts += [tag("h3", "Growing types"), _types(route.types)]
     if route.holders:
-        parts += [tag("h3", "What holds it (from a root)"), _holders(route.holders)]
+        parts += [tag("h3", "What holds it"), _holders(route.holders)]
     return tag("section", join(parts), cls="route")
+
+
+def _explained(route: RouteResult) -> list[Safe]:
+    """What the route's reason does not say already: where native growth comes from, what the
+    allocators showed."""
+    from memprobe.render.hunt import NATIVE_SENTENCE, allocator_sentence
+
+    out = []
+    if route.kind == "native":
+        out.append(tag("p", NATIVE_SENTENCE, cls="muted"))
+    said = allocator_sentence(route)
+    if said and said != route.judgement.reason:
+        out.append(tag("p", f"Allocators: {said}"))
+    return out
 
 
 def _load_line(load: dict[str, Any]) -> str:

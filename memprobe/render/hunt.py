@@ -81,10 +81,27 @@ def _verdict_line(result: HuntResult) -> str:
         return f"stopped: {result.error}"
     if leaks:
         return f"verdict: LEAK on {', '.join(leaks)} ({len(leaks)} of {len(routes)} routes) -> exit 1"
-    bounded = [r.route for r in routes if r.verdict == "bounded"]
-    if bounded:
-        return f"verdict: no leak; bounded growth on {', '.join(bounded)} (a cache filling up?)"
+    if any(r.verdict == "bounded" for r in routes):
+        return f"verdict: no leak; {bounded_words(result)}"
     return "verdict: clean, no growth beyond noise"
+
+
+def bounded_words(result: HuntResult) -> str:
+    """``bounded growth on /lru (capped), allocator retention on /retention``: the routes that
+    grew and stop, each said as what stops them."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in result.routes:
+        if r.verdict != "bounded":
+            continue
+        top = r.holders[0] if r.holders else None
+        if r.kind == "retention":
+            what = ("allocator retention", "freed memory the allocators keep")
+        elif top is not None and (top.bounds or {}).get("cap"):
+            what = ("bounded growth", "a cache with a cap")
+        else:
+            what = ("bounded growth", "a cache filling up?")
+        groups.setdefault(what, []).append(r.route)
+    return "; ".join(f"{word} on {', '.join(routes)} ({why})" for (word, why), routes in groups.items())
 
 
 @renders("text", "hunt")
@@ -160,6 +177,11 @@ def _workers_table(result: HuntResult) -> Table:
     return table
 
 
+#: what a native verdict means, under its reason
+NATIVE_SENTENCE = ("no Python allocation explains it: the memory comes from outside Python's allocators "
+                   "(a C extension, ctypes, a native library); tracemalloc cannot name its line")
+
+
 def allocator_sentence(r: RouteResult) -> str:
     """What glibc's malloc and pymalloc showed for ``r``, in one sentence (empty when they
     were not read)."""
@@ -196,9 +218,7 @@ def _route_detail(r: RouteResult) -> Group:
     for note in r.notes:
         lines.append(Text(f"  note: {note}", style="dim"))
     if r.kind == "native":
-        lines.append(Text("  no Python allocation explains it: the memory comes from outside Python's "
-                          "allocators (a C extension, ctypes, a native library); tracemalloc cannot "
-                          "name its line", style="dim"))
+        lines.append(Text(f"  {NATIVE_SENTENCE}", style="dim"))
     if rss_sentence(r):
         lines.append(Text(f"  which line: {rss_sentence(r)}", style="bold"))
     said = allocator_sentence(r)
@@ -288,6 +308,8 @@ def markdown(result: HuntResult) -> str:
             continue
         out += ["", f"## `{r.route}`: {r.verdict}" + (f" ({r.kind})" if r.kind else ""),
                 "", r.judgement.reason]
+        if r.kind == "native":
+            out += ["", f"_{NATIVE_SENTENCE}._"]
         said = allocator_sentence(r)
         if said and said != r.judgement.reason:
             out += ["", f"Allocators: {said}"]

@@ -237,8 +237,9 @@ class Holder:
     entries_before: int = 0
     entries: int = 0
     entries_per_request: float = 0.0
-    #: ``roots`` (a root's container grew), ``referrers`` (found back from the objects), or
-    #: ``outside-python`` (held where no Python object refers: a thread's context, C code)
+    #: ``roots`` (a root's container grew), ``referrers`` (found back from the objects),
+    #: ``outside-python`` (held where no Python object refers: a thread's context, C code), or
+    #: ``not-found`` (no object made at the site is visible to the garbage collector)
     source: str = "roots"
     #: one sentence more: who holds it when no Python object does, what was searched
     note: str = ""
@@ -278,7 +279,8 @@ class Judged:
 
     @property
     def kind(self) -> str | None:
-        """``python``, ``native``, ``mixed`` or None."""
+        """``python``, ``native``, ``mixed``, ``retention`` (bounded: the allocators keep
+        freed memory) or None."""
         return self.judgement.kind
 
     @property
