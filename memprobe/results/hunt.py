@@ -293,10 +293,14 @@ class Judged:
                 for name, f in (("traced", j.traced), ("uss", j.uss))}
 
     def series_dict(self) -> dict[str, list[Any]]:
-        """The readings as JSON keeps them: three parallel lists."""
-        return {"requests": [r.requests for r in self.readings], "traced": [r.traced for r in self.readings],
-                "uss": [r.uss for r in self.readings],
-                "time": [None if r.t is None else round(r.t, 3) for r in self.readings]}
+        """The readings as JSON keeps them: parallel lists (``time`` when the readings have one:
+        a file written before it was kept reads back, and is written again, without it)."""
+        out: dict[str, list[Any]] = {"requests": [r.requests for r in self.readings],
+                                     "traced": [r.traced for r in self.readings],
+                                     "uss": [r.uss for r in self.readings]}
+        if any(r.t is not None for r in self.readings):
+            out["time"] = [None if r.t is None else round(r.t, 3) for r in self.readings]
+        return out
 
 
 def readings_from(data: dict[str, Any]) -> list[Reading]:
@@ -404,7 +408,9 @@ class RouteResult(Judged):
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
             "allocator": self.allocator,
-            "rss_lines": [dict(x) for x in self.rss_lines],
+            # only where a native leak's lines were measured: a route that was not looked at
+            # says why in its notes
+            **({"rss_lines": [dict(x) for x in self.rss_lines]} if self.rss_lines else {}),
         }
 
     @classmethod
