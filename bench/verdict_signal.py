@@ -2,6 +2,7 @@
 
     python bench/verdict_signal.py [--rounds 8] [--requests 1000] [--warmup 500] [--repeat 1]
                                    [--only flask,list_append,...]
+    python bench/verdict_signal.py --hunts [--signals traced,blocks] [--repeat 1]
 
 For the five hello-worlds and a few leak-corpus cases, one child per case and mode (the agent
 inside, as ``hunt`` starts it): warm-up, baseline, ``--rounds`` rounds of ``--requests``, each
@@ -9,6 +10,10 @@ followed by the agent's reading after ``gc.collect()``. Mode ``traced``: tracema
 frame deep, as the hunt's rounds run today; ``untraced``: off. Per signal: the least-squares
 slope per request, its standard error, and the residual standard deviation of the readings
 (the noise, in the signal's own units). Prints a table; figures, not pass/fail.
+
+``--hunts``: whole hunts with each ``--signals`` (defaults), judged as the tests judge them: the
+leak corpus on its five frameworks (tests/test_hunt_corpus.py's settings and checks), the five
+hello-worlds (``clean``), and the 8 B/request ``_none.append(None)`` leak; verdict and seconds.
 """
 from __future__ import annotations
 
@@ -116,8 +121,35 @@ def row(run: Run) -> str:
             cells.append(f"{'-':>22s}")
             continue
         slope, error, sd = fit(run.xs, ys)
-        cells.append(f"{slope:+8.2f} ±{error:5.2f} ({sd:7.0f})")
+        digits = 3 if name in ("blocks", "objects") else 2
+        cells.append(f"{slope:+8.{digits}f} ±{error:5.{digits}f} ({sd:7.0f})")
     return " ".join(cells)
+
+
+def hunts(signals: list[str], repeat: int) -> None:
+    """Whole hunts per signal: every corpus verdict, the hello-worlds, the 8 B/request leak."""
+    from memprobe.hunt import hunt
+    from tests import test_hunt_corpus as corpus
+
+    for _ in range(repeat):
+        for signal in signals:
+            for name, (target, settings, routes) in corpus.FRAMEWORKS.items():
+                t0 = time.monotonic()
+                result = hunt(target, routes=[f"/{c}" for c in routes], cwd=corpus.CORPUS,
+                              signal=signal, **settings)
+                wrong = [p for route in result.routes for p in corpus.problems(route)]
+                print(f"{signal:6s} corpus {name:9s} {time.monotonic() - t0:6.1f} s  "
+                      f"{len(result.routes) - len({w.split(':')[0] for w in wrong})}/{len(result.routes)} right"
+                      + "".join(f"\n    {w}" for w in wrong), flush=True)
+            for fw in catalog.select(",".join(catalog.DEFAULT_NAMES)):
+                t0 = time.monotonic()
+                route = hunt(fw.hello_target, routes=["/"], cwd=catalog.frameworks_dir(), signal=signal).routes[0]
+                print(f"{signal:6s} hello  {fw.name:9s} {time.monotonic() - t0:6.1f} s  {route.verdict:8s} "
+                      f"{route.judgement.reason}", flush=True)
+            t0 = time.monotonic()
+            route = hunt("signal_flask.py:app", routes=["/none_append"], cwd=APPS, signal=signal).routes[0]
+            print(f"{signal:6s} 8 B/request none_append {time.monotonic() - t0:6.1f} s  {route.verdict:8s} "
+                  f"{route.judgement.reason}", flush=True)
 
 
 def main() -> int:
@@ -127,7 +159,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="case names, comma-separated")
+    parser.add_argument("--hunts", action="store_true", help="whole hunts per signal instead")
+    parser.add_argument("--signals", default="traced,blocks")
     args = parser.parse_args()
+    if args.hunts:
+        hunts(args.signals.split(","), args.repeat)
+        return 0
     only = {n for n in args.only.split(",") if n}
     print("per signal: slope per request ± its standard error (residual SD of the readings, in "
           "the signal's units: bytes, blocks, objects, bytes)")
