@@ -159,10 +159,11 @@ class Fit:
     total: int
     verdict: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers."""
-        return {"value": round(self.slope, 2), "error": round(self.error, 2),
-                "early": round(self.early, 2), "late": round(self.late, 2),
+    def to_dict(self, digits: int = 2) -> dict[str, Any]:
+        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers
+        (to ``digits`` decimals: blocks per request need more than bytes)."""
+        return {"value": round(self.slope, digits), "error": round(self.error, digits),
+                "early": round(self.early, digits), "late": round(self.late, digits),
                 "total_bytes": self.total, "verdict": self.verdict}
 
     @classmethod
@@ -193,7 +194,7 @@ class Judgement:
         return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
                 "traced": self.traced.to_dict() if self.traced else None,
                 "uss": self.uss.to_dict() if self.uss else None,
-                "blocks": self.blocks.to_dict() if self.blocks else None}
+                "blocks": self.blocks.to_dict(digits=4) if self.blocks else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], route: dict[str, Any] | None = None) -> Judgement:
