@@ -86,7 +86,7 @@ def measure(case: Case, trace: bool, rounds: int, requests: int, warmup: int) ->
     run = Run(case.name, "traced" if trace else "untraced")
     try:
         probe.open()
-        probe._call("begin", trace=trace)
+        probe._call("begin", trace=trace, objects=True)
         probe.send(case.route, warmup, 0)
         sent, took, reading_s, done = 0, 0.0, 0.0, 0
         for i in range(rounds + 1):
@@ -102,7 +102,7 @@ def measure(case: Case, trace: bool, rounds: int, requests: int, warmup: int) ->
             uss = read_memory(probe.measured_pid).uss or 0
             run.xs.append(done)
             values = {"traced": inside.get("traced"), "blocks": inside["blocks"],
-                      "objects": inside["objects"], "uss": uss - int(inside.get("overhead", 0))}
+                      "objects": inside.get("objects"), "uss": uss - int(inside.get("overhead", 0))}
             for name, value in values.items():
                 if value is not None:
                     run.ys.setdefault(name, []).append(int(value))

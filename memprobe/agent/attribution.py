@@ -59,14 +59,17 @@ class Tracing:
             tracemalloc.stop()
 
 
-def traced() -> dict[str, int]:
+def traced(objects: bool = False) -> dict[str, int]:
     """The traced heap now, and tracemalloc's own tables (which grow with every live traced
     block and are not the app's: the parent subtracts them from USS); also, traced or not,
     ``blocks``: the interpreter's allocated memory blocks (``sys.getallocatedblocks()``: every
     block pymalloc handed out and every larger object allocation, untraced C memory not), and
-    ``objects``: the objects the garbage collector tracks (containers; ints and strs are not).
-    Without tracing, ``traced`` is absent: a zero would read as a flat heap."""
-    out = {"blocks": sys.getallocatedblocks(), "objects": len(gc.get_objects())}
+    with ``objects``, the objects the garbage collector tracks (containers; ints and strs are
+    not, so bench/verdict_signal.py found it flat for every leak of the corpus: not read by
+    default). Without tracing, ``traced`` is absent: a zero would read as a flat heap."""
+    out = {"blocks": sys.getallocatedblocks()}
+    if objects:
+        out["objects"] = len(gc.get_objects())
     if tracemalloc.is_tracing():
         out.update(traced=tracemalloc.get_traced_memory()[0],
                    overhead=tracemalloc.get_tracemalloc_memory())
@@ -94,6 +97,7 @@ class Attributor:
         self.tracing = Tracing()
         #: whether the measured rounds are traced (``begin(trace=...)``)
         self.traced_rounds = True
+        self.count_objects = False
         self._roots: dict[tuple[str, ...], holders.Node] = {}
         self._types: dict[str, list[int]] = {}
         self._grown: list[dict[str, Any]] = []
@@ -111,12 +115,13 @@ class Attributor:
         gc.collect()
         gc.collect()
 
-    def begin(self, trace: bool = True) -> dict[str, int]:
+    def begin(self, trace: bool = True, objects: bool = False) -> dict[str, int]:
         """A new route: trace one frame deep from now, before its warm-up, so that objects the
         warm-up made (and later replaced) are traced too; with ``trace`` False, the rounds run
         untraced (readings of ``blocks`` only inside: ~2.5x the requests per second) and
-        tracing starts for the attribution round only."""
-        self.traced_rounds = trace
+        tracing starts for the attribution round only. ``objects``: readings also count the
+        collector's objects (for bench/verdict_signal.py)."""
+        self.traced_rounds, self.count_objects = trace, objects
         if trace:
             self.tracing.restart(1)
         else:
@@ -142,12 +147,12 @@ class Attributor:
         # After the scans: what they allocated and freed is in the allocators' free bytes at
         # the baseline too, so retention is never overstated by them.
         self._alloc_base = allocator.read()
-        return traced()
+        return traced(self.count_objects)
 
     def measure(self) -> dict[str, int]:
         """After a round: the traced size."""
         self.collect()
-        return traced()
+        return traced(self.count_objects)
 
     def growth(self, requests: int) -> dict[str, Any]:
         """Right after the measured rounds: which containers and types grew since the
