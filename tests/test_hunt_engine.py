@@ -169,6 +169,52 @@ def test_settings_are_typed_and_checked() -> None:
     settings = HuntSettings(requests=100, cmd="x {port}", mode="outside")
     assert HuntSettings.from_dict(settings.to_dict()) == settings
     assert settings.attributed == 100
+    blocks = HuntSettings(signal="blocks")
+    blocks.validate()
+    assert HuntSettings.from_dict(blocks.to_dict()) == blocks
+    assert HuntSettings.from_dict({"requests": 1}).signal == "traced"  # written before it existed
+    for wrong in (HuntSettings(signal="bytes"), HuntSettings(signal="blocks", mode="outside", cmd="x {port}"),
+                  HuntSettings(signal="blocks", mode="in_process")):
+        with pytest.raises(UsageError):
+            wrong.validate()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_rounds_judged_on_blocks_run_untraced_and_the_attribution_round_still_names_the_line(
+        app_file: Path) -> None:
+    from memprobe.results.hunt import HuntResult
+
+    result = hunt(f"{app_file}:app", ["/leak", "/"], requests=500, rounds=3, warmup=50, signal="blocks")
+
+    assert [r.verdict for r in result.routes] == ["leak", "clean"]
+    leak, clean = result.routes
+    assert all(r.traced is None and r.blocks is not None for r in leak.readings + clean.readings)
+    assert leak.judgement.traced is None and leak.kind == "python"
+    assert leak.judgement.blocks is not None and 0.95 < leak.judgement.blocks.slope < 1.05
+    assert f"blocks {leak.judgement.blocks.slope:+.2f} ±" in leak.judgement.reason
+    assert leak.sites and leak.sites[0].file == str(app_file)  # the deep round is traced
+    assert leak.holders[0].description.startswith("module engine_app.py, global _kept (list, ")
+    again = HuntResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.settings.signal == "blocks"
+    assert [r.blocks for r in again.routes[0].readings] == [r.blocks for r in leak.readings]
+    blocks = again.routes[0].judgement.blocks
+    assert blocks is not None and (blocks.slope, blocks.verdict) == (round(leak.judgement.blocks.slope, 4), "leak")
+
+
+def test_the_blocks_fit_calls_one_object_per_request_a_leak_and_a_hello_worlds_scatter_clean() -> None:
+    from memprobe.hunt.model import judge
+    from memprobe.results.hunt import Reading
+
+    xs = [0, 2000, 4000, 6000, 8000, 10000]
+    scatter = [0, 230, -180, 120, -230, 60]  # CherryPy's hello-world scatters by ~230 blocks
+    one_int = judge([Reading(x, None, 10_000_000, 100_000 + x + d) for x, d in zip(xs, scatter)])
+    noise = judge([Reading(x, None, 10_000_000, 100_000 + d) for x, d in zip(xs, scatter)])
+    assert (one_int.verdict, one_int.kind) == ("leak", "python")
+    assert noise.verdict == "clean"
+    traced = judge([Reading(x, 5_000_000, 10_000_000, 100_000 + x) for x in xs])
+    assert traced.verdict == "clean" and traced.blocks is not None and traced.blocks.verdict == "leak", \
+        "with a traced heap, the blocks are reported, not judged"
 
 
 def test_a_closed_listening_socket_is_refused_cleanly(tmp_path: Path) -> None:

@@ -10,9 +10,12 @@ one route at a time (see :class:`memprobe.agent.attribution.Attributor`):
 Where the process counts the requests it served (an injected agent, :mod:`memprobe.agent.inject`),
 ``hello``, ``baseline`` and ``measure`` also answer ``served``, read before the garbage is
 collected.
-* ``begin``: a new route; tracemalloc (re)started one frame deep;
+* ``begin``: a new route; tracemalloc (re)started one frame deep (``"trace": false``: stopped,
+  the rounds run untraced);
 * ``baseline``: collect garbage, scan the roots and count the types, answer the traced size;
-* ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead;
+* ``measure``: collect garbage, answer the traced size and tracemalloc's own overhead (when
+  tracing) and the allocated blocks (and the collector's object count, when ``begin`` asked
+  with ``"objects": true``);
 * ``growth``: what grew since the baseline (asked right after the measured rounds);
 * ``deepen``: trace ``--frames`` deep from now on, remembering the heap as it is;
 * ``attribute``: the sites (when deepened), types and holders, together;
@@ -70,7 +73,7 @@ class Agent:
                     "routes": discover_routes(self.loaded.app), "frames": att.frames,
                     "python": sys.version.split()[0]}
         if cmd == "begin":
-            return att.begin()
+            return att.begin(bool(request.get("trace", True)), bool(request.get("objects", False)))
         if cmd == "baseline":
             return att.baseline()
         if cmd == "measure":

@@ -8,6 +8,12 @@ each round of requests. Two signals are judged the same way:
 * **uss** - the memory only this process holds, read from outside: honest (it sees C
   allocations too), but it moves in 4 KiB pages and allocator pools, so its bar is higher.
 
+Where the agent also reads **blocks** (``sys.getallocatedblocks()``, in blocks, not bytes), they
+are fitted the same way; the verdict's Python side is judged on them when there is no traced
+heap (rounds run untraced, ``HuntSettings.signal == "blocks"``). They count objects, not bytes:
+a new object per request shows (one int: +1.00 block/request), growth inside a block that
+exists (a list's buffer, ``_seen.append(None)``: +8 B/request traced) does not.
+
 For each signal: a least-squares slope of bytes vs requests with its standard error, and
 objgraph's "growth above the previous peak" per round, which stops counting once a cache is
 full or warm-up effects are over. A signal **leaks** when its slope is clearly above zero and
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from memprobe.results.hunt import Fit, Holder, Judgement, Reading, memory_name
@@ -39,6 +46,17 @@ USS_MIN_BOUNDED = 1024 * 1024
 NATIVE_AFTER_BOUNDED = 4 * USS_FLOOR
 #: How many standard errors the slope must clear.
 SIGMAS = 3.0
+#: The allocated blocks' bars, in blocks, from bench/verdict_signal.py (8 rounds of 1,000): the
+#: five hello-worlds' slopes reach +0.06 ± 0.03 blocks/request (CherryPy; Tornado +0.05 ± 0.02,
+#: Flask and Bottle 0.00), their readings scatter by up to ~230 blocks (residual SD; a capped
+#: cache ~290). The floor is above the worst clean slope plus three of its errors, a quarter of
+#: the one-int leak's +1.00; the totals are ~4x and ~8x the worst scatter.
+BLOCKS_FLOOR = 0.25
+BLOCKS_MIN_TOTAL = 1000
+BLOCKS_MIN_BOUNDED = 2000
+#: Bytes a leaked block stands for when only blocks were read (the corpus: one int 36.7 B, a
+#: str key and a float 84.5 B for 1.00 block, an lru_cache entry 181 B for 3.00 blocks).
+BLOCK_BYTES = 64.0
 
 def least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """Slope of ``ys`` against ``xs`` and its standard error (0 with two points)."""
@@ -97,39 +115,59 @@ def judge(readings: Sequence[Reading], memory: str = "uss") -> Judgement:
     if len(readings) < 3:
         raise ValueError("judge needs a baseline and at least two rounds")
     xs = [r.requests for r in readings]
-    traced = uss = None
+    traced = uss = blocks = None
+    if all(r.blocks is not None for r in readings):
+        blocks = fit_signal(xs, [r.blocks for r in readings], BLOCKS_FLOOR,  # type: ignore[misc]
+                            BLOCKS_MIN_TOTAL, BLOCKS_MIN_BOUNDED)
     if all(r.traced is not None for r in readings):
         traced = fit_signal(xs, [r.traced for r in readings], TRACED_FLOOR,  # type: ignore[misc]
                             TRACED_MIN_TOTAL, TRACED_MIN_BOUNDED)
     if all(r.uss is not None for r in readings):
         uss = fit_signal(xs, [r.uss for r in readings], USS_FLOOR, USS_MIN_TOTAL,  # type: ignore[misc]
                          USS_MIN_BOUNDED)
-    t = traced.verdict if traced else "clean"
+    # The Python side: the traced heap where it was read, else the allocated blocks.
+    python = traced if traced is not None else blocks
+    t = python.verdict if python else "clean"
     u = uss.verdict if uss else "clean"
     if u == "leak" and t == "bounded" and uss is not None and uss.late < NATIVE_AFTER_BOUNDED:
         # The Python heap filled up and stopped; USS lagging behind it (pools freed by
         # evictions are reused slowly) is not a native leak unless it keeps growing clearly.
         u = "bounded"
     if t == "leak" or u == "leak":
-        kind = _kind(traced, uss)
+        kind = _kind(python, uss, python_bytes(traced, blocks))
         verdict = "leak"
     elif t == "bounded" or u == "bounded":
         verdict = "bounded"
         kind = "python" if t == "bounded" else "native"
     else:
         verdict, kind = "clean", None
-    return Judgement(verdict, kind, traced, uss, _reason(verdict, kind, traced, uss, memory_name(memory)))
+    reason = _reason(verdict, kind, traced, uss, memory_name(memory))
+    if traced is None and blocks is not None:
+        reason = _blocks_reason(reason, blocks)
+    return Judgement(verdict, kind, traced, uss, reason, blocks)
 
 
-def _kind(traced: Fit | None, uss: Fit | None) -> str:
-    if traced is None or traced.verdict != "leak":
+def python_bytes(traced: Fit | None, blocks: Fit | None) -> float:
+    """The Python heap's growth in bytes per request: traced, else blocks x :data:`BLOCK_BYTES`."""
+    if traced is not None:
+        return traced.slope
+    return blocks.slope * BLOCK_BYTES if blocks is not None else 0.0
+
+
+def _blocks_reason(reason: str, blocks: Fit) -> str:
+    """The reason with the blocks' fit where the traced heap's would be."""
+    return reason.replace("traced n/a", f"blocks {blocks.slope:+.2f} ± {blocks.error:.2f} /request")
+
+
+def _kind(python: Fit | None, uss: Fit | None, python_slope: float) -> str:
+    if python is None or python.verdict != "leak":
         return "native"
     if uss is None or uss.verdict != "leak":
         return "python"
     # Python objects cost USS beyond their traced size (allocator pools, list over-allocation):
     # ~2x for small ints here. "Well above" is more than twice that on top.
-    gap = uss.slope - traced.slope
-    if gap > max(USS_FLOOR, 2 * traced.slope, SIGMAS * uss.error):
+    gap = uss.slope - python_slope
+    if gap > max(USS_FLOOR, 2 * python_slope, SIGMAS * uss.error):
         return "mixed"
     return "python"
 
@@ -197,7 +235,7 @@ def account(judgement: Judgement, allocator: dict[str, Any] | None) -> tuple[Jud
     if growth > 0 and held >= ALLOCATOR_SHARE * growth:
         reason = (f"allocator retention, not a leak: USS {uss.slope:+.1f} B/request, but the "
                   f"allocators' {figures}")
-        return Judgement("bounded", "retention", judgement.traced, uss, reason), reason
+        return replace(judgement, verdict="bounded", kind="retention", reason=reason), reason
     return judgement, (f"the growth is neither in use nor held free by glibc's malloc or "
                        f"pymalloc ({figures}): memory mapped outside them (thread stacks, "
                        f"another allocator, a C library's own mmap)")
@@ -209,7 +247,7 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
     ``requests_to_cap``) and judge by the top one: a leak whose top holder has a cap larger
     than the run reached is ``bounded`` ("grows until ..."); one held by timers says when they
     fire. ``throughput``: requests per second of the measured rounds."""
-    traced = judgement.traced.slope if judgement.traced else 0.0
+    traced = python_bytes(judgement.traced, judgement.blocks)
     for h in holders:
         cap = (h.bounds or {}).get("cap")
         if not cap or h.entries_per_request <= 0:
@@ -226,13 +264,13 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
         if b.get("cap") and b.get("requests_to_cap") == 0:
             reason = (f"stopped at its cap of {b['cap']:,} entries ({b['by']}), "
                       f"≈ {format_bytes(b['ceiling_bytes'])}: {top.description}; {judgement.reason}")
-            return Judgement("bounded", judgement.kind, judgement.traced, judgement.uss, reason)
+            return replace(judgement, verdict="bounded", reason=reason)
         return judgement
     if b.get("cap") and b["requests_to_cap"] > 0 and judgement.kind == "python":
         reason = (f"grows until {b['cap']:,} entries ({b['by']}), ≈ {format_bytes(b['ceiling_bytes'])}, "
                   f"after ≈ {b['requests_to_cap']:,} more requests: {top.description}; "
                   f"{judgement.reason}")
-        return Judgement("bounded", "python", judgement.traced, judgement.uss, reason)
+        return replace(judgement, verdict="bounded", kind="python", reason=reason)
     if b.get("timers"):
         plateau = ""
         if throughput > 0 and traced > 0:
@@ -241,7 +279,7 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
         reason = (f"held by {b['timers']:,} timers due in {_seconds(b['due_median_s'])} "
                   f"(the last in {_seconds(b['due_last_s'])}): released when they fire{plateau}; "
                   f"{judgement.reason}")
-        return Judgement(judgement.verdict, judgement.kind, judgement.traced, judgement.uss, reason)
+        return replace(judgement, reason=reason)
     return judgement
 
 

@@ -49,6 +49,7 @@ def hunt(
     attach_method: str = "auto",
     outside: bool = False,
     load_engine: Any = None,
+    signal: str = "traced",
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
@@ -59,7 +60,8 @@ def hunt(
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
     cannot be loaded or dies. ``load_engine``: a started
     :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
-    native hammer.
+    native hammer. ``signal``: what the rounds are judged on inside (``traced``, or ``blocks``:
+    untraced rounds, tracemalloc for the attribution round only; see HuntSettings.signal).
     """
     from memprobe.hunt.probes.child import AgentProbe
     from memprobe.hunt.probes.outside import OutsideProbe
@@ -72,7 +74,7 @@ def hunt(
                 else "workers")
     settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup,
                             concurrency=concurrency, frames=frames, timeout=timeout,
-                            ready_timeout=ready_timeout, cmd=cmd, mode=mode)
+                            ready_timeout=ready_timeout, cmd=cmd, mode=mode, signal=signal)
     settings.validate()
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"

@@ -26,6 +26,12 @@ def memory_name(memory: str) -> str:
 #: this process, readings from outside only, an agent in every worker of a server started from a
 #: command, or an agent attached to a running process.
 MODES = ("child", "in_process", "outside", "workers", "attached")
+#: What the measured rounds read inside the process: the traced heap (tracemalloc on, one frame
+#: deep, in every round) or the allocated blocks only (tracemalloc off until the attribution
+#: round: ~2.5x the requests per second, blind to growth inside blocks that already exist).
+SIGNALS = ("traced", "blocks")
+#: The modes whose agent can run the rounds untraced (one process, the agent inside).
+UNTRACED_MODES = ("child", "attached")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class HuntSettings:
     #: in-process only: the test client used, and whether the test process's USS is judged
     client: str | None = None
     uss: bool | None = None
+    #: what the rounds are judged on inside: ``traced`` or ``blocks`` (:data:`SIGNALS`)
+    signal: str = "traced"
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for numbers no hunt can use."""
@@ -59,6 +67,11 @@ class HuntSettings:
             raise UsageError("hunt needs positive timeouts")
         if self.mode not in MODES:
             raise UsageError(f"unknown hunt mode {self.mode!r}; one of: {', '.join(MODES)}")
+        if self.signal not in SIGNALS:
+            raise UsageError(f"unknown hunt signal {self.signal!r}; one of: {', '.join(SIGNALS)}")
+        if self.signal != "traced" and self.mode not in UNTRACED_MODES:
+            raise UsageError(f"--signal {self.signal} needs the agent in one process (an app hunted "
+                             f"in a child, or --pid), not mode {self.mode}")
 
     @property
     def attributed(self) -> int:
@@ -70,7 +83,7 @@ class HuntSettings:
         out: dict[str, Any] = {
             "requests": self.requests, "rounds": self.rounds, "warmup": self.warmup,
             "concurrency": self.concurrency, "frames": self.frames, "cmd": self.cmd,
-            "timeout_s": self.timeout, "mode": self.mode,
+            "timeout_s": self.timeout, "mode": self.mode, "signal": self.signal,
         }
         if self.client is not None:
             out["client"] = self.client
@@ -86,7 +99,8 @@ class HuntSettings:
         return cls(requests=int(data.get("requests", 0)), rounds=int(data.get("rounds", 0)),
                    warmup=int(data.get("warmup", 0)), concurrency=int(data.get("concurrency", 1)),
                    frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", 10.0)),
-                   mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"))
+                   mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"),
+                   signal=str(data.get("signal") or "traced"))
 
 
 class Rate(float):
@@ -122,11 +136,15 @@ def rates_json(rates: dict[str, Rate | None]) -> dict[str, dict[str, float] | No
 
 @dataclass(frozen=True)
 class Reading:
-    """One point of the series: requests done since the baseline, and the two signals."""
+    """One point of the series: requests done since the baseline, and the two signals (and,
+    where the agent reads them, the interpreter's allocated blocks)."""
 
     requests: int
     traced: int | None
     uss: int | None
+    #: ``sys.getallocatedblocks()`` after ``gc.collect()``: read traced or not (None where the
+    #: agent is not inside, or in results written before it existed)
+    blocks: int | None = None
     #: when it was read (seconds since the epoch; ``--mprof`` timelines); not compared
     t: float | None = field(default_factory=time.time, compare=False)
 
@@ -144,10 +162,11 @@ class Fit:
     total: int
     verdict: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers."""
-        return {"value": round(self.slope, 2), "error": round(self.error, 2),
-                "early": round(self.early, 2), "late": round(self.late, 2),
+    def to_dict(self, digits: int = 2) -> dict[str, Any]:
+        """JSON form: ``value`` and ``error`` in bytes per request, and the model's numbers
+        (to ``digits`` decimals: blocks per request need more than bytes)."""
+        return {"value": round(self.slope, digits), "error": round(self.error, digits),
+                "early": round(self.early, digits), "late": round(self.late, digits),
                 "total_bytes": self.total, "verdict": self.verdict}
 
     @classmethod
@@ -169,12 +188,16 @@ class Judgement:
     traced: Fit | None
     uss: Fit | None
     reason: str
+    #: the allocated blocks' fit, in blocks (not bytes) per request; None where not read
+    blocks: Fit | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
+        """JSON form (``blocks``: its ``value``, ``error``, ``early`` and ``late`` are blocks
+        per request, ``total_bytes`` is blocks)."""
         return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
                 "traced": self.traced.to_dict() if self.traced else None,
-                "uss": self.uss.to_dict() if self.uss else None}
+                "uss": self.uss.to_dict() if self.uss else None,
+                "blocks": self.blocks.to_dict(digits=4) if self.blocks else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], route: dict[str, Any] | None = None) -> Judgement:
@@ -192,7 +215,8 @@ class Judgement:
         return cls(verdict=str(model.get("verdict") or route["verdict"]),
                    kind=model.get("kind", route.get("kind")),
                    traced=fits["traced"], uss=fits["uss"],
-                   reason=str(model.get("reason") or route.get("reason") or ""))
+                   reason=str(model.get("reason") or route.get("reason") or ""),
+                   blocks=Fit.from_dict(model.get("blocks")))
 
 
 @dataclass
@@ -293,11 +317,14 @@ class Judged:
                 for name, f in (("traced", j.traced), ("uss", j.uss))}
 
     def series_dict(self) -> dict[str, list[Any]]:
-        """The readings as JSON keeps them: parallel lists (``time`` when the readings have one:
-        a file written before it was kept reads back, and is written again, without it)."""
+        """The readings as JSON keeps them: parallel lists (``blocks`` only where read, ``time``
+        where the readings have one: a file written before it was kept reads back, and is
+        written again, without it)."""
         out: dict[str, list[Any]] = {"requests": [r.requests for r in self.readings],
                                      "traced": [r.traced for r in self.readings],
                                      "uss": [r.uss for r in self.readings]}
+        if any(r.blocks is not None for r in self.readings):
+            out["blocks"] = [r.blocks for r in self.readings]
         if any(r.t is not None for r in self.readings):
             out["time"] = [None if r.t is None else round(r.t, 3) for r in self.readings]
         return out
@@ -309,8 +336,9 @@ def readings_from(data: dict[str, Any]) -> list[Reading]:
     xs = list(series.get("requests") or [])
     traced = list(series.get("traced") or [None] * len(xs))
     uss = list(series.get("uss") or [None] * len(xs))
+    blocks = list(series.get("blocks") or [None] * len(xs))
     times = list(series.get("time") or [None] * len(xs))  # written since --mprof
-    return [Reading(int(x), t, u, when) for x, t, u, when in zip(xs, traced, uss, times)]
+    return [Reading(int(x), t, u, b, when) for x, t, u, b, when in zip(xs, traced, uss, blocks, times)]
 
 
 @dataclass

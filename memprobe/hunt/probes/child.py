@@ -59,8 +59,13 @@ class AgentCalls:
         return self.client.call(cmd, **args)
 
     def begin(self, route: str) -> None:
-        """Tracing restarts one frame deep in the process."""
-        self._call("begin")
+        """Tracing restarts one frame deep in the process (stops, for rounds read on the
+        allocated blocks only)."""
+        settings = getattr(self, "settings", None)
+        if settings is not None and settings.signal != "traced":
+            self._call("begin", trace=False)
+        else:
+            self._call("begin")
 
     def read(self, done: int, baseline: bool = False) -> Reading:
         """Traced heap from the agent; USS from outside, less tracemalloc's own tables (they
@@ -69,7 +74,9 @@ class AgentCalls:
         inside = self._call("baseline" if baseline else "measure")
         uss = read_memory(self.measured_pid).uss
         overhead = int(inside.get("overhead", 0))
-        return Reading(done, int(inside["traced"]), None if uss is None else uss - overhead)
+        traced = int(inside["traced"]) if "traced" in inside else None
+        blocks = int(inside["blocks"]) if "blocks" in inside else None
+        return Reading(done, traced, None if uss is None else uss - overhead, blocks)
 
     def growth(self, done: int) -> None:
         """The agent notes which containers and types grew over ``done`` requests."""
