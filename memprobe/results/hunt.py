@@ -192,12 +192,14 @@ class Judgement:
     blocks: Fit | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (``blocks``: its ``value``, ``error``, ``early`` and ``late`` are blocks
-        per request, ``total_bytes`` is blocks)."""
-        return {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
-                "traced": self.traced.to_dict() if self.traced else None,
-                "uss": self.uss.to_dict() if self.uss else None,
-                "blocks": self.blocks.to_dict(digits=4) if self.blocks else None}
+        """JSON form (``blocks``, where the agent read them: its ``value``, ``error``, ``early``
+        and ``late`` are blocks per request, ``total_bytes`` is blocks)."""
+        out = {"verdict": self.verdict, "kind": self.kind, "reason": self.reason,
+               "traced": self.traced.to_dict() if self.traced else None,
+               "uss": self.uss.to_dict() if self.uss else None}
+        if self.blocks:
+            out["blocks"] = self.blocks.to_dict(digits=4)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], route: dict[str, Any] | None = None) -> Judgement:
