@@ -194,7 +194,7 @@ def test_the_summary_lists_every_measured_test_and_the_json_file_has_them_all(
     result.stdout.re_match_lines([
         r"^=+ memprobe =+$",
         r"^test\s+route\s+verdict\s+traced B/req\s+USS B/req\s+limit\s+result$",
-        r"^test_many\.py::test_index\s+/\s+clean\s+\+\d\.\d ± \d\.\d\s+-\s+16 B/req, no leak\s+PASSED$",
+        r"^test_many\.py::test_index\s+/\s+clean\s+[+-]\d\.\d ± \d\.\d\s+-\s+16 B/req, no leak\s+PASSED$",
         r"^test_many\.py::test_leak\s+/leak\s+leak\s+\+10\d\d\.\d ± \d+\.\d\s+-\s+no leak\s+FAILED$",
         r"^test_many\.py::test_with_the_fixture\s+/leak\s+leak\s+.*\(fixture\)\s+PASSED$",
         r"^memprobe: 3 result\(s\) written to .*out/memprobe.json$",
