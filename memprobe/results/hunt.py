@@ -4,6 +4,7 @@ allocation sites and holders, as ``memprobe hunt --json`` writes it and ``report
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,17 @@ class HuntSettings:
     #: in-process only: the test client used, and whether the test process's USS is judged
     client: str | None = None
     uss: bool | None = None
+    #: the sequential protocol (the default of ``hunt``): rounds sized by time, each route
+    #: stopped once its readings decide (:mod:`memprobe.hunt.sequential`), at most
+    #: ``max_requests`` measured requests or ``max_seconds`` a route; False: ``rounds`` x
+    #: ``requests`` (explicit counts, ``--thorough``)
+    sequential: bool = False
+    max_requests: int = 10_000
+    max_seconds: float = 40.0
+    #: the traced heap's target (B/request): a flat route stops once it could see leaks that large
+    target: float = 16.0
+    #: sequential: seconds a round should take, from the measured time per request
+    round_seconds: float = 0.25
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for numbers no hunt can use."""
@@ -58,6 +70,14 @@ class HuntSettings:
             raise UsageError("hunt needs positive timeouts")
         if self.mode not in MODES:
             raise UsageError(f"unknown hunt mode {self.mode!r}; one of: {', '.join(MODES)}")
+        if self.sequential and (self.max_requests <= 0 or self.max_seconds <= 0 or self.target <= 0
+                                or self.round_seconds <= 0):
+            raise UsageError("hunt needs --max-requests, --max-seconds and --sensitivity > 0")
+
+    @property
+    def protocol(self) -> str:
+        """``sequential`` or ``fixed``."""
+        return "sequential" if self.sequential else "fixed"
 
     @property
     def attributed(self) -> int:
@@ -69,8 +89,11 @@ class HuntSettings:
         out: dict[str, Any] = {
             "requests": self.requests, "rounds": self.rounds, "warmup": self.warmup,
             "concurrency": self.concurrency, "frames": self.frames, "cmd": self.cmd,
-            "timeout_s": self.timeout, "mode": self.mode,
+            "timeout_s": self.timeout, "mode": self.mode, "protocol": self.protocol,
         }
+        if self.sequential:
+            out.update({"max_requests": self.max_requests, "max_seconds": self.max_seconds,
+                        "target_b_per_request": self.target, "round_seconds": self.round_seconds})
         if self.client is not None:
             out["client"] = self.client
         if self.uss is not None:
@@ -85,7 +108,12 @@ class HuntSettings:
         return cls(requests=int(data.get("requests", 0)), rounds=int(data.get("rounds", 0)),
                    warmup=int(data.get("warmup", 0)), concurrency=int(data.get("concurrency", 1)),
                    frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", 10.0)),
-                   mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"))
+                   mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"),
+                   sequential=data.get("protocol") == "sequential",
+                   max_requests=int(data.get("max_requests") or 10_000),
+                   max_seconds=float(data.get("max_seconds") or 40.0),
+                   target=float(data.get("target_b_per_request") or 16.0),
+                   round_seconds=float(data.get("round_seconds") or 0.25))
 
 
 class Rate(float):
@@ -361,6 +389,12 @@ class RouteResult(Judged):
     #: what glibc's malloc and pymalloc held after the rounds, in use and free, what
     #: ``malloc_trim(0)`` gave back, and ``explanation``: one sentence (None when not read)
     allocator: dict[str, Any] | None = None
+    #: per signal (``traced``, ``uss``), the smallest leak in B/request this route's readings
+    #: could have seen (:func:`memprobe.hunt.sequential.sensitivity`); None for a signal not read
+    sensitivity: dict[str, float | None] = field(default_factory=dict)
+    #: why the route stopped: ``leak``, ``clean``, ``bounded`` (the evidence decided),
+    #: ``max_requests``, ``time_limit`` (the maximum ended it), ``fixed`` (rounds x requests)
+    stopped_because: str | None = None
 
     @property
     def memory_name(self) -> str:
@@ -393,6 +427,10 @@ class RouteResult(Judged):
             "memory": self.memory,
             "workers": [w.to_dict() for w in self.workers],
             "allocator": self.allocator,
+            "sensitivity_b_per_request": {k: (round(v, 1) if v is not None and math.isfinite(v) else None)
+                                          for k, v in self.sensitivity.items()},
+            "decided_after": self.requests,
+            "stopped_because": self.stopped_because,
         }
 
     @classmethod
@@ -406,7 +444,9 @@ class RouteResult(Judged):
                    notes=[str(n) for n in data.get("notes") or []],
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
-                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"))
+                   memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"),
+                   sensitivity=dict(data.get("sensitivity_b_per_request") or {}),
+                   stopped_because=data.get("stopped_because"))
 
 
 @dataclass
