@@ -33,7 +33,7 @@ from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, will_it_stop
 from memprobe.hunt.probes import Attribution, Probe
-from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS, clean_requests, decide, flat_so_far, sensitivities
+from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
 __all__ = ["hunt", "hunt_in_process", "run"]
@@ -296,23 +296,20 @@ class _Route:
         return per
 
     def round_size(self, per_request: float, done: int) -> int:
-        """Requests in the next sequential round: ``round_seconds`` worth (at most four times
-        that), between :data:`MIN_ROUND` and a :data:`MIN_ROUNDS`-th of what a clean verdict
-        needs; while the signals are flat, enough to reach that count in :data:`MIN_ROUNDS`
-        readings (a leak is decided on many short rounds, a clean route on few long ones);
-        within what is left of the maximum."""
+        """Requests in the next sequential round: ``round_seconds`` worth (and at least as
+        long as a reading), or more when that reaches the requests any early verdict needs
+        (:func:`clean_requests`) in :data:`MIN_ROUNDS_LEAK` rounds, though never more than
+        four times that long; at least :data:`MIN_ROUND`, within what is left of the maximum."""
         s = self.settings
-        need = clean_requests(s.target)
-        most = max(MIN_ROUND, min(s.requests, math.ceil(need / MIN_ROUNDS)))
-        # A round lasts at least as long as a reading: fewer, longer rounds when reading is slow.
         seconds = max(s.round_seconds, self.read_s)
-        longest = int(4 * seconds / per_request) if per_request > 0 else most
-        n = int(seconds / per_request) if per_request > 0 else most
-        if flat_so_far(self.readings, s.target):
-            left = max(1, MIN_ROUNDS - (len(self.readings) - 1))
-            most = max(most, math.ceil(need / (MIN_ROUNDS - 2)))
-            n = max(n, min(longest, math.ceil((need - done) / left)))
-        return max(1, min(max(MIN_ROUND, min(n, most)), s.max_requests - done))
+        need = clean_requests(s.target)
+        left = max(1, MIN_ROUNDS_LEAK - (len(self.readings) - 1))
+        by_count = math.ceil(max(need - done, 0) / left)
+        if per_request > 0:
+            n = max(int(seconds / per_request), min(by_count, int(4 * seconds / per_request)))
+        else:
+            n = by_count
+        return max(1, min(max(MIN_ROUND, n), s.max_requests - done))
 
     def attributed(self, per_request: float) -> int:
         """Requests of the sequential attribution round: at most ``attribution_requests``,

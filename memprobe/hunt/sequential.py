@@ -15,7 +15,9 @@ the fit: the noise measured on this route, not a constant):
   calls a leak only once it grew ``min_total`` bytes in all and its slope clears ``floor`` and
   ``SIGMAS`` standard errors). It is what the report states: "could see leaks of N B/request
   or more".
-* **leak** - ``judge`` says leak, after at least :data:`MIN_ROUNDS_LEAK` rounds, with the slope
+* **leak** - ``judge`` says leak, after at least :data:`MIN_ROUNDS_LEAK` rounds and as many
+  requests as a clean verdict needs (:func:`clean_requests`: a cache that fills, a dict that
+  grows until it compacts, look like a leak over fewer), with the slope
   :data:`LEAK_SIGMAS` standard errors above the floor (more than the judge's 3: the question is
   asked after every round) and growth above the previous peak in both halves of the rounds
   (early above the floor, late above half the slope): bounded warm-up growth stops in the
@@ -136,16 +138,6 @@ def clean_requests(target: float = TARGET) -> int:
     return math.ceil(model.TRACED_MIN_TOTAL / target)
 
 
-def flat_so_far(readings: Sequence[Reading], target: float = TARGET) -> bool:
-    """Whether every signal's slope is below its target so far (:func:`below`), after at
-    least two rounds: the protocol then sizes the rounds to reach :func:`clean_requests` in
-    :data:`MIN_ROUNDS` readings."""
-    if len(readings) < 3:
-        return False
-    xs = [r.requests for r in readings]
-    return all(below(xs, ys, s.target(target)) for s in SIGNALS if (ys := s.values(readings)) is not None)
-
-
 def decide(readings: Sequence[Reading], memory: str = "uss", target: float = TARGET) -> Decision | None:
     """The decision after the latest reading (``readings[0]`` the baseline), or None to go on."""
     rounds = len(readings) - 1
@@ -159,6 +151,7 @@ def decide(readings: Sequence[Reading], memory: str = "uss", target: float = TAR
         for s, _ in read:
             f = fits[s.name]
             if (f is not None and f.verdict == "leak" and rounds >= MIN_ROUNDS_LEAK
+                    and xs[-1] - xs[0] >= clean_requests(target)
                     and f.slope - LEAK_SIGMAS * f.error > s.floor
                     and f.early > s.floor and f.late > max(s.floor, 0.5 * f.slope)):
                 return Decision("leak", judgement)
