@@ -86,7 +86,7 @@ def main() -> int:
                       f"{'' if sens is None else f', sees >= {sens:g} B/request'}"
                       f"{'' if why is None else f' ({why})'}", flush=True)
             print(f"{case:18s} {protocol:8s} {shown}", flush=True)
-            table.setdefault(case, {})[protocol] = shown.split("  ")[0]
+            table.setdefault(case, {})[protocol] = shown.strip().split("  ")[0]
     print("\ncase               " + "  ".join(f"{p:>24s}" for p in protocols))
     for case, cols in table.items():
         print(f"{case:18s} " + "  ".join(f"{cols.get(p, ''):>24s}" for p in protocols))

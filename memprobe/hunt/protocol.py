@@ -41,9 +41,9 @@ __all__ = ["hunt", "hunt_in_process", "run"]
 Progress = Callable[[str], None]
 #: Sequential protocol: the warm-up's first, timed part; the smallest round; the smallest
 #: attribution round when requests are slow.
-WARMUP_PROBE = 50
+WARMUP_PROBE = 20
 MIN_ROUND = 20
-MIN_ATTRIBUTED = 50
+MIN_ATTRIBUTED = 4
 
 
 def hunt(
@@ -313,11 +313,12 @@ class _Route:
 
     def attributed(self, per_request: float) -> int:
         """Requests of the sequential attribution round: at most ``attribution_requests``,
-        fewer when they would take more than ~1 s traced deep (~10x the time per request)."""
+        fewer when they would take more than ~1 s traced deep (~10x the time per request), but
+        at least :data:`MIN_ATTRIBUTED` (the allocators, types and holders come with it)."""
         s = self.settings
         if per_request <= 0:
             return s.attributed
-        return max(min(s.attributed, MIN_ATTRIBUTED), min(s.attributed, int(1.0 / (10 * per_request))))
+        return min(s.attributed, max(MIN_ATTRIBUTED, int(1.0 / (10 * per_request))))
 
     def round(self, n: int, done: int) -> tuple[int, float]:
         """One measured round of ``n`` requests, then a reading: requests done, s/request."""
