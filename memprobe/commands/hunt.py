@@ -22,10 +22,21 @@ class HuntCommand:
         parser.add_argument("--route", action="append", dest="routes", metavar="ROUTE",
                             help="a path to hammer (repeatable); {n} is replaced by a counter. "
                                  "Default: the app's parameterless GET routes (Flask, Bottle), else /")
-        parser.add_argument("--requests", type=int, default=2000, metavar="N",
-                            help="requests per round (default 2000)")
-        parser.add_argument("--rounds", type=int, default=5, metavar="R",
-                            help="measured rounds after the baseline (default 5)")
+        parser.add_argument("--requests", type=int, default=None, metavar="N",
+                            help="requests per round: a fixed count of rounds instead of deciding "
+                                 "on evidence (default: rounds sized by time, see --max-requests)")
+        parser.add_argument("--rounds", type=int, default=None, metavar="R",
+                            help="measured rounds after the baseline, fixed (5 with --requests)")
+        parser.add_argument("--thorough", action="store_true",
+                            help="the fixed protocol: 5 rounds x 2000 requests per route, whatever "
+                                 "the readings show")
+        parser.add_argument("--max-requests", type=int, default=10_000, metavar="N",
+                            help="measured requests a route may take to decide (default 10000)")
+        parser.add_argument("--max-seconds", type=float, default=40.0, metavar="S",
+                            help="seconds a route may take to decide (default 40)")
+        parser.add_argument("--sensitivity", type=float, default=16.0, metavar="B",
+                            help="a flat route stops once it could see leaks of B bytes per request "
+                                 "(traced heap; default 16)")
         parser.add_argument("--warmup", type=int, default=500, metavar="K",
                             help="requests before the baseline (default 500)")
         parser.add_argument("--concurrency", type=int, default=4, metavar="C",
@@ -81,6 +92,8 @@ class HuntCommand:
             engine = locust_engine(engine_args)
             result = hunt(args.target or "", routes=args.routes, requests=args.requests,
                           rounds=args.rounds, warmup=args.warmup, concurrency=args.concurrency,
+                          thorough=args.thorough, max_requests=args.max_requests,
+                          max_seconds=args.max_seconds, sensitivity=args.sensitivity,
                           frames=args.frames, cmd=args.cmd, outside=args.outside, progress=progress, pid=args.pid,
                           url=args.url, attach_method=args.attach_method, load_engine=engine,
                           signal=args.signal)

@@ -84,8 +84,10 @@ def above_peak(ys: Sequence[float]) -> list[float]:
 
 
 def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: int,
-               min_bounded: int | None = None) -> Fit:
-    """Judge one signal: ``leak``, ``bounded`` or ``clean``."""
+               min_bounded: int | None = None, last_share: float = 0.0) -> Fit:
+    """Judge one signal: ``leak``, ``bounded`` or ``clean``. ``last_share``: the "last round"
+    whose growth must go on is the last rounds covering at least this share of the measured
+    requests (0: the last round alone, as with a few large rounds)."""
     slope, error = least_squares(xs, ys)
     rises = above_peak(ys)
     steps = [b - a for a, b in zip(xs, xs[1:])]
@@ -96,7 +98,7 @@ def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: in
     early = sum(rises[:split]) / early_req if split else 0.0
     late = sum(rises[split:]) / late_req
     total = int(max(ys) - ys[0])
-    last = rises[-1] / (steps[-1] or 1) if rounds else 0.0
+    last = _last(rises, steps, last_share) if rounds else 0.0
     bar = max(floor, SIGMAS * error if math.isfinite(error) else floor)
     grew = total >= min_total
     steady = late > max(floor, 0.25 * slope) and last > floor / 2
@@ -109,9 +111,21 @@ def fit_signal(xs: Sequence[int], ys: Sequence[int], floor: float, min_total: in
     return Fit(slope, 0.0 if not math.isfinite(error) else error, early, late, total, verdict)
 
 
-def judge(readings: Sequence[Reading], memory: str = "uss") -> Judgement:
+def _last(rises: Sequence[float], steps: Sequence[int], share: float) -> float:
+    """Growth above the peak per request over the last rounds that cover ``share`` of the
+    requests (at least the last round)."""
+    want, grown, sent = share * sum(steps), 0.0, 0
+    for rise, step in zip(reversed(rises), reversed(steps)):
+        grown, sent = grown + rise, sent + step
+        if sent >= want:
+            break
+    return grown / (sent or 1)
+
+
+def judge(readings: Sequence[Reading], memory: str = "uss", last_share: float = 0.0) -> Judgement:
     """The verdict of a series (the first reading is the baseline); ``memory`` says what its
-    outside signal is (``uss``, or ``pss`` summed over a server's processes) for the reason."""
+    outside signal is (``uss``, or ``pss`` summed over a server's processes) for the reason.
+    ``last_share``: see :func:`fit_signal` (the sequential protocol's many small rounds)."""
     if len(readings) < 3:
         raise ValueError("judge needs a baseline and at least two rounds")
     xs = [r.requests for r in readings]
@@ -121,10 +135,10 @@ def judge(readings: Sequence[Reading], memory: str = "uss") -> Judgement:
                             BLOCKS_MIN_TOTAL, BLOCKS_MIN_BOUNDED)
     if all(r.traced is not None for r in readings):
         traced = fit_signal(xs, [r.traced for r in readings], TRACED_FLOOR,  # type: ignore[misc]
-                            TRACED_MIN_TOTAL, TRACED_MIN_BOUNDED)
+                            TRACED_MIN_TOTAL, TRACED_MIN_BOUNDED, last_share)
     if all(r.uss is not None for r in readings):
         uss = fit_signal(xs, [r.uss for r in readings], USS_FLOOR, USS_MIN_TOTAL,  # type: ignore[misc]
-                         USS_MIN_BOUNDED)
+                         USS_MIN_BOUNDED, last_share)
     # The Python side: the traced heap where it was read, else the allocated blocks.
     python = traced if traced is not None else blocks
     t = python.verdict if python else "clean"

@@ -1,11 +1,20 @@
 """The hunt protocol, written once; a probe decides where the app runs and how it is read.
 
 Per route: tracing (re)started one frame deep -> ``warmup`` requests -> ``gc.collect()`` and a
-baseline (USS from outside; traced size, a roots scan and type counts inside) -> ``rounds``
-rounds of ``requests`` requests, each followed by ``gc.collect()`` and a reading of both
-signals -> :func:`memprobe.hunt.model.judge` gives the verdict -> what grew is noted right after
-the rounds -> for a route that grew, one short attribution round traced ``frames`` deep names
-the allocation sites, and the holders come with them.
+baseline (USS from outside; traced size, a roots scan and type counts inside) -> rounds of
+requests, each followed by ``gc.collect()`` and a reading of both signals ->
+:func:`memprobe.hunt.model.judge` gives the verdict -> what grew is noted right after the
+rounds -> for a route that grew, one short attribution round traced ``frames`` deep names the
+allocation sites, and the holders come with them.
+
+The rounds are either **sequential** (the default of :func:`hunt`): sized to take
+``round_seconds`` at the time per request the warm-up measured, and after each reading
+:func:`memprobe.hunt.sequential.decide` says whether the series already answers (then the
+route stops), up to ``max_requests`` measured requests or ``max_seconds`` a route, after which
+the judge decides on what there is; or **fixed**: ``rounds`` x ``requests`` (explicit counts,
+``thorough=True``: 5 x 2,000 after 500 warm-up). Either way each route reports the sensitivity
+it reached (the smallest leak its readings could have seen) and why it stopped. The warm-up of
+the sequential protocol ends early when it would take more than a quarter of ``max_seconds``.
 
 ``hunt(...)`` returns a :class:`~memprobe.results.hunt.HuntResult`; it raises
 :class:`~memprobe.errors.TargetError` when the target cannot be loaded or dies, and lets
@@ -14,6 +23,7 @@ marked ``interrupted`` on Ctrl-C).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,22 +33,32 @@ from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, will_it_stop
 from memprobe.hunt.probes import Attribution, Probe
+from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
 __all__ = ["hunt", "hunt_in_process", "run"]
 
 Progress = Callable[[str], None]
+#: Sequential protocol: the warm-up's first, timed part; the smallest round; the smallest
+#: attribution round when requests are slow.
+WARMUP_PROBE = 20
+MIN_ROUND = 20
+MIN_ATTRIBUTED = 4
 
 
 def hunt(
     target: Any = "",
     routes: list[str] | None = None,
-    requests: int = 2000,
+    requests: int | None = None,
     *,
-    rounds: int = 5,
+    rounds: int | None = None,
     warmup: int = 500,
     concurrency: int = 4,
     frames: int = 25,
+    thorough: bool = False,
+    max_requests: int = 10_000,
+    max_seconds: float = 40.0,
+    sensitivity: float = 16.0,
     cmd: str | None = None,
     timeout: float = 10.0,
     ready_timeout: float = 30.0,
@@ -57,6 +77,11 @@ def hunt(
     into every worker, any other (or any, with ``outside``) from outside only; or in the running process ``pid`` serving
     ``url`` (the agent attached to it, and stopped at the end).
 
+    Without ``requests`` and ``rounds`` each route is measured by the sequential protocol (see
+    the module's docstring: it stops once a route could see leaks of ``sensitivity`` B/request,
+    or on a leak or bounded growth, at most ``max_requests`` requests or ``max_seconds``);
+    either of them, or ``thorough``, gives the fixed protocol (5 x 2,000 requests by default).
+
     Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
     cannot be loaded or dies. ``load_engine``: a started
     :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
@@ -72,9 +97,11 @@ def hunt(
     else:
         mode = ("child" if cmd is None else "outside" if outside or not is_python_command(cmd, cwd)
                 else "workers")
-    settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup,
+    settings = HuntSettings(requests=requests or 2000, rounds=rounds or 5, warmup=warmup,
                             concurrency=concurrency, frames=frames, timeout=timeout,
-                            ready_timeout=ready_timeout, cmd=cmd, mode=mode, signal=signal)
+                            ready_timeout=ready_timeout, cmd=cmd, mode=mode, signal=signal,
+                            sequential=not thorough and requests is None and rounds is None,
+                            max_requests=max_requests, max_seconds=max_seconds, target=sensitivity)
     settings.validate()
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"
@@ -188,6 +215,10 @@ class _Route:
         self.total: LoadResult | None = None
         self.readings: list[Reading] = []
         self.t0 = time.monotonic()
+        #: why the rounds ended (RouteResult.stopped_because)
+        self.stopped: str | None = None
+        #: seconds the last reading took
+        self.read_s = 0.0
 
     def send(self, n: int) -> LoadResult:
         load = self.probe.send(self.route, n, self.next)
@@ -204,41 +235,38 @@ class _Route:
         """Measure the route and append it to ``result`` (its finished rounds too, judged,
         when interrupted)."""
         probe, s, route = self.probe, self.settings, self.route
+        share = LAST_SHARE if s.sequential else 0.0
         try:
             probe.begin(route)
-            if s.warmup:
-                self.say(f"{route}: warm-up, {s.warmup} requests")
-                self.send(s.warmup)
+            per_request = self.warm_up()
             # The in-process probe reads this very process: what the protocol keeps must not
             # grow between readings, so one merged load exists from the baseline on and each
             # round's own is dropped before the reading.
             self.total = LoadResult(route, probe.mode, 0, 0.0)
             self.readings.append(probe.read(0, baseline=True))
-            done = 0
-            for i in range(s.rounds):
-                self.say(f"{route}: round {i + 1}/{s.rounds}, {s.requests} requests")
-                load = self.send(s.requests)
-                done += load.sent
-                self.total = merge_loads(load.url, [load, self.total])
-                del load
-                self.readings.append(probe.read(done))
+            if s.sequential:
+                done, judgement = self.sequential(per_request)
+            else:
+                done = self.fixed()
+                judgement = judge(self.readings, probe.memory)
+                self.stopped = "fixed"
         except KeyboardInterrupt:
             if len(self.readings) >= 3:
-                self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} of "
-                                  f"{s.rounds} rounds")
-                result.routes.append(self.result(judge(self.readings, probe.memory), Attribution()))
+                self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} "
+                                  + (f"of {s.rounds} rounds" if not s.sequential else "rounds"))
+                self.stopped = "interrupted"
+                result.routes.append(self.result(judge(self.readings, probe.memory, share), Attribution()))
             raise
         attribution = Attribution()
-        judgement = judge(self.readings, probe.memory)
         if probe.sees_inside and judgement.verdict != "clean":
             # A clean route has nothing to attribute (and the roots scan, in the in-process
             # probe's own heap, would disturb the next route's readings).
             probe.growth(done)
             # Deep tracebacks only for one short round: they cost ~10x per allocation.
-            self.say(f"{route}: attribution round, {s.attributed} requests traced "
-                     f"{s.frames} frames deep")
+            n = s.attributed if not s.sequential else self.attributed(per_request)
+            self.say(f"{route}: attribution round, {n} requests traced {s.frames} frames deep")
             probe.deepen()
-            attribution = probe.attribute(self.send(s.attributed).sent)
+            attribution = probe.attribute(self.send(n).sent)
             if account(judgement, attribution.allocator)[0].kind == "native":
                 attribution.rss_lines = self.rss_lines(judgement)
         result.routes.append(self.result(judgement, attribution))
@@ -262,6 +290,102 @@ class _Route:
             self.notes.append(note)
         return list(lines)
 
+    def warm_up(self) -> float:
+        """Send the warm-up; answer the seconds per request it measured (0 without one). The
+        sequential protocol times a first part of it and stops it early when the rest would
+        take more than a quarter of ``max_seconds``."""
+        s = self.settings
+        if not s.warmup:
+            return 0.0
+        self.say(f"{self.route}: warm-up, {s.warmup} requests")
+        if not s.sequential:
+            load = self.send(s.warmup)
+            return load.duration_s / max(load.sent, 1)
+        budget = s.max_seconds / 4
+        t0 = time.monotonic()
+        first = self.send(min(s.warmup, WARMUP_PROBE))
+        per = first.duration_s / max(first.sent, 1)
+        rest = s.warmup - first.sent
+        if rest > 0 and per > 0:
+            left = budget - (time.monotonic() - t0)
+            allowed = max(0, int(left / per))
+            if allowed < rest:
+                self.notes.append(f"{self.route}: warm-up cut to {first.sent + allowed} of {s.warmup} "
+                                  f"requests ({per * 1000:.1f} ms each)")
+                rest = allowed
+            if rest:
+                load = self.send(rest)
+                per = load.duration_s / max(load.sent, 1)
+        return per
+
+    def round_size(self, per_request: float, done: int) -> int:
+        """Requests in the next sequential round: ``round_seconds`` worth (and at least as
+        long as a reading), or more when that reaches the requests any early verdict needs
+        (:func:`clean_requests`) in :data:`MIN_ROUNDS_LEAK` rounds, though never more than
+        four times that long; at least :data:`MIN_ROUND`, within what is left of the maximum."""
+        s = self.settings
+        seconds = max(s.round_seconds, self.read_s)
+        need = clean_requests(s.target)
+        left = max(1, MIN_ROUNDS_LEAK - (len(self.readings) - 1))
+        by_count = math.ceil(max(need - done, 0) / left)
+        if per_request > 0:
+            n = max(int(seconds / per_request), min(by_count, int(4 * seconds / per_request)))
+        else:
+            n = by_count
+        return max(1, min(max(MIN_ROUND, n), s.max_requests - done))
+
+    def attributed(self, per_request: float) -> int:
+        """Requests of the sequential attribution round: at most ``attribution_requests``,
+        fewer when they would take more than ~1 s traced deep (~10x the time per request), but
+        at least :data:`MIN_ATTRIBUTED` (the allocators, types and holders come with it)."""
+        s = self.settings
+        if per_request <= 0:
+            return s.attributed
+        return min(s.attributed, max(MIN_ATTRIBUTED, int(1.0 / (10 * per_request))))
+
+    def round(self, n: int, done: int) -> tuple[int, float]:
+        """One measured round of ``n`` requests, then a reading: requests done, s/request."""
+        load = self.send(n)
+        done += load.sent
+        per = load.duration_s / max(load.sent, 1)
+        self.total = merge_loads(load.url, [load, self.total])  # type: ignore[list-item]
+        del load
+        t0 = time.monotonic()
+        self.readings.append(self.probe.read(done))
+        self.read_s = time.monotonic() - t0
+        return done, per
+
+    def fixed(self) -> int:
+        """``rounds`` x ``requests``; answers the requests measured."""
+        s, done = self.settings, 0
+        for i in range(s.rounds):
+            self.say(f"{self.route}: round {i + 1}/{s.rounds}, {s.requests} requests")
+            done, _ = self.round(s.requests, done)
+        return done
+
+    def sequential(self, per_request: float) -> tuple[int, Judgement]:
+        """Rounds until :func:`decide` answers or the maximum is reached; answers the
+        requests measured and the judgement."""
+        s, done, i = self.settings, 0, 0
+        while True:
+            n = self.round_size(per_request, done)
+            i += 1
+            self.say(f"{self.route}: round {i}, {n} requests ({done:,} so far)")
+            done, per_request = self.round(n, done)
+            decision = decide(self.readings, self.probe.memory, s.target)
+            if decision is not None:
+                self.stopped = decision.because
+                return done, decision.judgement
+            if len(self.readings) < 3:
+                continue
+            if done >= s.max_requests:
+                self.stopped = "max_requests"
+            elif time.monotonic() - self.t0 >= s.max_seconds:
+                self.stopped = "time_limit"
+            else:
+                continue
+            return done, judge(self.readings, self.probe.memory, LAST_SHARE)
+
     def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
         allocator = attribution.allocator
@@ -279,7 +403,16 @@ class _Route:
                            load=load, duration_s=time.monotonic() - self.t0, notes=notes,
                            timings_s=attribution.timings_s, workers=self.probe.processes(),
                            memory=self.probe.memory, allocator=allocator,
-                           rss_lines=attribution.rss_lines)
+                           rss_lines=attribution.rss_lines,
+                           sensitivity=self.sensitivity(judgement), stopped_because=self.stopped)
+
+    def sensitivity(self, judgement: Judgement) -> dict[str, float | None]:
+        """Per signal, the smallest leak the readings could have seen: over the whole series,
+        or for growth that stopped, over the flat late half that decided it."""
+        readings = self.readings
+        if judgement.verdict == "bounded" and len(readings) > 4:
+            readings = readings[(len(readings) - 1) // 2:]
+        return sensitivities(readings)
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:

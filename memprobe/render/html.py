@@ -269,6 +269,8 @@ def _workers(route: RouteResult) -> Safe:
 
 
 def _route(route: RouteResult, warmup: int) -> Safe:
+    from memprobe.render.hunt import sensitivity_sentence
+
     bpr = route.bytes_per_request
     memory = route.memory_name + ("" if route.memory == "uss" else " summed over the processes")
     parts: list[Any] = [
@@ -276,6 +278,7 @@ def _route(route: RouteResult, warmup: int) -> Safe:
                        + (esc(f" ({route.kind})") if route.kind else ""))),
         tag("p", route.judgement.reason or ""),
         *_explained(route),
+        *([tag("p", said, cls="muted")] if (said := sensitivity_sentence(route)) else []),
         definition_list([("traced heap", f"{_bpr(bpr['traced'])} B/request"),
                          (memory, f"{_bpr(bpr['uss'])} B/request"),
                          ("requests measured", route.requests),
@@ -347,12 +350,17 @@ def hunt(result: HuntResult) -> str:
         body.append(Safe(f'<div id="route-{i}"></div>') + _route(r, s.warmup))
     body += [tag("h2", "Settings"), definition_list(
         [("target", result.target), ("app", ", ".join(x for x in (result.framework, result.app_kind) if x)),
-         ("requests per round", s.requests), ("rounds", s.rounds), ("warm-up", s.warmup),
+         *([("protocol", f"sequential: rounds until the readings decide, at most "
+                         f"{s.max_requests:,} requests or {s.max_seconds:g} s a route")] if s.sequential
+           else [("requests per round", s.requests), ("rounds", s.rounds)]),
+         ("warm-up", s.warmup),
          ("connections", s.concurrency), ("traceback depth", s.frames), ("command", s.cmd),
          ("start-up", f"{result.startup_s:.1f} s"), ("took", f"{result.duration_s:.1f} s")])]
     return page(f"memprobe hunt {result.target}", join(body),
-                _settings_line([("", f"{len(routes)} route(s)"), ("", f"{s.requests} requests"),
-                                ("×", f"{s.rounds} rounds"), ("warm-up", s.warmup)]))
+                _settings_line([("", f"{len(routes)} route(s)"),
+                                *([("", "rounds until decided")] if s.sequential else
+                                  [("", f"{s.requests} requests"), ("×", f"{s.rounds} rounds")]),
+                                ("warm-up", s.warmup)]))
 
 
 # -- check -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ so a saved run re-renders as the live one.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -48,9 +49,35 @@ def _settings(result: HuntResult) -> str:
     s = result.settings
     what = ", ".join(x for x in (result.framework, result.app_kind) if x)
     routes = len(result.routes)
-    return (f"{what}; {routes} route{'s' if routes != 1 else ''}; {s.requests} requests x "
-            f"{s.rounds} rounds after {s.warmup} warm-up, "
+    if s.sequential:
+        rounds = (f"rounds until the readings decide (at most {s.max_requests:,} requests or "
+                  f"{s.max_seconds:g} s a route)")
+    else:
+        rounds = f"{s.requests} requests x {s.rounds} rounds"
+    return (f"{what}; {routes} route{'s' if routes != 1 else ''}; {rounds} after {s.warmup} warm-up, "
             f"{s.concurrency} connections; {result.duration_s:.1f} s")
+
+
+_STOPPED = {"leak": "the readings showed a leak", "clean": "the readings were flat enough",
+            "bounded": "the growth had stopped long enough", "max_requests": "the maximum of requests",
+            "time_limit": "the time limit", "fixed": "the fixed rounds were done",
+            "interrupted": "interrupted"}
+
+
+def sensitivity_sentence(r: RouteResult) -> str:
+    """``/: could see leaks of 15.8 B/request or more in the traced heap (246 B/request or more
+    in USS) after 2,148 requests; stopped: the readings were flat enough``; empty for a result
+    without the figures (written before they existed)."""
+    sens = {k: v for k, v in (r.sensitivity or {}).items() if v is not None and math.isfinite(v)}
+    if not sens:
+        return ""
+    shown = [f"{sens['traced']:,.1f} B/request or more in the traced heap"] if "traced" in sens else []
+    if "uss" in sens:
+        outside = f"{sens['uss']:,.0f} B/request or more in {r.memory_name}"
+        shown.append(f"({outside})" if shown else outside)
+    why = _STOPPED.get(r.stopped_because or "", r.stopped_because or "")
+    return (f"{r.route}: could see leaks of {' '.join(shown)} after {r.requests:,} requests"
+            + (f"; stopped: {why}" if why else ""))
 
 
 def _top_holder(route: RouteResult) -> str:
@@ -121,6 +148,9 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
         table.add_row(r.route, Text(r.verdict, style=_STYLE.get(r.verdict, "")),
                       r.kind or "-", _bpr(bpr["traced"]), _bpr(bpr["uss"]), _top_holder(r))
     parts += [Text(""), table]
+    reached = [x for x in (sensitivity_sentence(r) for r in result.routes) if x]
+    if reached:
+        parts += [Text("")] + [Text(x, style="dim") for x in reached]
     if any(r.workers for r in result.routes):
         parts += [Text(""), Text("per process: each judged on the requests it served (the master, which serves "
                                  "none, on the server's), its own USS", style="dim"), _workers_table(result)]
@@ -288,6 +318,9 @@ def markdown(result: HuntResult) -> str:
         bpr = r.bytes_per_request
         out.append(f"| `{r.route}` | **{r.verdict}** | {r.kind or '-'} | "
                    f"{_bpr(bpr['traced'])} | {_bpr(bpr['uss'])} | {_top_holder(r)} |")
+    reached = [x for x in (sensitivity_sentence(r) for r in result.routes) if x]
+    if reached:
+        out += [""] + [f"- {x}" for x in reached]
     if any(r.workers for r in result.routes):
         out += ["", "## Worker by worker", "",
                 "Each process judged on the requests it served (the master serves none: its USS "

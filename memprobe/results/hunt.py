@@ -4,6 +4,7 @@ allocation sites and holders, as ``memprobe hunt --json`` writes it and ``report
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,17 @@ class HuntSettings:
     uss: bool | None = None
     #: what the rounds are judged on inside: ``traced`` or ``blocks`` (:data:`SIGNALS`)
     signal: str = "traced"
+    #: the sequential protocol (the default of ``hunt``): rounds sized by time, each route
+    #: stopped once its readings decide (:mod:`memprobe.hunt.sequential`), at most
+    #: ``max_requests`` measured requests or ``max_seconds`` a route; False: ``rounds`` x
+    #: ``requests`` (explicit counts, ``--thorough``)
+    sequential: bool = False
+    max_requests: int = 10_000
+    max_seconds: float = 40.0
+    #: the traced heap's target (B/request): a flat route stops once it could see leaks that large
+    target: float = 16.0
+    #: sequential: seconds a round should take, from the measured time per request
+    round_seconds: float = 0.25
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for numbers no hunt can use."""
@@ -72,6 +84,14 @@ class HuntSettings:
         if self.signal != "traced" and self.mode not in UNTRACED_MODES:
             raise UsageError(f"--signal {self.signal} needs the agent in one process (an app hunted "
                              f"in a child, or --pid), not mode {self.mode}")
+        if self.sequential and (self.max_requests <= 0 or self.max_seconds <= 0 or self.target <= 0
+                                or self.round_seconds <= 0):
+            raise UsageError("hunt needs --max-requests, --max-seconds and --sensitivity > 0")
+
+    @property
+    def protocol(self) -> str:
+        """``sequential`` or ``fixed``."""
+        return "sequential" if self.sequential else "fixed"
 
     @property
     def attributed(self) -> int:
@@ -83,8 +103,11 @@ class HuntSettings:
         out: dict[str, Any] = {
             "requests": self.requests, "rounds": self.rounds, "warmup": self.warmup,
             "concurrency": self.concurrency, "frames": self.frames, "cmd": self.cmd,
-            "timeout_s": self.timeout, "mode": self.mode, "signal": self.signal,
+            "timeout_s": self.timeout, "mode": self.mode, "signal": self.signal, "protocol": self.protocol,
         }
+        if self.sequential:
+            out.update({"max_requests": self.max_requests, "max_seconds": self.max_seconds,
+                        "target_b_per_request": self.target, "round_seconds": self.round_seconds})
         if self.client is not None:
             out["client"] = self.client
         if self.uss is not None:
@@ -100,7 +123,12 @@ class HuntSettings:
                    warmup=int(data.get("warmup", 0)), concurrency=int(data.get("concurrency", 1)),
                    frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", 10.0)),
                    mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"),
-                   signal=str(data.get("signal") or "traced"))
+                   signal=str(data.get("signal") or "traced"),
+                   sequential=data.get("protocol") == "sequential",
+                   max_requests=int(data.get("max_requests") or 10_000),
+                   max_seconds=float(data.get("max_seconds") or 40.0),
+                   target=float(data.get("target_b_per_request") or 16.0),
+                   round_seconds=float(data.get("round_seconds") or 0.25))
 
 
 class Rate(float):
@@ -406,6 +434,12 @@ class RouteResult(Judged):
     #: view): ``file``, ``line``, ``code``, ``bytes_per_request``, ``rss_bytes``, ``hits``,
     #: ``calls``, ``view``, ``source: "rss"``
     rss_lines: list[dict[str, Any]] = field(default_factory=list)
+    #: per signal (``traced``, ``uss``), the smallest leak in B/request this route's readings
+    #: could have seen (:func:`memprobe.hunt.sequential.sensitivity`); None for a signal not read
+    sensitivity: dict[str, float | None] = field(default_factory=dict)
+    #: why the route stopped: ``leak``, ``clean``, ``bounded`` (the evidence decided),
+    #: ``max_requests``, ``time_limit`` (the maximum ended it), ``fixed`` (rounds x requests)
+    stopped_because: str | None = None
 
     @property
     def memory_name(self) -> str:
@@ -441,6 +475,12 @@ class RouteResult(Judged):
             # only where a native leak's lines were measured: a route that was not looked at
             # says why in its notes
             **({"rss_lines": [dict(x) for x in self.rss_lines]} if self.rss_lines else {}),
+            # written by the sequential protocol (a file saved before it reads back without them)
+            **({"sensitivity_b_per_request": {k: (round(v, 1) if v is not None and math.isfinite(v) else None)
+                                              for k, v in self.sensitivity.items()}}
+               if self.sensitivity else {}),
+            **({"decided_after": self.requests, "stopped_because": self.stopped_because}
+               if self.stopped_because else {}),
         }
 
     @classmethod
@@ -455,7 +495,9 @@ class RouteResult(Judged):
                    timings_s=dict(data.get("timings_s") or {}),
                    workers=[WorkerResult.from_dict(w) for w in data.get("workers") or []],
                    memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"),
-                   rss_lines=[dict(x) for x in data.get("rss_lines") or []])
+                   rss_lines=[dict(x) for x in data.get("rss_lines") or []],
+                   sensitivity=dict(data.get("sensitivity_b_per_request") or {}),
+                   stopped_because=data.get("stopped_because"))
 
 
 @dataclass
