@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from memprobe.process.child import Child
     from memprobe.process.memory import MemoryReading
 
-#: Requests per round when neither the marker, the call nor ``--memprobe-requests`` says.
+#: Requests per round of the fixed protocol (in-process hunts, ``Server.hunt()``) when neither
+#: the marker, the call nor ``--memprobe-requests`` says; a hunt in a child or of a command
+#: then decides on evidence (hunt's sequential protocol) instead.
 DEFAULT_REQUESTS = 2000
 _RECORDS = pytest.StashKey[list]()
 _DETAIL = pytest.StashKey[str]()
@@ -102,10 +104,11 @@ class MemprobeManager:
         self.off: bool = bool(off if off is not None else config.getini("memprobe_off"))
         requests = config.getoption("memprobe_requests") or config.getini("memprobe_requests")
         try:
-            self.requests = int(requests or DEFAULT_REQUESTS)
+            #: None: not given, each hunt decides on evidence where it can
+            self.requests: int | None = int(requests) if requests else None
         except ValueError:
             raise pytest.UsageError(f"memprobe_requests must be a number, not {requests!r}") from None
-        if self.requests <= 0:
+        if self.requests is not None and self.requests <= 0:
             raise pytest.UsageError(f"--memprobe-requests must be positive, not {self.requests}")
         json_path = config.getoption("memprobe_json") or config.getini("memprobe_json")
         self.json_path = (config.invocation_params.dir / json_path) if json_path else None
@@ -379,14 +382,14 @@ class Probe:
         result per process. The result is recorded for the summary and the JSON file. Skips the
         test under ``--memprobe-off``."""
         self._skip_if_off()
-        n = requests or self._manager.requests
+        n = requests or self._manager.requests  # None: hunt decides on evidence
         resolved = resolve_target(target, self._request.node) if target is not None else None
         if options.get("cwd") is not None:
             options["cwd"] = resolve_dir(options["cwd"], self._request.node)
         if in_process:
             from memprobe.hunt import hunt_in_process
 
-            result = hunt_in_process(resolved, routes, n, **options)
+            result = hunt_in_process(resolved, routes, n or DEFAULT_REQUESTS, **options)
         else:
             from memprobe.hunt import hunt
 
@@ -466,7 +469,7 @@ class Probe:
     @property
     def requests(self) -> int:
         """The session's default requests per round (``--memprobe-requests``)."""
-        return self._manager.requests
+        return self._manager.requests or DEFAULT_REQUESTS
 
     def close(self) -> None:
         """Stop every server this fixture started."""

@@ -53,7 +53,7 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
                    cwd: str | None = None, routes: list[str] | None = None,
                    requests: int | None = None, per_request: str | float | None = None,
                    metric: str = "traced", growth: str | float | None = None,
-                   leak: bool | None = False, in_process: bool = False, rounds: int = 5,
+                   leak: bool | None = False, in_process: bool = False, rounds: int | None = None,
                    warmup: int = 500, concurrency: int = 4) -> Limit:
     """After the test body passes, hunt TARGET (``app.py:app``) or the server CMD starts
     ("gunicorn -w 2 -b 127.0.0.1:{port} app:app", run in CWD: worker by worker, the server
@@ -96,9 +96,10 @@ class Outcome:
     detail: str = ""
 
 
-def measure(limit: Limit, target: Any, default_requests: int, cwd: str | None = None) -> Outcome:
+def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | None = None) -> Outcome:
     """Hunt ``target`` (or ``limit.cmd``, run in ``cwd``) as ``limit`` says and judge every
-    route against it."""
+    route against it. Without requests or rounds (from the marker or ``default_requests``) a
+    hunt in a child or of a command decides on evidence; in-process hunts count 5 x 2,000."""
     from memprobe.errors import MemprobeError
 
     requests = limit.requests or default_requests
@@ -112,8 +113,8 @@ def measure(limit: Limit, target: Any, default_requests: int, cwd: str | None = 
         if limit.in_process:
             from memprobe.hunt import hunt_in_process
 
-            result = hunt_in_process(target, limit.routes, requests,
-                                     rounds=limit.options["rounds"],
+            result = hunt_in_process(target, limit.routes, requests or 2000,
+                                     rounds=limit.options["rounds"] or 5,
                                      warmup=limit.options["warmup"],
                                      uss=limit.metric == "uss")
         else:
@@ -225,8 +226,9 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
     s = result.settings
     mode = {"in_process": "in-process", "outside": "outside readings",
             "workers": "worker by worker"}.get(s.mode, "child process")
-    lines = [f"target {result.target} ({result.framework or result.app_kind or '?'}, {mode}): "
-             f"{s.rounds} rounds x {s.requests:,} requests after {s.warmup:,} warm-up",
+    measured = (f"decided on evidence after {s.warmup:,} warm-up" if s.sequential
+                else f"{s.rounds} rounds x {s.requests:,} requests after {s.warmup:,} warm-up")
+    lines = [f"target {result.target} ({result.framework or result.app_kind or '?'}, {mode}): {measured}",
              "violations:"]
     lines += [f"  {v}" for v in violations]
     for route in result.routes:
