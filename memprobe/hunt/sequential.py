@@ -27,7 +27,9 @@ the fit: the noise measured on this route, not a constant):
   is as many times larger as its bar in total, ``min_total``) would have shown by now: the
   upper bound ``b + SIGMAS * se`` is below the target - over the whole series, or over its
   late half, where a steady leak shows as much and warm-up growth no longer does - and the
-  sensitivity reached the target.
+  sensitivity reached the target; and no signal's slope is :data:`LEAK_SIGMAS` standard errors
+  above its floor: a small steady leak (one pointer, 8 B/request) is below the target but not
+  flat, and is measured on until it has grown enough for the judge (or the maximum ends it).
 * **bounded** - ``judge`` says bounded and the late half of the rounds is flat by the same
   test as clean, measured on that half alone: growth that stopped and stayed flat long enough
   for a leak at the target to show.
@@ -157,7 +159,10 @@ def decide(readings: Sequence[Reading], memory: str = "uss", target: float = TAR
                 return Decision("leak", judgement)
         return None
     if judgement.verdict == "clean":
-        if all(flat(xs, ys, s, s.target(target)) for s, ys in read):
+        fits = {"traced": judgement.traced, "uss": judgement.uss}
+        growing = any((f := fits[s.name]) is not None and f.slope - LEAK_SIGMAS * f.error > s.floor
+                      for s, _ in read)
+        if not growing and all(flat(xs, ys, s, s.target(target)) for s, ys in read):
             return Decision("clean", judgement)
         return None
     half = rounds // 2
