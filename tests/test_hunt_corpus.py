@@ -1,9 +1,8 @@
 """The planted-leak corpus: every verdict right, the leak's line in the top 3 sites.
 
 Each framework's app (tests/leak_corpus/*_app.py) serves the same cases (cases.py), one route
-each; one hunt per framework judges every route in one child. Flask runs with hunt's default
-settings (the sensitivity bar: ~36 B/request is found with them); the other four frameworks
-with fewer requests, to keep the suite's time reasonable.
+each; one hunt per framework judges every route in one child, with hunt's default settings
+(the sequential protocol: each route stops once its readings decide).
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import pytest
 from memprobe.hunt import RouteResult, hunt
 
 CORPUS = Path(__file__).parent / "leak_corpus"
-SHORT: dict[str, Any] = {"requests": 1000, "rounds": 4, "warmup": 300}
 
 
 def _cases() -> Any:
@@ -50,11 +48,11 @@ def _belongs(case: str, line: int) -> bool:
 
 
 FRAMEWORKS = {
-    "flask": ("flask_app.py:app", {}, [*CASES.CASES, "flask_caching"]),
-    "bottle": ("bottle_app.py:app", SHORT, list(CASES.CASES)),
-    "cherrypy": ("cherrypy_app.py:app", SHORT, list(CASES.CASES)),
-    "tornado": ("tornado_app.py:make_app()", SHORT, list(CASES.CASES)),
-    "webpy": ("webpy_app.py:application", SHORT, list(CASES.CASES)),
+    "flask": ("flask_app.py:app", [*CASES.CASES, "flask_caching"]),
+    "bottle": ("bottle_app.py:app", list(CASES.CASES)),
+    "cherrypy": ("cherrypy_app.py:app", list(CASES.CASES)),
+    "tornado": ("tornado_app.py:make_app()", list(CASES.CASES)),
+    "webpy": ("webpy_app.py:application", list(CASES.CASES)),
 }
 EXPECTED = {**CASES.EXPECTED, "flask_caching": (("bounded", "clean"), None)}
 
@@ -80,8 +78,8 @@ def problems(route: RouteResult) -> list[str]:
 @pytest.mark.parametrize("framework", list(FRAMEWORKS))
 def test_every_planted_case_gets_the_right_verdict_and_line(framework: str) -> None:
     pytest.importorskip({"webpy": "web"}.get(framework, framework))
-    target, settings, cases = FRAMEWORKS[framework]
-    result = hunt(target, routes=[f"/{c}" for c in cases], cwd=CORPUS, **settings)
+    target, cases = FRAMEWORKS[framework]
+    result = hunt(target, routes=[f"/{c}" for c in cases], cwd=CORPUS)
     wrong = [p for route in result.routes for p in problems(route)]
     assert not wrong, "\n".join(wrong)
     assert [r.route for r in result.routes] == [f"/{c}" for c in cases]
