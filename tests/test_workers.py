@@ -263,7 +263,7 @@ def test_a_server_started_under_run_is_hunted_later_by_pid_and_left_running(no_l
         assert proc.poll() is None and len(channel.agents()) == 2
         for path in channel.agents().values():  # and no worker traces any more
             client = AgentClient(path).connect()
-            assert client.call("measure")["traced"] == 0
+            assert not client.call("measure").get("traced")  # untraced: 0, or not said at all
             client.close()
     finally:
         proc.send_signal(signal.SIGINT)
