@@ -408,11 +408,13 @@ class _Route:
 
     def sensitivity(self, judgement: Judgement) -> dict[str, float | None]:
         """Per signal, the smallest leak the readings could have seen: over the whole series,
-        or for growth that stopped, over the flat late half that decided it."""
+        or for growth that stopped, over the flat late half that decided it. Held to the
+        tenths JSON keeps, so that a report read back says what the live one said."""
         readings = self.readings
         if judgement.verdict == "bounded" and len(readings) > 4:
             readings = readings[(len(readings) - 1) // 2:]
-        return sensitivities(readings)
+        return {k: (round(v, 1) if v is not None and math.isfinite(v) else v)
+                for k, v in sensitivities(readings).items()}
 
 
 def _load_summary(total: LoadResult | None) -> dict[str, Any]:
