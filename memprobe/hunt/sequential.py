@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memprobe.hunt import model
-from memprobe.results.hunt import Judgement, Reading
+from memprobe.results.hunt import Fit, Judgement, Reading
 
 #: Rounds before a leak may be called early, and before anything may be.
 MIN_ROUNDS_LEAK = 6
@@ -148,20 +148,21 @@ def decide(readings: Sequence[Reading], memory: str = "uss", target: float = TAR
     judgement = model.judge(readings, memory, LAST_SHARE)
     xs = [r.requests for r in readings]
     read = [(s, ys) for s in SIGNALS if (ys := s.values(readings)) is not None]
+    fits = {"traced": judgement.traced, "uss": judgement.uss}
+
+    def grows(f: Fit | None, s: Signal) -> bool:
+        return f is not None and f.slope - LEAK_SIGMAS * f.error > s.floor
+
     if judgement.verdict == "leak":
-        fits = {"traced": judgement.traced, "uss": judgement.uss}
         for s, _ in read:
             f = fits[s.name]
             if (f is not None and f.verdict == "leak" and rounds >= MIN_ROUNDS_LEAK
-                    and xs[-1] - xs[0] >= clean_requests(target)
-                    and f.slope - LEAK_SIGMAS * f.error > s.floor
+                    and xs[-1] - xs[0] >= clean_requests(target) and grows(f, s)
                     and f.early > s.floor and f.late > max(s.floor, 0.5 * f.slope)):
                 return Decision("leak", judgement)
         return None
     if judgement.verdict == "clean":
-        fits = {"traced": judgement.traced, "uss": judgement.uss}
-        growing = any((f := fits[s.name]) is not None and f.slope - LEAK_SIGMAS * f.error > s.floor
-                      for s, _ in read)
+        growing = any(grows(fits[s.name], s) for s, _ in read)
         if not growing and all(flat(xs, ys, s, s.target(target)) for s, ys in read):
             return Decision("clean", judgement)
         return None
