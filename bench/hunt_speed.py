@@ -3,11 +3,13 @@ leaky example, one Flask route, a Tornado and a CherryPy route, the one-int-per-
 and a route allocating 50,000 short strings per request.
 
     python bench/hunt_speed.py [--protocol both|default|thorough] [--cases a,b] [--cap 300]
+                               [--jobs auto|N]
 
 ``thorough`` is today's fixed protocol (500 warm-up + 5 x 2,000 requests per route, as
 ``--thorough``); ``default`` the sequential one. Prints one line per case and protocol
 (verdicts, seconds, requests measured, sensitivity) and a side-by-side table; figures, not
-pass/fail. ``--cap`` ends a case that runs longer (its line says so).
+pass/fail. ``--cap`` ends a case that runs longer (its line says so). ``--jobs``: children
+hunting a case's routes side by side, as ``hunt --jobs`` (default ``auto``, as the CLI).
 """
 from __future__ import annotations
 
@@ -35,9 +37,11 @@ CASES: dict[str, tuple[str, list[str] | None, Path]] = {
 }
 
 
-def _one(case: str, protocol: str, out: Any) -> None:
+def _one(case: str, protocol: str, out: Any, jobs: str) -> None:
     target, routes, cwd = CASES[case]
     options: dict[str, Any] = {}
+    if "jobs" in inspect.signature(hunt).parameters:
+        options["jobs"] = jobs
     if protocol == "thorough" and "thorough" in inspect.signature(hunt).parameters:
         options["thorough"] = True
     t0 = time.monotonic()
@@ -51,10 +55,10 @@ def _one(case: str, protocol: str, out: Any) -> None:
     out.send((took, rows))
 
 
-def run(case: str, protocol: str, cap: float) -> tuple[float | None, list[Any]]:
+def run(case: str, protocol: str, cap: float, jobs: str = "auto") -> tuple[float | None, list[Any]]:
     """One hunt in a child process (so ``cap`` can end it): seconds and per-route rows."""
     recv, send = multiprocessing.Pipe(duplex=False)
-    proc = multiprocessing.Process(target=_one, args=(case, protocol, send))
+    proc = multiprocessing.Process(target=_one, args=(case, protocol, send, jobs))
     proc.start()
     if recv.poll(cap):
         took, rows = recv.recv()
@@ -70,12 +74,13 @@ def main() -> int:
     parser.add_argument("--protocol", default="both", choices=("both", "default", "thorough"))
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--cap", type=float, default=300.0, help="seconds before a case is ended")
+    parser.add_argument("--jobs", default="auto", help="children per hunt, as hunt --jobs (default auto)")
     args = parser.parse_args()
     protocols = ["thorough", "default"] if args.protocol == "both" else [args.protocol]
     table: dict[str, dict[str, str]] = {}
     for case in args.cases.split(","):
         for protocol in protocols:
-            took, rows = run(case, protocol, args.cap)
+            took, rows = run(case, protocol, args.cap, args.jobs)
             if took is None:
                 shown = f"> {args.cap:.0f} s (ended, no verdict)"
             else:

@@ -192,9 +192,10 @@ class Attributor:
         self._timings["snapshot"] = round(time.perf_counter() - t0, 3)
         return traced()
 
-    def attribute(self, requests: int) -> dict[str, Any]:
+    def attribute(self, requests: int, chains: bool = True) -> dict[str, Any]:
         """The attribution round is over (``requests`` of it): the sites, the types and the
-        holders together, as JSON-ready dicts."""
+        holders together, as JSON-ready dicts; the referrer chains from the top sites only
+        with ``chains``."""
         sites: list[Site] = []
         if self._base is not None:
             self.collect()
@@ -205,7 +206,7 @@ class Attributor:
             self._base = None
             self._timings["sites"] = round(time.perf_counter() - t0, 3)
         found = list(self._grown)
-        if not found and sites and self.with_holders:
+        if not found and sites and self.with_holders and chains:
             t0 = time.perf_counter()
             found = _chains(sites)
             self._timings["chains"] = round(time.perf_counter() - t0, 3)

@@ -83,7 +83,7 @@ class Agent:
         if cmd == "deepen":
             return att.deepen()
         if cmd == "attribute":
-            return att.attribute(int(request.get("requests", 0)))
+            return att.attribute(int(request.get("requests", 0)), bool(request.get("chains", True)))
         if cmd == "lines":
             from memprobe.agent.rsslines import rss_lines
 

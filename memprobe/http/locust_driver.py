@@ -38,7 +38,9 @@ from memprobe.http.hammer import errno_name
 from memprobe.http.load import LoadResult
 from memprobe.process.child import _pdeathsig_prefix
 
-JOB, QUOTA, STOP = "memprobe_job", "memprobe_quota", "memprobe_stop"
+# The job travels with each worker's quota, in one message: a job broadcast apart from the
+# quotas was seen missing on a worker of a loaded run (its users then failed on every request).
+QUOTA, STOP = "memprobe_quota", "memprobe_stop"
 PROGRESS, DONE = "memprobe_progress", "memprobe_done"
 #: How often a worker tells the master how many of its requests are done (seconds).
 PROGRESS_S = 0.2
@@ -202,11 +204,9 @@ def register_worker(environment: Environment) -> None:
     runner = environment.runner
     assert isinstance(runner, WorkerRunner)
 
-    def on_job(environment: Environment, msg: Any, **_: Any) -> None:
-        QUOTA_STATE.job = msg.data
-
     def on_quota(environment: Environment, msg: Any, **_: Any) -> None:
         q = QUOTA_STATE
+        q.job = msg.data["job"]
         q.reset(msg.data["start"], msg.data["count"])
         q.generation += 1
         wake, q.wake = q.wake, Event()
@@ -221,7 +221,6 @@ def register_worker(environment: Environment) -> None:
         if q.finished:
             _report(environment)
 
-    runner.register_message(JOB, on_job)
     runner.register_message(QUOTA, on_quota)
     runner.register_message(STOP, on_stop)
 
@@ -306,7 +305,6 @@ class Master:
 
     def run_job(self, job: dict[str, Any]) -> None:
         users = int(job["concurrency"])
-        self.runner.send_message(JOB, job)
         if users != self.users:
             self.runner.start(users, spawn_rate=max(users, 1) * 1000)
             self.users = users
@@ -333,7 +331,7 @@ class Master:
         self.done, self.progress = {}, {}
         t0 = time.perf_counter()
         for cid, (first, count) in quotas.items():
-            self.runner.send_message(QUOTA, {"start": first, "count": count}, client_id=cid)
+            self.runner.send_message(QUOTA, {"job": job, "start": first, "count": count}, client_id=cid)
         duration = job.get("duration")
         stop_at = None if duration is None else time.monotonic() + float(duration)
         last = 0.0

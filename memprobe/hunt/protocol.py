@@ -70,6 +70,7 @@ def hunt(
     outside: bool = False,
     load_engine: Any = None,
     signal: str = "traced",
+    jobs: int | str = 1,
 ) -> HuntResult:
     """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
     with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
@@ -87,6 +88,8 @@ def hunt(
     :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
     native hammer. ``signal``: what the rounds are judged on inside (``traced``, or ``blocks``:
     untraced rounds, tracemalloc for the attribution round only; see HuntSettings.signal).
+    ``jobs``: children hunting the routes side by side (an app hunted in a child, with the
+    native hammer; ``auto``: one per idle core; :mod:`memprobe.hunt.parallel`).
     """
     from memprobe.hunt.probes.child import AgentProbe
     from memprobe.hunt.probes.outside import OutsideProbe
@@ -128,7 +131,15 @@ def hunt(
     else:
         probe = AgentProbe(str(target), settings, cwd)
     probe.load_engine = load_engine
-    return run(probe, f"pid {pid}" if pid is not None else cmd or str(target), todo, settings, progress)
+    more = None
+    if isinstance(probe, AgentProbe) and load_engine is None:
+        def more() -> Probe:
+            return AgentProbe(str(target), settings, cwd)
+    elif jobs not in (1, "1"):
+        raise UsageError("--jobs hunts routes side by side in children memprobe starts from a "
+                         "TARGET, with the native hammer: not with --cmd, --pid or --engine locust")
+    return run(probe, f"pid {pid}" if pid is not None else cmd or str(target), todo, settings,
+               progress, more=more, jobs=jobs)
 
 
 def hunt_in_process(
@@ -166,8 +177,13 @@ def normalise(route: str) -> str:
 
 
 def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettings,
-        progress: Progress | None = None) -> HuntResult:
-    """Open ``probe``, hunt each route (``routes``, else the app's own, else ``/``), close it."""
+        progress: Progress | None = None, *, more: Callable[[], Probe] | None = None,
+        jobs: int | str = 1) -> HuntResult:
+    """Open ``probe``, hunt each route (``routes``, else the app's own, else ``/``), close it.
+    With ``more`` (a new probe of the same app) and ``jobs`` above 1, the routes are hunted
+    side by side in that many children (:func:`memprobe.hunt.parallel.side_by_side`)."""
+    from memprobe.hunt.parallel import resolve_jobs, side_by_side
+
     say = progress or (lambda _msg: None)
     result = HuntResult(target=label, settings=settings, outside_only=not probe.sees_inside)
     started = time.monotonic()
@@ -181,7 +197,15 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
             if not routes and info.routes:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
             result.notes += info.notes
-            for route in todo:
+            n = min(resolve_jobs(jobs), len(todo)) if more is not None else 1
+            if n > 1:
+                result.settings = settings = replace(settings, jobs=n)
+                result.notes.append(f"routes hunted side by side in {n} children (one per idle core), "
+                                    "each starting the app afresh")
+                side_by_side(probe, more, todo, settings,  # type: ignore[arg-type]
+                             lambda p, route, into: _Route(p, route, settings, say).hunt(into),
+                             result, n)
+            for route in todo if n == 1 else ():
                 try:
                     _Route(probe, route, settings, say).hunt(result)
                 except MemprobeError as err:
@@ -266,7 +290,8 @@ class _Route:
             n = s.attributed if not s.sequential else self.attributed(per_request)
             self.say(f"{route}: attribution round, {n} requests traced {s.frames} frames deep")
             probe.deepen()
-            attribution = probe.attribute(self.send(n).sent)
+            # A native leak's traced sites are noise: no referrer chains from their objects.
+            attribution = probe.attribute(self.send(n).sent, chains=judgement.kind != "native")
             if account(judgement, attribution.allocator)[0].kind == "native":
                 attribution.rss_lines = self.rss_lines(judgement)
         result.routes.append(self.result(judgement, attribution))

@@ -53,6 +53,8 @@ class HuntSettings:
     target: float = 16.0
     #: sequential: seconds a round should take, from the measured time per request
     round_seconds: float = 0.25
+    #: children that hunted the routes side by side (:mod:`memprobe.hunt.parallel`)
+    jobs: int = 1
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for numbers no hunt can use."""
@@ -93,6 +95,8 @@ class HuntSettings:
         if self.sequential:
             out.update({"max_requests": self.max_requests, "max_seconds": self.max_seconds,
                         "target_b_per_request": self.target, "round_seconds": self.round_seconds})
+        if self.jobs > 1:
+            out["jobs"] = self.jobs
         if self.client is not None:
             out["client"] = self.client
         if self.uss is not None:
@@ -113,4 +117,5 @@ class HuntSettings:
                    max_requests=int(data.get("max_requests") or 10_000),
                    max_seconds=float(data.get("max_seconds") or 40.0),
                    target=float(data.get("target_b_per_request") or 16.0),
-                   round_seconds=float(data.get("round_seconds") or 0.25))
+                   round_seconds=float(data.get("round_seconds") or 0.25),
+                   jobs=int(data.get("jobs") or 1))

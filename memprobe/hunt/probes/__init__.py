@@ -90,8 +90,10 @@ class Probe(Protocol):
     def deepen(self) -> None:
         """The attribution round starts: deep tracebacks from now on."""
 
-    def attribute(self, requests: int) -> Attribution:
-        """Sites (when deepened, over the ``requests`` since), types and holders."""
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
+        """Sites (when deepened, over the ``requests`` since), types and holders; ``chains``
+        False: no referrer chains from the sites' objects when no root grew (a native leak's
+        traced sites are noise, and the search took 2-5 s)."""
 
     # Optional: ``rss_lines(route, requests, uss_per_request, first) -> (lines, note)``, a native
     # leak's lines by RSS (only a probe whose app memprobe serves itself has it).

@@ -86,9 +86,9 @@ class AgentCalls:
         """Deep tracebacks from now on."""
         self._call("deepen")
 
-    def attribute(self, requests: int) -> Attribution:
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Sites, types and holders, in one answer."""
-        return Attribution.from_dict(self._call("attribute", requests=requests))
+        return Attribution.from_dict(self._call("attribute", requests=requests, chains=chains))
 
 
 class AgentProbe(AgentCalls, ServerProbe):

@@ -209,9 +209,9 @@ class InProcessProbe:
         """Deep tracebacks from now on."""
         self.attributor.deepen()
 
-    def attribute(self, requests: int) -> Attribution:
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Sites and holders (no types in-process)."""
-        return Attribution.from_dict(self.attributor.attribute(requests))
+        return Attribution.from_dict(self.attributor.attribute(requests, chains))
 
     def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
         """Nothing crashes apart from the caller here: the error as it is."""

@@ -37,6 +37,6 @@ class OutsideProbe(CommandProbe):
     def deepen(self) -> None:
         """Nothing is traced from outside."""
 
-    def attribute(self, requests: int) -> Attribution:
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Nothing is named from outside."""
         return Attribution()

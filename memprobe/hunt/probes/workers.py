@@ -367,7 +367,7 @@ class WorkersProbe(CommandProbe):
             served = answer.get("served")
             self.procs[pid].deepened_at = None if served is None else int(served)
 
-    def attribute(self, requests: int) -> Attribution:
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Each worker's sites, types and holders over the requests it served in the round;
         the server's are their sums (:mod:`memprobe.hunt.probes.merge`)."""
         live = [p for p in self._live() if p.readings]
@@ -377,7 +377,7 @@ class WorkersProbe(CommandProbe):
             served = counts.get(proc.pid, {}).get("served")
             proc.attributed = (int(served) - proc.deepened_at
                                if served is not None and proc.deepened_at is not None else share)
-        answers = self._each("attribute", live, lambda p: {"requests": max(1, p.attributed)})
+        answers = self._each("attribute", live, lambda p: {"requests": max(1, p.attributed), "chains": chains})
         parts = []
         for proc in live:
             if proc.pid in answers:
