@@ -96,3 +96,8 @@ def test_jobs_need_an_app_memprobe_starts_itself() -> None:
 
 def test_settings_written_before_jobs_read_back_as_one_child() -> None:
     assert HuntSettings.from_dict({"requests": 10, "rounds": 2}).jobs == 1
+
+
+def test_a_bad_job_count_is_a_usage_error_before_anything_starts(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--jobs takes a count"):
+        hunt(f"{tmp_path / 'missing.py'}:app", jobs="zero")

@@ -106,6 +106,10 @@ def hunt(
                             sequential=not thorough and requests is None and rounds is None,
                             max_requests=max_requests, max_seconds=max_seconds, target=sensitivity)
     settings.validate()
+    if jobs != "auto":
+        from memprobe.hunt.parallel import resolve_jobs
+
+        resolve_jobs(jobs)  # a bad count is a usage error before anything starts
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"
     probe: Probe
@@ -198,18 +202,19 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
             result.notes += info.notes
             n = min(resolve_jobs(jobs), len(todo)) if more is not None else 1
-            if n > 1:
+            if more is not None and n > 1:
                 result.settings = settings = replace(settings, jobs=n)
-                result.notes.append(f"routes hunted side by side in {n} children (one per idle core), "
-                                    "each starting the app afresh")
-                side_by_side(probe, more, todo, settings,  # type: ignore[arg-type]
+                result.notes.append(f"routes hunted side by side in {n} children, each starting "
+                                    "the app afresh")
+                side_by_side(probe, more, todo, settings,
                              lambda p, route, into: _Route(p, route, settings, say).hunt(into),
                              result, n)
-            for route in todo if n == 1 else ():
-                try:
-                    _Route(probe, route, settings, say).hunt(result)
-                except MemprobeError as err:
-                    raise probe.failure(err, f"while hunting {route}") from None
+            else:
+                for route in todo:
+                    try:
+                        _Route(probe, route, settings, say).hunt(result)
+                    except MemprobeError as err:
+                        raise probe.failure(err, f"while hunting {route}") from None
         finally:
             probe.close()
     except (MemprobeError, KeyboardInterrupt) as err:
