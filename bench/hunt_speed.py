@@ -9,7 +9,8 @@ and a route allocating 50,000 short strings per request.
 ``--thorough``); ``default`` the sequential one. Prints one line per case and protocol
 (verdicts, seconds, requests measured, sensitivity) and a side-by-side table; figures, not
 pass/fail. ``--cap`` ends a case that runs longer (its line says so). ``--jobs``: children
-hunting a case's routes side by side, as ``hunt --jobs`` (default ``auto``, as the CLI).
+hunting a case's routes side by side, as ``hunt --jobs`` (default ``auto``
+here, the faster choice on an idle machine; the CLI's default is 1).
 """
 from __future__ import annotations
 

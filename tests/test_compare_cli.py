@@ -121,23 +121,24 @@ def test_interrupting_compare_stops_its_children_and_keeps_partial_results(
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_reaches_it)
     try:
-        children: list[psutil.Process] = []
+        children: dict[int, psutil.Process] = {}
 
-        def started() -> bool:
-            children[:] = psutil.Process(proc.pid).children(recursive=True)
-            return bool(children)
+        def hammered() -> bool:
+            # Read afresh on each poll: the first child may be a short-lived helper (setpriv
+            # --help), not the server; every child ever seen must be gone at the end.
+            now = psutil.Process(proc.pid).children(recursive=True)
+            children.update((c.pid, c) for c in now)
+            return any(c.status == psutil.CONN_ESTABLISHED for child in now for c in _connections(child))
 
-        wait_until(started, 60, "compare starts its child")
         # The hammering has begun once the server holds an established connection.
-        wait_until(lambda: any(c.status == psutil.CONN_ESTABLISHED for child in children
-                               for c in _connections(child)), 60, "the hammering begins")
+        wait_until(hammered, 120, "the hammering begins")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == code, err
     assert "Traceback" not in err
-    for child in children:
+    for child in children.values():
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     data = json.loads(report.read_text())
     assert data["interrupted"] is True

@@ -175,12 +175,14 @@ def test_hunt_without_a_target_is_a_usage_error() -> None:
 
 
 @pytest.mark.slow
-def test_mprof_plot_draws_the_timeline_written_by_mprof(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_mprof_plot_draws_the_timeline_written_by_mprof(tmp_path: Path, jobs: str) -> None:
     from tests.helpers.mprof import plot
 
     dat, out = tmp_path / "hunt.dat", tmp_path / "hunt.json"
     proc = run_hunt(str(ROOT / "tests" / "servers" / "explain_native.py") + ":app", "--route", "/malloc",
-                    "--route", "/", *QUICK, "--mprof", str(dat), "--json", str(out), cwd=tmp_path)
+                    "--route", "/", *QUICK, "--jobs", jobs, "--mprof", str(dat), "--json", str(out),
+                    cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     read = plot(dat)
     assert read["cmd_line"].startswith("memprobe hunt ")
@@ -191,3 +193,6 @@ def test_mprof_plot_draws_the_timeline_written_by_mprof(tmp_path: Path) -> None:
     assert read["timestamp"] == sorted(read["timestamp"])
     (start, end, mem_start, mem_end), = read["func_timestamp"]["/malloc"]
     assert end > start and mem_end > mem_start  # 1 KiB a request never freed
+    # Side by side, the routes were read in two processes at once: each has its own line.
+    assert {name: len(points) for name, points in read["children"].items()} == (
+        {"/malloc": 5, "/": 5} if jobs == "2" else {})

@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from memprobe.agent.control import AgentClient
@@ -159,6 +160,43 @@ def test_an_interrupted_hunt_writes_what_it_measured_marked_interrupted(
     assert data["interrupted"] is True
     assert [r["route"] for r in data["routes"]][:1] == ["/"]
     assert data["routes"][0]["verdict"] == "clean"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_interrupted_side_by_side_hunt_stops_every_child_and_writes_what_it_measured(
+        app_file: Path, tmp_path: Path) -> None:
+    marker, out = tmp_path / "slow-started", tmp_path / "partial.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEMPROBE_TEST_MARKER": str(marker)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memprobe", "hunt", f"{app_file}:app", "--route", "/",
+         "--route", "/slow", "--jobs", "2", "--requests", "300", "--rounds", "3", "--warmup", "20",
+         "--json", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    children: dict[int, psutil.Process] = {}
+
+    def slow_started() -> bool:
+        children.update((c.pid, c) for c in psutil.Process(proc.pid).children(recursive=True))
+        return marker.exists()
+
+    try:
+        wait_for(slow_started, 120, "the second child to reach /slow")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert len(children) >= 2  # one child per route
+    for child in children.values():
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    data = json.loads(out.read_text())
+    assert data["interrupted"] is True and data["settings"]["jobs"] == 2
+    routes = [r["route"] for r in data["routes"]]
+    assert routes == [r for r in ("/", "/slow") if r in routes]  # in the order asked
 
 
 def test_settings_are_typed_and_checked() -> None:

@@ -3,7 +3,6 @@ would be in one, the routes back in the order asked, every child stopped. Real c
 real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import psutil
@@ -12,57 +11,34 @@ import pytest
 from memprobe.errors import TargetError, UsageError
 from memprobe.hunt import HuntResult, HuntSettings, hunt
 from memprobe.hunt.parallel import idle_cores, resolve_jobs
+from tests.conftest import SERVERS
 
 SMALL = {"requests": 200, "rounds": 3, "warmup": 20}
 
-APP = '''
-import os
-
-_kept = []
-
-def app(environ, start_response):
-    path = environ["PATH_INFO"]
-    if path.startswith("/leak"):
-        _kept.append(bytes(300))
-    elif path == "/die":
-        os._exit(3)
-    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Pid", str(os.getpid()))])
-    return [b"ok"]
-'''
-
-
-@pytest.fixture
-def app_file(tmp_path: Path) -> Path:
-    path = tmp_path / "side_app.py"
-    path.write_text(textwrap.dedent(APP), encoding="utf-8")
-    return path
-
-
-def ours() -> list[psutil.Process]:
-    return psutil.Process().children(recursive=True)
+APP = f"{SERVERS / 'side_app.py'}:app"
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_children_judge_their_routes_as_one_would_and_keep_the_order_asked(app_file: Path) -> None:
+@pytest.mark.usefixtures("no_orphans")
+def test_two_children_judge_their_routes_as_one_would_and_keep_the_order_asked() -> None:
     routes = ["/leak", "/", "/leak2", "/ok"]
-    result = hunt(f"{app_file}:app", routes, jobs=2, **SMALL)
+    result = hunt(APP, routes, jobs=2, **SMALL)
 
     assert [r.route for r in result.routes] == routes
     assert [r.verdict for r in result.routes] == ["leak", "clean", "leak", "clean"]
     for leak in (result.routes[0], result.routes[2]):
-        assert leak.sites and leak.sites[0].file == str(app_file)
+        assert leak.sites and leak.sites[0].file == str(SERVERS / "side_app.py")
         assert leak.holders[0].description.startswith("module side_app.py, global _kept (list, ")
     assert result.settings.jobs == 2 and result.to_dict()["settings"]["jobs"] == 2
     assert HuntResult.from_dict(result.to_dict()).settings.jobs == 2
     assert any("side by side in 2 children" in n for n in result.notes)
-    assert ours() == []
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_one_job_is_one_child_and_says_nothing_of_jobs(app_file: Path) -> None:
-    result = hunt(f"{app_file}:app", ["/leak", "/"], jobs=1, **SMALL)
+def test_one_job_is_one_child_and_says_nothing_of_jobs() -> None:
+    result = hunt(APP, ["/leak", "/"], jobs=1, **SMALL)
     assert [r.verdict for r in result.routes] == ["leak", "clean"]
     assert result.settings.jobs == 1 and "jobs" not in result.to_dict()["settings"]
     assert not any("side by side" in n for n in result.notes)
@@ -70,14 +46,14 @@ def test_one_job_is_one_child_and_says_nothing_of_jobs(app_file: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_child_that_dies_fails_the_hunt_and_the_other_childs_route_is_kept(app_file: Path) -> None:
+@pytest.mark.usefixtures("no_orphans")
+def test_a_child_that_dies_fails_the_hunt_and_the_other_childs_route_is_kept() -> None:
     # The first child gets /die (and /ok, never reached); the second finishes / and stops.
     with pytest.raises(TargetError, match="died while hunting /die") as info:
-        hunt(f"{app_file}:app", ["/die", "/", "/ok"], jobs=2, **SMALL)
+        hunt(APP, ["/die", "/", "/ok"], jobs=2, **SMALL)
     partial = info.value.partial  # type: ignore[attr-defined]
     assert "died" in partial.error
     assert [(r.route, r.verdict) for r in partial.routes] == [("/", "clean")]
-    assert ours() == []
 
 
 def test_jobs_are_a_count_or_auto() -> None:

@@ -37,10 +37,10 @@ class HuntCommand:
         parser.add_argument("--sensitivity", type=float, default=16.0, metavar="B",
                             help="a flat route stops once it could see leaks of B bytes per request "
                                  "(traced heap; default 16)")
-        parser.add_argument("--jobs", "-j", default=None, metavar="N",
+        parser.add_argument("--jobs", "-j", default="1", metavar="N",
                             help="children hunting the routes side by side, each starting the app "
-                                 "afresh (default auto: one per idle core; 1: one child, routes in "
-                                 "turn); a TARGET hunted with the native hammer only")
+                                 "afresh (auto: one per idle core; default 1: one child, the routes "
+                                 "in turn); a TARGET hunted with the native hammer only")
         parser.add_argument("--warmup", type=int, default=500, metavar="K",
                             help="requests before the baseline (default 500)")
         parser.add_argument("--concurrency", type=int, default=4, metavar="C",
@@ -101,7 +101,7 @@ class HuntCommand:
                           frames=args.frames, cmd=args.cmd, outside=args.outside, progress=progress, pid=args.pid,
                           url=args.url, attach_method=args.attach_method, load_engine=engine,
                           signal=args.signal,
-                          jobs=args.jobs or _default_jobs(args))
+                          jobs=args.jobs)
         except (MemprobeError, KeyboardInterrupt) as err:
             # Nothing measured is lost: a failed or interrupted hunt writes what it has.
             partial = getattr(err, "partial", None)
@@ -116,11 +116,6 @@ class HuntCommand:
         sys.stdout.write(render(result, "text"))
         _write_files(result, args)
         return int(ExitCode.FAILED if result.leaked else ExitCode.OK)
-
-
-def _default_jobs(args: argparse.Namespace) -> str | int:
-    """Side by side where it can be (a TARGET, the native hammer), else one process."""
-    return "auto" if args.cmd is None and args.pid is None and args.engine == "native" else 1
 
 
 def _write_files(result: object, args: argparse.Namespace) -> None:

@@ -49,17 +49,19 @@ def resolve_jobs(jobs: int | str) -> int:
 
 
 def side_by_side(first: Probe, make: Callable[[], Probe], todo: list[str], settings: HuntSettings,
-                 hunt_route: Callable[[Probe, str, HuntResult], None], result: HuntResult,
-                 jobs: int) -> None:
+                 hunt_route: Callable[[Probe, str, HuntResult, Callable[[], bool]], None],
+                 result: HuntResult, jobs: int) -> None:
     """Hunt ``todo`` in ``jobs`` children: ``first`` (opened, closed by the caller) and
     ``jobs - 1`` probes from ``make``, opened and closed here; route ``i`` goes to
     child ``i % jobs``. The routes land in ``result`` in ``todo``'s order. The first error stops
-    every child after its current route and is raised; Ctrl-C closes the children (their
-    routes end at once) and is raised with the routes finished."""
+    every child after its current route and is raised. On Ctrl-C every route stops before its
+    next requests (``hunt_route``'s last argument turns True), its finished rounds judged as
+    in one child; a second Ctrl-C closes the children at once. It is raised with the routes."""
     probes: list[Probe] = [first]
     finished: dict[int, RouteResult] = {}
     errors: list[BaseException] = []
-    stop = threading.Event()
+    stop = threading.Event()  # no new route: after an error, or Ctrl-C
+    interrupted = threading.Event()  # no new requests either: Ctrl-C
 
     def work(probe: Probe, indices: list[int]) -> None:
         for i in indices:
@@ -67,7 +69,7 @@ def side_by_side(first: Probe, make: Callable[[], Probe], todo: list[str], setti
                 return
             part = HuntResult(target=result.target, settings=settings)
             try:
-                hunt_route(probe, todo[i], part)
+                hunt_route(probe, todo[i], part, interrupted.is_set)
             except BaseException as err:  # noqa: BLE001 - handed to the main thread
                 if not stop.is_set():
                     errors.append(probe.failure(err, f"while hunting {todo[i]}")
@@ -94,11 +96,17 @@ def side_by_side(first: Probe, make: Callable[[], Probe], todo: list[str], setti
                 for t in threads:
                     t.join(0.1)
         except KeyboardInterrupt:
+            interrupted.set()
             stop.set()
-            for p in probes:
-                p.close()  # the children end, so does every route's next request
-            for t in threads:
-                t.join(30)
+            try:
+                while any(t.is_alive() for t in threads):
+                    for t in threads:
+                        t.join(0.1)
+            finally:
+                for p in probes:
+                    p.close()  # after a second Ctrl-C: the children end, so do their routes
+                for t in threads:
+                    t.join(30)
             raise
         if errors:
             raise errors[0]

@@ -32,6 +32,7 @@ from typing import Any, Callable
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, will_it_stop
+from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
@@ -107,8 +108,6 @@ def hunt(
                             max_requests=max_requests, max_seconds=max_seconds, target=sensitivity)
     settings.validate()
     if jobs != "auto":
-        from memprobe.hunt.parallel import resolve_jobs
-
         resolve_jobs(jobs)  # a bad count is a usage error before anything starts
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"
@@ -186,8 +185,6 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
     """Open ``probe``, hunt each route (``routes``, else the app's own, else ``/``), close it.
     With ``more`` (a new probe of the same app) and ``jobs`` above 1, the routes are hunted
     side by side in that many children (:func:`memprobe.hunt.parallel.side_by_side`)."""
-    from memprobe.hunt.parallel import resolve_jobs, side_by_side
-
     say = progress or (lambda _msg: None)
     result = HuntResult(target=label, settings=settings, outside_only=not probe.sees_inside)
     started = time.monotonic()
@@ -201,13 +198,12 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
             if not routes and info.routes:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
             result.notes += info.notes
-            n = min(resolve_jobs(jobs), len(todo)) if more is not None else 1
-            if more is not None and n > 1:
+            if more is not None and (n := min(resolve_jobs(jobs), len(todo))) > 1:
                 result.settings = settings = replace(settings, jobs=n)
                 result.notes.append(f"routes hunted side by side in {n} children, each starting "
                                     "the app afresh")
                 side_by_side(probe, more, todo, settings,
-                             lambda p, route, into: _Route(p, route, settings, say).hunt(into),
+                             lambda p, route, into, stop: _Route(p, route, settings, say, stop).hunt(into),
                              result, n)
             else:
                 for route in todo:
@@ -233,8 +229,11 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
 class _Route:
     """One route's protocol: warm-up, baseline, rounds, verdict, attribution."""
 
-    def __init__(self, probe: Probe, route: str, settings: HuntSettings, say: Progress) -> None:
+    def __init__(self, probe: Probe, route: str, settings: HuntSettings, say: Progress,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.probe, self.route, self.settings, self.say = probe, route, settings, say
+        #: side by side, off the main thread: Ctrl-C reaches this route as this turning True
+        self.cancelled = cancelled
         #: ``{n}`` in the route: a counter that goes on across warm-up and rounds
         self.next = 0
         self.notes: list[str] = []
@@ -250,6 +249,8 @@ class _Route:
         self.read_s = 0.0
 
     def send(self, n: int) -> LoadResult:
+        if self.cancelled is not None and self.cancelled():
+            raise KeyboardInterrupt  # as in the main thread: the rounds so far are judged
         load = self.probe.send(self.route, n, self.next)
         self.next += n
         if load.answered == 0:

@@ -11,7 +11,10 @@ as brackets on the main line). Here:
   RSS of the server measured at each moment (``compare`` measures one at a time).
 * ``hunt``: the main line is the outside signal (USS of the process, or PSS summed over a
   server's processes) at each reading, each route a ``FUNC`` span over its readings; a server
-  hunted worker by worker has one child per process (``pid1234``), its own USS.
+  hunted worker by worker has one child per process (``pid1234``), its own USS. Routes hunted
+  side by side (``--jobs``) are read in separate children at once: each route is also a child
+  of its own name, so that each process has its line, and the main line is every reading in
+  time order.
 
 Results read back from JSON written before the timestamps were kept are laid out one after the
 other, a second apart, from the envelope's start.
@@ -70,11 +73,15 @@ def hunt(result: HuntResult) -> str:
     """``hunt``'s timelines: the outside signal at each reading, one span per route, one child
     per process of a server hunted worker by worker."""
     cursor = _started(result)
+    main: list[tuple[float, int]] = []
     lines: list[str] = []
+    apart = result.settings.jobs > 1
     for route in result.routes:
         times = _times(route.readings, cursor)
         points = [(t, r.uss) for t, r in zip(times, route.readings) if r.uss is not None]
-        lines += [f"MEM {_mem(m)} {t:.4f}" for t, m in points]
+        main += points
+        if apart:
+            lines += [f"CHLD {route.route} {_mem(m)} {t:.4f}" for t, m in points]
         if points:
             (t_a, m_a), (t_b, m_b) = points[0], points[-1]
             lines.append(f"FUNC {route.route} {_mem(m_a)} {t_a:.4f} {_mem(m_b)} {t_b:.4f}")
@@ -85,7 +92,8 @@ def hunt(result: HuntResult) -> str:
                       for t, r in zip(own, worker.readings) if r.uss is not None]
         if times:
             cursor = times[-1] + 1.0
-    return _dat(f"memprobe hunt {result.target}", lines)
+    main.sort()
+    return _dat(f"memprobe hunt {result.target}", [f"MEM {_mem(m)} {t:.4f}" for t, m in main] + lines)
 
 
 def _times(readings: list[Reading], cursor: float) -> list[float]:
