@@ -13,7 +13,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import psutil
@@ -23,6 +22,7 @@ from memprobe.agent.control import AgentClient
 from memprobe.errors import AgentError, ExitCode
 from memprobe.hunt import HuntSettings, hunt, hunt_in_process
 from memprobe.hunt.probes.child import AgentProbe
+from tests.conftest import ctrl_c_reaches_it, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"requests": 200, "rounds": 3, "warmup": 20}
@@ -52,14 +52,6 @@ def app_file(tmp_path: Path) -> Path:
     path = tmp_path / "engine_app.py"
     path.write_text(textwrap.dedent(APP), encoding="utf-8")
     return path
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -145,9 +137,9 @@ def test_an_interrupted_hunt_writes_what_it_measured_marked_interrupted(
          "--route", "/slow", "--requests", "300", "--rounds", "3", "--warmup", "20",
          "--json", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=ctrl_c_reaches_it)
     try:
-        wait_for(marker.exists, 120, "the hunt to reach /slow")
+        wait_until(marker.exists, 120, "the hunt to reach /slow")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -173,7 +165,7 @@ def test_an_interrupted_side_by_side_hunt_stops_every_child_and_writes_what_it_m
          "--route", "/slow", "--jobs", "2", "--requests", "300", "--rounds", "3", "--warmup", "20",
          "--json", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=ctrl_c_reaches_it)
     children: dict[int, psutil.Process] = {}
 
     def slow_started() -> bool:
@@ -181,7 +173,7 @@ def test_an_interrupted_side_by_side_hunt_stops_every_child_and_writes_what_it_m
         return marker.exists()
 
     try:
-        wait_for(slow_started, 120, "the second child to reach /slow")
+        wait_until(slow_started, 120, "the second child to reach /slow")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -92,16 +92,12 @@ def side_by_side(first: Probe, make: Callable[[], Probe], todo: list[str], setti
         for t in threads:
             t.start()
         try:
-            while any(t.is_alive() for t in threads):
-                for t in threads:
-                    t.join(0.1)
+            _join(threads)
         except KeyboardInterrupt:
             interrupted.set()
             stop.set()
             try:
-                while any(t.is_alive() for t in threads):
-                    for t in threads:
-                        t.join(0.1)
+                _join(threads)
             finally:
                 for p in probes:
                     p.close()  # after a second Ctrl-C: the children end, so do their routes
@@ -114,3 +110,10 @@ def side_by_side(first: Probe, make: Callable[[], Probe], todo: list[str], setti
         result.routes.extend(finished[i] for i in sorted(finished))
         for p in probes[1:]:
             p.close()
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait for every thread, in short joins: Ctrl-C reaches the main thread between them."""
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(0.1)
