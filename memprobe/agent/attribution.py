@@ -36,6 +36,26 @@ _OWN_FILES = [os.path.join(_HERE, name)
               for name in ("attribution.py", "control.py", "holders.py", "allocator.py",
                            "backrefs.py", "bounds.py", "interp.py")]
 
+#: Once the sockets a load opened are closed: how long the closing thread (or event loop
+#: callback) gets to drop the connection's objects; and how often they are counted meanwhile.
+SOCKET_GRACE_S = 0.005
+SOCKET_POLL_S = 0.002
+
+
+def open_sockets() -> int | None:
+    """Sockets this process has open (Linux's ``/proc/self/fd``; None elsewhere)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    count = 0
+    for name in names:
+        try:
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("socket:")
+        except OSError:  # the fd listdir itself had open, or one closed meanwhile
+            pass
+    return count
+
 
 class Tracing:
     """tracemalloc for the hunt; left as found when someone else traces (``PYTHONTRACEMALLOC``
@@ -106,14 +126,35 @@ class Attributor:
         self._timings: dict[str, float] = {}
         self._alloc_base: allocator.State | None = None
         self._allocator: dict[str, Any] | None = None
+        #: sockets open once a load had settled (the listening one, the agent's own...)
+        self._sockets: int | None = None
 
-    def collect(self) -> None:
+    def collect(self, settle: str = "wait") -> None:
         """Garbage collected twice: objects freed by the first pass's finalizers become
-        collectable only then."""
-        if self.settle_s:
-            time.sleep(self.settle_s)
+        collectable only then. Before, right after a load (``settle``): ``"wait"`` the whole
+        ``settle_s``, and count the sockets open then; ``"sockets"`` only until no more
+        sockets are open than that count (:func:`open_sockets`), at most ``settle_s``;
+        ``"none"``: nothing was sent since the last collection."""
+        if self.settle_s and settle != "none":
+            self.settle(settle == "sockets")
         gc.collect()
         gc.collect()
+
+    def settle(self, by_sockets: bool) -> None:
+        """Let the server close the connections the load just closed (see :meth:`collect`)."""
+        deadline = time.monotonic() + self.settle_s
+        if by_sockets and self._sockets is not None:
+            while time.monotonic() < deadline:
+                now = open_sockets()
+                if now is None or now <= self._sockets:
+                    # closed: the thread (or the loop's callback) that closed it lets go of
+                    # the connection's objects right after
+                    time.sleep(min(SOCKET_GRACE_S, max(0.0, deadline - time.monotonic())))
+                    return
+                time.sleep(SOCKET_POLL_S)
+            return
+        time.sleep(self.settle_s)
+        self._sockets = open_sockets()
 
     def begin(self, trace: bool = True, objects: bool = False) -> dict[str, int]:
         """A new route: trace one frame deep from now, before its warm-up, so that objects the
@@ -143,7 +184,7 @@ class Attributor:
         self.collect()
         self._roots = holders.scan_roots() if self.with_holders else {}
         self._types = holders.type_stats() if self.with_types else {}
-        self.collect()
+        self.collect("none")
         # After the scans: what they allocated and freed is in the allocators' free bytes at
         # the baseline too, so retention is never overstated by them.
         self._alloc_base = allocator.read()
@@ -151,13 +192,13 @@ class Attributor:
 
     def measure(self) -> dict[str, int]:
         """After a round: the traced size."""
-        self.collect()
+        self.collect("sockets")
         return traced(self.count_objects)
 
     def growth(self, requests: int) -> dict[str, Any]:
         """Right after the measured rounds: which containers and types grew since the
         baseline, per request of the ``requests`` measured."""
-        self.collect()
+        self.collect("none")
         t0 = time.perf_counter()
         if self._alloc_base is not None:
             # Before the scans, and before the attribution round: the allocators as the
@@ -186,7 +227,7 @@ class Attributor:
     def deepen(self) -> dict[str, int]:
         """The attribution round starts: trace ``frames`` deep, and remember the heap now."""
         self.tracing.restart(self.frames)
-        self.collect()
+        self.collect("none")
         t0 = time.perf_counter()
         self._base = tracemalloc.take_snapshot()
         self._timings["snapshot"] = round(time.perf_counter() - t0, 3)
@@ -198,7 +239,7 @@ class Attributor:
         with ``chains``."""
         sites: list[Site] = []
         if self._base is not None:
-            self.collect()
+            self.collect("sockets")
             t0 = time.perf_counter()
             end = tracemalloc.take_snapshot()
             sites = self.sites(self._base, end, requests)
