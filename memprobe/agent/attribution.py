@@ -22,7 +22,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from memprobe.agent import allocator, backrefs, holders
 from memprobe.results.hunt import Site
@@ -129,7 +129,7 @@ class Attributor:
         #: sockets open once a load had settled (the listening one, the agent's own...)
         self._sockets: int | None = None
 
-    def collect(self, settle: str = "wait") -> None:
+    def collect(self, settle: Literal["wait", "sockets", "none"] = "wait") -> None:
         """Garbage collected twice: objects freed by the first pass's finalizers become
         collectable only then. Before, right after a load (``settle``): ``"wait"`` the whole
         ``settle_s``, and count the sockets open then; ``"sockets"`` only until no more
