@@ -6,8 +6,8 @@ import random
 import pytest
 
 from memprobe.agent.attribution import group_sites
-from memprobe.hunt.model import above_peak, judge, least_squares
-from memprobe.results.hunt import Reading
+from memprobe.hunt.model import above_peak, judge, least_squares, shared_growth
+from memprobe.results.hunt import Reading, WorkerResult
 from memprobe.target.usercode import is_user_file
 
 ROUND = 2000
@@ -160,3 +160,49 @@ def test_a_rate_compares_like_a_number_and_keeps_its_error() -> None:
     rate = Rate(36.31, 0.27)
     assert rate < 64 and rate > 36 and rate.error == 0.27
     assert rates_json({"traced": rate, "uss": None}) == {"traced": {"value": 36.31, "error": 0.27}, "uss": None}
+
+
+def process(role: str, pid: int, uss_per_round: list[float], requests_per_round: int = ROUND) -> WorkerResult:
+    """One process of a server judged on its own series (a worker on the requests it served)."""
+    readings = [Reading(0, 1_000_000, 30_000_000)]
+    u = 30_000_000
+    for i, du in enumerate(uss_per_round, 1):
+        u += int(du)
+        readings.append(Reading(i * requests_per_round, 1_000_000, u))
+    return WorkerResult(judgement=judge(readings), readings=readings, sites=[], types=[], holders=[],
+                        pid=pid, role=role, requests=0 if role == "master" else requests_per_round * len(uss_per_round))
+
+
+def test_server_pss_growth_that_no_process_holds_privately_is_shared_pages_and_clean() -> None:
+    server = judge(series([0] * 5, [550 * ROUND] * 5), memory="pss")
+    assert (server.verdict, server.kind) == ("leak", "native")
+    procs = [process("master", 1, [0] * 5), process("worker", 2, [2048, 0, 4096, 0, 2048], ROUND // 2),
+             process("worker", 3, [0, 4096, 0, 0, 4096], ROUND // 2)]
+    j = shared_growth(server, procs)
+    assert (j.verdict, j.kind) == ("clean", None)
+    assert j.uss is server.uss
+    assert "PSS +550.0" in j.reason and "share" in j.reason
+
+
+def test_private_growth_too_small_for_each_worker_alone_keeps_the_servers_native_leak() -> None:
+    # 80 B per request each worker served: below one worker's bar in total, not below the server's.
+    server = judge(series([0] * 5, [80 * ROUND] * 5), memory="pss")
+    assert server.verdict == "leak"
+    procs = [process("worker", 2, [80 * ROUND // 2] * 5, ROUND // 2),
+             process("worker", 3, [80 * ROUND // 2] * 5, ROUND // 2)]
+    assert all(p.verdict == "clean" for p in procs)
+    assert shared_growth(server, procs) is server
+
+
+def test_a_worker_that_leaks_on_its_own_keeps_the_servers_verdict() -> None:
+    server = judge(series([0] * 5, [1024 * ROUND] * 5), memory="pss")
+    procs = [process("worker", 2, [2048 * ROUND // 2] * 5, ROUND // 2), process("worker", 3, [0] * 5, ROUND // 2)]
+    assert procs[0].verdict == "leak"
+    assert shared_growth(server, procs) is server
+
+
+def test_a_single_process_or_a_python_leak_is_left_as_judged() -> None:
+    native = judge(series([0] * 5, [1024 * ROUND] * 5))
+    python = judge(series([40 * ROUND] * 5, [80 * ROUND] * 5), memory="pss")
+    assert shared_growth(native, []) is native
+    assert shared_growth(python, [process("worker", 2, [0] * 5)]) is python

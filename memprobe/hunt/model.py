@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from memprobe.results.hunt import Fit, Holder, Judgement, Reading, memory_name
+from memprobe.results.hunt import Fit, Holder, Judgement, Reading, WorkerResult, memory_name
 from memprobe.units import format_bytes
 
 #: Below this many bytes per request the traced heap is called flat (a clean Flask app: 0).
@@ -299,3 +299,31 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
 
 def _seconds(s: float) -> str:
     return f"{s:,.0f} s"
+
+
+def shared_growth(judgement: Judgement, processes: Sequence[WorkerResult]) -> Judgement:
+    """A server's native verdict weighed against its processes' own memory: growth of the PSS
+    summed over a master and its workers that no process's USS shows is in pages they share
+    (a library's pages read in, pages a worker and the master both map), not memory a request
+    keeps, and the route is clean. A worker's USS slope is per request it served; their sum
+    per request the server served is what the PSS would show if the growth were private.
+    Answers the judgement (the same one unless it changes)."""
+    uss = judgement.uss
+    if judgement.verdict == "clean" or judgement.kind != "native" or uss is None or not processes:
+        return judgement
+    fits = [(p, p.judgement.uss) for p in processes]
+    if any(f is None or p.verdict != "clean" for p, f in fits):
+        return judgement
+    total = sum(p.requests for p in processes if p.role == "worker")
+    if total <= 0:
+        return judgement
+    # The master's series is on the server's requests already; a worker's on its own.
+    share = [(f, 1.0 if p.role == "master" else p.requests / total) for p, f in fits if f is not None]
+    private = sum(f.slope * w for f, w in share)
+    error = math.sqrt(sum((f.error * w) ** 2 for f, w in share))
+    if private >= USS_FLOOR and private > SIGMAS * error:
+        return judgement
+    reason = (f"no growth beyond noise in any process's own memory: the server's PSS "
+              f"{uss.slope:+.1f} ± {uss.error:.1f} B/request, its processes' USS {private:+.1f} ± "
+              f"{error:.1f} B/request (pages they share, not memory a request keeps)")
+    return replace(judgement, verdict="clean", kind=None, reason=reason)

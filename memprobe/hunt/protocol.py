@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
-from memprobe.hunt.model import account, judge, will_it_stop
+from memprobe.hunt.model import account, judge, shared_growth, will_it_stop
 from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, clean_requests, decide, sensitivities
@@ -285,8 +285,10 @@ class _Route:
                 self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} "
                                   + (f"of {s.rounds} rounds" if not s.sequential else "rounds"))
                 self.stopped = "interrupted"
-                result.routes.append(self.result(judge(self.readings, probe.memory, share), Attribution()))
+                judgement = shared_growth(judge(self.readings, probe.memory, share), probe.processes())
+                result.routes.append(self.result(judgement, Attribution()))
             raise
+        judgement = shared_growth(judgement, probe.processes())
         attribution = Attribution()
         if probe.sees_inside and judgement.verdict != "clean":
             # A clean route has nothing to attribute (and the roots scan, in the in-process
