@@ -206,3 +206,12 @@ def test_a_single_process_or_a_python_leak_is_left_as_judged() -> None:
     python = judge(series([40 * ROUND] * 5, [80 * ROUND] * 5), memory="pss")
     assert shared_growth(native, []) is native
     assert shared_growth(python, [process("worker", 2, [0] * 5)]) is python
+
+
+def test_a_leak_seen_in_blocks_only_is_python_however_much_uss_each_block_costs() -> None:
+    # bytes(300) kept per request: one block, ~350 B of USS; a block's bytes are not read, so
+    # USS "well above" the Python heap cannot be told from the counts.
+    readings = [Reading(i * ROUND, None, 30_000_000 + i * 354 * ROUND, 50_000 + i * ROUND) for i in range(6)]
+    j = judge(readings)
+    assert (j.verdict, j.kind) == ("leak", "python")
+    assert j.traced is None and j.blocks is not None

@@ -1,14 +1,15 @@
 """Inside the measured process: the heap's side of a hunt, written once for every probe.
 
 Per route, :class:`Attributor` (re)starts tracemalloc one frame deep, takes the baseline (traced
-size, the roots scan, type counts) after ``gc.collect()``, reads the traced size after each
-round, reads what grew right after the measured rounds (while tracing is still one frame deep:
-Heapy's walk of the heap allocates, and under deep tracebacks it took 3-4 s instead of 0.3-1 s),
-and, for a route that grew, traces one short round ``frames`` deep and answers the allocation
-sites, the growing types and the holders together: the sites from the snapshot diff, grouped by
-the user's first frame; the holders from the roots scans, or, when no root's container grew,
-the referrer chain from objects made at the top user sites back to a root (or, when none holds
-them, where the referrers end). Right after the measured rounds it also reads what the
+size, the roots scan) after ``gc.collect()``, reads the traced size after each round, reads
+which containers grew right after the measured rounds, and, for a route that grew, traces one
+short round ``frames`` deep and answers the allocation sites, the growing types and the holders
+together: the sites from the snapshot diff, grouped by the user's first frame; the types from
+Heapy's counts before and after that round, taken untraced (Heapy's walk of the heap allocates:
+~0.2 s untraced for a Flask app, ~0.5 s traced one frame deep, 1-4 s 25 frames deep), so a
+clean route never pays for them; the holders from the roots scans, or, when no root's container
+grew, the referrer chain from objects made at the top user sites back to a root (or, when none
+holds them, where the referrers end). Right after the measured rounds it also reads what the
 allocators hold (:mod:`memprobe.agent.allocator`) and calls ``malloc_trim(0)``.
 
 The agent runs it in the child; the in-process probe runs it in the test process.
@@ -178,12 +179,12 @@ class Attributor:
         return {}
 
     def baseline(self) -> dict[str, int]:
-        """After the warm-up: the roots and the types as they are, then the traced size."""
+        """After the warm-up: the roots as they are, then the traced size. (The types are
+        counted for the attribution round only, see :meth:`growth`.)"""
         if self.traced_rounds and not tracemalloc.is_tracing():
             self.tracing.restart(1)
         self.collect()
         self._roots = holders.scan_roots() if self.with_holders else {}
-        self._types = holders.type_stats() if self.with_types else {}
         self.collect("none")
         # After the scans: what they allocated and freed is in the allocators' free bytes at
         # the baseline too, so retention is never overstated by them.
@@ -196,8 +197,11 @@ class Attributor:
         return traced(self.count_objects)
 
     def growth(self, requests: int) -> dict[str, Any]:
-        """Right after the measured rounds: which containers and types grew since the
-        baseline, per request of the ``requests`` measured."""
+        """Right after the measured rounds: which containers grew since the baseline, per
+        request of the ``requests`` measured; the types as they are, for the attribution
+        round. Heapy's count takes ~0.5 s of a Flask app traced one frame deep (~0.2 s
+        untraced, 1-4 s 25 frames deep): counted untraced, and only for a route that grew,
+        it costs a clean route nothing."""
         self.collect("none")
         t0 = time.perf_counter()
         if self._alloc_base is not None:
@@ -214,15 +218,15 @@ class Attributor:
             self._alloc_base = None
         t_alloc = time.perf_counter()
         if self.with_types:
-            self._grown_types = holders.grown_types(self._types, holders.type_stats(), requests)
+            self._types = holders.type_stats()
         t1 = time.perf_counter()
         if self.with_holders:
             self._grown = holders.grown(self._roots, holders.scan_roots(), requests)
         t2 = time.perf_counter()
-        self._timings.update(allocator=round(t_alloc - t0, 3), types=round(t1 - t_alloc, 3),
+        self._timings.update(allocator=round(t_alloc - t0, 3), types_before=round(t1 - t_alloc, 3),
                              roots=round(t2 - t1, 3))
-        self._roots, self._types = {}, {}
-        return {**traced(), "holders": len(self._grown), "types": len(self._grown_types)}
+        self._roots = {}
+        return {**traced(), "holders": len(self._grown)}
 
     def deepen(self) -> dict[str, int]:
         """The attribution round starts: trace ``frames`` deep, and remember the heap now."""
@@ -251,6 +255,14 @@ class Attributor:
             t0 = time.perf_counter()
             found = _chains(sites)
             self._timings["chains"] = round(time.perf_counter() - t0, 3)
+        if self._types:
+            # Last: the chains find objects by their traceback. Heapy untraced (see growth);
+            # the next route restarts tracing.
+            self.tracing.stop()
+            t0 = time.perf_counter()
+            self._grown_types = holders.grown_types(self._types, holders.type_stats(), requests)
+            self._types = {}
+            self._timings["types"] = round(time.perf_counter() - t0, 3)
         return {"sites": [s.to_dict() for s in sites], "types": list(self._grown_types),
                 "holders": found, "timings_s": dict(self._timings), "allocator": self._allocator}
 

@@ -148,7 +148,7 @@ def judge(readings: Sequence[Reading], memory: str = "uss", last_share: float = 
         # evictions are reused slowly) is not a native leak unless it keeps growing clearly.
         u = "bounded"
     if t == "leak" or u == "leak":
-        kind = _kind(python, uss, python_bytes(traced, blocks))
+        kind = _kind(python, uss, traced.slope if traced is not None else None)
         verdict = "leak"
     elif t == "bounded" or u == "bounded":
         verdict = "bounded"
@@ -173,10 +173,13 @@ def _blocks_reason(reason: str, blocks: Fit) -> str:
     return reason.replace("traced n/a", f"blocks {blocks.slope:+.2f} ± {blocks.error:.2f} /request")
 
 
-def _kind(python: Fit | None, uss: Fit | None, python_slope: float) -> str:
+def _kind(python: Fit | None, uss: Fit | None, python_slope: float | None) -> str:
+    """``python_slope``: the traced bytes per request; None when the Python side is the
+    allocated blocks, whose bytes are unknown (a leaked ``bytes(300)`` is one block, as is an
+    int): "mixed" needs the bytes, so a leak in blocks is ``python``."""
     if python is None or python.verdict != "leak":
         return "native"
-    if uss is None or uss.verdict != "leak":
+    if uss is None or uss.verdict != "leak" or python_slope is None:
         return "python"
     # Python objects cost USS beyond their traced size (allocator pools, list over-allocation):
     # ~2x for small ints here. "Well above" is more than twice that on top.
