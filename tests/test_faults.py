@@ -213,7 +213,7 @@ def test_a_compared_server_that_fails(nothing_left: Left, tmp_path: Path,
         script = write(tmp_path, "hangs.py", "import time\ntime.sleep(120)\n")
     out = tmp_path / "out.json"
     run = memprobe(nothing_left, "compare", "1000", "2", "--frameworks", str(script), "--no-save",
-                   "--json", str(out), "--settle", "0")
+                   "--json", str(out), "--settle", "0", "--ready-timeout", "5")
     assert run.returncode == 3, run.stderr
     assert "Traceback" not in run.stderr
     row = json.loads(out.read_text())["results"][0]

@@ -46,6 +46,9 @@ class CompareCommand:
         parser.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
                             help="wait at most this long for memory to stop moving before each "
                             "reading (default 2)")
+        parser.add_argument("--ready-timeout", type=float, default=30.0, metavar="S",
+                            help="seconds a server may take to answer HTTP after it starts "
+                            "(default 30)")
         parser.add_argument("--rounds", type=int, default=1, metavar="R",
                             help="repeat the whole run R times, a fresh process each time, and "
                             "report medians and the spread (default 1)")
@@ -87,6 +90,7 @@ class CompareCommand:
             mode=args.mode, warmup=args.warmup, settle_s=args.settle, rounds=args.rounds,
             path=args.path, scenario=chosen, server=args.server, workers=args.workers,
             threads=args.threads, variants=variants, engine=args.engine, overlap=not args.alone,
+            ready_timeout=args.ready_timeout,
         )
         settings.validate()
         engine_args = engine_options(args)

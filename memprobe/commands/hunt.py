@@ -41,6 +41,9 @@ class HuntCommand:
                             help="children hunting the routes side by side, each starting the app "
                                  "afresh (auto: one per idle core; default 1: one child, the routes "
                                  "in turn); a TARGET hunted with the native hammer only")
+        parser.add_argument("--ready-timeout", type=float, default=30.0, metavar="S",
+                            help="seconds the app or server may take to answer HTTP after it "
+                                 "starts (default 30)")
         parser.add_argument("--warmup", type=int, default=500, metavar="K",
                             help="requests before the baseline (default 500)")
         parser.add_argument("--concurrency", type=int, default=4, metavar="C",
@@ -100,7 +103,7 @@ class HuntCommand:
                           max_seconds=args.max_seconds, sensitivity=args.sensitivity,
                           frames=args.frames, cmd=args.cmd, outside=args.outside, progress=progress, pid=args.pid,
                           url=args.url, attach_method=args.attach_method, load_engine=engine,
-                          signal=args.signal,
+                          signal=args.signal, ready_timeout=args.ready_timeout,
                           jobs=args.jobs)
         except (MemprobeError, KeyboardInterrupt) as err:
             # Nothing measured is lost: a failed or interrupted hunt writes what it has.

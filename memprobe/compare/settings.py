@@ -57,6 +57,8 @@ class Settings:
             raise UsageError(f"--warmup cannot be negative ({self.warmup})")
         if self.settle_s < 0:
             raise UsageError(f"--settle cannot be negative ({self.settle_s:g})")
+        if self.ready_timeout <= 0:
+            raise UsageError(f"--ready-timeout must be a positive number of seconds, not {self.ready_timeout:g}")
         if self.engine == "locust" and self.mode == "burst":
             raise UsageError("--mode burst is the native hammer's; with --engine locust use keepalive or close")
 
