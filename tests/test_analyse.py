@@ -173,39 +173,58 @@ def process(role: str, pid: int, uss_per_round: list[float], requests_per_round:
                         pid=pid, role=role, requests=0 if role == "master" else requests_per_round * len(uss_per_round))
 
 
+def two_workers(uss_per_round: list[float], other: list[float] | None = None) -> list[WorkerResult]:
+    """A master read from outside (flat) and two workers sharing the server's requests."""
+    return [process("master", 1, [0] * 5), process("worker", 2, uss_per_round, ROUND // 2),
+            process("worker", 3, other if other is not None else uss_per_round, ROUND // 2)]
+
+
 def test_server_pss_growth_that_no_process_holds_privately_is_shared_pages_and_clean() -> None:
-    server = judge(series([0] * 5, [550 * ROUND] * 5), memory="pss")
+    readings = series([0] * 5, [550 * ROUND] * 5)
+    server = judge(readings, memory="pss")
     assert (server.verdict, server.kind) == ("leak", "native")
-    procs = [process("master", 1, [0] * 5), process("worker", 2, [2048, 0, 4096, 0, 2048], ROUND // 2),
-             process("worker", 3, [0, 4096, 0, 0, 4096], ROUND // 2)]
-    j = shared_growth(server, procs)
+    j = shared_growth(server, two_workers([2048, 0, 4096, 0, 2048], [0, 4096, 0, 0, 4096]), readings)
     assert (j.verdict, j.kind) == ("clean", None)
     assert j.uss is server.uss
-    assert "PSS +550.0" in j.reason and "share" in j.reason
+    assert "PSS +550.0" in j.reason and "pages they share" in j.reason
+
+
+def test_server_pss_that_grew_early_and_stopped_while_the_workers_did_not_is_clean() -> None:
+    readings = series([0] * 5, [1_000_000, 600_000, 0, 20_000, 0])
+    server = judge(readings, memory="pss")
+    assert (server.verdict, server.kind) == ("bounded", "native")
+    j = shared_growth(server, two_workers([60_000, 40_000, 0, 8_000, 0]), readings)
+    assert j.verdict == "clean"
 
 
 def test_private_growth_too_small_for_each_worker_alone_keeps_the_servers_native_leak() -> None:
     # 80 B per request each worker served: below one worker's bar in total, not below the server's.
-    server = judge(series([0] * 5, [80 * ROUND] * 5), memory="pss")
+    readings = series([0] * 5, [80 * ROUND] * 5)
+    server = judge(readings, memory="pss")
     assert server.verdict == "leak"
-    procs = [process("worker", 2, [80 * ROUND // 2] * 5, ROUND // 2),
-             process("worker", 3, [80 * ROUND // 2] * 5, ROUND // 2)]
+    procs = two_workers([80 * ROUND // 2] * 5)
     assert all(p.verdict == "clean" for p in procs)
-    assert shared_growth(server, procs) is server
+    assert shared_growth(server, procs, readings) is server
 
 
 def test_a_worker_that_leaks_on_its_own_keeps_the_servers_verdict() -> None:
-    server = judge(series([0] * 5, [1024 * ROUND] * 5), memory="pss")
-    procs = [process("worker", 2, [2048 * ROUND // 2] * 5, ROUND // 2), process("worker", 3, [0] * 5, ROUND // 2)]
-    assert procs[0].verdict == "leak"
-    assert shared_growth(server, procs) is server
+    readings = series([0] * 5, [1024 * ROUND] * 5)
+    server = judge(readings, memory="pss")
+    procs = two_workers([2048 * ROUND // 2] * 5, [0] * 5)
+    assert procs[1].verdict == "leak"
+    assert shared_growth(server, procs, readings) is server
 
 
-def test_a_single_process_or_a_python_leak_is_left_as_judged() -> None:
-    native = judge(series([0] * 5, [1024 * ROUND] * 5))
-    python = judge(series([40 * ROUND] * 5, [80 * ROUND] * 5), memory="pss")
-    assert shared_growth(native, []) is native
-    assert shared_growth(python, [process("worker", 2, [0] * 5)]) is python
+def test_a_process_that_missed_a_reading_or_a_python_leak_leaves_the_verdict_as_judged() -> None:
+    readings = series([0] * 5, [1024 * ROUND] * 5)
+    native = judge(readings, memory="pss")
+    died = two_workers([0] * 5)
+    died[2] = process("worker", 3, [0] * 3, ROUND // 2)
+    assert shared_growth(native, died, readings) is native
+    assert shared_growth(native, [], readings) is native
+    python_readings = series([40 * ROUND] * 5, [80 * ROUND] * 5)
+    python = judge(python_readings, memory="pss")
+    assert shared_growth(python, two_workers([0] * 5), python_readings) is python
 
 
 def test_a_leak_seen_in_blocks_only_is_python_however_much_uss_each_block_costs() -> None:

@@ -304,29 +304,28 @@ def _seconds(s: float) -> str:
     return f"{s:,.0f} s"
 
 
-def shared_growth(judgement: Judgement, processes: Sequence[WorkerResult]) -> Judgement:
+def shared_growth(judgement: Judgement, processes: Sequence[WorkerResult], readings: Sequence[Reading],
+                  last_share: float = 0.0) -> Judgement:
     """A server's native verdict weighed against its processes' own memory: growth of the PSS
-    summed over a master and its workers that no process's USS shows is in pages they share
-    (a library's pages read in, pages a worker and the master both map), not memory a request
-    keeps, and the route is clean. A worker's USS slope is per request it served; their sum
-    per request the server served is what the PSS would show if the growth were private.
-    Answers the judgement (the same one unless it changes)."""
-    uss = judgement.uss
-    if judgement.verdict == "clean" or judgement.kind != "native" or uss is None or not processes:
+    summed over a master and its workers (``readings``, the server's series) that their USS,
+    summed reading by reading and judged by the same bars, does not show is in pages they
+    share (a library's pages read in, pages a worker and the master both map, a page that
+    changes hands), not memory a request keeps: the route is clean. Answers the judgement
+    (the same one unless it changes; also when a process missed a reading)."""
+    if judgement.verdict == "clean" or judgement.kind != "native" or judgement.uss is None \
+            or not processes or len(readings) < 3:
         return judgement
-    fits = [(p, p.judgement.uss) for p in processes]
-    if any(f is None or p.verdict != "clean" for p, f in fits):
+    series = [p.readings for p in processes]
+    if any(len(s) != len(readings) or any(r.uss is None for r in s) for s in series):
         return judgement
-    total = sum(p.requests for p in processes if p.role == "worker")
-    if total <= 0:
+    private = [Reading(r.requests, None, sum(s[i].uss or 0 for s in series))
+               for i, r in enumerate(readings)]
+    own = judge(private, "uss", last_share)
+    if own.verdict != "clean" or own.uss is None:
         return judgement
-    # The master's series is on the server's requests already; a worker's on its own.
-    share = [(f, 1.0 if p.role == "master" else p.requests / total) for p, f in fits if f is not None]
-    private = sum(f.slope * w for f, w in share)
-    error = math.sqrt(sum((f.error * w) ** 2 for f, w in share))
-    if private >= USS_FLOOR and private > SIGMAS * error:
-        return judgement
-    reason = (f"no growth beyond noise in any process's own memory: the server's PSS "
-              f"{uss.slope:+.1f} ± {uss.error:.1f} B/request, its processes' USS {private:+.1f} ± "
-              f"{error:.1f} B/request (pages they share, not memory a request keeps)")
+    pss, uss = judgement.uss, own.uss
+    reason = (f"no growth beyond noise in the processes' own memory: the server's PSS "
+              f"{pss.slope:+.1f} ± {pss.error:.1f} B/request ({format_bytes(pss.total)} in all), "
+              f"their USS summed {uss.slope:+.1f} ± {uss.error:.1f} B/request "
+              f"({format_bytes(uss.total)}): pages they share, not memory a request keeps")
     return replace(judgement, verdict="clean", kind=None, reason=reason)

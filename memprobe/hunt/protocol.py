@@ -285,10 +285,11 @@ class _Route:
                 self.notes.append(f"{route}: interrupted after {len(self.readings) - 1} "
                                   + (f"of {s.rounds} rounds" if not s.sequential else "rounds"))
                 self.stopped = "interrupted"
-                judgement = shared_growth(judge(self.readings, probe.memory, share), probe.processes())
+                judgement = shared_growth(judge(self.readings, probe.memory, share), probe.processes(),
+                                          self.readings, share)
                 result.routes.append(self.result(judgement, Attribution()))
             raise
-        judgement = shared_growth(judgement, probe.processes())
+        judgement = shared_growth(judgement, probe.processes(), self.readings, share)
         attribution = Attribution()
         if probe.sees_inside and judgement.verdict != "clean":
             # A clean route has nothing to attribute (and the roots scan, in the in-process
