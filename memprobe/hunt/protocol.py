@@ -1,11 +1,11 @@
 """The hunt protocol, written once; a probe decides where the app runs and how it is read.
 
 Per route: tracing (re)started one frame deep -> ``warmup`` requests -> ``gc.collect()`` and a
-baseline (USS from outside; traced size, a roots scan and type counts inside) -> rounds of
+baseline (USS from outside; traced size and a roots scan inside) -> rounds of
 requests, each followed by ``gc.collect()`` and a reading of both signals ->
 :func:`memprobe.hunt.model.judge` gives the verdict -> what grew is noted right after the
 rounds -> for a route that grew, one short attribution round traced ``frames`` deep names the
-allocation sites, and the holders come with them.
+allocation sites, and the types and holders come with them.
 
 The rounds are either **sequential** (the default of :func:`hunt`): sized to take
 ``round_seconds`` at the time per request the warm-up measured, and after each reading
@@ -34,7 +34,7 @@ from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, shared_growth, will_it_stop
 from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
-from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, clean_requests, decide, sensitivities
+from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, TARGET, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
 __all__ = ["hunt", "hunt_in_process", "run"]
@@ -356,9 +356,12 @@ class _Route:
         """Requests in the next sequential round: ``round_seconds`` worth (and at least as
         long as a reading), or more when that reaches the requests any early verdict needs
         (:func:`clean_requests`) in :data:`MIN_ROUNDS_LEAK` rounds, though never more than
-        four times that long; at least :data:`MIN_ROUND`, within what is left of the maximum."""
+        four times that long; at least :data:`MIN_ROUND`, within what is left of the maximum.
+        A coarser target than the default (``--sensitivity 64``) shortens the rounds as much:
+        a reading's noise is the same bytes, so a slope four times larger is resolved over a
+        quarter of the requests."""
         s = self.settings
-        seconds = max(s.round_seconds, self.read_s)
+        seconds = max(s.round_seconds * min(1.0, TARGET / s.target), self.read_s)
         need = clean_requests(s.target)
         left = max(1, MIN_ROUNDS_LEAK - (len(self.readings) - 1))
         by_count = math.ceil(max(need - done, 0) / left)
