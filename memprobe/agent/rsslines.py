@@ -23,6 +23,7 @@ import math
 import os
 import sys
 import threading
+import time
 from types import CodeType, FrameType
 from typing import Any, Callable
 
@@ -40,6 +41,11 @@ _BATCH_BYTES = 512 * 1024
 _FILL_BYTES = 16 * 1024 * 1024
 _MAX_FILL_CALLS = 20000
 _PAGE = 4096
+#: Seconds the profiled calls, and the unprofiled ones that fill the arenas first, may take
+#: each: memory_profiler reads RSS at every line, and a view whose loop runs 50,000 times took
+#: minutes for its 300 calls. At least _MIN_CALLS are profiled whatever they take.
+BUDGET_S = 10.0
+_MIN_CALLS = 3
 
 
 def find_view(app: Any, kind: str | None, route: str) -> tuple[Callable[..., Any] | None, str]:
@@ -73,7 +79,8 @@ def find_view(app: Any, kind: str | None, route: str) -> tuple[Callable[..., Any
 def rss_lines(app: Any, kind: str | None, route: str, requests: int, uss_per_request: float,
               first: int = 0) -> dict[str, Any]:
     """The lines of ``route``'s view (and the user's functions it calls) whose RSS grew, over
-    enough calls to grow ``_TARGET_GROWTH`` at ``uss_per_request`` (at least ``requests``):
+    enough calls to grow ``_TARGET_GROWTH`` at ``uss_per_request`` (at least ``requests``, and
+    as many of them as fit in :data:`BUDGET_S`):
     ``{"lines": [...], "calls": n, "view": "file:line function"}``, or ``{"note": ...}`` when the
     view cannot be found or memory_profiler is missing."""
     try:
@@ -139,10 +146,14 @@ def rss_lines(app: Any, kind: str | None, route: str, requests: int, uss_per_req
     def run() -> None:
         try:
             done["filled"] = _fill(app, route, first + 1, uss_per_request)
+            deadline = time.monotonic() + BUDGET_S
             profiler.enable_by_count()
             try:
                 for i in range(calls):
+                    if i >= _MIN_CALLS and time.monotonic() > deadline:
+                        break
                     _call(app, route, first + 1 + done["filled"] + i)
+                    done["calls"] = i + 1
             finally:
                 profiler.disable_by_count()
         except BaseException as err:  # raised again in the agent's thread
@@ -157,6 +168,7 @@ def rss_lines(app: Any, kind: str | None, route: str, requests: int, uss_per_req
     if "error" in done:
         raise done["error"]
     filled = int(done["filled"])
+    calls = int(done.get("calls", 0)) or 1
     grown = sorted(((k, v) for k, v in profiler.totals.items() if v[0] >= _PAGE),
                    key=lambda kv: -kv[1][0])
     lines = []
@@ -181,7 +193,8 @@ def _fill(app: Any, route: str, first: int, per_request: float) -> int:
         return 0
     batch = max(1, math.ceil(_BATCH_BYTES / per_request))
     done = 0
-    while done * per_request < _FILL_BYTES and done < _MAX_FILL_CALLS:
+    deadline = time.monotonic() + BUDGET_S
+    while done * per_request < _FILL_BYTES and done < _MAX_FILL_CALLS and time.monotonic() < deadline:
         before = _rss()
         for i in range(batch):
             _call(app, route, first + done + i)
