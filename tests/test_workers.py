@@ -287,9 +287,11 @@ def test_a_gunicorn_master_reached_by_pid_is_attached_into_each_worker_and_left_
                              and psutil.Process(server.pid).children(), 20, "two workers")
         # gthread starts its pool's threads as requests come, and the kernel picks the worker
         # that accepts: fill both pools (the main thread and --threads 2) before counting
-        wait_until(lambda: Hammer(server.url, 200, concurrency=8, mode="close").run()
-                   and all(w.num_threads() == 3 for w in workers),  # type: ignore[union-attr]
-                   30, "both workers' thread pools started")
+        def pools_started() -> bool:
+            Hammer(server.url, 200, concurrency=8, mode="close").run()
+            return all(w.num_threads() == 3 for w in workers)  # type: ignore[union-attr]
+
+        wait_until(pools_started, 30, "both workers' thread pools started")
         threads = {w.pid: w.num_threads() for w in workers}  # type: ignore[union-attr]
         result = hunt(pid=server.pid, url=server.url.rsplit("/", 1)[0], routes=["/leak", "/ok"],
                       **SETTINGS)  # type: ignore[arg-type]
