@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import multiprocessing
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,10 @@ CASES: dict[str, tuple[str, list[str] | None, Path]] = {
 
 
 def _one(case: str, protocol: str, out: Any, jobs: str) -> None:
+    # The cap ends this child with SIGTERM: as in the CLI, it takes Ctrl-C's path, so that the
+    # hunt's `finally` blocks stop its app and remove its channel folder (the default action
+    # would end the process there and then, and leave /tmp/memprobe-hunt-* behind).
+    signal.signal(signal.SIGTERM, _interrupt)
     target, routes, cwd = CASES[case]
     options: dict[str, Any] = {}
     if "jobs" in inspect.signature(hunt).parameters:
@@ -46,7 +51,10 @@ def _one(case: str, protocol: str, out: Any, jobs: str) -> None:
     if protocol == "thorough" and "thorough" in inspect.signature(hunt).parameters:
         options["thorough"] = True
     t0 = time.monotonic()
-    result = hunt(target, routes=routes, cwd=cwd, **options)
+    try:
+        result = hunt(target, routes=routes, cwd=cwd, **options)
+    except KeyboardInterrupt:
+        return
     took = time.monotonic() - t0
     rows = []
     for r in result.routes:
@@ -54,6 +62,10 @@ def _one(case: str, protocol: str, out: Any, jobs: str) -> None:
         sens = (d.get("sensitivity_b_per_request") or {}).get("traced")
         rows.append((r.route, r.verdict, r.requests, sens, d.get("stopped_because")))
     out.send((took, rows))
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run(case: str, protocol: str, cap: float, jobs: str = "auto") -> tuple[float | None, list[Any]]:
@@ -65,7 +77,7 @@ def run(case: str, protocol: str, cap: float, jobs: str = "auto") -> tuple[float
         took, rows = recv.recv()
         proc.join()
         return took, rows
-    proc.terminate()  # hunt stops its child on SIGTERM
+    proc.terminate()
     proc.join(30)
     return None, []
 
