@@ -33,7 +33,8 @@ def main() -> None:
     # quiet=True drops the per-request access log (we measure the framework, not its console);
     # errors such as a port in use still raise and reach stderr.
     server = bottle.WSGIRefServer(host=args.host, port=args.port, quiet=True)
-    stop_on_sigterm(lambda: getattr(getattr(server, "srv", None), "shutdown", None))
+    stop_on_sigterm(lambda: getattr(getattr(server, "srv", None), "shutdown", None),
+                    wake=(args.host, args.port))
     bottle.run(app, server=server, quiet=True)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import cherrypy
 from cherrypy.process.wspbus import states
 
-from _common import HELLO, TEXT_PLAIN, parse_args
+from _common import HELLO, TEXT_PLAIN, parse_args, wake_accept_loop
 
 
 class Root:
@@ -37,9 +37,12 @@ def exit_when_started() -> None:
 
     The server answers HTTP a moment before the bus reports STARTED, and ``engine.exit()`` in
     that window ends the process with status 70 by design; a SIGTERM sent right after the first
-    answer must still be a clean exit.
+    answer must still be a clean exit. The engine stops cheroot, whose accept loop notices
+    only every 0.5 s: :func:`wake_accept_loop` knocks until it has.
     """
     engine = cherrypy.engine
+    host, port = cherrypy.server.bound_addr[:2]
+    wake_accept_loop(host, port, until=lambda: engine.state in (states.STOPPED, states.EXITING))
     if engine.state != states.STARTING:
         engine.exit()
         return

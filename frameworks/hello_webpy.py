@@ -50,7 +50,7 @@ def main() -> None:
     args = parse_args("web.py", __doc__.splitlines()[0])
     server = web.httpserver.WSGIServer((args.host, args.port), app.wsgifunc())
     # Before start() has made it ready, stop() is a no-op: SIGTERM then exits at once instead.
-    stop_on_sigterm(lambda: server.stop if server.ready else None)
+    stop_on_sigterm(lambda: server.stop if server.ready else None, wake=(args.host, args.port))
     try:
         server.start()
     finally:
