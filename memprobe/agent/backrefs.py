@@ -18,10 +18,12 @@ import collections
 import contextvars
 import gc
 import itertools
+import operator
 import os
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -33,6 +35,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _FRAME_RANK = 1
 #: entries an untracked container needs to be taken for a store that grew per request
 _STORE_MIN = 32
+#: objects whose referents one gc.get_referents call returns, in the search for untracked ones
+_CHUNK = 1000
+_KINDS = frozenset((dict, tuple, list))
 
 
 def _module_step(module: ModuleType, user: set[int]) -> str:
@@ -139,15 +144,19 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
             return made_there(key) or made_there(container[key])
         return made_there(container[-1])
 
-    found = [o for o in itertools.islice(filter(made_there, gc.get_objects()), sample)]
+    # The heap is filtered in C (map, compress) before any Python runs per object: a test
+    # process holds a million objects, and a Python call on each cost seconds.
+    heap = gc.get_objects()
+    traced = itertools.compress(heap, map(tracemalloc.get_object_traceback, heap))
+    found = list(itertools.islice(filter(made_there, traced), sample))
     if not found:
         # Untracked objects made there, or else the untracked containers whose newest entry
         # was (a library's dict of tuples: the collector tracks neither it nor its entries).
         ids: set[int] = set()
         holding: list[Any] = []
-        for obj in gc.get_objects():
-            for child in gc.get_referents(obj):
-                if type(child) not in (dict, tuple, list) or gc.is_tracked(child) or id(child) in ids:
+        for start in range(0, len(heap), _CHUNK):
+            for child in _untracked_containers(heap[start:start + _CHUNK]):
+                if id(child) in ids:
                     continue
                 ids.add(id(child))
                 if made_there(child):
@@ -157,10 +166,18 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
             if len(found) >= sample or (holding and not found):
                 break
         found = found or holding
+    del heap, traced
     if not found:
         return []
     common = collections.Counter(type(o) for o in found).most_common(1)[0][0]
     return [o for o in found if type(o) is common][-wanted:]
+
+
+def _untracked_containers(objs: list[Any]) -> Iterator[Any]:
+    """The dicts, tuples and lists among ``objs``' referents that the collector does not track."""
+    refs = gc.get_referents(*objs)
+    kinds = list(itertools.compress(refs, map(_KINDS.__contains__, map(type, refs))))
+    return itertools.compress(kinds, map(operator.not_, map(gc.is_tracked, kinds)))
 
 
 def _rank(ref: Any, roots: dict[int, tuple[tuple[str, ...], Any]]) -> tuple[int, tuple[str, ...]]:

@@ -18,6 +18,7 @@ import asyncio
 import contextvars
 import ctypes
 import gc
+import itertools
 import sys
 import threading
 from collections.abc import Iterator
@@ -110,8 +111,10 @@ def thread_contexts() -> list[tuple[str, contextvars.Context]]:
 
 def event_loops() -> list[asyncio.AbstractEventLoop]:
     """The event loops alive in the process (asyncio's, uvloop's), not closed."""
-    return [o for o in gc.get_objects()
-            if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    heap = gc.get_objects()
+    # isinstance mapped in C: a Python test per object of a large heap cost a tenth of a second
+    loops = itertools.compress(heap, map(isinstance, heap, itertools.repeat(asyncio.AbstractEventLoop)))
+    return [loop for loop in loops if not loop.is_closed()]
 
 
 def loop_thread(loop: asyncio.AbstractEventLoop) -> str:
