@@ -144,8 +144,9 @@ def _targets(filename: str, lineno: int, wanted: int, sample: int = 200) -> list
             return made_there(key) or made_there(container[key])
         return made_there(container[-1])
 
-    # The heap is filtered in C (map, compress) before any Python runs per object: a test
-    # process holds a million objects, and a Python call on each cost seconds.
+    # The heap is filtered by map and compress, with no frame of this module's per object: a
+    # test process holds a million objects, and a Python test on each cost seconds. ``heap``
+    # is deleted before the referrer search, where it would be every object's referrer.
     heap = gc.get_objects()
     traced = itertools.compress(heap, map(tracemalloc.get_object_traceback, heap))
     found = list(itertools.islice(filter(made_there, traced), sample))
