@@ -1,6 +1,7 @@
 """The hunt protocol, written once; a probe decides where the app runs and how it is read.
 
-Per route: tracing (re)started one frame deep -> ``warmup`` requests -> ``gc.collect()`` and a
+Per route: tracing (re)started one frame deep -> ``warmup`` requests (as many for each worker
+of a server hunted worker by worker: each warms up on its own) -> ``gc.collect()`` and a
 baseline (USS from outside; traced size and a roots scan inside) -> rounds of
 requests, each followed by ``gc.collect()`` and a reading of both signals ->
 :func:`memprobe.hunt.model.judge` gives the verdict -> what grew is noted right after the
@@ -331,20 +332,28 @@ class _Route:
         s = self.settings
         if not s.warmup:
             return 0.0
-        self.say(f"{self.route}: warm-up, {s.warmup} requests")
+        # Each process warms up on its own (free lists, caches, lazy imports): a server's
+        # workers sharing one process's warm-up were still growing in the rounds, and their
+        # growth, summed, crossed the bars (gunicorn -w 2's clean route once came out a leak).
+        workers = self.probe.serving
+        warmup = s.warmup * workers
+        if workers > 1:
+            self.notes.append(f"{self.route}: warm-up of {s.warmup} requests for each of {workers} "
+                              f"workers ({warmup} in all)")
+        self.say(f"{self.route}: warm-up, {warmup} requests")
         if not s.sequential:
-            load = self.send(s.warmup)
+            load = self.send(warmup)
             return load.duration_s / max(load.sent, 1)
         budget = s.max_seconds / 4
         t0 = time.monotonic()
-        first = self.send(min(s.warmup, WARMUP_PROBE))
+        first = self.send(min(warmup, WARMUP_PROBE))
         per = first.duration_s / max(first.sent, 1)
-        rest = s.warmup - first.sent
+        rest = warmup - first.sent
         if rest > 0 and per > 0:
             left = budget - (time.monotonic() - t0)
             allowed = max(0, int(left / per))
             if allowed < rest:
-                self.notes.append(f"{self.route}: warm-up cut to {first.sent + allowed} of {s.warmup} "
+                self.notes.append(f"{self.route}: warm-up cut to {first.sent + allowed} of {warmup} "
                                   f"requests ({per * 1000:.1f} ms each)")
                 rest = allowed
             if rest:

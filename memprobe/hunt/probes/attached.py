@@ -35,6 +35,7 @@ class AttachedProbe(AgentCalls):
     mode = "attached"
     sees_inside = True
     memory = "uss"
+    serving = 1
     #: A started Locust engine to send the load with (``--engine locust``); None: the native hammer.
     load_engine: LocustEngine | None = None
 

@@ -147,6 +147,7 @@ class InProcessProbe:
     mode = "in_process"
     sees_inside = True
     memory = "uss"
+    serving = 1
 
     def __init__(self, target: Any, settings: HuntSettings, *, method: str = "GET",
                  body: bytes | None = None, headers: dict[str, str] | None = None,

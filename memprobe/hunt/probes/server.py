@@ -53,6 +53,11 @@ class ServerProbe:
         self.port = 0
         self.child: Child | None = None
 
+    @property
+    def serving(self) -> int:
+        """One process serves (a server hunted worker by worker says how many)."""
+        return 1
+
     def url(self, route: str) -> str:
         """The URL of ``route`` on the server."""
         return f"http://{LOOPBACK}:{self.port}{route}"

@@ -267,6 +267,11 @@ class WorkersProbe(CommandProbe):
         proc.respawned = {"died_after_requests": proc.done, "readings": len(proc.readings),
                           "successor": None}
 
+    @property
+    def serving(self) -> int:
+        """The live workers (each serves a share of the requests and warms up on its own)."""
+        return max(1, len(self._live()))
+
     def _live(self) -> list[_Proc]:
         return [p for p in self.route_procs if p.role == "worker" and not p.dead and p.client is not None]
 
