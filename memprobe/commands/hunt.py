@@ -45,7 +45,7 @@ class HuntCommand:
                             help="seconds the app or server may take to answer HTTP after it "
                                  "starts (default 30)")
         parser.add_argument("--warmup", type=int, default=500, metavar="K",
-                            help="requests before the baseline (default 500)")
+                            help="requests before the baseline, for each worker of a server (default 500)")
         parser.add_argument("--concurrency", type=int, default=4, metavar="C",
                             help="connections in parallel (default 4)")
         parser.add_argument("--frames", type=int, default=25, metavar="F",

@@ -26,6 +26,7 @@ class HuntSettings:
 
     requests: int = 2000
     rounds: int = 5
+    #: requests before the baseline; a server hunted worker by worker gets them for each worker
     warmup: int = 500
     concurrency: int = 4
     frames: int = 25
