@@ -69,6 +69,7 @@ class Probe(Protocol):
     sees_inside: bool
     #: the outside signal it reads: ``uss`` of one process, or ``pss`` summed over a server's
     memory: str
+
     @property
     def serving(self) -> int:
         """The processes that serve the requests, each warming up on its own (a server's
