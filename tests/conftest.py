@@ -12,6 +12,8 @@ import psutil
 import pytest
 
 from memprobe.process.child import LOOPBACK, Child, start_on_free_port
+from memprobe.render import render
+from memprobe.results.hunt import HuntResult
 
 # The tests run servers by name (gunicorn, uvicorn, flake8, pre-commit) as a user's shell would
 # find them: the interpreter's own bin directory first, as an activated virtual environment has it,
@@ -82,6 +84,13 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, every
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what}: not after {timeout:g} s")
         time.sleep(every)
+
+
+def text_of(result: HuntResult) -> str:
+    """The terminal report with its line wrapping undone: a phrase may fall across two lines
+    (in a paragraph, or in a table's last column) wherever the figures before it make the line
+    longer."""
+    return " ".join(render(result, "text").split())
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:

@@ -22,18 +22,13 @@ from memprobe.hunt.probes import Attribution
 from memprobe.hunt.probes.merge import merge
 from memprobe.render import render
 from memprobe.results.hunt import Fit, HuntResult, Judgement
+from tests.conftest import text_of
 
 SERVERS = Path(__file__).parent / "servers"
 SHORT: dict[str, Any] = {"requests": 1000, "rounds": 4, "warmup": 200}
 #: The fast protocol, for leaks of one object per request (no bounds, no allocator figures):
 #: rounds until decided, a flat route stopping once it could see leaks of 64 B/request.
 FAST: dict[str, Any] = {"sensitivity": 64.0, "warmup": 200}
-
-
-def text_of(result: HuntResult) -> str:
-    """The terminal report with its line wrapping undone: a phrase may fall across two lines
-    wherever the figures before it make the line longer."""
-    return " ".join(render(result, "text").split())
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from memprobe.hunt import hunt
 from memprobe.hunt.probes.workers import expected_workers, is_python_command
 from memprobe.render import render
 from memprobe.results.hunt import HuntResult, RouteResult
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, text_of, wait_until
 
 APPS = REPO / "tests" / "servers" / "workers"
 GUNICORN = "gunicorn -w 2 -k gthread --threads 2 -b 127.0.0.1:{port} %s:app"
@@ -123,8 +123,7 @@ def test_a_worker_killed_mid_hunt_is_named_and_the_hunt_goes_on(no_leftovers: No
     successor = next(w for w in route.workers if w.pid == dead.respawned["successor"])
     assert successor.respawned == {"replaces": dead.pid}
     assert len(dead.readings) + len(successor.readings) <= SETTINGS["rounds"] + 2  # never the same rounds
-    # the note is in the table's last column, which wraps where the terminal ends
-    assert f"respawned as pid {successor.pid}" in " ".join(render(result, "text").split())
+    assert f"respawned as pid {successor.pid}" in text_of(result)
 
 
 @pytest.mark.timeout(120)
