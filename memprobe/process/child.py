@@ -463,6 +463,29 @@ def start_on_free_port(make: Callable[[int], Child], *, retries: int = 3,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def start_server(argv_for: Callable[[int], Sequence[str]], *, name: str | Callable[[list[str]], str] = "",
+                 path: str = "/", env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+                 log_path: str | Path | None = None, ready_timeout: float = 30.0,
+                 on_child: Callable[[Child], None] | None = None, retries: int = 3) -> Child:
+    """Start the server ``argv_for(port)`` runs, on a free port of 127.0.0.1, and return it once
+    ``path`` answers HTTP there (another port when the first was taken meanwhile: see
+    :func:`start_on_free_port`). ``name``: how errors name it (a function of the argv, or by
+    default the program's file name). ``on_child`` sees each attempt's :class:`Child` before it
+    starts, so that whoever must stop it on an interrupt can hold it from the first moment.
+    :class:`TargetError` when it exits first or does not answer within ``ready_timeout``."""
+
+    def make(port: int) -> Child:
+        argv = list(argv_for(port))
+        label = name(argv) if callable(name) else name or Path(argv[0]).name
+        child = Child(argv, name=label, url=f"http://{LOOPBACK}:{port}{path}", env=env, cwd=cwd,
+                      log_path=log_path, ready_timeout=ready_timeout)
+        if on_child is not None:
+            on_child(child)
+        return child
+
+    return start_on_free_port(make, retries=retries)
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
