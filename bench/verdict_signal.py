@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from memprobe.compare import frameworks as catalog  # noqa: E402
-from memprobe.hunt.probes.child import AgentProbe  # noqa: E402
+from memprobe.hunt.probes import compose  # noqa: E402
 from memprobe.process.memory import read_memory  # noqa: E402
 from memprobe.results.hunt import HuntSettings  # noqa: E402
 
@@ -81,12 +81,13 @@ def fit(xs: list[int], ys: list[int]) -> tuple[float, float, float]:
 
 def measure(case: Case, trace: bool, rounds: int, requests: int, warmup: int) -> Run:
     """Start the case's app with the agent, run the rounds, read every signal."""
-    settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup)
-    probe = AgentProbe(case.target, settings, case.cwd)
+    settings = HuntSettings.chosen(requests=requests, rounds=rounds, warmup=warmup, cwd=case.cwd)
+    probe = compose.child(case.target, settings)
+    agent = probe.reader
     run = Run(case.name, "traced" if trace else "untraced")
     try:
         probe.open()
-        probe._call("begin", trace=trace, objects=True)
+        agent._call("begin", trace=trace, objects=True)
         probe.send(case.route, warmup, 0)
         sent, took, reading_s, done = 0, 0.0, 0.0, 0
         for i in range(rounds + 1):
@@ -96,10 +97,10 @@ def measure(case: Case, trace: bool, rounds: int, requests: int, warmup: int) ->
                 took += load.duration_s
                 done += load.sent
             t0 = time.perf_counter()
-            inside = probe._call("baseline" if i == 0 else "measure")
+            inside = agent._call("baseline" if i == 0 else "measure")
             if i:
                 reading_s += time.perf_counter() - t0
-            uss = read_memory(probe.measured_pid).uss or 0
+            uss = read_memory(agent.pid).uss or 0
             run.xs.append(done)
             values = {"traced": inside.get("traced"), "blocks": inside["blocks"],
                       "objects": inside.get("objects"), "uss": uss - int(inside.get("overhead", 0))}

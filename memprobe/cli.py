@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from memprobe import __version__
 from memprobe.commands import COMMANDS, load
-from memprobe.errors import ExitCode, MemprobeError, TargetError
+from memprobe.errors import ExitCode, MemprobeError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(load(args.command).run(args))
     except MemprobeError as err:
         print(f"memprobe: {err}", file=sys.stderr)
-        if isinstance(err, TargetError) and err.log_tail:
+        if err.log_tail:
             print(_indent(err.log_tail), file=sys.stderr)
         return int(err.exit_code)
     except KeyboardInterrupt:

@@ -174,7 +174,7 @@ def test_in_process_hunts_count_failed_requests(nothing_left: Left, tmp_path: Pa
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
     """)
-    result = hunt_in_process(f"{app}:app", ["/"], 100, rounds=2, warmup=10)
+    result = hunt_in_process(f"{app}:app", routes=["/"], requests=100, rounds=2, warmup=10)
     load = result.routes[0].load
     assert load["sent"] == load["ok"] + load["failed"] == 200
     assert load["failed"] == 100

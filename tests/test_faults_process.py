@@ -267,7 +267,7 @@ def test_a_hunt_with_the_agent_starts_again_on_another_port(
     from memprobe.hunt import hunt
 
     (tmp_path / "hello_race.py").write_text(HELLO_APP, encoding="utf-8")
-    result = hunt(f"{tmp_path / 'hello_race.py'}:app", ["/"], 50, rounds=2, warmup=0)
+    result = hunt(f"{tmp_path / 'hello_race.py'}:app", routes=["/"], requests=50, rounds=2, warmup=0)
     assert len(first_port_taken) == 2
     assert result.routes[0].load["ok"] == 100
 

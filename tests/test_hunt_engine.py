@@ -21,7 +21,7 @@ import pytest
 from memprobe.agent.control import AgentClient
 from memprobe.errors import AgentError, ExitCode
 from memprobe.hunt import HuntSettings, hunt, hunt_in_process
-from memprobe.hunt.probes.child import AgentProbe
+from memprobe.hunt.probes import compose
 from tests.conftest import ctrl_c_reaches_it, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +57,8 @@ def app_file(tmp_path: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_child_and_the_in_process_probes_give_one_protocol_the_same_verdicts(app_file: Path) -> None:
-    child = hunt(f"{app_file}:app", ["/leak", "/"], **SMALL)
-    inproc = hunt_in_process(f"{app_file}:app", ["/leak", "/"], **SMALL)
+    child = hunt(f"{app_file}:app", routes=["/leak", "/"], **SMALL)
+    inproc = hunt_in_process(f"{app_file}:app", routes=["/leak", "/"], **SMALL)
 
     for result in (child, inproc):
         assert [r.verdict for r in result.routes] == ["leak", "clean"]
@@ -73,15 +73,16 @@ def test_the_child_and_the_in_process_probes_give_one_protocol_the_same_verdicts
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_control_socket_is_private_and_an_unknown_command_is_an_agent_error(app_file: Path) -> None:
-    probe = AgentProbe(f"{app_file}:app", HuntSettings(**SMALL))
+    probe = compose.child(f"{app_file}:app", HuntSettings.chosen(**SMALL))
+    agent = probe.reader
     try:
         probe.open()
-        assert probe.client is not None
-        path = Path(probe.client.path)
+        assert agent.client is not None
+        path = Path(agent.client.path)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         with pytest.raises(AgentError, match="unknown command") as info:
-            probe.client.call("no-such-command")
+            agent.client.call("no-such-command")
         assert info.value.exit_code == ExitCode.TARGET  # a failure to measure, never the leak code
         other = AgentClient(path, timeout=5)
         assert other.connect().call("hello")["kind"] == "wsgi"  # same user: let in
@@ -96,15 +97,16 @@ def test_the_control_socket_is_private_and_an_unknown_command_is_an_agent_error(
 @pytest.mark.skipif(os.getuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
                     reason="needs root and the system's python3 to try the socket as another user")
 def test_another_user_cannot_reach_the_agent(app_file: Path) -> None:
-    probe = AgentProbe(f"{app_file}:app", HuntSettings(**SMALL))
+    probe = compose.child(f"{app_file}:app", HuntSettings.chosen(**SMALL))
+    agent = probe.reader
     try:
         probe.open()
-        assert probe.client is not None
-        os.chmod(Path(probe.client.path).parent, 0o755)  # only the socket's own mode is left
+        assert agent.client is not None
+        os.chmod(Path(agent.client.path).parent, 0o755)  # only the socket's own mode is left
         code = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
                 "try:\n s.connect(sys.argv[1])\nexcept PermissionError:\n sys.exit(13)\n")
         # The system's interpreter: another user may not be able to run this venv's.
-        done = subprocess.run(["/usr/bin/python3", "-c", code, probe.client.path], user=65534,
+        done = subprocess.run(["/usr/bin/python3", "-c", code, agent.client.path], user=65534,
                               capture_output=True, timeout=30)
         assert done.returncode == 13, done.stderr
     finally:
@@ -112,7 +114,7 @@ def test_another_user_cannot_reach_the_agent(app_file: Path) -> None:
 
 
 def test_a_route_without_its_leading_slash_is_hunted_as_a_path(app_file: Path) -> None:
-    result = hunt_in_process(f"{app_file}:app", ["leak"], **SMALL)
+    result = hunt_in_process(f"{app_file}:app", routes=["leak"], **SMALL)
     assert result.routes[0].route == "/leak" and result.routes[0].verdict == "leak"
 
 
@@ -215,7 +217,7 @@ def test_rounds_judged_on_blocks_run_untraced_and_the_attribution_round_still_na
         app_file: Path) -> None:
     from memprobe.results.hunt import HuntResult
 
-    result = hunt(f"{app_file}:app", ["/leak", "/"], requests=500, rounds=3, warmup=50, signal="blocks")
+    result = hunt(f"{app_file}:app", routes=["/leak", "/"], requests=500, rounds=3, warmup=50, signal="blocks")
 
     assert [r.verdict for r in result.routes] == ["leak", "clean"]
     leak, clean = result.routes

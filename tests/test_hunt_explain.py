@@ -34,7 +34,7 @@ FAST: dict[str, Any] = {"sensitivity": 64.0, "warmup": 200}
 @pytest.fixture(scope="module")
 def native() -> HuntResult:
     # /malloc first: the arenas /retention leaves free would take its blocks without USS growth.
-    return hunt(f"{SERVERS / 'explain_native.py'}:app", ["/malloc", "/retention"], **SHORT)
+    return hunt(f"{SERVERS / 'explain_native.py'}:app", routes=["/malloc", "/retention"], **SHORT)
 
 
 def _route(result: HuntResult, path: str) -> Any:
@@ -119,7 +119,7 @@ def test_a_python_or_mixed_leak_keeps_its_verdict_and_gets_the_figures() -> None
 @pytest.mark.timeout(300)
 def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
     pytest.importorskip("lxml", reason="lxml is not installed: pip install lxml")
-    result = hunt(f"{SERVERS / 'explain_lxml.py'}:app", ["/"], **SHORT)
+    result = hunt(f"{SERVERS / 'explain_lxml.py'}:app", routes=["/"], **SHORT)
     route = result.routes[0]
     assert (route.verdict, route.kind) == ("leak", "mixed"), route.judgement.reason
     assert route.allocator is not None and route.allocator["explanation"].startswith("bytes in use +")
@@ -130,7 +130,7 @@ def test_lxml_documents_kept_in_a_list_stay_a_mixed_leak() -> None:
 @pytest.fixture(scope="module")
 def library() -> HuntResult:
     routes = ["/session", "/contextvar", "/warn", "/plain", "/orphan"]
-    return hunt(f"{SERVERS / 'explain_holders.py'}:app", routes, **FAST)
+    return hunt(f"{SERVERS / 'explain_holders.py'}:app", routes=routes, **FAST)
 
 
 @pytest.mark.timeout(300)
@@ -190,7 +190,7 @@ def test_a_contextvar_set_per_request_is_held_by_the_worker_threads_context(libr
 
 @pytest.mark.timeout(300)
 def test_timers_scheduled_per_request_say_when_they_fire() -> None:
-    result = hunt(f"{SERVERS / 'explain_timers.py'}:app", ["/"], **SHORT)
+    result = hunt(f"{SERVERS / 'explain_timers.py'}:app", routes=["/"], **SHORT)
     route = result.routes[0]
     top = route.holders[0]
     assert top.chain[0].startswith("event loop ") and "(thread MainThread)" in top.chain[0]
@@ -205,7 +205,7 @@ def test_timers_scheduled_per_request_say_when_they_fire() -> None:
 
 @pytest.fixture(scope="module")
 def capped() -> HuntResult:
-    return hunt(f"{SERVERS / 'explain_bounds.py'}:app", ["/lru", "/deque"], **SHORT)
+    return hunt(f"{SERVERS / 'explain_bounds.py'}:app", routes=["/lru", "/deque"], **SHORT)
 
 
 @pytest.mark.timeout(300)

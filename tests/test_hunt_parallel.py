@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import HuntFailed, TargetError, UsageError
 from memprobe.hunt import HuntResult, HuntSettings, hunt
 from memprobe.hunt.parallel import idle_cores, resolve_jobs
 from tests.conftest import SERVERS
@@ -23,7 +23,7 @@ APP = f"{SERVERS / 'side_app.py'}:app"
 @pytest.mark.usefixtures("no_orphans")
 def test_two_children_judge_their_routes_as_one_would_and_keep_the_order_asked() -> None:
     routes = ["/leak", "/", "/leak2", "/ok"]
-    result = hunt(APP, routes, jobs=2, **SMALL)
+    result = hunt(APP, routes=routes, jobs=2, **SMALL)
 
     assert [r.route for r in result.routes] == routes
     assert [r.verdict for r in result.routes] == ["leak", "clean", "leak", "clean"]
@@ -38,7 +38,7 @@ def test_two_children_judge_their_routes_as_one_would_and_keep_the_order_asked()
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_one_job_is_one_child_and_says_nothing_of_jobs() -> None:
-    result = hunt(APP, ["/leak", "/"], jobs=1, **SMALL)
+    result = hunt(APP, routes=["/leak", "/"], jobs=1, **SMALL)
     assert [r.verdict for r in result.routes] == ["leak", "clean"]
     assert result.settings.jobs == 1 and "jobs" not in result.to_dict()["settings"]
     assert not any("side by side" in n for n in result.notes)
@@ -49,9 +49,10 @@ def test_one_job_is_one_child_and_says_nothing_of_jobs() -> None:
 @pytest.mark.usefixtures("no_orphans")
 def test_a_child_that_dies_fails_the_hunt_and_the_other_childs_route_is_kept() -> None:
     # The first child gets /die (and /ok, never reached); the second finishes / and stops.
-    with pytest.raises(TargetError, match="died while hunting /die") as info:
-        hunt(APP, ["/die", "/", "/ok"], jobs=2, **SMALL)
-    partial = info.value.partial  # type: ignore[attr-defined]
+    with pytest.raises(HuntFailed, match="died while hunting /die") as info:
+        hunt(APP, routes=["/die", "/", "/ok"], jobs=2, **SMALL)
+    assert isinstance(info.value.cause, TargetError)
+    partial = info.value.partial
     assert "died" in partial.error
     assert [(r.route, r.verdict) for r in partial.routes] == [("/", "clean")]
 
@@ -66,7 +67,7 @@ def test_jobs_are_a_count_or_auto() -> None:
 
 
 def test_jobs_need_an_app_memprobe_starts_itself() -> None:
-    with pytest.raises(UsageError, match="--jobs"):
+    with pytest.raises(UsageError, match="^jobs "):  # in the API's words: the CLI says --jobs
         hunt(cmd="python -m http.server {port}", jobs=2)
 
 
@@ -75,5 +76,5 @@ def test_settings_written_before_jobs_read_back_as_one_child() -> None:
 
 
 def test_a_bad_job_count_is_a_usage_error_before_anything_starts(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="--jobs takes a count"):
+    with pytest.raises(UsageError, match="^jobs takes a count"):
         hunt(f"{tmp_path / 'missing.py'}:app", jobs="zero")

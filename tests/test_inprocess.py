@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from memprobe.errors import TargetError, UsageError
+from memprobe.errors import ExitCode, HuntFailed, TargetError, UsageError
 from memprobe.hunt import HuntResult, hunt_in_process
 from memprobe.hunt.probes.inprocess import WsgiCaller
 
@@ -48,7 +48,7 @@ def app_file(tmp_path: Path) -> Path:
 
 def test_a_route_that_keeps_an_object_per_request_is_a_python_leak_with_its_line_and_holder(
         app_file: Path) -> None:
-    result = hunt_in_process(f"{app_file}:app", ["/leak"], **SMALL)
+    result = hunt_in_process(f"{app_file}:app", routes=["/leak"], **SMALL)
 
     assert isinstance(result, HuntResult)
     route = result.routes[0]
@@ -62,7 +62,7 @@ def test_a_route_that_keeps_an_object_per_request_is_a_python_leak_with_its_line
 def test_a_route_that_keeps_nothing_is_clean_with_no_sites(app_file: Path) -> None:
     # A warm-up above 128 distinct URLs: urllib's urlsplit cache (128 entries) fills during the
     # warm-up, not in the rounds, where it would show as bounded growth.
-    result = hunt_in_process(f"{app_file}:app", ["/", "/echo?q={n}"], **{**SMALL, "warmup": 200})
+    result = hunt_in_process(f"{app_file}:app", routes=["/", "/echo?q={n}"], **{**SMALL, "warmup": 200})
 
     assert [r.verdict for r in result.routes] == ["clean", "clean"]
     assert all(abs(r.bytes_per_request["traced"]) < 4 for r in result.routes)
@@ -70,7 +70,7 @@ def test_a_route_that_keeps_nothing_is_clean_with_no_sites(app_file: Path) -> No
 
 
 def test_the_result_says_it_was_measured_in_process_and_serialises_to_json(app_file: Path) -> None:
-    result = hunt_in_process(f"{app_file}:app", ["/"], **SMALL)
+    result = hunt_in_process(f"{app_file}:app", routes=["/"], **SMALL)
 
     data = json.loads(json.dumps(result.to_dict()))
     assert data["settings"]["mode"] == "in_process"
@@ -88,7 +88,7 @@ def test_an_app_object_can_be_given_instead_of_a_target_spec() -> None:
         start_response("200 OK", [])
         return [b""]
 
-    result = hunt_in_process(app, ["/"], **SMALL)
+    result = hunt_in_process(app, routes=["/"], **SMALL)
 
     assert result.verdict == "leak"
     assert result.routes[0].bytes_per_request["traced"] > 200
@@ -108,7 +108,7 @@ def test_the_stdlib_caller_passes_path_query_and_status_like_werkzeug(app_file: 
 
 
 def test_n_in_a_route_counts_on_across_warm_up_and_rounds(app_file: Path) -> None:
-    result = hunt_in_process(f"{app_file}:app", ["/echo?q={n}"], requests=10, rounds=2, warmup=5)
+    result = hunt_in_process(f"{app_file}:app", routes=["/echo?q={n}"], requests=10, rounds=2, warmup=5)
 
     assert result.routes[0].load["sent"] == 20  # the measured rounds
     import sys
@@ -117,20 +117,22 @@ def test_n_in_a_route_counts_on_across_warm_up_and_rounds(app_file: Path) -> Non
 
 
 def test_an_asgi_app_is_refused_with_a_one_line_reason(app_file: Path) -> None:
-    with pytest.raises(TargetError, match="in-process mode calls WSGI apps only"):
-        hunt_in_process(f"{app_file}:asgi_app", ["/"], **SMALL)
+    with pytest.raises(HuntFailed, match="in-process mode calls WSGI apps only") as info:
+        hunt_in_process(f"{app_file}:asgi_app", routes=["/"], **SMALL)
+    assert isinstance(info.value.cause, TargetError) and info.value.exit_code == ExitCode.TARGET
+    assert info.value.partial.routes == [] and info.value.partial.error == str(info.value)
 
 
 def test_bad_settings_are_a_usage_error(app_file: Path) -> None:
     with pytest.raises(UsageError):
-        hunt_in_process(f"{app_file}:app", ["/"], requests=0)
+        hunt_in_process(f"{app_file}:app", routes=["/"], requests=0)
     with pytest.raises(UsageError):
-        hunt_in_process(f"{app_file}:app", ["/"], rounds=1)
+        hunt_in_process(f"{app_file}:app", routes=["/"], rounds=1)
 
 
 def test_only_the_traced_heap_is_judged_unless_uss_is_asked_for(app_file: Path) -> None:
-    default = hunt_in_process(f"{app_file}:app", ["/"], **SMALL)
-    with_uss = hunt_in_process(f"{app_file}:app", ["/"], uss=True, **SMALL)
+    default = hunt_in_process(f"{app_file}:app", routes=["/"], **SMALL)
+    with_uss = hunt_in_process(f"{app_file}:app", routes=["/"], uss=True, **SMALL)
 
     assert default.routes[0].bytes_per_request["uss"] is None
     assert with_uss.routes[0].bytes_per_request["uss"] is not None
@@ -138,11 +140,11 @@ def test_only_the_traced_heap_is_judged_unless_uss_is_asked_for(app_file: Path) 
 
 def test_tracing_is_stopped_afterwards_when_the_hunt_started_it(app_file: Path) -> None:
     assert not tracemalloc.is_tracing()
-    hunt_in_process(f"{app_file}:app", ["/leak"], **SMALL)
+    hunt_in_process(f"{app_file}:app", routes=["/leak"], **SMALL)
     assert not tracemalloc.is_tracing()
 
 
 def test_statuses_other_than_2xx_and_3xx_are_noted(app_file: Path) -> None:
-    result = hunt_in_process(f"{app_file}:app", ["/missing"], **SMALL)
+    result = hunt_in_process(f"{app_file}:app", routes=["/missing"], **SMALL)
 
     assert result.routes[0].notes == ["/missing: answered 650 x 404"]

@@ -87,7 +87,7 @@ def test_the_options_are_documented_with_their_ini_twins(pytester: pytest.Pytest
 
 def test_a_limit_just_above_the_growth_passes_and_just_below_fails(
         pytester: pytest.Pytester, leaky_app: Path) -> None:
-    measured = hunt_in_process(f"{leaky_app}:app", ["/leak"], requests=200, rounds=3, warmup=50)
+    measured = hunt_in_process(f"{leaky_app}:app", routes=["/leak"], requests=200, rounds=3, warmup=50)
     slope = measured.routes[0].judgement.traced.slope
     above, below = math.ceil(slope * 1.03), math.floor(slope * 0.97)
     pytester.makepyfile(test_limits=f'''

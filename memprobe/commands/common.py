@@ -1,4 +1,4 @@
-"""Options and plumbing every measuring command shares: report files and the progress bar."""
+"""Options and plumbing every measuring command shares: report files, progress, the load engine."""
 from __future__ import annotations
 
 import argparse
@@ -20,9 +20,9 @@ def add_output_options(parser: argparse.ArgumentParser, stem: str) -> None:
     group.add_argument("--json", metavar="FILE", help="also write the JSON report here")
     group.add_argument("--md", metavar="FILE", help="also write a Markdown report here")
     group.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report here")
-    group.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
-                       help=f"folder for the timestamped {stem}-*.json and .md reports "
-                       f"(default {DEFAULT_OUT}/)")
+    group.add_argument("--out", metavar="DIR", default=None,
+                       help=f"folder for the timestamped {stem}-*.json and .md reports (default "
+                       f"{DEFAULT_OUT}/, unless --json, --md or --html names a file)")
     group.add_argument("--no-save", dest="out", action="store_const", const="",
                        help="do not write the timestamped reports")
     group.add_argument("--quiet", "-q", action="store_true",
@@ -32,12 +32,46 @@ def add_output_options(parser: argparse.ArgumentParser, stem: str) -> None:
 def write_outputs(result: Result, args: argparse.Namespace, stem: str) -> list[Path]:
     """Write the timestamped JSON and Markdown under ``--out`` and any file asked for."""
     targets: list[tuple[Path, str]] = []
-    if args.out:
-        targets += [(Path(args.out) / f"{stem}.json", "json"), (Path(args.out) / f"{stem}.md", "markdown")]
+    out = out_dir(args)
+    if out:
+        targets += [(Path(out) / f"{stem}.json", "json"), (Path(out) / f"{stem}.md", "markdown")]
     for option, fmt in (("json", "json"), ("md", "markdown"), ("html", "html"), ("mprof", "mprof")):
         if getattr(args, option, None):
             targets.append((Path(getattr(args, option)), fmt))
     return [write(result, path, fmt) for path, fmt in targets]
+
+
+class StatusLine:
+    """One line of progress on stderr, rewritten in place (a terminal only: in CI logs the
+    report says it all); :meth:`clear` leaves the line empty for what comes after."""
+
+    def __init__(self, prefix: str, enabled: bool = True) -> None:
+        self.prefix = prefix
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def say(self, message: str) -> None:
+        """Show ``message`` in place of the last one."""
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{self.prefix}: {message}")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line, if anything was shown."""
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+def out_dir(args: argparse.Namespace) -> str:
+    """The folder of the timestamped reports: ``--out``; by default ``reports/``, unless the
+    user named the files to write (``--json``, ``--md``, ``--html``); "" for none."""
+    if args.out is not None:
+        return str(args.out)
+    named = any(getattr(args, option, None) for option in ("json", "md", "html"))
+    return "" if named else DEFAULT_OUT
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from memprobe.commands.common import (
     add_output_options,
     engine_options,
     locust_engine,
+    out_dir,
     progress_display,
     write_outputs,
 )
@@ -97,7 +98,8 @@ class CompareCommand:
         frameworks = catalog.select(args.frameworks)
         result = CompareResult(settings)
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        log_dir = Path(args.out) / f"compare-{stamp}-logs" if args.out else None
+        out = out_dir(args)
+        log_dir = Path(out) / f"compare-{stamp}-logs" if out else None
         try:
             with contextlib.ExitStack() as stack:
                 engine = locust_engine(engine_args)

@@ -14,6 +14,7 @@ from memprobe.commands import common
 from memprobe.compare.watch import hammer_and_watch
 from memprobe.errors import ExitCode, TargetError, UsageError
 from memprobe.http.hammer import MODES, Hammer
+from memprobe.http.load import sender
 from memprobe.process.child import answers_http
 from memprobe.render import render
 
@@ -56,18 +57,14 @@ class HammerCommand:
             concurrency=args.concurrency, timeout=args.timeout, mode=args.mode, duration=args.duration,
             method=args.method, body=args.body.encode() if args.body is not None else None, headers=headers)
         # Built first: it refuses a bad URL, port or header before anything is sent.
-        hammer: Any = Hammer(args.url, n, **options)
-        if engine_args is not None:
-            from memprobe.http.locust_engine import LocustHammer
-
-            hammer = LocustHammer(args.url, n, **options)
-        if not answers_http(hammer.host, hammer.port, urlsplit(args.url).path or "/"):
+        spec = Hammer(args.url, n, **options)
+        if not answers_http(spec.host, spec.port, urlsplit(args.url).path or "/"):
             raise TargetError(f"nothing answers HTTP at {args.url}")
         with contextlib.ExitStack() as stack:
             engine = common.locust_engine(engine_args)
             if engine is not None:
                 stack.callback(engine.close)
-                hammer.engine = engine
+            hammer: Any = sender(args.url, n, engine=engine, **options)
             with common.progress_display(enabled=not args.quiet) as on_progress:
                 if on_progress:
                     hammer.progress = lambda done, total: on_progress("hammer", "", done, total)

@@ -16,8 +16,9 @@ import os
 import threading
 from typing import TYPE_CHECKING, Callable
 
-from memprobe.errors import MemprobeError, UsageError
+from memprobe.errors import MemprobeError
 from memprobe.results.hunt import HuntResult, HuntSettings, RouteResult
+from memprobe.results.hunt_settings import SettingError
 
 if TYPE_CHECKING:
     from memprobe.hunt.probes import Probe
@@ -42,9 +43,9 @@ def resolve_jobs(jobs: int | str) -> int:
     try:
         count = int(jobs)
     except ValueError:
-        raise UsageError(f"--jobs takes a count or 'auto', not {jobs!r}") from None
+        raise SettingError("jobs", f"takes a count or 'auto', not {jobs!r}") from None
     if count < 1:
-        raise UsageError("--jobs needs at least 1")
+        raise SettingError("jobs", "must be at least 1")
     return count
 
 

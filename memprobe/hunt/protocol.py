@@ -18,25 +18,27 @@ it reached (the smallest leak its readings could have seen) and why it stopped. 
 the sequential protocol ends early when it would take more than a quarter of ``max_seconds``.
 
 ``hunt(...)`` returns a :class:`~memprobe.results.hunt.HuntResult`; it raises
-:class:`~memprobe.errors.TargetError` when the target cannot be loaded or dies, and lets
-KeyboardInterrupt through, each with what was measured on ``err.partial`` (the result is
-marked ``interrupted`` on Ctrl-C).
+:class:`~memprobe.errors.HuntFailed` when the target cannot be loaded or dies, and
+:class:`~memprobe.errors.HuntInterrupted` on Ctrl-C, each with what was measured on
+``err.partial`` (the result is marked ``interrupted`` on Ctrl-C).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from memprobe.errors import MemprobeError, TargetError, UsageError
+from memprobe.errors import HuntFailed, HuntInterrupted, MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, shared_growth, will_it_stop
 from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, TARGET, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
+
+if TYPE_CHECKING:
+    from memprobe.http.locust_engine import LocustEngine
 
 __all__ = ["hunt", "hunt_in_process", "run"]
 
@@ -48,129 +50,82 @@ MIN_ROUND = 20
 MIN_ATTRIBUTED = 4
 
 
-def hunt(
-    target: Any = "",
-    routes: list[str] | None = None,
-    requests: int | None = None,
-    *,
-    rounds: int | None = None,
-    warmup: int = 500,
-    concurrency: int = 4,
-    frames: int = 25,
-    thorough: bool = False,
-    max_requests: int = 10_000,
-    max_seconds: float = 40.0,
-    sensitivity: float = 16.0,
-    cmd: str | None = None,
-    timeout: float = 10.0,
-    ready_timeout: float = 30.0,
-    cwd: str | Path | None = None,
-    progress: Progress | None = None,
-    pid: int | None = None,
-    url: str | None = None,
-    attach_method: str = "auto",
-    outside: bool = False,
-    load_engine: Any = None,
-    signal: str = "traced",
-    jobs: int | str = 1,
-) -> HuntResult:
-    """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) in a child
-    with the agent inside, or in the server ``cmd`` starts (``{port}`` in it is replaced by a
-    free port): a Python command (gunicorn, uvicorn, ``python app.py``) with the agent injected
-    into every worker, any other (or any, with ``outside``) from outside only; or in the running process ``pid`` serving
-    ``url`` (the agent attached to it, and stopped at the end).
+def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list[str] | None = None,
+         progress: Progress | None = None, load_engine: LocustEngine | None = None, **choices: Any) -> HuntResult:
+    """Hunt for leaks in ``target`` (``file.py:app``, ``module:create_app()``...) served in a
+    child with the agent inside; or in the server ``settings.cmd`` starts (a Python command
+    gets the agent in every worker, any other is read from outside); or in the running process
+    ``settings.pid`` serving ``settings.url`` (the agent attached, and stopped at the end).
+    :mod:`memprobe.hunt.probes.compose` lists every way.
 
-    Without ``requests`` and ``rounds`` each route is measured by the sequential protocol (see
-    the module's docstring: it stops once a route could see leaks of ``sensitivity`` B/request,
-    or on a leak or bounded growth, at most ``max_requests`` requests or ``max_seconds``);
-    either of them, or ``thorough``, gives the fixed protocol (5 x 2,000 requests by default).
+    ``settings`` (:class:`HuntSettings`) says how; or give its fields as keywords
+    (``requests=500, rounds=3``: :meth:`HuntSettings.chosen`), not both. ``routes``: the
+    paths to hunt (``{n}`` becomes a counter), else the app's own, else ``/``.
+    ``load_engine``: a started :class:`~memprobe.http.locust_engine.LocustEngine` that sends
+    the requests instead of memprobe's hammer.
 
-    Raises UsageError for bad settings and TargetError (with ``.partial``) when the target
-    cannot be loaded or dies. ``load_engine``: a started
-    :class:`~memprobe.http.locust_engine.LocustEngine` that sends the requests instead of the
-    native hammer. ``signal``: what the rounds are judged on inside (``traced``, or ``blocks``:
-    untraced rounds, tracemalloc for the attribution round only; see HuntSettings.signal).
-    ``jobs``: children hunting the routes side by side (an app hunted in a child, with the
-    native hammer; ``auto``: one per idle core; :mod:`memprobe.hunt.parallel`).
+    Raises :class:`~memprobe.errors.UsageError` for settings no hunt can use (before anything
+    starts), :class:`~memprobe.errors.HuntFailed` (with the cause's exit code and what was
+    measured) when the target cannot be reached or dies, and
+    :class:`~memprobe.errors.HuntInterrupted` on Ctrl-C.
     """
-    from memprobe.hunt.probes.child import AgentProbe
-    from memprobe.hunt.probes.outside import OutsideProbe
-    from memprobe.hunt.probes.workers import WorkersProbe, is_python_command
+    from memprobe.hunt.probes import compose
 
-    if pid is not None:
-        mode = "attached"
-    else:
-        mode = ("child" if cmd is None else "outside" if outside or not is_python_command(cmd, cwd)
-                else "workers")
-    settings = HuntSettings(requests=requests or 2000, rounds=rounds or 5, warmup=warmup,
-                            concurrency=concurrency, frames=frames, timeout=timeout,
-                            ready_timeout=ready_timeout, cmd=cmd, mode=mode, signal=signal,
-                            sequential=not thorough and requests is None and rounds is None,
-                            max_requests=max_requests, max_seconds=max_seconds, target=sensitivity)
+    if settings is None:
+        settings = HuntSettings.chosen(**choices)
+    elif not isinstance(settings, HuntSettings):
+        raise UsageError(f"hunt()'s second argument is a HuntSettings, not {type(settings).__name__}: "
+                         "give the routes as routes=[...]")
+    elif choices:
+        raise UsageError(f"hunt() takes settings or their fields as keywords, not both ({', '.join(choices)})")
+    settings = replace(settings, mode=compose.mode_of(settings))
     settings.validate()
-    if jobs != "auto":
-        resolve_jobs(jobs)  # a bad count is a usage error before anything starts
+    if settings.jobs != "auto":
+        resolve_jobs(settings.jobs)  # a bad count is a usage error before anything starts
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"
     probe: Probe
-    if pid is not None:
-        from memprobe.hunt.probes.attached import AttachedProbe, AttachedServerProbe, worker_pids
-        from memprobe.hunt.probes.workers import RunningServerProbe, run_channel
-
-        if url is None:
-            raise UsageError("--pid needs --url, where the process serves HTTP (http://127.0.0.1:PORT)")
-        channel = run_channel(pid)
-        workers = [] if channel is not None else worker_pids(pid)
-        if channel is not None:  # started under `memprobe run`: its agents are listening already
-            probe = RunningServerProbe(pid, channel, url, replace(settings, mode="workers"))
-        elif workers:  # a master: the agent goes into each of its workers
-            probe = AttachedServerProbe(pid, workers, url, replace(settings, mode="workers"), attach_method)
-        else:
-            probe = AttachedProbe(pid, url, settings, attach_method)
-        settings = probe.settings
-    elif cmd is not None and mode == "workers":
-        probe = WorkersProbe(cmd, settings, cwd, ready_path=ready_path)
-    elif cmd is not None:
-        probe = OutsideProbe(cmd, settings, cwd, ready_path=ready_path)
+    more: Callable[[], Probe] | None = None
+    if settings.pid is not None:
+        assert settings.url is not None  # validate() saw to it
+        probe = compose.running(settings.pid, settings.url, settings, load_engine)
+    elif settings.cmd is not None:
+        probe = compose.command(settings.cmd, settings, load_engine, ready_path)
     else:
-        probe = AgentProbe(str(target), settings, cwd)
-    probe.load_engine = load_engine
-    more = None
-    if isinstance(probe, AgentProbe) and load_engine is None:
-        def more() -> Probe:
-            return AgentProbe(str(target), settings, cwd)
-    elif jobs not in (1, "1"):
-        raise UsageError("--jobs hunts routes side by side in children memprobe starts from a "
-                         "TARGET, with the native hammer: not with --cmd, --pid or --engine locust")
-    return run(probe, f"pid {pid}" if pid is not None else cmd or str(target), todo, settings,
-               progress, more=more, jobs=jobs)
+        probe = compose.child(str(target), settings, load_engine)
+        if load_engine is None:
+            def more() -> Probe:
+                return compose.child(str(target), settings)
+    if more is None and settings.jobs not in (1, "1"):
+        raise UsageError("jobs (routes side by side) needs an app hunted in children memprobe starts from a "
+                         "target, with memprobe's own hammer: not a cmd, a pid or the Locust engine")
+    label = f"pid {settings.pid}" if settings.pid is not None else settings.cmd or str(target)
+    return run(probe, label, todo, settings, progress, more=more)
 
 
-def hunt_in_process(
-    target: Any,
-    routes: list[str] | None = None,
-    requests: int = 2000,
-    *,
-    rounds: int = 5,
-    warmup: int = 500,
-    frames: int = 25,
-    method: str = "GET",
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    holders: bool = True,
-    uss: bool = False,
-    progress: Progress | None = None,
-) -> HuntResult:
+def hunt_in_process(target: Any, settings: HuntSettings | None = None, *, routes: list[str] | None = None,
+                    method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
+                    holders: bool = True, progress: Progress | None = None, **choices: Any) -> HuntResult:
     """Hunt for leaks in a WSGI app called in this process (``target``: a spec or the WSGI
-    callable); the result's settings say ``"mode": "in_process"``. Without ``routes``, a Flask
-    or Bottle app's parameterless GET routes are hunted, else ``/``."""
-    from memprobe.hunt.probes.inprocess import InProcessProbe, client_name
+    callable), by the fixed protocol (``rounds`` x ``requests``: the traced heap in-process is
+    exact, and a test wants the same requests every run); the result's settings say
+    ``"mode": "in_process"``. Without ``routes``, a Flask or Bottle app's parameterless GET
+    routes are hunted, else ``/``. ``settings`` or their fields as keywords, as for :func:`hunt`."""
+    from memprobe.hunt.probes import compose
+    from memprobe.hunt.probes.inprocess import client_name
 
-    settings = HuntSettings(requests=requests, rounds=rounds, warmup=warmup, concurrency=1,
-                            frames=frames, mode="in_process", client=client_name(), uss=uss)
+    if settings is None:
+        choices.setdefault("uss", False)
+        settings = HuntSettings.chosen(**{"sequential": False, **choices})
+    elif not isinstance(settings, HuntSettings):
+        raise UsageError(f"hunt_in_process()'s second argument is a HuntSettings, not "
+                         f"{type(settings).__name__}: give the routes as routes=[...]")
+    elif choices:
+        raise UsageError(f"hunt_in_process() takes settings or their fields as keywords, not both "
+                         f"({', '.join(choices)})")
+    settings = replace(settings, mode="in_process", concurrency=1, client=client_name(), sequential=False)
     settings.validate()
-    probe = InProcessProbe(target, settings, method=method, body=body, headers=headers,
-                           holders=holders, uss=uss)
+    probe = compose.in_process(target, settings, method=method, body=body, headers=headers, holders=holders)
     label = target if isinstance(target, str) else repr(target)
     return run(probe, label, [normalise(r) for r in routes] if routes else None, settings, progress)
 
@@ -181,11 +136,11 @@ def normalise(route: str) -> str:
 
 
 def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettings,
-        progress: Progress | None = None, *, more: Callable[[], Probe] | None = None,
-        jobs: int | str = 1) -> HuntResult:
+        progress: Progress | None = None, *, more: Callable[[], Probe] | None = None) -> HuntResult:
     """Open ``probe``, hunt each route (``routes``, else the app's own, else ``/``), close it.
-    With ``more`` (a new probe of the same app) and ``jobs`` above 1, the routes are hunted
-    side by side in that many children (:func:`memprobe.hunt.parallel.side_by_side`)."""
+    With ``more`` (a new probe of the same app) and ``settings.jobs`` above 1, the routes are
+    hunted side by side in that many children (:func:`memprobe.hunt.parallel.side_by_side`).
+    Raises :class:`HuntFailed` or :class:`HuntInterrupted` with what was measured."""
     say = progress or (lambda _msg: None)
     result = HuntResult(target=label, settings=settings, outside_only=not probe.sees_inside)
     started = time.monotonic()
@@ -199,7 +154,7 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
             if not routes and info.routes:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
             result.notes += info.notes
-            if more is not None and (n := min(resolve_jobs(jobs), len(todo))) > 1:
+            if more is not None and (n := min(resolve_jobs(settings.jobs), len(todo))) > 1:
                 result.settings = settings = replace(settings, jobs=n)
                 result.notes.append(f"routes hunted side by side in {n} children, each starting "
                                     "the app afresh")
@@ -207,6 +162,8 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
                              lambda p, route, into, stop: _Route(p, route, settings, say, stop).hunt(into),
                              result, n)
             else:
+                if settings.jobs != 1:  # asked for, but one route (or one way to reach the app)
+                    result.settings = settings = replace(settings, jobs=1)
                 for route in todo:
                     try:
                         _Route(probe, route, settings, say).hunt(result)
@@ -214,15 +171,15 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
                         raise probe.failure(err, f"while hunting {route}") from None
         finally:
             probe.close()
-    except (MemprobeError, KeyboardInterrupt) as err:
+    except KeyboardInterrupt:
         result.duration_s = time.monotonic() - started
-        if isinstance(err, KeyboardInterrupt):
-            result.interrupted = True
-            result.error = "interrupted"
-        else:
-            result.error = str(err)
-        err.partial = result  # type: ignore[union-attr]
-        raise
+        result.interrupted = True
+        result.error = "interrupted"
+        raise HuntInterrupted(result) from None
+    except MemprobeError as err:
+        result.duration_s = time.monotonic() - started
+        result.error = str(err)
+        raise HuntFailed(err, result) from err
     result.duration_s = time.monotonic() - started
     return result
 
@@ -309,15 +266,15 @@ class _Route:
     def rss_lines(self, judgement: Judgement) -> list[dict[str, Any]]:
         """A native leak's lines, by RSS: the route's view run under memory_profiler's line
         profiler, where the probe serves the app itself (a note says why not, elsewhere)."""
-        lines_of = getattr(self.probe, "rss_lines", None)
-        if lines_of is None:
+        self.say(f"{self.route}: the view under memory_profiler's line profiler")
+        slope = judgement.uss.slope if judgement.uss else 0.0
+        found = self.probe.rss_lines(self.route, self.settings.attributed, slope, self.next)
+        if found is None:
             self.notes.append(f"the native leak's line was not looked for: the route's view "
                               f"function can be run only in an app memprobe serves itself, not "
                               f"in {self.probe.mode} mode")
             return []
-        self.say(f"{self.route}: the view under memory_profiler's line profiler")
-        slope = judgement.uss.slope if judgement.uss else 0.0
-        lines, note = lines_of(self.route, self.settings.attributed, slope, self.next)
+        lines, note = found
         # the calls the agent made ({n} numbered on), profiled and not
         self.next += max((1 + int(x.get("calls", 0)) + int(x.get("filled", 0)) for x in lines),
                          default=0)
@@ -370,8 +327,8 @@ class _Route:
         a reading's noise is the same bytes, so a slope four times larger is resolved over a
         quarter of the requests."""
         s = self.settings
-        seconds = max(s.round_seconds * min(1.0, TARGET / s.target), self.read_s)
-        need = clean_requests(s.target)
+        seconds = max(s.round_seconds * min(1.0, TARGET / s.sensitivity), self.read_s)
+        need = clean_requests(s.sensitivity)
         left = max(1, MIN_ROUNDS_LEAK - (len(self.readings) - 1))
         by_count = math.ceil(max(need - done, 0) / left)
         if per_request > 0:
@@ -418,7 +375,7 @@ class _Route:
             i += 1
             self.say(f"{self.route}: round {i}, {n} requests ({done:,} so far)")
             done, per_request = self.round(n, done)
-            decision = decide(self.readings, self.probe.memory, s.target)
+            decision = decide(self.readings, self.probe.memory, s.sensitivity)
             if decision is not None:
                 self.stopped = decision.because
                 return done, decision.judgement

@@ -40,10 +40,6 @@ if TYPE_CHECKING:
     from memprobe.process.child import Child
     from memprobe.process.memory import MemoryReading
 
-#: Requests per round of the fixed protocol (in-process hunts, ``Server.hunt()``) when neither
-#: the marker, the call nor ``--memprobe-requests`` says; a hunt in a child or of a command
-#: then decides on evidence (hunt's sequential protocol) instead.
-DEFAULT_REQUESTS = 2000
 _RECORDS = pytest.StashKey[list]()
 _DETAIL = pytest.StashKey[str]()
 
@@ -55,8 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write every memprobe result of the session to FILE as JSON "
                          "(ini: memprobe_json)")
     group.addoption("--memprobe-requests", metavar="N", type=int, default=None,
-                    help=f"requests per round when a marker or hunt() does not say "
-                         f"(default {DEFAULT_REQUESTS}; ini: memprobe_requests)")
+                    help="requests per round when a marker or hunt() does not say (default: a hunt "
+                         "decides on evidence, an in-process one counts hunt's fixed rounds; ini: "
+                         "memprobe_requests)")
     group.addoption("--memprobe-off", action="store_true", default=None,
                     help="measure nothing: memprobe_limit markers are not checked and "
                          "memprobe.hunt() skips its test (ini: memprobe_off)")
@@ -72,7 +69,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("memprobe_baseline", "the baseline file (see --memprobe-baseline)")
     parser.addini("memprobe_tolerance", f"bytes per request beyond the error bars "
                   f"({baseline.DEFAULT_TOLERANCE:g})")
-    parser.addini("memprobe_requests", f"requests per round by default ({DEFAULT_REQUESTS})")
+    parser.addini("memprobe_requests", "requests per round by default (see --memprobe-requests)")
     parser.addini("memprobe_off", "measure nothing (see --memprobe-off)", type="bool",
                   default=False)
 
@@ -295,15 +292,16 @@ class Server:
         """The pids of the server's processes whose agent is up now (empty without agents)."""
         return list(self.channel.agents()) if self.channel is not None else []
 
-    def hunt(self, routes: list[str] | None = None, requests: int | None = None, *,
-             rounds: int = 5, warmup: int = 500, concurrency: int = 4, timeout: float = 10.0,
-             progress: Any = None) -> HuntResult:
+    def hunt(self, routes: list[str] | None = None, requests: int | None = None, *, progress: Any = None,
+             **choices: Any) -> HuntResult:
         """Hunt this running server worker by worker, as ``memprobe.hunt(cmd=...)`` would: the
         server judged as a whole and one result per process in each route's ``workers``; the
-        server keeps running. ``requests`` defaults to ``--memprobe-requests``; recorded for
-        the summary and the JSON file. Only for a Python ``cmd=`` (its workers carry the agent)."""
+        server keeps running. ``requests`` defaults to ``--memprobe-requests`` (None: decided
+        on evidence); any other :class:`~memprobe.results.hunt_settings.HuntSettings` field as a
+        keyword. Recorded for the summary and the JSON file. Only for a Python ``cmd=`` (its
+        workers carry the agent)."""
         from memprobe.errors import UsageError
-        from memprobe.hunt.probes.workers import WorkersProbe
+        from memprobe.hunt.probes import compose
         from memprobe.hunt.protocol import normalise, run
         from memprobe.results.hunt import HuntSettings
 
@@ -312,13 +310,10 @@ class Server:
                              "command (gunicorn, uvicorn, python app.py): its workers carry the agent")
         if self._fixture is not None:
             self._fixture._skip_if_off()
-        n = requests or (self._fixture.requests if self._fixture is not None else 2000)
-        settings = HuntSettings(requests=n, rounds=rounds, warmup=warmup, concurrency=concurrency,
-                                timeout=timeout, cmd=self.cmd, mode="workers")
-        settings.validate()
+        n = requests or (self._fixture._manager.requests if self._fixture is not None else None)
+        settings = HuntSettings.chosen(requests=n, cmd=self.cmd, mode="workers", **choices)
         todo = [normalise(r) for r in routes] if routes else None
-        probe = WorkersProbe.running(self.cmd, self.child, self.channel, self.port, settings,
-                                     ready_path=todo[0] if todo else "/")
+        probe = compose.adopted(self.child, self.channel, self.cmd, settings)
         result = run(probe, self.cmd, todo, settings, progress)
         if self._fixture is not None:
             self._fixture._record(result)
@@ -389,11 +384,11 @@ class Probe:
         if in_process:
             from memprobe.hunt import hunt_in_process
 
-            result = hunt_in_process(resolved, routes, n or DEFAULT_REQUESTS, **options)
+            result = hunt_in_process(resolved, routes=routes, requests=n, **options)
         else:
             from memprobe.hunt import hunt
 
-            result = hunt(resolved or "", routes, n, **options)
+            result = hunt(resolved or "", routes=routes, requests=n, **options)
         self._record(result)
         return result
 
@@ -421,7 +416,7 @@ class Probe:
         from memprobe.agent.channel import Channel
         from memprobe.agent.control import socket_base
         from memprobe.errors import UsageError
-        from memprobe.hunt.probes.child import agent_command, agent_env
+        from memprobe.hunt.probes.agent import agent_command, agent_env
         from memprobe.hunt.probes.workers import is_python_command
         from memprobe.process.child import Child, start_on_free_port
         from memprobe.target import parse_target
@@ -469,7 +464,9 @@ class Probe:
     @property
     def requests(self) -> int:
         """The session's default requests per round (``--memprobe-requests``)."""
-        return self._manager.requests or DEFAULT_REQUESTS
+        from memprobe.results.hunt_settings import HuntSettings
+
+        return self._manager.requests or HuntSettings().requests
 
     def close(self) -> None:
         """Stop every server this fixture started."""

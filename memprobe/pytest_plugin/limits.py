@@ -54,7 +54,7 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
                    requests: int | None = None, per_request: str | float | None = None,
                    metric: str = "traced", growth: str | float | None = None,
                    leak: bool | None = False, in_process: bool = False, rounds: int | None = None,
-                   warmup: int = 500, concurrency: int = 4) -> Limit:
+                   warmup: int | None = None, concurrency: int | None = None) -> Limit:
     """After the test body passes, hunt TARGET (``app.py:app``) or the server CMD starts
     ("gunicorn -w 2 -b 127.0.0.1:{port} app:app", run in CWD: worker by worker, the server
     judged as a whole) on ROUTE or ROUTES with REQUESTS requests per round and fail the test
@@ -84,7 +84,8 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
             shown[name] = value if isinstance(value, str) else format_bytes(sizes[name])
     return Limit(target, cmd, cwd, [route] if route is not None else routes, requests,
                  sizes.get("per_request"), metric, sizes.get("growth"), leak, in_process,
-                 {"rounds": rounds, "warmup": warmup, "concurrency": concurrency}, shown)
+                 {k: v for k, v in (("rounds", rounds), ("warmup", warmup), ("concurrency", concurrency))
+                  if v is not None}, shown)
 
 
 @dataclass
@@ -113,17 +114,14 @@ def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | 
         if limit.in_process:
             from memprobe.hunt import hunt_in_process
 
-            result = hunt_in_process(target, limit.routes, requests or 2000,
-                                     rounds=limit.options["rounds"] or 5,
-                                     warmup=limit.options["warmup"],
-                                     uss=limit.metric == "uss")
+            options = {k: v for k, v in limit.options.items() if k != "concurrency"}  # one caller in-process
+            result = hunt_in_process(target, routes=limit.routes, requests=requests, uss=limit.metric == "uss",
+                                     **options)
         else:
             from memprobe.hunt import hunt
 
-            if limit.cmd is not None:
-                result = hunt(routes=limit.routes, requests=requests, cmd=limit.cmd, cwd=cwd, **limit.options)
-            else:
-                result = hunt(target, limit.routes, requests, **limit.options)
+            result = hunt(target if limit.cmd is None else "", routes=limit.routes, requests=requests,
+                          cmd=limit.cmd, cwd=cwd if limit.cmd is not None else None, **limit.options)
     except MemprobeError as err:
         record: dict[str, Any] = {"target": label, "mode": mode, "limits": limit.to_dict(), "error": str(err),
                   "violations": [], "routes": [], "verdict": None, "result": None}

@@ -75,7 +75,7 @@ def hunt(result: HuntResult) -> str:
     cursor = _started(result)
     main: list[tuple[float, int]] = []
     lines: list[str] = []
-    apart = result.settings.jobs > 1
+    apart = isinstance(result.settings.jobs, int) and result.settings.jobs > 1
     for route in result.routes:
         times = _times(route.readings, cursor)
         points = [(t, r.uss) for t, r in zip(times, route.readings) if r.uss is not None]

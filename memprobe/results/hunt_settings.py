@@ -1,8 +1,15 @@
-"""How a hunt runs, as the user asked for it: the protocol's numbers and the probe that reaches
-the app (:class:`HuntSettings`); what the hunt measured is in :mod:`memprobe.results.hunt`.
+"""How a hunt runs, as the user asked for it: the one place where a hunt's defaults are written.
+
+:class:`HuntSettings` holds the protocol's numbers and how the app is reached; the CLI, the
+pytest plugin and the Python API each build one (:meth:`HuntSettings.chosen` applies the rules
+that tie the choices together) and pass it to :func:`memprobe.hunt.hunt`. What the hunt
+measured is in :mod:`memprobe.results.hunt`.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,17 +25,47 @@ MODES = ("child", "in_process", "outside", "workers", "attached")
 SIGNALS = ("traced", "blocks")
 #: The modes whose agent can run the rounds untraced (one process, the agent inside).
 UNTRACED_MODES = ("child", "attached")
+#: How code is run in a process reached by pid.
+ATTACH_METHODS = ("auto", "sys.remote_exec", "gdb", "lldb")
+
+
+class SettingError(UsageError):
+    """A setting no hunt can use. ``str()`` names it as the API does (``warmup must be...``);
+    :attr:`setting` lets a front end name it its own way (the CLI's ``--warmup``)."""
+
+    def __init__(self, setting: str, problem: str, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
+        #: other settings named in ``problem``
+        self.mentions = mentions
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The message with every setting named by ``name`` (the CLI: ``--max-seconds``)."""
+        problem = self.problem
+        for other in self.mentions:
+            problem = re.sub(rf"\b{re.escape(other)}\b", name(other), problem)
+        return f"{name(self.setting)} {problem}"
 
 
 @dataclass(frozen=True)
 class HuntSettings:
-    """How a hunt runs: the protocol's numbers, and the probe that reaches the app."""
+    """How a hunt runs: the protocol's numbers, and how the app is reached.
 
+    The defaults are memprobe's: the sequential protocol (rounds sized by time, each route
+    stopped once its readings decide; :mod:`memprobe.hunt.sequential`). ``sequential=False``
+    is the fixed protocol, ``rounds`` x ``requests`` whatever the readings show.
+    """
+
+    #: the sequential protocol; False: ``rounds`` x ``requests`` (explicit counts, ``--thorough``)
+    sequential: bool = True
+    #: fixed protocol: requests per round, and measured rounds after the baseline
     requests: int = 2000
     rounds: int = 5
     #: requests before the baseline; a server hunted worker by worker gets them for each worker
     warmup: int = 500
     concurrency: int = 4
+    #: traceback depth of the attribution round's allocation sites
     frames: int = 25
     #: seconds per request
     timeout: float = 10.0
@@ -36,45 +73,92 @@ class HuntSettings:
     ready_timeout: float = 30.0
     #: requests of the attribution round (deep tracebacks), at most ``requests``
     attribution_requests: int = 300
+    #: what the rounds are judged on inside: ``traced`` or ``blocks`` (:data:`SIGNALS`)
+    signal: str = "traced"
+    #: sequential: measured requests, and seconds, a route may take to decide
+    max_requests: int = 10_000
+    max_seconds: float = 40.0
+    #: sequential: a flat route stops once it could see leaks this large (B/request, traced heap)
+    sensitivity: float = 16.0
+    #: sequential: seconds a round should take, from the measured time per request
+    round_seconds: float = 0.25
+    #: children hunting the routes side by side (``"auto"``: one per idle core); in a result,
+    #: how many did (:mod:`memprobe.hunt.parallel`)
+    jobs: int | str = 1
+    #: how the app was reached (:data:`MODES`); :func:`memprobe.hunt.hunt` sets it from the rest
     mode: str = "child"
+    #: a server's command (``{port}`` in it becomes a free port), and where it (or a TARGET) runs
     cmd: str | None = None
+    cwd: str | None = None
+    #: with ``cmd``: read the server from outside only, even when it runs Python
+    outside: bool = False
+    #: a running server: its pid, where it serves HTTP, and how code is run in it
+    pid: int | None = None
+    url: str | None = None
+    attach_method: str = "auto"
     #: in-process only: the test client used, and whether the test process's USS is judged
     client: str | None = None
     uss: bool | None = None
-    #: what the rounds are judged on inside: ``traced`` or ``blocks`` (:data:`SIGNALS`)
-    signal: str = "traced"
-    #: the sequential protocol (the default of ``hunt``): rounds sized by time, each route
-    #: stopped once its readings decide (:mod:`memprobe.hunt.sequential`), at most
-    #: ``max_requests`` measured requests or ``max_seconds`` a route; False: ``rounds`` x
-    #: ``requests`` (explicit counts, ``--thorough``)
-    sequential: bool = False
-    max_requests: int = 10_000
-    max_seconds: float = 40.0
-    #: the traced heap's target (B/request): a flat route stops once it could see leaks that large
-    target: float = 16.0
-    #: sequential: seconds a round should take, from the measured time per request
-    round_seconds: float = 0.25
-    #: children that hunted the routes side by side (:mod:`memprobe.hunt.parallel`)
-    jobs: int = 1
+
+    @classmethod
+    def chosen(cls, *, requests: int | None = None, rounds: int | None = None, thorough: bool = False,
+               **choices: Any) -> HuntSettings:
+        """The settings a user's choices make, checked: explicit counts (``requests``,
+        ``rounds``) or ``thorough`` give the fixed protocol, with the defaults for the count not
+        given; otherwise the sequential one. Anything else is a field of this class, and a
+        name that is not is a :class:`SettingError`. ``None`` means "the default"."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        for name in choices:
+            if name not in names:
+                raise SettingError(name, "is not a hunt setting")
+        fixed = thorough or requests is not None or rounds is not None
+        given = {k: v for k, v in choices.items() if v is not None}
+        if "cwd" in given:
+            given["cwd"] = str(given["cwd"])
+        if fixed:
+            given["sequential"] = False
+            if requests is not None:
+                given["requests"] = requests
+            if rounds is not None:
+                given["rounds"] = rounds
+        settings = cls(**given)
+        settings.validate()
+        return settings
 
     def validate(self) -> None:
-        """Raise :class:`UsageError` for numbers no hunt can use."""
-        if self.requests <= 0 or self.rounds < 2 or self.warmup < 0 or self.concurrency <= 0 \
-                or self.frames < 1:
-            raise UsageError("hunt needs --requests > 0, --rounds >= 2, --warmup >= 0, "
-                             "--concurrency > 0 and --frames >= 1")
-        if self.timeout <= 0 or self.ready_timeout <= 0:
-            raise UsageError("hunt needs positive timeouts")
-        if self.mode not in MODES:
-            raise UsageError(f"unknown hunt mode {self.mode!r}; one of: {', '.join(MODES)}")
-        if self.signal not in SIGNALS:
-            raise UsageError(f"unknown hunt signal {self.signal!r}; one of: {', '.join(SIGNALS)}")
+        """Raise :class:`SettingError` for a setting no hunt can use."""
+        for name, ok, problem in (
+            ("requests", self.requests > 0, "must be more than 0"),
+            ("rounds", self.rounds >= 2, "must be at least 2"),
+            ("warmup", self.warmup >= 0, "must be 0 or more"),
+            ("concurrency", self.concurrency > 0, "must be more than 0"),
+            ("frames", self.frames >= 1, "must be at least 1"),
+            ("timeout", self.timeout > 0, "must be positive"),
+            ("ready_timeout", self.ready_timeout > 0, "must be positive"),
+            ("max_requests", self.max_requests > 0, "must be more than 0"),
+            ("max_seconds", self.max_seconds > 0, "must be positive"),
+            ("sensitivity", self.sensitivity > 0, "must be positive"),
+            ("round_seconds", self.round_seconds > 0, "must be positive"),
+            ("mode", self.mode in MODES, f"must be one of {', '.join(MODES)}"),
+            ("signal", self.signal in SIGNALS, f"must be one of {', '.join(SIGNALS)}"),
+            ("attach_method", self.attach_method in ATTACH_METHODS, f"must be one of {', '.join(ATTACH_METHODS)}"),
+        ):
+            if not ok:
+                raise SettingError(name, f"{problem} (not {getattr(self, name)!r})")
         if self.signal != "traced" and self.mode not in UNTRACED_MODES:
-            raise UsageError(f"--signal {self.signal} needs the agent in one process (an app hunted "
-                             f"in a child, or --pid), not mode {self.mode}")
-        if self.sequential and (self.max_requests <= 0 or self.max_seconds <= 0 or self.target <= 0
-                                or self.round_seconds <= 0):
-            raise UsageError("hunt needs --max-requests, --max-seconds and --sensitivity > 0")
+            raise SettingError("signal", f"{self.signal} needs the agent in one process (an app hunted in "
+                               f"a child, or a pid), not mode {self.mode}", ("pid",))
+        if self.pid is not None and self.url is None:
+            raise SettingError("pid", "needs url, where the process serves HTTP (http://127.0.0.1:PORT)",
+                               ("url",))
+        if self.pid is not None and self.cmd is not None:
+            raise SettingError("pid", "and cmd are two ways to reach a server: give one", ("cmd",))
+        if self.outside and self.cmd is None and self.pid is None:
+            raise SettingError("outside", "reads a server started from cmd, or running as pid: give one",
+                               ("cmd", "pid"))
+        if self.cmd is not None and "{port}" not in self.cmd:
+            raise SettingError("cmd", "must contain {port} where the server's port goes, e.g. "
+                               "'gunicorn app:app -b 127.0.0.1:{port}'")
 
     @property
     def protocol(self) -> str:
@@ -95,9 +179,11 @@ class HuntSettings:
         }
         if self.sequential:
             out.update({"max_requests": self.max_requests, "max_seconds": self.max_seconds,
-                        "target_b_per_request": self.target, "round_seconds": self.round_seconds})
-        if self.jobs > 1:
+                        "target_b_per_request": self.sensitivity, "round_seconds": self.round_seconds})
+        if isinstance(self.jobs, int) and self.jobs > 1:
             out["jobs"] = self.jobs
+        if self.pid is not None:
+            out.update({"pid": self.pid, "url": self.url})
         if self.client is not None:
             out["client"] = self.client
         if self.uss is not None:
@@ -107,16 +193,18 @@ class HuntSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HuntSettings:
         """Read back what :meth:`to_dict` wrote (reports written before ``mode`` existed
-        were child-process hunts, or outside-only ones when they had a ``cmd``)."""
+        were child-process hunts, or outside-only ones when they had a ``cmd``; before
+        ``protocol`` existed, fixed ones). An absent number is the default's."""
+        default = cls()
         mode = data.get("mode") or ("outside" if data.get("cmd") else "child")
         return cls(requests=int(data.get("requests", 0)), rounds=int(data.get("rounds", 0)),
                    warmup=int(data.get("warmup", 0)), concurrency=int(data.get("concurrency", 1)),
-                   frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", 10.0)),
+                   frames=int(data.get("frames", 1)), timeout=float(data.get("timeout_s", default.timeout)),
                    mode=mode, cmd=data.get("cmd"), client=data.get("client"), uss=data.get("uss"),
-                   signal=str(data.get("signal") or "traced"),
+                   signal=str(data.get("signal") or default.signal),
                    sequential=data.get("protocol") == "sequential",
-                   max_requests=int(data.get("max_requests") or 10_000),
-                   max_seconds=float(data.get("max_seconds") or 40.0),
-                   target=float(data.get("target_b_per_request") or 16.0),
-                   round_seconds=float(data.get("round_seconds") or 0.25),
-                   jobs=int(data.get("jobs") or 1))
+                   max_requests=int(data.get("max_requests") or default.max_requests),
+                   max_seconds=float(data.get("max_seconds") or default.max_seconds),
+                   sensitivity=float(data.get("target_b_per_request") or default.sensitivity),
+                   round_seconds=float(data.get("round_seconds") or default.round_seconds),
+                   jobs=int(data.get("jobs") or 1), pid=data.get("pid"), url=data.get("url"))

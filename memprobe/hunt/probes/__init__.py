@@ -1,27 +1,34 @@
 """Probes: where the app runs and how it is read. The hunt protocol drives one of them.
 
-A probe starts or reaches the app, sends it requests, reads the two signals (the traced heap
-inside, USS outside) and, where it can see inside, names what grew. The protocol
-(:mod:`memprobe.hunt.protocol`) is written once against :class:`Probe`; a new way to reach an
-app is a new probe, not a new protocol.
+A probe is two parts put together (:class:`~memprobe.hunt.probes.compose.ComposedProbe`):
 
-* :class:`~memprobe.hunt.probes.child.AgentProbe`: the app in a child memprobe starts, with the
-  agent inside (the default);
-* :class:`~memprobe.hunt.probes.inprocess.InProcessProbe`: a WSGI app called in this process;
-* :class:`~memprobe.hunt.probes.outside.OutsideProbe`: a server started from a command, read
-  from outside only;
-* :class:`~memprobe.hunt.probes.workers.WorkersProbe`: a Python server started from a command
-  (gunicorn, uvicorn), with the agent injected into each worker; the protocol judges the server
-  as a whole and the probe answers one result per process (:meth:`Probe.processes`).
+* **how the app is reached** (:class:`Reach`, :mod:`memprobe.hunt.probes.reach`): a child
+  memprobe starts, a server started from a command, a running server adopted by pid and URL,
+  or the app called in this process (:mod:`memprobe.hunt.probes.inprocess`); it starts or finds
+  the process, sends the requests, and says whether the app is still alive;
+* **how it is read** (:class:`Reader`): one agent inside the process
+  (:mod:`memprobe.hunt.probes.agent`), an agent in each worker of a server
+  (:mod:`memprobe.hunt.probes.workers`), outside readings only
+  (:mod:`memprobe.hunt.probes.outside`), or this very process's heap
+  (:mod:`memprobe.hunt.probes.inprocess`).
+
+Every way memprobe reaches an app is one line in :mod:`memprobe.hunt.probes.compose`; the
+protocol (:mod:`memprobe.hunt.protocol`) is written once against :class:`Probe`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Optional, Protocol
 
 from memprobe.errors import MemprobeError
 from memprobe.http.load import LoadResult
-from memprobe.results.hunt import Holder, Reading, Site, WorkerResult
+from memprobe.results.hunt import Holder, HuntSettings, Reading, Site, WorkerResult
+
+#: A native leak's lines by RSS (:mod:`memprobe.agent.rsslines`) and a note, or None where the
+#: reader cannot run the route's view itself.
+RssLines = tuple[list[dict[str, Any]], Optional[str]]
 
 
 @dataclass
@@ -60,15 +67,123 @@ class Attribution:
                    dict(data.get("timings_s", {})), data.get("allocator"))
 
 
-class Probe(Protocol):
-    """One way to reach an app and read it; see the module's docstring."""
+@dataclass
+class Launch:
+    """What a reader needs of a process a reach starts: its environment (None: memprobe's
+    own) and where its log goes (None: a temporary file, removed at stop)."""
 
-    #: ``child``, ``in_process`` or ``outside`` (the result's ``settings.mode``)
+    env: Mapping[str, str] | None = None
+    log_path: Path | None = None
+    #: how errors name the process (None: its program's file name)
+    name: str | None = None
+
+
+class Reach(Protocol):
+    """How the app is reached: started, adopted, or called in this process."""
+
+    settings: HuntSettings
+    #: how reports name the target
+    label: str
+
+    @property
+    def pid(self) -> int:
+        """The process that serves (a server's first process: gunicorn's arbiter...)."""
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line it was started with (the workers it asks for); empty if unknown."""
+
+    def open(self, launch: Launch) -> None:
+        """Start the app with ``launch`` (or find it running) and wait until it answers."""
+
+    def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
+        """``n`` requests of ``route`` (``{n}`` numbered from ``first``) over keep-alive
+        connections, or a new connection each (``connections="close"``: the kernel spreads
+        them over a server's workers); TargetError when the app died under them."""
+
+    def check_alive(self, grace: float = 0.0) -> None:
+        """TargetError when the app has exited (waiting ``grace`` s for an exit under way)."""
+
+    def log_tail(self) -> str:
+        """The last lines the app wrote, where memprobe keeps its log."""
+
+    def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
+        """The error to report for ``err``, raised ``phase``: a crash is named as one."""
+
+    def close(self) -> None:
+        """Stop what it started; leave what it found as it was."""
+
+
+class Reader(Protocol):
+    """How the app is read: inside (one agent, an agent per worker, this process) or outside."""
+
+    #: ``child``, ``in_process``, ``outside``, ``workers`` or ``attached`` (``settings.mode``)
     mode: str
     #: whether it sees inside the process (traced heap, sites, types, holders)
     sees_inside: bool
     #: the outside signal it reads: ``uss`` of one process, or ``pss`` summed over a server's
     memory: str
+    #: how the load should reach the server: ``keepalive`` or ``close`` (one connection a
+    #: request, so that every worker gets its share)
+    connections: str
+
+    def launch(self) -> Launch:
+        """What a process started for it needs (the agent armed in its environment)."""
+
+    def connect(self, reach: Reach) -> AppInfo:
+        """The app is up (or was found): reach its agents, or inject them; what the app is."""
+
+    def start_failed(self, err: MemprobeError) -> MemprobeError:
+        """The error to report when the reach could not start the app (the agent's own reason)."""
+
+    @property
+    def serving(self) -> int:
+        """The processes that serve the requests, each warming up on its own."""
+
+    def begin(self, route: str) -> None:
+        """A new route: tracing restarts one frame deep."""
+
+    def read(self, done: int, baseline: bool = False) -> Reading:
+        """The signals after garbage collection, ``done`` requests after the baseline."""
+
+    def growth(self, done: int) -> None:
+        """Right after the measured rounds: note which containers and types grew."""
+
+    def deepen(self) -> None:
+        """The attribution round starts: deep tracebacks from now on."""
+
+    def attribute(self, requests: int, chains: bool = True) -> Attribution:
+        """Sites, types and holders of the attribution round."""
+
+    def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
+        """A native leak's lines by RSS, or None where it cannot run the view."""
+
+    def processes(self) -> list[WorkerResult]:
+        """One result per process of a server read worker by worker; empty for one process."""
+
+    def close(self) -> None:
+        """Stop reading: agents stopped inside or disconnected (before the reach closes)."""
+
+    def cleanup(self) -> None:
+        """Remove what it wrote (a channel folder), once the reach has closed."""
+
+
+class Probe(Protocol):
+    """One way to reach an app and read it: what :mod:`memprobe.hunt.protocol` calls."""
+
+    settings: HuntSettings
+
+    @property
+    def mode(self) -> str:
+        """``child``, ``in_process``, ``outside``, ``workers`` or ``attached`` (``settings.mode``)."""
+
+    @property
+    def sees_inside(self) -> bool:
+        """Whether it sees inside the process (traced heap, sites, types, holders)."""
+
+    @property
+    def memory(self) -> str:
+        """The outside signal it reads: ``uss`` of one process, or ``pss`` summed over a server's."""
 
     @property
     def serving(self) -> int:
@@ -100,8 +215,10 @@ class Probe(Protocol):
         False: no referrer chains from the sites' objects when no root grew (a native leak's
         traced sites are noise, and the search took 2-5 s)."""
 
-    # Optional: ``rss_lines(route, requests, uss_per_request, first) -> (lines, note)``, a native
-    # leak's lines by RSS (only a probe whose app memprobe serves itself has it).
+    def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
+        """A native leak's lines, by RSS: the route's view run under memory_profiler's line
+        profiler (at least ``requests`` calls, ``{n}`` numbered from ``first``); None where the
+        app is not served by memprobe itself."""
 
     def processes(self) -> list[WorkerResult]:
         """After a route's rounds (and attribution): one result per process of a server

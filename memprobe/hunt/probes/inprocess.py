@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 from memprobe.agent.attribution import Attributor
 from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.load import LoadResult
-from memprobe.hunt.probes import AppInfo, Attribution
+from memprobe.hunt.probes import AppInfo, Attribution, Launch, Reach, RssLines
 from memprobe.results.hunt import HuntSettings, Reading, WorkerResult
 from memprobe.target import load_target
 from memprobe.target.routes import discover_routes
 
-__all__ = ["InProcessProbe", "WsgiCaller", "load_wsgi_app"]
+__all__ = ["InProcess", "SelfReader", "WsgiCaller", "load_wsgi_app"]
 
 #: memprobe's own package: frames from here down are the caller's, not the app's.
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
@@ -136,46 +136,35 @@ def load_wsgi_app(target: str | Callable[..., Any]) -> tuple[Callable[..., Any],
     return loaded.app, str(target), loaded.framework
 
 
-class InProcessProbe:
-    """Call ``target`` (a spec, or the WSGI callable itself) in this process.
-
-    ``method``, ``body`` and ``headers`` shape every call; ``holders=False`` skips the roots
-    scans; ``uss=True`` also judges this process's USS. Growing types are not counted here
-    (Heapy's walk of a test runner's heap costs seconds and names the runner's objects too).
-    """
-
-    mode = "in_process"
-    sees_inside = True
-    memory = "uss"
-    serving = 1
+class InProcess:
+    """Reach ``target`` (a spec, or the WSGI callable itself) by calling it in this process;
+    ``method``, ``body`` and ``headers`` shape every call."""
 
     def __init__(self, target: Any, settings: HuntSettings, *, method: str = "GET",
-                 body: bytes | None = None, headers: dict[str, str] | None = None,
-                 holders: bool = True, uss: bool = False) -> None:
+                 body: bytes | None = None, headers: dict[str, str] | None = None) -> None:
         self.target = target
         self.settings = settings
         self.method, self.body, self.headers = method, body, headers
-        self.uss = uss
-        self.attributor = Attributor(settings.frames, types=False, scan_holders=holders,
-                                     cut_below=_PACKAGE)
+        self.label = target if isinstance(target, str) else repr(target)
         self.caller: WsgiCaller | None = None
+        self.framework: str | None = None
 
-    def open(self) -> AppInfo:
+    @property
+    def pid(self) -> int:
+        """This process."""
+        return os.getpid()
+
+    @property
+    def argv(self) -> list[str]:
+        """No command: the app runs here."""
+        return []
+
+    def open(self, launch: Launch) -> None:
         """Load the app (this runs the user's code here) and pick the test client."""
-        t0 = time.monotonic()
-        app, label, framework = load_wsgi_app(self.target)
+        app, self.label, self.framework = load_wsgi_app(self.target)
         self.caller = WsgiCaller(app)
-        notes = [f"in-process: {self.caller.engine} test client, no server; "
-                 + ("USS is the test process's" if self.uss else "traced heap only")]
-        if not self.attributor.tracing.owned:
-            notes.append("tracemalloc was already tracing: its frame depth was kept")
-        return AppInfo("wsgi", framework, discover_routes(app), time.monotonic() - t0, label, notes)
 
-    def begin(self, route: str) -> None:
-        """Tracing restarts one frame deep."""
-        self.attributor.begin()
-
-    def send(self, route: str, n: int, first: int) -> LoadResult:
+    def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
         """``n`` calls of the app, one after another, counted as the hammer counts requests."""
         assert self.caller is not None, "open() first"
         result = LoadResult(route, "in_process", 1, 0.0)
@@ -189,6 +178,59 @@ class InProcessProbe:
         result.sent = n
         result.duration_s = time.perf_counter() - start
         return result
+
+    def check_alive(self, grace: float = 0.0) -> None:
+        """This process is alive."""
+
+    def log_tail(self) -> str:
+        """No log: errors are raised here."""
+        return ""
+
+    def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
+        """Nothing crashes apart from the caller here: the error as it is."""
+        return err
+
+    def close(self) -> None:
+        """Nothing was started."""
+
+
+class SelfReader:
+    """This process's own heap, read by the agent's :class:`Attributor` in place: ``holders=False``
+    skips the roots scans; ``uss=True`` also judges this process's USS. Growing types are not
+    counted here (Heapy's walk of a test runner's heap costs seconds and names the runner's
+    objects too)."""
+
+    mode = "in_process"
+    sees_inside = True
+    memory = "uss"
+    connections = "keepalive"
+    serving = 1
+
+    def __init__(self, settings: HuntSettings, *, holders: bool = True, uss: bool = False) -> None:
+        self.settings = settings
+        self.uss = uss
+        self.attributor = Attributor(settings.frames, types=False, scan_holders=holders, cut_below=_PACKAGE)
+
+    def launch(self) -> Launch:
+        """Nothing is started."""
+        return Launch()
+
+    def start_failed(self, err: MemprobeError) -> MemprobeError:
+        """The app's own error."""
+        return err
+
+    def connect(self, reach: Reach) -> AppInfo:
+        """What the app is, and which test client calls it."""
+        assert isinstance(reach, InProcess) and reach.caller is not None
+        notes = [f"in-process: {reach.caller.engine} test client, no server; "
+                 + ("USS is the test process's" if self.uss else "traced heap only")]
+        if not self.attributor.tracing.owned:
+            notes.append("tracemalloc was already tracing: its frame depth was kept")
+        return AppInfo("wsgi", reach.framework, discover_routes(reach.caller.app), label=reach.label, notes=notes)
+
+    def begin(self, route: str) -> None:
+        """Tracing restarts one frame deep."""
+        self.attributor.begin()
 
     def read(self, done: int, baseline: bool = False) -> Reading:
         """Traced heap after collection; this process's USS when asked (less tracemalloc's
@@ -214,14 +256,17 @@ class InProcessProbe:
         """Sites and holders (no types in-process)."""
         return Attribution.from_dict(self.attributor.attribute(requests, chains))
 
-    def failure(self, err: MemprobeError, phase: str) -> MemprobeError:
-        """Nothing crashes apart from the caller here: the error as it is."""
-        return err
+    def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
+        """Not in the test process: its RSS is the runner's."""
+        return None
 
     def processes(self) -> list[WorkerResult]:
         """One process: nothing per process."""
         return []
 
     def close(self) -> None:
-        """Stop tracing, if this probe started it."""
+        """Stop tracing, if this reader started it."""
         self.attributor.tracing.stop()
+
+    def cleanup(self) -> None:
+        """Nothing was written."""

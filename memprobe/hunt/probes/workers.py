@@ -1,10 +1,11 @@
-"""A Python server started from a command (``gunicorn -w 2 ...``, ``uvicorn --workers 2 ...``),
-with the agent injected into every worker: one set of readings per process, one verdict for
-the whole server.
+"""Reading a server worker by worker (:class:`AgentPerWorker`): an agent in every worker, one
+set of readings per process, one verdict for the whole server.
 
-The command runs with memprobe's bootstrap first on ``PYTHONPATH``
-(:mod:`memprobe.agent.channel`): each worker opens ``<pid>.sock`` in the hunt's channel
-directory when it loads the app, and counts the requests it serves. At every round boundary
+The agents get in three ways: injected at start (a command memprobe starts runs with its
+bootstrap armed, :mod:`memprobe.agent.channel`), already listening (a server started under
+``memprobe run`` or by the pytest fixture's ``serve(cmd=...)``), or attached to each worker of
+a running server (:mod:`memprobe.agent.attach`). Each worker opens ``<pid>.sock`` in the
+channel directory when it loads the app, and counts the requests it serves. At every round boundary
 each worker collects its garbage and reads its traced heap (in parallel), and USS and PSS of
 every process of the server are read from outside. The protocol sees the server as one: the
 traced heap summed over the workers and the PSS summed over all its processes (a master's pages
@@ -28,16 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
+
 from memprobe.agent.channel import Channel
 from memprobe.agent.control import AgentClient
-from memprobe.agent.inject import ENV_CHANNEL
-from memprobe.errors import TargetError
-from memprobe.http.load import LoadResult
+from memprobe.agent.inject import ENV_CHANNEL, HELPERS
+from memprobe.errors import MemprobeError, TargetError
 from memprobe.hunt.model import judge
-from memprobe.hunt.probes import AppInfo, Attribution
+from memprobe.hunt.probes import AppInfo, Attribution, Launch, Reach, RssLines
+from memprobe.hunt.probes.agent import START, STOP
 from memprobe.hunt.probes.merge import merge
-from memprobe.hunt.probes.server import CommandProbe, loopback_base, send_load
-from memprobe.process.child import EXIT_GRACE_S, Child, pid_alive
+from memprobe.process.child import pid_alive
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
@@ -113,76 +115,102 @@ class _Proc:
         return self.served - self.served0
 
 
-class WorkersProbe(CommandProbe):
-    """Start ``cmd`` (``{port}`` in it becomes a free port) with the agent in every worker."""
+class AgentPerWorker:
+    """A server read through an agent in each of its workers; see the module's docstring."""
 
     mode = "workers"
     sees_inside = True
     memory = "pss"
+    #: a new connection a request: the kernel hands connections to whichever worker accepts
+    #: first, and a few keep-alive connections would leave a worker with none for whole rounds
+    #: (measured with uvicorn --workers 2: a worker served 0 of 500)
+    connections = "close"
 
-    def __init__(self, cmd: str, settings: HuntSettings, cwd: str | Path | None = None,
-                 ready_path: str = "/") -> None:
-        super().__init__(cmd, settings, cwd, ready_path)
-        self.channel: Channel | None = None
+    def __init__(self, settings: HuntSettings, channel: Channel | None, how: str) -> None:
+        self.settings = settings
+        self.channel = channel
+        #: ``injected``, ``listening`` or ``attached``
+        self.how = how
+        self.master = 0
         self.procs: dict[int, _Proc] = {}
         self.route_procs: list[_Proc] = []
         self.counted = True
         self._base: tuple[int, int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="memprobe-workers")
-        #: a server started before the hunt (the pytest fixture's ``serve(cmd=...)``): its agents
-        #: are found, and it is left running with its channel at the end
-        self.adopted = False
+        #: attached: the workers the agent went into, and how
+        self.injected: list[int] = []
+        self._injections: list[Any] = []
 
     @classmethod
-    def running(cls, cmd: str, child: Child, channel: Channel, port: int, settings: HuntSettings,
-                ready_path: str = "/") -> WorkersProbe:
-        """The server ``cmd`` started as ``child`` with ``channel``'s environment, answering on
-        ``port``: :meth:`open` finds its agents, :meth:`close` leaves it running."""
-        probe = cls(cmd, settings, child.cwd, ready_path)
-        probe.child, probe.channel, probe.port, probe.adopted = child, channel, port, True
-        return probe
+    def injecting(cls, settings: HuntSettings) -> AgentPerWorker:
+        """The agent armed in the environment of the command the reach starts: a channel of
+        the hunt's own, removed at the end."""
+        return cls(settings, Channel(), "injected")
 
-    # -- the server's life --------------------------------------------------------------------
+    @classmethod
+    def listening(cls, settings: HuntSettings, channel: Channel) -> AgentPerWorker:
+        """Agents already listening in ``channel`` (a server started under ``memprobe run`` or
+        by the pytest fixture): found, told to stop tracing at the end, the channel kept."""
+        return cls(settings, channel, "listening")
 
-    def open(self) -> AppInfo:
-        """Start the command (unless it runs already), wait until it answers HTTP and its
-        workers' agents are up."""
-        t0 = time.monotonic()
-        if self.adopted:
-            assert self.child is not None
-            argv = list(self.child.argv)
+    @classmethod
+    def attaching(cls, settings: HuntSettings) -> AgentPerWorker:
+        """The agent attached to each worker of the running server, and stopped at the end.
+        Workers that start during the hunt get no agent."""
+        return cls(settings, None, "attached")
+
+    # -- getting in ---------------------------------------------------------------------------
+
+    def launch(self) -> Launch:
+        """A command started for these agents carries the channel in its environment."""
+        if self.how != "injected" or self.channel is None:
+            return Launch()
+        return Launch(self.channel.env(frames=self.settings.frames), self.channel.path / "server.log")
+
+    def start_failed(self, err: MemprobeError) -> MemprobeError:
+        """The server's own failure says it all."""
+        return err
+
+    def connect(self, reach: Reach) -> AppInfo:
+        """Wait until every worker's agent is up (attaching them first, to a running server)."""
+        self.master = reach.pid
+        deadline = time.monotonic() + self.settings.ready_timeout
+        notes = []
+        if self.how == "attached":
+            workers = worker_pids(reach.pid)
+            self._attach(workers)
+            took = sum(i.seconds for i in self._injections)
+            notes.append(f"attached to {len(workers)} workers of pid {reach.pid} with "
+                         f"{self._injections[0].method} in {took:.2f} s")
+            expected = len(workers)
         else:
-            self.channel = Channel()
-            argv = self.start_command(env=self.channel.env(frames=self.settings.frames),
-                                      log_path=self.channel.path / "server.log")
-        hellos = self._await_agents(expected_workers(argv), t0 + self.settings.ready_timeout)
-        return self._info(hellos, time.monotonic() - t0, self.cmd)
-
-    def _info(self, hellos: list[dict[str, Any]], startup: float, label: str) -> AppInfo:
+            expected = expected_workers(reach.argv)
+        hellos = self._await_agents(expected, deadline, reach)
         first = hellos[0]
         self.counted = all(h.get("served") is not None for h in hellos)
         workers = sorted(h["pid"] for h in hellos)
-        notes = [f"{len(workers)} worker{'s' if len(workers) != 1 else ''} with the agent inside "
-                 f"(pids {', '.join(map(str, workers))})"
-                 + ("" if self.master in workers else f", master pid {self.master} read from outside")]
+        notes.append(f"{len(workers)} worker{'s' if len(workers) != 1 else ''} with the agent inside "
+                     f"(pids {', '.join(map(str, workers))})"
+                     + ("" if self.master in workers else f", master pid {self.master} read from outside"))
         if not self.counted:
             notes.append("the server's requests are not counted inside it (not a gunicorn or "
                          "uvicorn app): bytes per request are per request sent")
-        return AppInfo(first.get("kind"), first.get("framework"), list(first.get("routes") or []),
-                       startup, label=label, notes=notes)
+        return AppInfo(first.get("kind"), first.get("framework"), list(first.get("routes") or []), notes=notes)
 
-    @property
-    def master(self) -> int:
-        """The server's first process (gunicorn's arbiter, uvicorn's supervisor, the app)."""
-        assert self.child is not None, "open() first"
-        return self.child.pid
+    def _attach(self, workers: list[int]) -> None:
+        from memprobe.agent import attach
 
-    def check_alive(self, grace: float = 0.0) -> None:
-        """TargetError (with the log's tail) when the server has died."""
-        if self.child is not None:
-            self.child.check_alive(grace)
+        self.channel = Channel()
+        uids = {attach.inspect_target(w).uid for w in workers}
+        if os.geteuid() == 0 and len(uids) == 1 and uids != {0}:
+            os.chown(self.channel.path, uids.pop(), -1)
+        code = START.format(channel=str(self.channel.path), frames=self.settings.frames)
+        for worker in workers:
+            self._injections.append(attach.run_in(worker, code, timeout=self.settings.ready_timeout,
+                                                  method=self.settings.attach_method))
+            self.injected.append(worker)
 
-    def _await_agents(self, expected: int, deadline: float) -> list[dict[str, Any]]:
+    def _await_agents(self, expected: int, deadline: float, reach: Reach) -> list[dict[str, Any]]:
         assert self.channel is not None
         seen: dict[int, dict[str, Any]] = {}
         stable_since = time.monotonic()
@@ -199,41 +227,48 @@ class WorkersProbe(CommandProbe):
             if now > deadline + _STABLE_S:
                 raise TargetError(f"pid {self.master}: no memprobe agent came up in its processes "
                                   "within the start timeout (does it run Python with -I, -E or -S, "
-                                  "or a server memprobe does not hook?)",
-                                  self.child.log_tail() if self.child is not None else "")
-            self.check_alive()
+                                  "or a server memprobe does not hook?)", reach.log_tail())
+            reach.check_alive()
             time.sleep(0.05)
         if self.master not in seen:
             self.procs[self.master] = _Proc(self.master, "master")
         return list(seen.values())
 
+    def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
+        """Not here: the view is run only in an app memprobe serves itself."""
+        return None
+
     def close(self) -> None:
-        """Close the channels; stop the server's process group and remove the channel directory,
-        unless the server was running before the hunt: then every agent stops tracing and the
-        server serves on, as it did before."""
+        """Every agent stops tracing (one already listening) or is stopped inside (one attached):
+        the server serves on as it did; the channels are closed."""
         try:
-            if self.adopted:
+            if self.how == "listening":
                 self._each("end", [p for p in self.procs.values() if not p.dead and p.client is not None])
         finally:
             for proc in self.procs.values():
                 if proc.client is not None:
                     proc.client.close()
+                    proc.client = None
             self._pool.shutdown(wait=True)
-            if not self.adopted:
-                try:
-                    super().close()
-                finally:
-                    if self.channel is not None:
-                        self.channel.close()
+            self._stop_attached()
 
-    def send(self, route: str, n: int, first: int) -> LoadResult:
-        """``n`` requests, a new connection each: the kernel hands connections to whichever
-        worker accepts first, and a few keep-alive connections would leave a worker with none
-        for whole rounds (measured with uvicorn --workers 2: a worker served 0 of 500)."""
-        load = send_load(self.url(route), n, first, self.settings, self.load_engine, mode="close")
-        if load.answered < load.sent:
-            self.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
-        return load
+    def _stop_attached(self) -> None:
+        from memprobe.agent import attach
+
+        for worker in self.injected:
+            if pid_alive(worker):
+                try:
+                    attach.run_in(worker, STOP, timeout=self.settings.ready_timeout,
+                                  method=self.settings.attach_method)
+                except MemprobeError:
+                    pass  # it exited meanwhile, or cannot be reached again: nothing is left to stop
+        self.injected.clear()
+
+    def cleanup(self) -> None:
+        """Remove the channel directory the hunt made (after the server stopped); one whose
+        agents were listening before the hunt stays with whoever made it."""
+        if self.channel is not None and self.how != "listening":
+            self.channel.close()
 
     # -- following the workers ----------------------------------------------------------------
 
@@ -423,41 +458,29 @@ def _memory(pid: int) -> Any:
         return None
 
 
-class RunningServerProbe(WorkersProbe):
-    """A server started earlier under ``memprobe run`` (its agents already listen in the
-    channel named in its environment), reached by the pid of its first process: hunted worker
-    by worker like a server memprobe starts, and left running."""
+def worker_pids(pid: int) -> list[int]:
+    """The Python children of ``pid`` that serve (a gunicorn master's workers, uvicorn's
+    spawned ones, a reloader's server), multiprocessing's helpers left out."""
+    from memprobe.agent import attach
 
-    def __init__(self, pid: int, channel: str, url: str, settings: HuntSettings) -> None:
-        super().__init__("{port}", settings)
-        self.base = loopback_base(url)
-        self.pid = pid
-        self.channel_path = channel
-        self.adopted = True  # memprobe run's: left serving, its channel kept
-
-    def url(self, route: str) -> str:
-        """The URL of ``route`` on the running server."""
-        return self.base + route
-
-    @property
-    def master(self) -> int:
-        """The pid the hunt was given."""
-        return self.pid
-
-    def check_alive(self, grace: float = 0.0) -> None:
-        """TargetError when the server's first process is gone."""
-        deadline = time.monotonic() + grace
-        while not pid_alive(self.pid):
-            if time.monotonic() >= deadline:
-                raise TargetError(f"pid {self.pid} exited")
-            time.sleep(0.01)
-
-    def open(self) -> AppInfo:
-        """Reach the agents already listening in the server's channel."""
-        self.channel = Channel(self.channel_path)
-        t0 = time.monotonic()
-        hellos = self._await_agents(1, t0 + self.settings.ready_timeout)
-        return self._info(hellos, time.monotonic() - t0, f"pid {self.pid} ({self.base})")
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return []
+    found = []
+    for child in children:
+        try:
+            cmdline = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if any(helper in cmdline for helper in HELPERS):
+            continue
+        try:
+            attach.inspect_target(child.pid)
+        except MemprobeError:
+            continue
+        found.append(child.pid)
+    return found
 
 
 def run_channel(pid: int) -> str | None:
