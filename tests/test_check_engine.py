@@ -201,3 +201,23 @@ def test_text_is_plain_without_a_terminal_and_names_file_line_why_and_fix(tmp_pa
     assert "\x1b[" not in text
     assert "app.py:9" in text and "why:" in text and "fix:" in text and "FAILED: 1 failed" in text
     assert "\x1b[" in render(result, "text", color=True, width=200)
+
+
+def test_the_per_file_cache_stays_bounded_across_many_edits(tmp_path: Path) -> None:
+    """A long-lived flake8 or editor process checks a file again after every save: each save is
+    a new cache key, and only the RESULTS_CACHED most recently used results are kept."""
+    from memprobe.check import engine
+
+    engine._RESULTS.clear()
+    app = tmp_path / "app.py"
+    first = tmp_path / "first.py"
+    first.write_text(LEAKY.format(comment=""))
+    kept = engine._file_result(str(first), None)[0]
+    assert [f.rule for f in kept.findings] == ["MP101"]
+    for edit in range(engine.RESULTS_CACHED + 40):
+        app.write_text(LEAKY.format(comment="") + "\n" * edit)
+        assert [f.rule for f in engine.check_file(str(app))] == ["MP101"]
+        engine.check_file(str(first))  # used at every edit: the least recently used go first
+        assert len(engine._RESULTS) <= engine.RESULTS_CACHED
+    assert len(engine._RESULTS) == engine.RESULTS_CACHED
+    assert engine._file_result(str(first), None)[0] is kept  # never evicted, never recomputed

@@ -2,6 +2,7 @@
 and idle keep-alive clients do not hold its workers. Real sockets on loopback."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -101,7 +102,7 @@ def test_a_keep_alive_connection_serves_request_after_request(serve: Callable[..
 def test_pipelined_requests_are_all_answered_in_order(serve: Callable[..., Served]) -> None:
     served = serve(hello)
     with served.connect() as sock:
-        sock.sendall(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n")
+        sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in (1, 2, 3)))
         got = b""
         while not got.endswith(b"hello /3"):
             got += sock.recv(65536)
@@ -129,7 +130,7 @@ def test_a_streamed_body_is_written_as_the_app_yields_it(serve: Callable[..., Se
 
     served = serve(stream)
     with served.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         got = b""
         sock.settimeout(3)
         try:
@@ -162,7 +163,7 @@ def test_a_large_streamed_body_is_never_held_whole(serve: Callable[..., Served])
     try:
         tracemalloc.reset_peak()
         with served.connect(timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             total = 0
             while not (total > 8 * 65536 * 16):
                 data = sock.recv(1 << 20)
@@ -191,7 +192,7 @@ def test_http_1_0_without_a_length_is_delimited_by_closing(serve: Callable[..., 
 def test_head_gets_no_body_and_the_connection_goes_on(serve: Callable[..., Served]) -> None:
     served = serve(hello)
     with served.connect() as sock:
-        sock.sendall(b"HEAD /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\n")
+        sock.sendall(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n")
         time.sleep(0)
         data = b""
         while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"hello /y"):
@@ -205,7 +206,7 @@ def test_an_app_that_fails_before_answering_gets_a_500(serve: Callable[..., Serv
 
     served = serve(broken)
     with served.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         head, _ = read_response(sock)
     assert head.startswith(b"HTTP/1.1 500")
 
@@ -218,7 +219,7 @@ def test_an_app_that_fails_mid_stream_has_its_connection_closed(serve: Callable[
 
     served = serve(half)
     with served.connect() as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         got = b""
         while chunk := sock.recv(65536):
             got += chunk
@@ -228,12 +229,12 @@ def test_an_app_that_fails_mid_stream_has_its_connection_closed(serve: Callable[
 def test_an_idle_keep_alive_client_does_not_hold_a_worker(serve: Callable[..., Served]) -> None:
     served = serve(hello, workers=1)
     with served.connect() as idle:
-        idle.sendall(b"GET /idle HTTP/1.1\r\n\r\n")
+        idle.sendall(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")
         read_response(idle)  # served, and now silent with its connection open
         with served.connect(timeout=3) as other:
-            other.sendall(b"GET /other HTTP/1.1\r\n\r\n")
+            other.sendall(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
             assert read_response(other)[1] == b"hello /other"
-        idle.sendall(b"GET /again HTTP/1.1\r\n\r\n")
+        idle.sendall(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(idle)[1] == b"hello /again"
 
 
@@ -257,5 +258,71 @@ def test_a_request_stalled_half_way_is_dropped_after_the_io_timeout(serve: Calla
         sock.sendall(b"GET / HTTP/1.1\r\nHost:")  # and nothing more
         assert sock.recv(1) == b""
     with served.connect(timeout=3) as sock:  # the worker is free again
-        sock.sendall(b"GET /next HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(sock)[1] == b"hello /next"
+
+
+def answers(served: Served, data: bytes) -> list[bytes]:
+    """The status lines the server sends for ``data`` (the client's whole stream), up to its close."""
+    with served.connect() as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    return re.findall(rb"HTTP/1\.1 [0-9]{3} [^\r\n]*", got)  # hello's bodies hold no status line
+
+
+def test_a_content_length_that_is_not_digits_is_a_400_and_its_body_is_never_a_request(
+        serve: Callable[..., Served]) -> None:
+    """Formerly taken as no body, so the body was read as the next request: here it would have
+    been a second GET."""
+    served = serve(hello)
+    body = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    for length in (b"abc", b"-5", b"+40", b"0x28", b"4 0", b""):
+        data = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n" + body
+        assert answers(served, data) == [b"HTTP/1.1 400 Bad Request"], length
+
+
+def test_conflicting_content_lengths_are_a_400(serve: Callable[..., Served]) -> None:
+    served = serve(hello)
+    for fields in (b"Content-Length: 5\r\nContent-Length: 6", b"Content-Length: 5, 6",
+                   b"Content-Length: 5\r\nContent-Length: 05"):
+        data = b"POST / HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n\r\nhello"
+        assert answers(served, data) == [b"HTTP/1.1 400 Bad Request"], fields
+    same = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello"
+    assert answers(served, same + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") == [b"HTTP/1.1 200 OK"] * 2
+
+
+def test_a_malformed_head_is_a_400_after_the_requests_before_it_are_answered(
+        serve: Callable[..., Served]) -> None:
+    """The good requests pipelined before it are served; the connection closes at the bad one,
+    and nothing after it is read."""
+    served = serve(hello)
+    good = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    for bad in (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n",  # space in a name
+                b"GET / HTTP/1.1\r\nHost: x\r\nName : v\r\n\r\n",  # space before the colon
+                b"GET / HTTP/1.1\r\nHost: x\r\nNo colon\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n folded\r\n\r\n",  # obs-fold
+                b"GET / HTTP/1.1\r\nHost: x\r\nA: n\x00ul\r\n\r\n",
+                b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET / HTTP/1.1 \r\nHost: x\r\n\r\n", b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n",  # no Host
+                b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"):
+        assert answers(served, good + bad + good) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"], bad
+    # cut short by the end of the client's stream: in the head, in the body
+    for cut in (b"GET / HTTP/1.1\r\nHost: x\r\n", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nshort"):
+        assert answers(served, good + cut) == [b"HTTP/1.1 200 OK", b"HTTP/1.1 400 Bad Request"], cut
+
+
+def test_what_memprobe_does_not_implement_is_refused_with_its_own_status(serve: Callable[..., Served]) -> None:
+    served = serve(hello)
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    assert answers(served, chunked) == [b"HTTP/1.1 501 Not Implemented"]
+    with_length = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"
+    assert answers(served, with_length) == [b"HTTP/1.1 501 Not Implemented"]
+    assert answers(served, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n") == [b"HTTP/1.1 505 HTTP Version Not Supported"]
+    long_field = b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"v" * 70_000 + b"\r\n\r\n"
+    assert answers(served, long_field) == [b"HTTP/1.1 431 Request Header Fields Too Large"]
+    long_target = b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert answers(served, long_target) == [b"HTTP/1.1 414 URI Too Long"]

@@ -129,17 +129,3 @@ def loop_thread(loop: asyncio.AbstractEventLoop) -> str:
 def is_timer(obj: Any) -> bool:
     """An event loop's scheduled callback (asyncio's or uvloop's ``TimerHandle``)."""
     return type(obj).__name__ == "TimerHandle" and callable(getattr(obj, "when", None))
-
-
-def timers_due(items: Any, loop: asyncio.AbstractEventLoop) -> tuple[int, float, float] | None:
-    """How many timers ``items`` holds, and in how many seconds the first and the last fire
-    (None when it holds none)."""
-    try:
-        handles = [h for h in list(items) if is_timer(h) and not h.cancelled()]
-    except TypeError:
-        return None
-    if not handles:
-        return None
-    now = loop.time()
-    due = [h.when() - now for h in handles]
-    return len(handles), min(due), max(due)

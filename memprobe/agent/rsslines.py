@@ -84,7 +84,7 @@ def rss_lines(app: Any, kind: str | None, route: str, requests: int, uss_per_req
     ``{"lines": [...], "calls": n, "view": "file:line function"}``, or ``{"note": ...}`` when the
     view cannot be found or memory_profiler is missing."""
     try:
-        from memory_profiler import LineProfiler  # type: ignore[import-untyped]
+        from memory_profiler import LineProfiler
     except ImportError:
         return {"note": "the native leak's line was not looked for: memory_profiler is not "
                         f"installed where the app runs ({INSTALL})"}

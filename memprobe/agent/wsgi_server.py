@@ -17,10 +17,25 @@ What a measuring run needs, and what a server living inside the measured process
 
 It implements PEP 3333's environ, Content-Length request bodies (a chunked request body is
 refused with 501), pipelining, HEAD, and nothing else a production server needs.
+
+Requests are parsed as strictly as memprobe's client parses responses (RFC 9112, the same
+decisions as h11's server, which ``tests/test_wsgi_server_h11.py`` checks on the same bytes): the
+request line is ``token SP target SP HTTP/1.x``; field names are tokens with no whitespace before
+the colon, values hold no NUL, CR, LF, VT or FF; ``Content-Length`` is digits, and repeated
+values must agree; an HTTP/1.1 request has exactly one ``Host``. Anything else, or a request cut
+short by the client's end of stream, is answered ``400`` and the connection closed, so no byte
+of a malformed request is ever read as the start of the next one. Where it knowingly differs
+from h11: empty lines before a request line are skipped (RFC 9112 section 2.2; h11 refuses
+them); an obs-fold continuation line is refused (h11 unfolds it; RFC 9112 section 5.2 allows
+either); any ``Transfer-Encoding`` is 501 (h11 reads chunked bodies); only HTTP/1.0 and
+HTTP/1.1 are served, other versions get 505 (h11 takes any ``HTTP/d.d``); HTTP/1.0 with
+``Connection: keep-alive`` is kept (h11 closes every HTTP/1.0 connection); a head may reach
+64 KiB (h11: 16 KiB), else 414 or 431.
 """
 from __future__ import annotations
 
 import io
+import re
 import selectors
 import socket
 import sys
@@ -35,10 +50,21 @@ from urllib.parse import unquote_to_bytes
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-_REASONS = {400: "Bad Request", 411: "Length Required", 500: "Internal Server Error",
-            501: "Not Implemented"}
+_REASONS = {400: "Bad Request", 411: "Length Required", 414: "URI Too Long",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented", 505: "HTTP Version Not Supported"}
 _MAX_LINE = 65536
+_MAX_HEAD = 65536
 _MAX_HEADERS = 100
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+#: method, target (visible ASCII), major and minor version; one SP between them, nothing around
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])\r?\n")
+#: name, then the value without its OWS: no NUL, CR, LF, VT or FF (h11's field-value)
+_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*+([^\x00\n\r\x0b\x0c]*?)[ \t]*\r?\n")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+#: bytes and seconds a refused request's remaining input is read for before the close
+_DRAIN_BYTES = 1 << 20
+_DRAIN_S = 2.0
 _RECV = 65536
 #: Requests served at once by default (idle keep-alive connections do not count).
 WORKERS = 16
@@ -268,35 +294,53 @@ class _Exchange:
     def _one(self) -> bool:
         conn = self.conn
         line = conn.readline()
-        while line in (b"\r\n", b"\n"):
+        while line in (b"\r\n", b"\n"):  # RFC 9112 section 2.2: skipped before a request line
             line = conn.readline()
         if not line:
+            return False  # closed between requests
+        head = self._head(line)
+        if isinstance(head, int):
+            self._error(head)
             return False
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or len(line) > _MAX_LINE:
+        method, target, version, headers = head
+        framing = _framing(headers, version == "HTTP/1.1")
+        if isinstance(framing, int):
+            self._error(framing)
+            return False
+        length, keep = framing
+        body = conn.read(length) if length else b""
+        if len(body) < length:  # the client's stream ended inside the body
             self._error(400)
             return False
-        method, target, version = parts
+        environ = self._environ(method, target, version, headers)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return _Response(self, environ, keep, method == "HEAD", version == "HTTP/1.1").run()
+
+    def _head(self, line: bytes) -> tuple[str, str, str, list[tuple[str, str]]] | int:
+        """The request line ``line`` and the header fields after it, or the status refusing them."""
+        if len(line) > _MAX_LINE:
+            return 414
+        m = _REQUEST_LINE.fullmatch(line)
+        if m is None:
+            return 400
+        if m.group(3) != b"1" or m.group(4) not in (b"0", b"1"):
+            return 505
+        size = len(line)
         headers: list[tuple[str, str]] = []
         while True:
-            raw = conn.readline()
-            if raw in (b"\r\n", b"\n", b""):
+            raw = self.conn.readline()
+            size += len(raw)
+            if size > _MAX_HEAD or len(headers) > _MAX_HEADERS:
+                return 431
+            if raw in (b"\r\n", b"\n"):
                 break
-            name, sep, value = raw.decode("latin-1").partition(":")
-            if not sep or len(headers) >= _MAX_HEADERS or len(raw) > _MAX_LINE:
-                self._error(400)
-                return False
-            headers.append((name.strip(), value.strip()))
-        environ = self._environ(method, target, version, headers)
-        if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-            self._error(501)
-            return False
-        length = environ.get("CONTENT_LENGTH", "")
-        body = conn.read(int(length)) if length.isdigit() and int(length) else b""
-        environ["wsgi.input"] = io.BytesIO(body)
-        connection = environ.get("HTTP_CONNECTION", "").lower()
-        keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-        return _Response(self, environ, keep, method == "HEAD", version == "HTTP/1.1").run()
+            # also a line cut short by the end of the stream, and an obs-fold continuation line
+            field = _FIELD.fullmatch(raw)
+            if field is None:
+                return 400
+            headers.append((field.group(1).decode("latin-1"), field.group(2).decode("latin-1")))
+        version = "HTTP/1." + chr(m.group(4)[0])
+        return m.group(1).decode("latin-1"), m.group(2).decode("latin-1"), version, headers
 
     def _environ(self, method: str, target: str, version: str,
                  headers: list[tuple[str, str]]) -> dict[str, Any]:
@@ -332,10 +376,63 @@ class _Exchange:
     def _error(self, code: int, keep: bool = False) -> None:
         text = _REASONS.get(code, "Error").encode()
         extra = "" if keep else "Connection: close\r\n"
-        self.conn.sock.sendall(
+        sock = self.conn.sock
+        sock.sendall(
             f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(text)}\r\n{extra}\r\n".encode("latin-1") + text
         )
+        if not keep:
+            _drain(sock)
+
+
+def _drain(sock: socket.socket) -> None:
+    """Half-close and read what the client still sends (for a while): closing with unread input
+    makes the kernel send a reset, which can destroy the error response before the client reads it."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + _DRAIN_S
+        drained = 0
+        while drained < _DRAIN_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sock.settimeout(left)
+            got = len(sock.recv(65536))
+            if not got:
+                break
+            drained += got
+    except OSError:
+        pass
+
+
+def _framing(headers: list[tuple[str, str]], http11: bool) -> tuple[int, bool] | int:
+    """The body's length and whether the connection is kept, or the status refusing the request:
+    Content-Length is digits and its repeats agree; a Transfer-Encoding is not implemented; an
+    HTTP/1.1 request names one Host (RFC 9112 section 3.2), an HTTP/1.0 one at most."""
+    length = ""
+    hosts = 0
+    tokens: set[str] = set()
+    chunked = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            values = {v.strip(" \t") for v in value.split(",")}
+            text = values.pop() if len(values) == 1 else ""
+            if not _DIGITS.fullmatch(text) or (length and text != length):
+                return 400  # as h11: the digits as written, so 5 and 05 conflict
+            length = text
+        elif lowered == "transfer-encoding":
+            chunked = True
+        elif lowered == "host":
+            hosts += 1
+        elif lowered == "connection":
+            tokens.update(v.strip(" \t").lower() for v in value.split(","))
+    if hosts > 1 or (http11 and not hosts):
+        return 400
+    if chunked:
+        return 501
+    keep = "close" not in tokens and (http11 or "keep-alive" in tokens)
+    return int(length or 0), keep
 
 
 class _Response:

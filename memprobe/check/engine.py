@@ -5,7 +5,9 @@
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -100,8 +102,15 @@ def check_target(target: Target, ignored: list[str], texts: dict[Path, str] | No
 
 
 #: (files, their mtimes and sizes, ignored ids) -> the result: flake8 asks once per file, and every
-#: file of one package shares one analysis
-_RESULTS: dict[tuple[object, ...], CheckResult] = {}
+#: file of one package shares one analysis. Least recently used first, at most RESULTS_CACHED: a
+#: long-lived flake8 or editor process makes a new key at every save, and the old ones are dead.
+_RESULTS: OrderedDict[tuple[object, ...], CheckResult] = OrderedDict()
+_RESULTS_LOCK = threading.Lock()
+#: One entry per package (or script) analysed: 128 covers the packages of a large repository in
+#: one flake8 pass. An entry (its key's file stamps and the CheckResult) was measured at ~6 KiB for
+#: a package of a few modules and ~37 KiB for memprobe's 103: a few MiB at most, however long
+#: the process lives.
+RESULTS_CACHED = 128
 
 
 def check_file(filename: str, text: str | None = None) -> list[Finding]:
@@ -157,12 +166,28 @@ def _file_result(filename: str, text: str | None, extra: Iterable[str] = (),
     ignored = normalise_ignores([*config_ignores(path)[0], *extra])
     on_disk = text is None or _read(path) == text
     key = (tuple(_stamp(f) for f in target.files), tuple(ignored))
-    result: CheckResult | None = _RESULTS.get(key) if on_disk else None
+    result = _cached(key) if on_disk else None
     if result is None:
         result = check_target(target, ignored, None if on_disk else {path: text or ""})
         if on_disk:
-            _RESULTS[key] = result
+            _remember(key, result)
     return result, path
+
+
+def _cached(key: tuple[object, ...]) -> CheckResult | None:
+    with _RESULTS_LOCK:
+        result = _RESULTS.get(key)
+        if result is not None:
+            _RESULTS.move_to_end(key)
+        return result
+
+
+def _remember(key: tuple[object, ...], result: CheckResult) -> None:
+    with _RESULTS_LOCK:
+        _RESULTS[key] = result
+        _RESULTS.move_to_end(key)
+        while len(_RESULTS) > RESULTS_CACHED:
+            _RESULTS.popitem(last=False)
 
 
 def _stamp(path: Path) -> tuple[str, int, int]:

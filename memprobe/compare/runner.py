@@ -18,15 +18,14 @@ from typing import Any
 from memprobe.compare import frameworks as catalog
 from memprobe.compare import production
 from memprobe.compare.settings import Settings
-from memprobe.compare.stages import CRUD_DB_ENV, CRUD_VARIANT_ENV, Crashed, Measurement, ProgressFn
+from memprobe.compare.stages import Crashed, Measurement, ProgressFn
 from memprobe.errors import LoadEngineError, TargetError
 from memprobe.http.locust_engine import LocustEngine
 from memprobe.process.child import PortTaken
-from memprobe.results.compare import STATUSES, CompareResult, FrameworkResult, Round
-from memprobe.results.envelope import SCHEMA, machine
+from memprobe.results.compare import CompareResult, FrameworkResult, Round
 
-__all__ = ["CRUD_DB_ENV", "CRUD_VARIANT_ENV", "SCHEMA", "STATUSES", "CompareResult", "Crashed",
-           "FrameworkResult", "Round", "Settings", "machine", "measure", "plan", "run"]
+#: CompareResult and Settings are re-exported: ``memprobe compare`` and bench/ take them from here
+__all__ = ["CompareResult", "Settings", "measure", "plan", "run"]
 
 
 

@@ -1,8 +1,9 @@
 """The hammer: exactly N HTTP requests (or a duration's worth) at a concurrency and a timeout.
 
 It must never be the bottleneck. ``requests`` costs ~2 ms of Python per call here, slower than
-most servers it would measure (DESIGN.md, "Facts"), so this is wrk's design in Python:
-non-blocking sockets, one poller, a small state machine per connection, keep-alive.
+most servers it would measure (README.md, "How memprobe measures, and what the numbers mean"),
+so this is wrk's design in Python: non-blocking sockets, one poller, a small state machine per
+connection, keep-alive.
 Latencies go into a fixed-size log histogram, so ten million requests cost no more memory than a
 thousand.
 """

@@ -189,13 +189,17 @@ def _report(environment: Environment) -> None:
     q = QUOTA_STATE
     q.reported = True
     q.active = False
-    environment.runner.send_message(DONE, q.figures())  # type: ignore[union-attr]
+    runner = environment.runner
+    assert runner is not None  # a worker's, set before any message comes
+    runner.send_message(DONE, q.figures())
 
 
 def _progress(environment: Environment, generation: int) -> None:
     q = QUOTA_STATE
+    runner = environment.runner
+    assert runner is not None
     while q.generation == generation and not q.reported:
-        environment.runner.send_message(PROGRESS, {"done": q.done})  # type: ignore[union-attr]
+        runner.send_message(PROGRESS, {"done": q.done})
         gevent.sleep(PROGRESS_S)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from memprobe.errors import MissingDependency
@@ -303,23 +303,3 @@ def bytes_per_request(routes: Sequence[RouteResult],
         axes[0].legend(loc="best", fontsize=7.5)
     fig.tight_layout()
     return to_svg(fig, "bytes per request per route with error bars")
-
-
-def paired_bars(names: Iterable[str], first: Sequence[float], second: Sequence[float],
-                labels: tuple[str, str], title: str, unit: str) -> str:
-    """Horizontal pairs of bars: one value of run A and of run B per name (a diff's chart)."""
-    names = [_short(n) for n in names]
-    fig, axes = _figure(6.5, 1.0 + 0.42 * len(names))
-    ax = axes[0]
-    ys = list(range(len(names)))
-    ax.barh([y - 0.2 for y in ys], first, 0.4, label=labels[0], color="#9ecae1")
-    ax.barh([y + 0.2 for y in ys], second, 0.4, label=labels[1], color="#08519c")
-    ax.set_yticks(ys)
-    ax.set_yticklabels(names)
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.set_xlabel(unit)
-    ax.grid(axis="y", visible=False)
-    ax.legend(loc="best", fontsize=7.5)
-    fig.tight_layout()
-    return to_svg(fig, title)
