@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memprobe.units import format_bytes, parse_size
+from memprobe.units import format_bytes, format_rate, parse_size
 
 #: Bytes per request a route may grow beyond its error bars before its test fails.
 DEFAULT_TOLERANCE = 32.0
@@ -126,7 +126,7 @@ def tolerance_of(value: str | None) -> float:
 
 
 def _rate(rate: dict[str, float]) -> str:
-    return f"{rate['value']:+.1f} ± {rate['error']:.1f}"
+    return format_rate(rate["value"], rate["error"])
 
 
 def _version() -> str:

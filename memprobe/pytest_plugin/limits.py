@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memprobe.units import format_bytes, parse_size
+from memprobe.units import format_bytes, format_rate, parse_size, short_path
 
 if TYPE_CHECKING:
     from memprobe.hunt import HuntResult, RouteResult
@@ -171,7 +171,7 @@ def _signals(route: RouteResult | WorkerResult, memory: str = "USS") -> str:
     for name, label in (("traced", "traced"), ("uss", memory)):
         fit = getattr(route.judgement, name)
         if fit is not None:
-            parts.append(f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {label}")
+            parts.append(f"{format_rate(fit.slope, fit.error)} B/request {label}")
     return ", ".join(parts) or "no signal"
 
 
@@ -191,7 +191,7 @@ def _worst_worker(route: RouteResult, metric: str) -> str:
 
     w = max(workers, key=lambda w: (_ORDER.get(w.verdict, 0), growth(w)))
     fit = getattr(w.judgement, metric)
-    shown = (f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {'traced' if metric == 'traced' else 'USS'}"
+    shown = (f"{format_rate(fit.slope, fit.error)} B/request {'traced' if metric == 'traced' else 'USS'}"
              if fit is not None else f"{metric} not read")
     return f"pid {w.pid}, {w.verdict}, {shown} over {w.requests:,} requests it served"
 
@@ -241,14 +241,14 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
         for w in route.workers:
             served = f"{w.requests:,} requests" if w.role == "worker" else "serves none"
             site = next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
-            where = f"; {_short(site.file)}:{site.line}" if site and w.verdict != "clean" else ""
+            where = f"; {short_path(site.file)}:{site.line}" if site and w.verdict != "clean" else ""
             held = f"; held by {w.holders[0].description}" if w.holders and w.verdict != "clean" else ""
             gone = "; respawned" if w.respawned else ""
             lines.append(f"    pid {w.pid} {w.role} ({served}): {w.verdict}, {_signals(w)}{where}{held}{gone}")
         if route.sites:
             lines.append("  top allocation sites (growth per request):")
             for site in route.sites[:5]:
-                where = f"{_short(site.file)}:{site.line}"
+                where = f"{short_path(site.file)}:{site.line}"
                 code = f"  {site.code}" if site.code else ""
                 lines.append(f"    {format_bytes(site.bytes_per_request, signed=True):>9}  "
                              f"{where}{code}")
@@ -258,16 +258,6 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
             lines.append("  no site or holder found (a native leak shows in USS only)")
         lines += [f"  note: {n}" for n in route.notes]
     return "\n".join(lines) + "\n"
-
-
-def _short(path: str) -> str:
-    import os
-
-    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 def summary_lines(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -289,7 +279,7 @@ def summary_lines(records: Iterable[dict[str, Any]]) -> list[str]:
 
 
 def _bpr(signal: dict[str, float] | None) -> str:
-    return "-" if not signal else f"{signal['value']:+.1f} ± {signal['error']:.1f}"
+    return "-" if not signal else format_rate(signal["value"], signal["error"])
 
 
 def _limit_text(limits: dict[str, Any] | None) -> str:

@@ -17,13 +17,13 @@ from memprobe.results.check import CheckResult, Finding
 from memprobe.results.compare import CompareResult, FrameworkResult
 from memprobe.results.hammer import HammerResult
 from memprobe.results.hunt import HuntResult, RouteResult
-from memprobe.units import format_bytes
+from memprobe.units import format_bytes, format_rate
 
 #: a figure's unit -> (how to show a value, whether a lower value is better)
 UNITS: dict[str, tuple[Callable[[float], str], bool | None]] = {
     "bytes": (lambda v: format_bytes(v), True),
     "growth": (lambda v: format_bytes(v, signed=True), True),
-    "B/request": (lambda v: f"{v:+.1f} B", True),
+    "B/request": (lambda v: f"{format_rate(v)} B", True),
     "req/s": (lambda v: f"{v:.0f}", False),
     "ms": (lambda v: f"{v:.2f}", True),
     "count": (lambda v: f"{v:.0f}", True),
@@ -162,7 +162,7 @@ def _bpr(route: RouteResult | None, signal: str) -> tuple[float | None, str]:
     rate = route.bytes_per_request.get(signal) if route is not None else None
     if rate is None:
         return None, ""
-    return round(float(rate), 2), f"{rate:+.1f} ± {rate.error:.1f} B"
+    return round(float(rate), 2), f"{format_rate(rate)} B"
 
 
 def _top(route: RouteResult | None, key: str) -> str | None:
