@@ -12,7 +12,7 @@ from typing import Any
 from memprobe.render import plots, renders
 from memprobe.render.check import evidence_line, findings_of
 from memprobe.render.compare import sampler_notes
-from memprobe.render.diff import RunDiff, change_text, highlights
+from memprobe.render.diff import change_text, highlights
 from memprobe.render.page import (
     Safe,
     badge,
@@ -26,6 +26,7 @@ from memprobe.render.page import (
 )
 from memprobe.results.check import CheckResult
 from memprobe.results.compare import CompareResult, Round
+from memprobe.results.diff import RunDiff
 from memprobe.results.hammer import HammerResult
 from memprobe.results.hunt import Holder, HuntResult, RouteResult, Site
 from memprobe.units import format_bytes, format_mib, format_pct, format_rate, short_path
