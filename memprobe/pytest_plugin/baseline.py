@@ -93,10 +93,9 @@ class Baseline:
         tests = dict(self.tests)
         for nodeid, mine in by_test.items():
             tests[nodeid] = entries(mine)
-        data = {"memprobe": _version(), "result": "pytest-baseline", "format": FORMAT,
-                "compared": "bytes per request of each route: the metric named, within twice the standard "
-                            "error of the difference plus the tolerance",
-                "tests": {k: tests[k] for k in sorted(tests)}}
+        from memprobe.results.plugin import BaselineResult
+
+        data = BaselineResult(tests, format=FORMAT).to_dict()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         return len(by_test)
@@ -127,9 +126,3 @@ def tolerance_of(value: str | None) -> float:
 
 def _rate(rate: dict[str, float]) -> str:
     return format_rate(rate["value"], rate["error"])
-
-
-def _version() -> str:
-    from memprobe import __version__
-
-    return __version__
