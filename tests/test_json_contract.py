@@ -1,7 +1,7 @@
 """The JSON contract: every command's JSON, from a real small run, keeps every key the code
-wrote before the result layer (tests/fixtures/json_keys/<kind>.json, saved from that code), and
+wrote before the result layer (tests/fixtures/json_keys/<kind>.json, saved from that code),
 carries the envelope (``memprobe``, ``schema``, ``result``, ``started``, ``machine``,
-``settings``, ``duration_s``).
+``settings``, ``duration_s``), and renders again through ``memprobe report``.
 
 Key paths come from tests/helpers/json_keys.py: lists are entered, maps keyed by data (statuses,
 pids) collapse to ``*``.
@@ -27,6 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 KEY_FIXTURES = REPO / "tests" / "fixtures" / "json_keys"
 
 
+#: a line of each kind's text report
+REPORT_HEADLINE = {"compare": "Memory before -> after", "hunt": "memprobe hunt ", "check": "memprobe check ",
+                   "hammer": " sent, ", "pytest": "memprobe pytest session: "}
+
+
 def saved_keys(kind: str) -> set[str]:
     """The key paths of ``kind``'s JSON as the code before the result layer wrote it."""
     return set(json.loads((KEY_FIXTURES / f"{kind}.json").read_text(encoding="utf-8")))
@@ -41,10 +46,18 @@ def assert_keeps_the_contract(kind: str, data: dict[str, Any]) -> None:
     assert isinstance(data["settings"], dict)
 
 
+def assert_reports_again(path: Path, headline: str) -> None:
+    """``memprobe report`` reads the file back: exit 0, and the text has the kind's headline."""
+    run = memprobe("report", str(path))
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert headline in run.stdout, run.stdout[:300]
+
+
 def run_json(tmp_path: Path, *args: str, codes: tuple[int, ...] = (0,), save: bool = False) -> dict[str, Any]:
     out = tmp_path / "out.json"
     run = memprobe(*args, *(() if save else ("--no-save",)), "--json", str(out))
     assert run.returncode in codes, run.stderr
+    assert_reports_again(out, REPORT_HEADLINE[args[0]])
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -106,3 +119,4 @@ def test_the_pytest_plugins_file_keeps_every_key(pytester: pytest.Pytester) -> N
     pytester.runpytest("-p", "no:randomly", "--memprobe-json", "memprobe.json")
     data = json.loads((pytester.path / "memprobe.json").read_text(encoding="utf-8"))
     assert_keeps_the_contract("pytest", data)
+    assert_reports_again(pytester.path / "memprobe.json", REPORT_HEADLINE["pytest"])

@@ -1,7 +1,9 @@
 """``memprobe report A.json [B.json] [-o OUT]``: re-render saved runs, or two side by side.
 
 The output format follows ``-o``'s suffix (.html, .md, .txt, .json; .sarif for check); without ``-o`` the text
-report goes to stdout. Two files of one kind give what changed from the first to the second.
+report goes to stdout. Two files of one kind give what changed from the first to the second, and that
+side-by-side view, written as JSON, is itself a file ``report`` reads back. Every JSON memprobe writes
+is one: the pytest plugin's session file and its baseline too.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from memprobe.errors import ExitCode
 
@@ -22,7 +25,8 @@ class ReportCommand:
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         """Add report's arguments."""
         parser.add_argument("runs", nargs="+", metavar="RUN.json",
-                            help="a JSON report written by compare, hunt, check or hammer; give two "
+                            help="a JSON report written by compare, hunt, check, hammer, report (two runs side by "
+                                 "side) or the pytest plugin (--memprobe-json, --memprobe-baseline); give two "
                                  "of one kind to see what changed from the first to the second")
         parser.add_argument("-o", "--output", metavar="FILE",
                             help="write here; the format follows the suffix: .html, .md, .txt, .json, .sarif (check) "
@@ -49,7 +53,7 @@ class ReportCommand:
         if fmt == "html":
             from memprobe.render.html import require
 
-            if runs[0].kind != "check":  # the checklist has no plots
+            if _draws_plots(result):
                 require()
         # Every file was read through its result's from_dict: what a renderer raises now is a
         # bug of memprobe's, and surfaces as one.
@@ -67,6 +71,13 @@ class ReportCommand:
             path.write_text(text, encoding="utf-8")
             print(f"wrote {path}", file=sys.stderr)
         return int(ExitCode.OK)
+
+
+def _draws_plots(result: Any) -> bool:
+    """Whether the HTML page of ``result`` has plots (the checklist and the plugin's tables have none)."""
+    if result.kind == "diff":
+        return _draws_plots(result.a)
+    return result.kind not in ("check", "pytest", "pytest-baseline")
 
 
 def _labels(paths: list[str]) -> tuple[str, str]:

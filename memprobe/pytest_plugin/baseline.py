@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memprobe.units import format_bytes, parse_size
+from memprobe.units import format_bytes, format_rate, parse_size
 
 #: Bytes per request a route may grow beyond its error bars before its test fails.
 DEFAULT_TOLERANCE = 32.0
@@ -93,10 +93,9 @@ class Baseline:
         tests = dict(self.tests)
         for nodeid, mine in by_test.items():
             tests[nodeid] = entries(mine)
-        data = {"memprobe": _version(), "result": "pytest-baseline", "format": FORMAT,
-                "compared": "bytes per request of each route: the metric named, within twice the standard "
-                            "error of the difference plus the tolerance",
-                "tests": {k: tests[k] for k in sorted(tests)}}
+        from memprobe.results.plugin import BaselineResult
+
+        data = BaselineResult(tests, format=FORMAT).to_dict()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         return len(by_test)
@@ -126,10 +125,4 @@ def tolerance_of(value: str | None) -> float:
 
 
 def _rate(rate: dict[str, float]) -> str:
-    return f"{rate['value']:+.1f} ± {rate['error']:.1f}"
-
-
-def _version() -> str:
-    from memprobe import __version__
-
-    return __version__
+    return format_rate(rate["value"], rate["error"])

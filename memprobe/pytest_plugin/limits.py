@@ -6,12 +6,13 @@ it imports nothing heavy at import time: the measuring modules load when a limit
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memprobe.units import format_bytes, parse_size
+# the plugin prints the summary that `memprobe report` shows of its JSON file
+from memprobe.render.plugin import summary_lines as summary_lines
+from memprobe.units import format_bytes, format_rate, parse_size, short_path
 
 if TYPE_CHECKING:
     from memprobe.hunt import HuntResult, RouteResult
@@ -169,7 +170,7 @@ def _signals(route: RouteResult | WorkerResult, memory: str = "USS") -> str:
     for name, label in (("traced", "traced"), ("uss", memory)):
         fit = getattr(route.judgement, name)
         if fit is not None:
-            parts.append(f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {label}")
+            parts.append(f"{format_rate(fit.slope, fit.error)} B/request {label}")
     return ", ".join(parts) or "no signal"
 
 
@@ -189,7 +190,7 @@ def _worst_worker(route: RouteResult, metric: str) -> str:
 
     w = max(workers, key=lambda w: (_ORDER.get(w.verdict, 0), growth(w)))
     fit = getattr(w.judgement, metric)
-    shown = (f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {'traced' if metric == 'traced' else 'USS'}"
+    shown = (f"{format_rate(fit.slope, fit.error)} B/request {'traced' if metric == 'traced' else 'USS'}"
              if fit is not None else f"{metric} not read")
     return f"pid {w.pid}, {w.verdict}, {shown} over {w.requests:,} requests it served"
 
@@ -239,14 +240,14 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
         for w in route.workers:
             served = f"{w.requests:,} requests" if w.role == "worker" else "serves none"
             site = next((s for s in w.sites if s.user), w.sites[0] if w.sites else None)
-            where = f"; {_short(site.file)}:{site.line}" if site and w.verdict != "clean" else ""
+            where = f"; {short_path(site.file)}:{site.line}" if site and w.verdict != "clean" else ""
             held = f"; held by {w.holders[0].description}" if w.holders and w.verdict != "clean" else ""
             gone = "; respawned" if w.respawned else ""
             lines.append(f"    pid {w.pid} {w.role} ({served}): {w.verdict}, {_signals(w)}{where}{held}{gone}")
         if route.sites:
             lines.append("  top allocation sites (growth per request):")
             for site in route.sites[:5]:
-                where = f"{_short(site.file)}:{site.line}"
+                where = f"{short_path(site.file)}:{site.line}"
                 code = f"  {site.code}" if site.code else ""
                 lines.append(f"    {format_bytes(site.bytes_per_request, signed=True):>9}  "
                              f"{where}{code}")
@@ -258,60 +259,13 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _short(path: str) -> str:
-    import os
-
-    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
-
-
-def summary_lines(records: Iterable[dict[str, Any]]) -> list[str]:
-    """The terminal summary: one line per measured route of every measured test."""
-    rows = [("test", "route", "verdict", "traced B/req", "USS B/req", "limit", "result")]
-    for rec in records:
-        status = rec.get("outcome", "?").upper()
-        limit = _limit_text(rec.get("limits"))
-        if rec.get("error") and not rec.get("routes"):
-            rows.append((rec["nodeid"], "-", "error", "-", "-", limit, status))
-            continue
-        for route in rec.get("routes") or []:
-            bpr = route.get("bytes_per_request") or {}
-            memory = "" if route.get("memory", "uss") == "uss" else f" {route['memory'].upper()}"
-            rows.append((rec["nodeid"], route["route"], route["verdict"], _bpr(bpr.get("traced")),
-                         _bpr(bpr.get("uss")) + memory, limit, status))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-
-
-def _bpr(signal: dict[str, float] | None) -> str:
-    return "-" if not signal else f"{signal['value']:+.1f} ± {signal['error']:.1f}"
-
-
-def _limit_text(limits: dict[str, Any] | None) -> str:
-    if not limits:
-        return "(fixture)"
-    parts = []
-    metric = "" if limits["metric"] == "traced" else " USS"
-    if limits.get("per_request_bytes") is not None:
-        parts.append(f"{format_bytes(limits['per_request_bytes'])}/req{metric}")
-    if limits.get("growth_bytes") is not None:
-        parts.append(f"{format_bytes(limits['growth_bytes'])} total{metric}")
-    if limits.get("leak") is False:
-        parts.append("no leak")
-    elif limits.get("leak") is True:
-        parts.append("expects a leak")
-    return ", ".join(parts) or "-"
-
-
 def write_json(path: Path, records: list[dict[str, Any]], *, started: str | None = None,
                duration_s: float | None = None) -> None:
     """Write the session's records after the envelope: ``{"memprobe": version, "schema": 1,
     "result": "pytest", ..., "tests": [...]}``."""
-    from memprobe.results.envelope import envelope
+    from memprobe.results.envelope import Envelope, now
+    from memprobe.results.plugin import PytestResult
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {**envelope("pytest", settings={}, duration_s=duration_s, started=started), "tests": records}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    result = PytestResult(records, duration_s, envelope=Envelope(started or now()))
+    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")

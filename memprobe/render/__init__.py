@@ -38,6 +38,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
 #: formats whose renderers live in a module of their own (the others: one module per result kind)
 _FORMAT_MODULES = {"html": "memprobe.render.html", "sarif": "memprobe.render.sarif",
                    "mprof": "memprobe.render.mprof"}
+#: kinds whose renderers (every format's) live in a module not named after the kind
+_KIND_MODULES = {"pytest": "memprobe.render.plugin", "pytest-baseline": "memprobe.render.plugin"}
 
 
 def renders(fmt: str, kind: str) -> Callable[[RenderFn], RenderFn]:
@@ -57,7 +59,7 @@ def render(result: Result, fmt: str, **options: Any) -> str:
         return json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n"
     key = (fmt, result.kind)
     if key not in _REGISTRY:
-        module = _FORMAT_MODULES.get(fmt, f"memprobe.render.{result.kind}")
+        module = _KIND_MODULES.get(result.kind) or _FORMAT_MODULES.get(fmt, f"memprobe.render.{result.kind}")
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:

@@ -14,13 +14,9 @@ from memprobe.http.load import LoadResult
 from memprobe.render import renders
 from memprobe.render.terminal import sampler_stopped, to_text
 from memprobe.results.compare import CompareResult, FrameworkResult, Round
-from memprobe.units import format_bytes
+from memprobe.units import format_bytes, format_change_short, format_kib, format_mib, format_pct
 
 MEMORY_FIELDS = ("rss", "uss", "pss", "vms", "swap")
-
-
-def _pct(p: float | None) -> str:
-    return "-" if p is None else f"{p:+.1f} %"
 
 
 def _value(reading: Any, field: str) -> Any:
@@ -32,7 +28,7 @@ def _memory_cells(r: Round, field: str) -> tuple[str, str, str, str]:
         format_bytes(_value(r.before, field)),
         format_bytes(_value(r.after, field)),
         format_bytes((r.change or {}).get(field), signed=True),
-        _pct((r.change_pct or {}).get(field)),
+        format_pct((r.change_pct or {}).get(field)),
     )
 
 
@@ -40,7 +36,7 @@ def _before_after(r: Round, field: str) -> str:
     b, a = _value(r.before, field), _value(r.after, field)
     if b is None or a is None:
         return "-"
-    return f"{b / 2**20:.1f} → {a / 2**20:.1f}"
+    return f"{format_mib(b)} → {format_mib(a)}"
 
 
 def _compact_delta(r: Round, field: str) -> str:
@@ -48,7 +44,7 @@ def _compact_delta(r: Round, field: str) -> str:
     pct = (r.change_pct or {}).get(field)
     if d is None:
         return "-"
-    size = f"{d / 2**20:+.1f}M" if abs(d) >= 2**20 else f"{d / 1024:+.0f}K"
+    size = format_change_short(d)
     return size if pct is None else f"{size} {pct:+.1f}%"
 
 
@@ -159,14 +155,13 @@ def text(result: CompareResult, color: bool = False, width: int = 140) -> str:
     return to_text(*parts, color=color, width=width)
 
 
-def _mib(value: int | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 2**20:+.2f}" if signed else f"{value / 2**20:.1f}"
-
-
 STEP_HEADER = ["stack", "request", "sent", "failed", "req/s", "mean ms", "p50 ms", "p90 ms",
                "p99 ms", "uss after MiB", "Δ uss MiB"]
+
+
+def _process_cells(after: dict[str, Any], delta: dict[str, Any]) -> list[str]:
+    return ([format_mib(after.get(f)) for f in ("rss", "uss", "pss")]
+            + [format_mib(delta.get(f), signed=True) for f in ("uss", "pss")])
 
 
 def _steps_table(result: CompareResult) -> tuple[str, list[str], list[list[str]]]:
@@ -178,8 +173,8 @@ def _steps_table(result: CompareResult) -> tuple[str, list[str], list[list[str]]
             rows.append([row.stack, step["name"], str(req["sent"]), str(req["failed"]),
                          f"{step['throughput_rps']:.0f}", f"{lat['mean']:.2f}", f"{lat['p50']:.2f}",
                          f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
-                         _mib((step.get("after") or {}).get("uss")),
-                         _mib((step.get("delta") or {}).get("uss"), signed=True)])
+                         format_mib((step.get("after") or {}).get("uss")),
+                         format_mib((step.get("delta") or {}).get("uss"), signed=True)])
     return "Per request kind (in the order sent)", STEP_HEADER, rows
 
 
@@ -195,12 +190,9 @@ def _process_table(result: CompareResult) -> tuple[str, list[str], list[list[str
             continue
         for e in entries:
             a, d = e.get("after") or {}, e.get("delta") or {}
-            rows.append([row.stack, e["role"], str(e["pid"]), _mib(a.get("rss")), _mib(a.get("uss")),
-                         _mib(a.get("pss")), _mib(d.get("uss"), True), _mib(d.get("pss"), True)])
-        d = fig.change or {}
-        rows.append([row.stack, f"sum of {len(entries)}", "", _mib(_value(fig.after, "rss")),
-                     _mib(_value(fig.after, "uss")), _mib(_value(fig.after, "pss")), _mib(d.get("uss"), True),
-                     _mib(d.get("pss"), True)])
+            rows.append([row.stack, e["role"], str(e["pid"])] + _process_cells(a, d))
+        after = {f: _value(fig.after, f) for f in ("rss", "uss", "pss")}
+        rows.append([row.stack, f"sum of {len(entries)}", ""] + _process_cells(after, fig.change or {}))
     return "Processes after the run (master and workers; the sum is the row's 'after')", PROCESS_HEADER, rows
 
 
@@ -218,9 +210,9 @@ def _spread_table(rows: list[FrameworkResult]) -> Table:
             if s is None:
                 cells.append("-")
             elif k.endswith("_after"):
-                cells.append(f"{s['min'] / 2**20:.1f} - {s['max'] / 2**20:.1f} MiB")
+                cells.append(f"{format_mib(s['min'])} - {format_mib(s['max'])} MiB")
             elif k.endswith("_delta"):
-                cells.append(f"{s['min'] / 1024:+.0f} - {s['max'] / 1024:+.0f} KiB")
+                cells.append(f"{format_kib(s['min'], signed=True)} - {format_kib(s['max'], signed=True)} KiB")
             else:
                 cells.append(f"{s['min']:.1f} - {s['max']:.1f}")
         table.add_row(*cells)

@@ -12,7 +12,7 @@ from typing import Any
 from memprobe.render import plots, renders
 from memprobe.render.check import evidence_line, findings_of
 from memprobe.render.compare import sampler_notes
-from memprobe.render.diff import RunDiff, change_text, highlights
+from memprobe.render.diff import change_text, highlights
 from memprobe.render.page import (
     Safe,
     badge,
@@ -26,9 +26,10 @@ from memprobe.render.page import (
 )
 from memprobe.results.check import CheckResult
 from memprobe.results.compare import CompareResult, Round
+from memprobe.results.diff import RunDiff
 from memprobe.results.hammer import HammerResult
-from memprobe.results.hunt import Holder, HuntResult, Rate, RouteResult, Site
-from memprobe.units import format_bytes
+from memprobe.results.hunt import Holder, HuntResult, RouteResult, Site
+from memprobe.units import format_bytes, format_mib, format_pct, format_rate, short_path
 
 _SITES = 8
 _TYPES = 10
@@ -41,12 +42,8 @@ def require() -> None:
     plots.pyplot()
 
 
-def _mib(v: float | None) -> str:
-    return "-" if v is None else f"{v / 2**20:.1f}"
-
-
 def _pct(p: float | None) -> str:
-    return "" if p is None else f" ({p:+.1f} %)"
+    return "" if p is None else f" ({format_pct(p)})"
 
 
 def _settings_line(pairs: list[tuple[str, Any]]) -> str:
@@ -77,7 +74,7 @@ def compare(result: CompareResult) -> str:
         for f in ("rss", "uss", "pss"):
             before = getattr(fig.before, f) if fig.before else None
             after = getattr(fig.after, f) if fig.after else None
-            row.append(Safe(esc(f"{_mib(before)} → {_mib(after)}") + Safe("<br>")
+            row.append(Safe(esc(f"{format_mib(before)} → {format_mib(after)}") + Safe("<br>")
                             + tag("span", format_bytes(delta.get(f), signed=True) + _pct(pct.get(f)),
                                   cls="small muted")))
         row.append(format_bytes(delta.get("vms"), signed=True))
@@ -152,10 +149,6 @@ def _spread_cell(key: str, spread: dict[str, Any] | None) -> str:
 
 # -- hunt ------------------------------------------------------------------------------------
 
-def _bpr(rate: Rate | None) -> str:
-    return "-" if rate is None else f"{rate:+.1f} ± {rate.error:.1f}"
-
-
 def _verdict(result: HuntResult) -> Safe:
     routes = result.routes
     verdict = result.verdict or "none"
@@ -167,8 +160,8 @@ def _verdict(result: HuntResult) -> Safe:
         worst = result.worst
         words = (f"LEAK ({result.leak_kind or '?'}) on {', '.join(leaks)} "
                  f"({len(leaks)} of {len(routes)} routes); "
-                 f"worst {worst.route if worst else None}: {_bpr(bpr['traced'])} B/request traced, "
-                 f"{_bpr(bpr['uss'])} B/request {worst.memory_name if worst else 'USS'}")
+                 f"worst {worst.route if worst else None}: {format_rate(bpr['traced'])} B/request traced, "
+                 f"{format_rate(bpr['uss'])} B/request {worst.memory_name if worst else 'USS'}")
     elif verdict == "bounded":
         from memprobe.render.hunt import bounded_words
 
@@ -180,22 +173,16 @@ def _verdict(result: HuntResult) -> Safe:
     return tag("div", Safe(badge(verdict) + " " + esc(words)), cls=f"verdict {verdict}")
 
 
-def _short(path: str) -> str:
-    from memprobe.render.hunt import short_path
-
-    return short_path(path)
-
-
 def _sites(sites: list[Site]) -> Safe:
     rows = []
     for i, s in enumerate(sites[:_SITES], 1):
-        where = tag("span", f"{_short(s.file)}:{s.line}", cls="mono")
+        where = tag("span", f"{short_path(s.file)}:{s.line}", cls="mono")
         if s.user:
             where = Safe(where + " " + badge("your code", "info"))
         code = tag("pre", s.code) if s.code else Safe("")
         frames = s.traceback
         if frames:
-            tb = join(tag("li", Safe(tag("span", f"{_short(f.get('file', '?'))}:{f.get('line')}", cls="mono")
+            tb = join(tag("li", Safe(tag("span", f"{short_path(f.get('file', '?'))}:{f.get('line')}", cls="mono")
                                      + (" ←" if f.get("user") else ""))) for f in frames)
             summary = tag("summary", f"traceback ({len(frames)} frames, oldest first)")
             code = Safe(code + tag("details", Safe(summary + tag("ol", tb))))
@@ -233,7 +220,7 @@ def _site_cell(site: Site | None) -> Any:
         return ""
     import os
 
-    where = tag("span", f"{os.path.basename(site.file)}:{site.line}", cls="mono", title=_short(site.file))
+    where = tag("span", f"{os.path.basename(site.file)}:{site.line}", cls="mono", title=short_path(site.file))
     if site.user:
         where = Safe(where + " " + badge("your code", "info"))
     return tag("span", where, cls="nowrap")
@@ -248,8 +235,8 @@ def _workers(route: RouteResult) -> Safe:
     for w in route.workers:
         bpr = w.bytes_per_request
         row = [tag("span", w.pid, cls="mono"), tag("span", w.role, cls="nowrap"),
-               w.requests if w.role == "worker" else "-", badge(w.verdict or "?"), _bpr(bpr["traced"]),
-               _bpr(bpr["uss"]), _site_cell(worker_site(w)), worker_holder(w)]
+               w.requests if w.role == "worker" else "-", badge(w.verdict or "?"), format_rate(bpr["traced"]),
+               format_rate(bpr["uss"]), _site_cell(worker_site(w)), worker_holder(w)]
         rows.append(row + ([respawned_note(w)] if respawns else []))
     served = sum(w.requests for w in route.workers if w.role == "worker")
     parts: list[Any] = [
@@ -279,8 +266,8 @@ def _route(route: RouteResult, warmup: int) -> Safe:
         tag("p", route.judgement.reason or ""),
         *_explained(route),
         *([tag("p", said, cls="muted")] if (said := sensitivity_sentence(route)) else []),
-        definition_list([("traced heap", f"{_bpr(bpr['traced'])} B/request"),
-                         (memory, f"{_bpr(bpr['uss'])} B/request"),
+        definition_list([("traced heap", f"{format_rate(bpr['traced'])} B/request"),
+                         (memory, f"{format_rate(bpr['uss'])} B/request"),
                          ("requests measured", route.requests),
                          ("load", _load_line(route.load)),
                          ("took", f"{route.duration_s:.1f} s")]),
@@ -335,7 +322,7 @@ def hunt(result: HuntResult) -> str:
     body += [tag("p", f"note: {n}", cls="muted") for n in result.notes]
     if routes:
         rows = [[tag("a", r.route, href=f"#route-{i}"), badge(r.verdict or "?"), r.kind or "-",
-                 _bpr(r.bytes_per_request["traced"]), _bpr(r.bytes_per_request["uss"]),
+                 format_rate(r.bytes_per_request["traced"]), format_rate(r.bytes_per_request["uss"]),
                  r.holders[0].description if r.holders and r.verdict != "clean" else ""]
                 for i, r in enumerate(routes)]
         from memprobe.render.hunt import memory_name

@@ -15,34 +15,12 @@ from rich.text import Text
 
 from memprobe.render import renders
 from memprobe.render.terminal import to_text
-from memprobe.results.hunt import Holder, HuntResult, Rate, RouteResult, Site, WorkerResult
-from memprobe.units import format_bytes
+from memprobe.results.hunt import Holder, HuntResult, RouteResult, Site, WorkerResult
+from memprobe.units import format_bytes, format_rate, short_path
 
 _STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green"}
 _SITES_SHOWN = 5
 _TB_SHOWN = 4
-
-
-def short_path(path: str) -> str:
-    """A path as a user reads it: relative to the working directory, or from the installed
-    package's name (``werkzeug/exceptions.py``), or the file name."""
-    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return path
-    if not rel.startswith(".." + os.sep):
-        return rel
-    parts = path.split(os.sep)
-    return os.sep.join(parts[-2:]) if "python3" in path else path
-
-
-def _bpr(rate: Rate | None) -> str:
-    if rate is None:
-        return "-"
-    return f"{rate:+.1f} ± {rate.error:.1f}"
 
 
 def _settings(result: HuntResult) -> str:
@@ -146,7 +124,7 @@ def text(result: HuntResult, color: bool = False, width: int = 120) -> str:
     for r in result.routes:
         bpr = r.bytes_per_request
         table.add_row(r.route, Text(r.verdict, style=_STYLE.get(r.verdict, "")),
-                      r.kind or "-", _bpr(bpr["traced"]), _bpr(bpr["uss"]), _top_holder(r))
+                      r.kind or "-", format_rate(bpr["traced"]), format_rate(bpr["uss"]), _top_holder(r))
     parts += [Text(""), table]
     reached = [x for x in (sensitivity_sentence(r) for r in result.routes) if x]
     if reached:
@@ -202,8 +180,8 @@ def _workers_table(result: HuntResult) -> Table:
             note = respawned_note(w)
             table.add_row(r.route if i == 0 else "", str(w.pid), w.role,
                           str(w.requests) if w.role == "worker" else "-",
-                          Text(w.verdict, style=_STYLE.get(w.verdict, "")), _bpr(bpr["traced"]),
-                          _bpr(bpr["uss"]), _worker_site(w), "; ".join(x for x in (held, note) if x))
+                          Text(w.verdict, style=_STYLE.get(w.verdict, "")), format_rate(bpr["traced"]),
+                          format_rate(bpr["uss"]), _worker_site(w), "; ".join(x for x in (held, note) if x))
     return table
 
 
@@ -317,7 +295,7 @@ def markdown(result: HuntResult) -> str:
     for r in result.routes:
         bpr = r.bytes_per_request
         out.append(f"| `{r.route}` | **{r.verdict}** | {r.kind or '-'} | "
-                   f"{_bpr(bpr['traced'])} | {_bpr(bpr['uss'])} | {_top_holder(r)} |")
+                   f"{format_rate(bpr['traced'])} | {format_rate(bpr['uss'])} | {_top_holder(r)} |")
     reached = [x for x in (sensitivity_sentence(r) for r in result.routes) if x]
     if reached:
         out += [""] + [f"- {x}" for x in reached]
@@ -334,7 +312,7 @@ def markdown(result: HuntResult) -> str:
                 where = (f"`{_worker_site(w)}`" + (" (your code)" if site.user else "") if site else "")
                 out.append(f"| `{r.route}` | {w.pid} | {w.role} | "
                            f"{w.requests if w.role == 'worker' else '-'} | **{w.verdict}** | "
-                           f"{_bpr(bpr['traced'])} | {_bpr(bpr['uss'])} | {where} | {worker_holder(w)} | "
+                           f"{format_rate(bpr['traced'])} | {format_rate(bpr['uss'])} | {where} | {worker_holder(w)} | "
                            f"{respawned_note(w)} |")
     for r in result.routes:
         if r.verdict == "clean":

@@ -15,19 +15,24 @@ from typing import Any, Callable
 from memprobe.errors import UsageError
 from memprobe.results.check import CheckResult
 from memprobe.results.compare import CompareResult
+from memprobe.results.diff import COMPARABLE, RunDiff
 from memprobe.results.envelope import SCHEMA
 from memprobe.results.hammer import HammerResult
 from memprobe.results.hunt import HuntResult
+from memprobe.results.plugin import BaselineResult, PytestResult
 
-#: result kind -> its ``from_dict``
+#: result kind -> its ``from_dict``: every JSON memprobe writes (the measuring commands', the
+#: side-by-side view ``report A.json B.json -o diff.json`` writes, the pytest plugin's session
+#: file and its baseline)
 KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "compare": CompareResult.from_dict,
-    "hunt": HuntResult.from_dict,
-    "check": CheckResult.from_dict,
-    "hammer": HammerResult.from_dict,
+    **COMPARABLE,
+    "diff": RunDiff.from_dict,
+    "pytest": PytestResult.from_dict,
+    "pytest-baseline": BaselineResult.from_dict,
 }
 
-__all__ = ["KINDS", "SCHEMA", "CheckResult", "CompareResult", "HammerResult", "HuntResult", "load", "read"]
+__all__ = ["KINDS", "SCHEMA", "BaselineResult", "CheckResult", "CompareResult", "HammerResult", "HuntResult",
+           "PytestResult", "RunDiff", "load", "read"]
 
 
 def kind_of(data: Any, source: str) -> str:
@@ -43,7 +48,7 @@ def kind_of(data: Any, source: str) -> str:
         kind = data["kind"]
     if not isinstance(kind, str):
         raise UsageError(f"{source}: not a memprobe result (no \"result\" key); memprobe reports "
-                         f"are the .json files compare, hunt, check and hammer write")
+                         f"are the .json files compare, hunt, check, hammer, report and the pytest plugin write")
     if kind not in KINDS:
         raise UsageError(f"{source}: cannot render a {kind!r} result (known: {', '.join(KINDS)})")
     schema = data.get("schema")

@@ -11,6 +11,7 @@ from typing import Any
 
 from memprobe.results.envelope import Envelope
 from memprobe.results.hunt_settings import MODES, SIGNALS, UNTRACED_MODES, HuntSettings
+from memprobe.units import format_rate
 
 __all__ = ["MODES", "SIGNALS", "UNTRACED_MODES", "HuntSettings", "Rate", "Reading", "Fit", "Judgement",
            "Site", "Holder", "Judged", "WorkerResult", "RouteResult", "HuntResult", "memory_name",
@@ -494,9 +495,9 @@ class HuntResult:
         j = worst.judgement
         sig = []
         if j.traced:
-            sig.append(f"{j.traced.slope:+.1f} ± {j.traced.error:.1f} B/request traced")
+            sig.append(f"{format_rate(j.traced.slope, j.traced.error)} B/request traced")
         if j.uss:
-            sig.append(f"{j.uss.slope:+.1f} ± {j.uss.error:.1f} B/request {worst.memory_name}")
+            sig.append(f"{format_rate(j.uss.slope, j.uss.error)} B/request {worst.memory_name}")
         kind = f" ({worst.kind})" if worst.kind and worst.verdict == "leak" else ""
         where = f" on {worst.route}" if len(self.routes) > 1 or worst.verdict != "clean" else ""
         leaks = sum(r.verdict == "leak" for r in self.routes)
