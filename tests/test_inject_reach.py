@@ -172,3 +172,15 @@ def test_the_pth_goes_with_its_channel_and_a_killed_runs_is_removed_by_the_next(
     assert not pth.exists() and kept.exists()
     alive.close()
     assert not kept.exists() and not alive.path.exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_process_that_execs_another_program_leaves_no_agent_socket(channel: Channel, no_orphans: None) -> None:
+    code = "import os, shutil; os.execv(shutil.which('sleep'), ['sleep', '30'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=channel.env())
+    try:
+        wait_until(lambda: psutil.Process(proc.pid).cmdline()[:1] == ["sleep"], 10, "the exec")
+        assert channel.agents() == {}
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
