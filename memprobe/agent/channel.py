@@ -19,7 +19,7 @@ socket, one that exits removes it, one that was killed leaves a socket nobody li
   it in every process of that environment, ``-I``, ``-E`` and a dropped ``PYTHONPATH`` included:
   ``-I`` and ``-E`` ignore the ``PYTHON*`` variables but leave ``os.environ`` whole, so the gate,
   ``$MEMPROBE_CHANNEL`` equal to this channel, still holds. Its one executable line compares
-  that variable and stops (~0.1 µs; ~15 µs a process for reading the file), so every other
+  that variable and stops (~1 µs; 40 to 60 µs a process with reading the file), so every other
   Python process of the environment, other memprobe runs' included, pays nothing more. It needs
   a writable site-packages: where there is none (a system Python), only the first way remains.
 
