@@ -1,6 +1,8 @@
 """The agent in a process memprobe did not start as its own child: injected at interpreter start
-(the bootstrap's ``sitecustomize``, for every Python process of ``hunt --cmd`` and ``memprobe
-run``) or into a process that is already running (attach).
+(for every Python process of ``hunt --cmd`` and ``memprobe run``, by the bootstrap's
+``sitecustomize`` on ``PYTHONPATH`` and by a gated ``.pth`` in site-packages, whichever comes
+first: :mod:`memprobe.agent.channel` says why both) or into a process that is already running
+(attach).
 
 :func:`start` is the one entry for both: it opens the agent's control socket,
 ``CHANNEL/<pid>.sock``, in a directory memprobe created 0700, and answers there with the same
@@ -16,7 +18,9 @@ that is going to fork, and none in helpers that serve nothing:
   worker of ``--workers``, which multiprocessing *spawns*, so they import this bootstrap
   themselves) starts one; the supervisor and multiprocessing's resource tracker do not;
 * any other Python program: the agent starts at once, and ``os.register_at_fork`` gives every
-  child it forks an agent of its own (a forked child inherits neither the thread nor the socket).
+  child it forks an agent of its own (a forked child inherits neither the thread nor the socket);
+* a process that re-executes itself (``os.exec*``) removes its socket first; the new image
+  arms again if it reads the bootstrap or the ``.pth`` (:mod:`memprobe.agent.channel`).
 
 Requests are counted inside the process by wrapping the app the server loaded (the WSGI callable
 gunicorn calls, the ASGI app uvicorn calls): it works for every gunicorn worker class (sync,
@@ -204,6 +208,7 @@ def bootstrap() -> None:
     if _is_helper(argv):
         return
     os.register_at_fork(after_in_child=_after_fork)
+    _release_before_exec()
     _PostImport.install({"gunicorn.workers.base": _patch_gunicorn, "gunicorn.config": _patch_gunicorn_config,
                          "uvicorn.config": _patch_uvicorn})
     if not _is_launcher(argv) and "--multiprocessing-fork" not in argv:
@@ -240,6 +245,36 @@ def _after_fork() -> None:
     channel = os.environ.get(ENV_CHANNEL)
     if channel:
         _start_quietly(channel)
+
+
+def _release_before_exec() -> None:
+    """Make ``os.execv`` and ``os.execve`` (and so every ``os.exec*``) remove this process's
+    agent socket first: the new image keeps the pid, so a socket left behind would name an
+    agent that no longer listens (until the new image, if it is Python and armed, opens its
+    own at the same path). If the exec fails, the agent listens again."""
+    for name in ("execv", "execve"):
+        original = getattr(os, name)
+        if getattr(original, "_memprobe", False):
+            continue
+
+        def patched(*args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            global _running
+            running, _running = _running, None
+            if running is None or running.pid != os.getpid():
+                return _original(*args, **kwargs)
+            running.sock.close()
+            try:
+                os.unlink(running.path)
+            except FileNotFoundError:
+                pass
+            try:
+                return _original(*args, **kwargs)
+            except BaseException:
+                _start_quietly(os.path.dirname(running.path))
+                raise
+
+        patched._memprobe = True  # type: ignore[attr-defined]
+        setattr(os, name, patched)
 
 
 def _serving(app: Any, kind: str) -> None:

@@ -1,8 +1,9 @@
 """memprobe's bootstrap: this directory goes first on ``PYTHONPATH`` of a command memprobe starts
 (``hunt --cmd``, ``memprobe run``), so every Python process of the command imports this module at
-start-up, before the app. It arms memprobe's agent (:func:`memprobe.agent.inject.bootstrap`) and
-then runs the user's own ``sitecustomize``, if there is one further down the path, as Python
-would have without memprobe (the way coverage.py's and ddtrace-run's bootstraps chain).
+start-up, before the app. It arms memprobe's agent (``arm.py``; a no-op where the gated ``.pth``
+memprobe writes into site-packages armed it already, see :mod:`memprobe.agent.channel`) and then
+runs the user's own ``sitecustomize``, if there is one further down the path, as Python would
+have without memprobe (the way coverage.py's and ddtrace-run's bootstraps chain).
 
 Nothing here may break the process: any failure of memprobe's part is one line on stderr.
 """
@@ -10,18 +11,6 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _arm() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("memprobe") is None:
-        # memprobe is not installed where the command's Python looks: use the copy this file
-        # belongs to, last on the path so that it shadows nothing of the app's.
-        sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(_HERE))))
-    from memprobe.agent.inject import bootstrap
-
-    bootstrap()
 
 
 def _chain() -> None:
@@ -45,8 +34,8 @@ def _chain() -> None:
             sys.modules["sitecustomize"] = ours
 
 
-try:
-    _arm()
-except Exception as err:  # the app must start even when memprobe cannot
-    print(f"memprobe: agent not armed in pid {os.getpid()}: {type(err).__name__}: {err}", file=sys.stderr)
+if os.environ.get("MEMPROBE_CHANNEL"):
+    import runpy
+
+    runpy.run_path(os.path.join(_HERE, "arm.py"))  # never raises; does nothing if a .pth armed first
 _chain()
