@@ -19,6 +19,7 @@ import pytest
 
 from memprobe.errors import TargetError
 from memprobe.process import child as child_module
+from memprobe.process import group as group_module
 from memprobe.process.child import LOOPBACK, Child, free_port
 from tests import conftest
 from tests.conftest import SERVERS, start_behaviours
@@ -124,7 +125,7 @@ def test_children_are_started_without_python_code_between_fork_and_exec(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_trampoline_used_without_setpriv_also_makes_the_child_die_with_its_parent(
         monkeypatch: pytest.MonkeyPatch, no_orphans: None) -> None:
-    monkeypatch.setattr(child_module, "_setpriv", lambda: None)
+    monkeypatch.setattr(group_module, "_setpriv", lambda: None)
     with start_behaviours() as child:
         status = open(f"/proc/{child.pid}/cmdline", "rb").read().split(b"\0")
         assert b"behaviours.py" in status[1]  # the trampoline exec'd the server in its place

@@ -14,6 +14,7 @@ import pytest
 
 from memprobe.errors import TargetError
 from memprobe.process.child import LOOPBACK, Child, free_port
+from memprobe.process.group import exited, spawn, stop_group, wait_exit
 from tests.conftest import REPO, SERVERS, start_behaviours, wait_until
 
 pytestmark = pytest.mark.slow
@@ -123,3 +124,87 @@ def test_a_name_with_slashes_still_gets_a_log(no_orphans: None) -> None:
     with child:
         assert child.log_path is not None and child.log_path.parent.is_dir()
         assert "behaviours server starting" in child.log_tail()
+
+
+# --- spawn and stop_group: a raw process in a group of its own ---------------------------------
+
+#: A leader that starts a grandchild in its group, says both pids, and waits.
+FORKING = ("import os,subprocess,sys,time\n"
+           "p=subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)'])\n"
+           "print(os.getpid(), p.pid, flush=True)\n"
+           "time.sleep(60)")
+
+
+def spawn_forking() -> tuple[subprocess.Popen[bytes], psutil.Process]:
+    """A :data:`FORKING` leader started with :func:`spawn`, and its grandchild."""
+    proc = spawn([sys.executable, "-c", FORKING], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    leader, grandchild = map(int, proc.stdout.readline().split())
+    proc.stdout.close()
+    assert leader == proc.pid  # the command runs in the wrapper's place, not under it
+    return proc, psutil.Process(grandchild)
+
+
+@pytest.fixture
+def killpg_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The group ids every ``os.killpg`` is sent to while the test runs."""
+    calls: list[int] = []
+    real = os.killpg
+
+    def spy(pgid: int, sig: int) -> None:
+        calls.append(pgid)
+        real(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", spy)
+    return calls
+
+
+def test_stop_group_ends_the_leader_and_what_it_forked(no_orphans: None) -> None:
+    proc, grandchild = spawn_forking()
+    assert os.getpgid(grandchild.pid) == proc.pid  # its own group, the grandchild in it
+    assert stop_group(proc, timeout=5) == -signal.SIGTERM
+    grandchild.wait(10)
+    assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).ppid() != os.getpid()
+
+
+def test_a_leader_that_died_first_is_held_until_its_group_is_ended(no_orphans: None) -> None:
+    proc, grandchild = spawn_forking()
+    os.kill(proc.pid, signal.SIGKILL)
+    assert wait_exit(proc, 10) and exited(proc)
+    assert proc.returncode == -signal.SIGKILL and proc.poll() == -signal.SIGKILL
+    assert psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE  # not reaped: the pid is ours
+    assert grandchild.is_running()
+    assert stop_group(proc) == -signal.SIGKILL
+    grandchild.wait(10)
+
+
+def test_a_leader_that_ignores_sigterm_is_killed_after_the_timeout(no_orphans: None) -> None:
+    proc = spawn([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+                  " print(flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert stop_group(proc, timeout=0.2) == -signal.SIGKILL
+
+
+def test_stopping_a_leader_reaped_elsewhere_signals_nothing(no_orphans: None, killpg_calls: list[int]) -> None:
+    proc = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc.kill()
+    proc.wait()  # reaped: from here its pid, and so its group id, may be anyone's
+    assert stop_group(proc) == -signal.SIGKILL
+    assert killpg_calls == []
+
+
+def test_stop_group_twice_signals_only_while_the_leader_is_ours(no_orphans: None, killpg_calls: list[int]) -> None:
+    proc = spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert stop_group(proc) == -signal.SIGTERM
+    sent = len(killpg_calls)
+    assert stop_group(proc) == -signal.SIGTERM
+    assert len(killpg_calls) == sent
+
+
+def test_spawn_of_a_missing_program_is_an_oserror_before_anything_starts() -> None:
+    with pytest.raises(FileNotFoundError):
+        spawn(["memprobe-no-such-program"])
+    with pytest.raises(FileNotFoundError):
+        spawn(["/nonexistent/python"])

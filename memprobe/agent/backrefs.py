@@ -28,7 +28,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 from memprobe.agent import interp
-from memprobe.agent.holders import _CONTAINERS, _short_repr, user_modules
+from memprobe.agent.holders import CONTAINERS, short_repr, user_modules
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: the roots' ranks: a module's, a class's, a thread's or a loop's before a running frame's
@@ -206,7 +206,7 @@ def _describe(head: tuple[str, ...], path: list[Any]) -> dict[str, Any]:
                 "source": "outside-python",
                 "note": "no Python object holds it: the thread's interpreter state holds its "
                         "contextvars context"}
-    sizes = [(len(o), i) for i, o in enumerate(path) if i > 0 and issubclass(type(o), _CONTAINERS)
+    sizes = [(len(o), i) for i, o in enumerate(path) if i > 0 and issubclass(type(o), CONTAINERS)
              and not _is_attrs(path[i - 1], o)]
     index = max(sizes)[1] if sizes else len(path) - 1
     entries = max(sizes)[0] if sizes else 0
@@ -250,7 +250,7 @@ def _step(parent: Any, child: Any, first: bool, attrs: bool) -> str:
             if value is child:
                 if first and not attrs:
                     return f"global {key}"
-                return f".{key}" if attrs else f"[{_short_repr(key)}]"
+                return f".{key}" if attrs else f"[{short_repr(key)}]"
         return "(a dict key)"
     if isinstance(parent, (list, tuple, collections.deque)):
         for i, value in enumerate(parent):
@@ -279,7 +279,7 @@ def _outside(filename: str, lineno: int, objects: int, levels: int, ends: list[l
                 "note": f"no root found: {searched}"}
     last = end[0]
     kind = type(last).__name__
-    size = len(last) if issubclass(type(last), _CONTAINERS) else 0
+    size = len(last) if issubclass(type(last), CONTAINERS) else 0
     steps = [f"{kind} (referred to by no Python object)"] + _steps(end, from_module=False)
     note = (f"their only referrers are not Python objects: the chain ends at a {kind}, which "
             f"something in C or in the interpreter holds; {searched}")

@@ -35,7 +35,8 @@ from typing import Any
 from memprobe.agent import bounds, interp
 from memprobe.target.usercode import is_user_file
 
-_CONTAINERS = (dict, list, set, frozenset, collections.deque, bytearray)
+#: The container types whose size a holder is judged by (and whose items a walk reads).
+CONTAINERS = (dict, list, set, frozenset, collections.deque, bytearray)
 _LEAVES = (ModuleType, type, str, bytes, int, float, complex, bool, type(None), range)
 _PROXIES = {"LocalProxy", "_ProxyLookup", "ContextVar", "proxy", "weakproxy", "CallableProxyType"}
 _MAX_DEPTH = 5
@@ -77,7 +78,7 @@ class Node:
 
 
 def _size(obj: Any) -> int | None:
-    if issubclass(type(obj), _CONTAINERS) or type(obj) is contextvars.Context:
+    if issubclass(type(obj), CONTAINERS) or type(obj) is contextvars.Context:
         return len(obj)
     info = getattr(obj, "cache_info", None)
     if callable(info) and hasattr(obj, "cache_clear"):
@@ -137,7 +138,7 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
         for i, (key, value) in enumerate(list(obj.items())):
             if i >= _MAX_CHILDREN:
                 break
-            yield f"[{_short_repr(key)}]", value
+            yield f"[{short_repr(key)}]", value
     elif isinstance(obj, (list, collections.deque, tuple)):
         for i, value in enumerate(list(obj)[:_MAX_CHILDREN]):
             yield f"[{i}]", value
@@ -157,7 +158,8 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
                 yield f".{slot}", getattr(obj, slot)
 
 
-def _short_repr(key: Any) -> str:
+def short_repr(key: Any) -> str:
+    """A dict key as a path shows it: its repr up to 40 characters, or ``<type>`` for an object."""
     if not isinstance(key, (str, bytes, int, float, bool, tuple, type(None))):
         return f"<{type(key).__name__}>"
     text = repr(key)
@@ -215,7 +217,7 @@ def _scan_interpreter(walker: _Walker) -> None:
         walker.walk(loop, (label,))
         # uvloop keeps its timers in C-level attributes: reached as the loop's referents.
         for i, ref in enumerate(gc.get_referents(loop)):
-            if issubclass(type(ref), _CONTAINERS) and id(ref) not in walker.seen:
+            if issubclass(type(ref), CONTAINERS) and id(ref) not in walker.seen:
                 what = "scheduled timers" if any(interp.is_timer(x) for x in list(ref)[:8]) else ""
                 walker.walk(ref, (label, what or f"({type(ref).__name__} {i})"))
     for name, cache in (("re", "_cache"), ("fnmatch", "_compile_pattern")):

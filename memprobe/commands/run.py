@@ -3,8 +3,6 @@ it, say where memprobe can reach them, and wait; a hunt can then reach the worke
 from __future__ import annotations
 
 import argparse
-import signal
-import subprocess
 import sys
 
 from memprobe.errors import UsageError
@@ -24,31 +22,25 @@ class RunCommand:
                             help="the command, e.g. -- gunicorn -w 4 myapp:app")
 
     def run(self, args: argparse.Namespace) -> int:
-        """Run the command until it exits (or Ctrl-C / SIGTERM); its exit code."""
+        """Run the command until it exits (or Ctrl-C / SIGTERM); its exit code. Its whole
+        process group ends with it (workers that outlived their master too)."""
         from memprobe.agent.channel import Channel
-        from memprobe.process.child import _pdeathsig_prefix, _resolve
+        from memprobe.process.group import spawn, stop_group, wait_exit
 
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         if not argv:
             raise UsageError("run needs a command: memprobe run -- gunicorn -w 4 myapp:app")
         with Channel() as channel:
-            env = channel.env(frames=args.frames)
             try:
-                program = _resolve(argv[0], env, None)
+                proc = spawn(argv, env=channel.env(frames=args.frames))
             except OSError as err:
                 raise UsageError(f"cannot start {argv[0]!r}: {err.strerror}") from None
-            proc = subprocess.Popen([*_pdeathsig_prefix(), program, *argv[1:]], env=env)
             print(f"memprobe: {argv[0]} started (pid {proc.pid}); its agents listen in "
                   f"{channel.path} (one <pid>.sock per worker); hunt it with: "
                   f"memprobe hunt --pid {proc.pid} --url http://127.0.0.1:PORT",
                   file=sys.stderr, flush=True)
             try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                raise
+                wait_exit(proc, None)
+            finally:
+                code = stop_group(proc, timeout=10)
+            return code if code is not None else 1

@@ -22,7 +22,15 @@ from memprobe.errors import TargetError
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadSender, merge_loads
 from memprobe.http.locust_engine import LocustEngine, LocustHammer
-from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, PortTaken, free_port, start_on_free_port
+from memprobe.process.child import (
+    EXIT_GRACE_S,
+    LOOPBACK,
+    Child,
+    PortTaken,
+    free_port,
+    server_child,
+    start_server,
+)
 from memprobe.process.memory import (
     MemoryReading,
     Sampler,
@@ -64,14 +72,14 @@ class Measurement:
         self.watch: SettleWatch | None = None
         self.results: list[StepResult] = []
         self.current: list[LoadSender] = []
-        self._make: Callable[[int], Child] | None = None
+        self._options: dict[str, Any] | None = None
 
     def start(self) -> None:
         """Start the child and wait until it answers; in production, until its workers run;
         send the warm-up. :class:`TargetError` when it fails to start, :class:`Crashed` when it
         dies during the warm-up; either way nothing is left running."""
         try:
-            self.child = self.stack.enter_context(start_on_free_port(self._maker()))
+            start_server(on_child=self._hold, **self._server())
             self._ready()
         except BaseException:
             self.close()
@@ -81,9 +89,8 @@ class Measurement:
         """The first half of :meth:`start`: the child is started on a free port, not waited for
         (call from the thread that outlives it). :class:`TargetError`: nothing is left running."""
         try:
-            child = self.child = self._maker()(free_port())
-            child.check_listener = True  # as start_on_free_port: an impostor on the port is no answer
-            self.stack.callback(child.stop)
+            child = server_child(port=free_port(), **self._server())
+            self._hold(child)
             child.launch()
         except BaseException:
             self.close()
@@ -112,11 +119,17 @@ class Measurement:
         if self.child is not None:
             self.child.stop()
 
-    def _maker(self) -> Callable[[int], Child]:
-        """What starts the child on a port (the CRUD database seeded on the first call)."""
-        if self._make is not None:
-            return self._make
-        settings, rnd, variant = self.settings, self.rnd, self.variant
+    def _hold(self, child: Child) -> None:
+        """Make ``child`` the round's (stopped at :meth:`close`) before it starts."""
+        self.child, self.rnd.url = child, child.url
+        self.stack.callback(child.stop)
+
+    def _server(self) -> dict[str, Any]:
+        """How the child is started on a port: :func:`start_server`'s arguments (the CRUD
+        database seeded on the first call)."""
+        if self._options is not None:
+            return self._options
+        settings, variant = self.settings, self.variant
         app = self.scenario.app if self.scenario else "hello"
         env: dict[str, str] | None = None
         db: str | None = None
@@ -124,22 +137,21 @@ class Measurement:
             db = _seeded_database(self.stack, self.scenario.records if self.scenario else None)
             env = {**os.environ, CRUD_DB_ENV: db, CRUD_VARIANT_ENV: variant or ""}
 
-        def on_port(port: int) -> Child:
+        def argv_for(port: int) -> list[str]:
             if self.in_production:
-                argv = production.command(self.fw, app, port,
+                return production.command(self.fw, app, port,
                                           production.ProductionSettings(settings.workers, settings.threads))
-            elif app == "crud":
-                argv = [sys.executable, str(self.fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
+            if app == "crud":
+                return [sys.executable, str(self.fw.crud_script()), "--port", str(port), "--host", LOOPBACK,
                         "--variant", variant or self.fw.crud[0], "--db", str(db)]
-            else:
-                argv = self.fw.command(port)
-            rnd.url = f"http://{LOOPBACK}:{port}" + (settings.path if self.scenario is None else "/")
-            return Child(argv, name=self.label, url=rnd.url, env=env,
-                         log_path=self.log_dir / f"{self.label}-{port}.log" if self.log_dir else None,
-                         ready_timeout=settings.ready_timeout)
+            return self.fw.command(port)
 
-        self._make = on_port
-        return on_port
+        log_dir, label = self.log_dir, self.label
+        self._options = dict(
+            argv_for=argv_for, name=label, env=env, ready_timeout=settings.ready_timeout,
+            path=settings.path if self.scenario is None else "/",
+            log_path=(lambda port: log_dir / f"{label}-{port}.log") if log_dir else None)
+        return self._options
 
     def _ready(self) -> None:
         child, rnd, settings = self.child, self.rnd, self.settings

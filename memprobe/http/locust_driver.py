@@ -36,7 +36,7 @@ from locust.runners import STATE_MISSING, STATE_RUNNING, MasterRunner, WorkerRun
 
 from memprobe.http.hammer import errno_name
 from memprobe.http.load import LoadResult
-from memprobe.process.child import _pdeathsig_prefix
+from memprobe.process.group import spawn
 
 # The job travels with each worker's quota, in one message: a job broadcast apart from the
 # quotas was seen missing on a worker of a loaded run (its users then failed on every request).
@@ -268,10 +268,11 @@ class Master:
         log_dir = self.args.log_dir
         for i in range(self.args.workers):
             log = open(os.path.join(log_dir, f"worker-{i}.log"), "wb")
-            self.workers.append(subprocess.Popen(
-                [*_pdeathsig_prefix(), sys.executable, "-m", "memprobe.http.locust_driver", "worker",
+            # In the master's group, which memprobe's stop ends; dying with the master besides.
+            self.workers.append(spawn(
+                [sys.executable, "-m", "memprobe.http.locust_driver", "worker",
                  "--master-host", connect, "--master-port", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+                own_group=False, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
             log.close()
 
     def lost(self, watched: list[str]) -> str | None:

@@ -15,7 +15,6 @@ import json
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from memprobe.errors import LoadEngineError, MissingDependency, UsageError
 from memprobe.http.hammer import Hammer
 from memprobe.http.histogram import LatencyHistogram
 from memprobe.http.load import LoadResult
-from memprobe.process.child import _pdeathsig_prefix, _signal_group
+from memprobe.process.group import spawn, stop_group, wait_exit
 
 ENGINES = ("native", "locust")
 #: The pip command a missing Locust names.
@@ -105,8 +104,7 @@ class LocustEngine:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with open(self._dir / "master.log", "wb") as log:
             try:
-                self._proc = subprocess.Popen([*_pdeathsig_prefix(), *argv], stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+                self._proc = spawn(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
             except OSError as err:
                 self.close()
                 raise LoadEngineError(f"cannot start the Locust master: {err.strerror}") from None
@@ -196,38 +194,15 @@ class LocustEngine:
         self.close()
 
 
-def _peek(pid: int) -> bool:
-    """Whether the driver exited, without reaping it (its pid stays ours, so does its group)."""
-    try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return True
-    return info is not None
-
-
-def _wait(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not _peek(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _end(proc: subprocess.Popen[bytes]) -> None:
-    # Closing stdin asks the master to quit its workers (remote ones too); then the group is
-    # signalled while the leader is still unreaped, so its group id cannot be anyone else's.
+    # Closing stdin asks the master to quit its workers (remote ones too); the group goes after.
     try:
         if proc.stdin is not None:
             proc.stdin.close()
     except OSError:
         pass
-    if not _wait(proc.pid, 3.0):
-        _signal_group(proc.pid, signal.SIGTERM)
-        if not _wait(proc.pid, 3.0):
-            _signal_group(proc.pid, signal.SIGKILL)
-    _signal_group(proc.pid, signal.SIGKILL)  # workers that outlived their master
-    proc.wait()
+    wait_exit(proc, 3.0)
+    stop_group(proc, 3.0)
     if proc.stdout is not None:
         proc.stdout.close()
 

@@ -7,27 +7,21 @@ A child never outlives memprobe. Three layers make sure of it:
 * the interpreter exiting without reaching a ``finally`` (SIGTERM to memprobe, an unhandled
   error in a thread): an ``atexit`` hook stops every child still registered;
 * memprobe being killed outright (SIGKILL, OOM killer): on Linux each child asks the kernel to
-  send it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), set by ``setpriv --pdeathsig``
-  (util-linux) which then execs the real command, so no Python code runs between fork and exec.
+  send it SIGTERM when its parent dies (``PR_SET_PDEATHSIG``; see :mod:`memprobe.process.group`).
 
 Nothing it signals can be somebody else's: the leader is never reaped before its group has been
-signalled for the last time (see :meth:`Child.stop`). Nothing it writes is left behind: a log it
+signalled for the last time (see :func:`memprobe.process.group.stop_group`). Nothing it writes is left behind: a log it
 created itself is removed at stop, its tail kept in memory.
 """
 from __future__ import annotations
 
 import atexit
 import collections
-import functools
 import http.client
 import os
 import re
-import select
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +34,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from memprobe.errors import TargetError
+from memprobe.process.group import exited, resolve_program, spawn, stop_group, wait_exit
 
 LOOPBACK = "127.0.0.1"
 #: How long to wait for a child that may be exiting after requests to it failed (seconds).
@@ -50,13 +45,6 @@ KEPT_TAIL_LINES = 200
 #: Django's runserver).
 ADDRESS_IN_USE = re.compile(r"address already in use|errno 98|eaddrinuse|connection in use|"
                             r"port is already in use", re.I)
-
-# Used only where setpriv lacks --pdeathsig: a fresh interpreter (no threads, so nothing can
-# deadlock) sets the flag on itself, gives up if memprobe already died, and execs the command.
-_TRAMPOLINE = ("import ctypes,os,sys\n"
-               "ctypes.CDLL(None).prctl(1,15)\n"
-               "os.getppid()==int(sys.argv[1]) or os._exit(1)\n"
-               "os.execv(sys.argv[2],sys.argv[2:])")
 
 _live: weakref.WeakSet[Child] = weakref.WeakSet()
 
@@ -83,53 +71,6 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-@functools.cache
-def _setpriv() -> str | None:
-    """util-linux's setpriv if it knows ``--pdeathsig`` (2.33 and later)."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    try:
-        usage = subprocess.run([setpriv, "--help"], capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return setpriv if "--pdeathsig" in usage else None
-
-
-def _pdeathsig_prefix() -> list[str]:
-    """The argv prefix that makes the command die with memprobe: ``setpriv --pdeathsig TERM``
-    (adds ~0.7 ms to a start here), else the Python trampoline (~15 ms), else nothing off Linux."""
-    if not sys.platform.startswith("linux"):
-        return []
-    setpriv = _setpriv()
-    if setpriv is not None:
-        return [setpriv, "--pdeathsig", "TERM"]
-    return [sys.executable, "-I", "-S", "-c", _TRAMPOLINE, str(os.getpid())]
-
-
-def _resolve(program: str, env: Mapping[str, str], cwd: str | Path | None) -> str:
-    """``program`` as a path the wrapper can exec; :class:`OSError` when there is none (the
-    wrapper would only fail after starting, with an exit code instead of a reason)."""
-    if os.sep in program:
-        path = Path(cwd or ".", program) if not os.path.isabs(program) else Path(program)
-        if not path.exists():
-            raise FileNotFoundError(2, "No such file or directory")
-        if not os.access(path, os.X_OK) or path.is_dir():
-            raise PermissionError(13, "Permission denied")
-        # Absolute but not resolved: a venv's python is a symlink, and resolving it would run
-        # the base interpreter outside the venv.
-        return os.path.abspath(path)
-    found = shutil.which(program, path=env.get("PATH", os.defpath))
-    if found is None:
-        raise FileNotFoundError(2, "No such file or directory")
-    return found
-
-
-def _exit_code(info: os.waitid_result) -> int:
-    """A ``waitid`` status as Popen's returncode: the exit code, or minus the signal."""
-    return int(info.si_status) if info.si_code == os.CLD_EXITED else -int(info.si_status)
 
 
 class PortTaken(TargetError):
@@ -171,9 +112,6 @@ class Child:
         self._log: IO[bytes] | None = None
         self._own_log = False
         self._kept_tail: str | None = None
-        self._pidfd: int | None = None
-        self._held = False  # we saw the leader exit and have not reaped it: its pid is still ours
-        self._lost = False  # someone reaped the leader behind our back (Popen.wait on .proc)
         self._stopped = False
         self._launched = 0.0
         self._lock = threading.Lock()
@@ -210,7 +148,7 @@ class Child:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            program = _resolve(self.argv[0], env, self.cwd)
+            resolve_program(self.argv[0], env, self.cwd)  # before the log: a typo leaves no file
         except OSError as err:
             raise TargetError(f"{self.name}: cannot start {self.argv[0]!r}: {err.strerror}") from None
         if self.log_path is None:
@@ -221,25 +159,12 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         try:
-            # No preexec_fn: Python code between fork and exec can deadlock on a lock another
-            # thread (rich's refresh) held at fork. start_new_session is done in C.
-            self.proc = subprocess.Popen(
-                [*_pdeathsig_prefix(), program, *self.argv[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-                env=env,
-                start_new_session=True,
-            )
+            self.proc = spawn(self.argv, env=env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                              stdout=self._log, stderr=subprocess.STDOUT)
         except OSError as err:
             self._close_log()
             self._remove_log()
             raise TargetError(f"{self.name}: cannot start {self.argv[0]!r}: {err.strerror}") from None
-        try:  # a pidfd lets exited(grace) sleep until the exit instead of polling
-            self._pidfd = os.pidfd_open(self.proc.pid)
-        except (AttributeError, OSError):
-            self._pidfd = None
         _live.add(self)
         self._launched = time.monotonic()
         return self
@@ -283,7 +208,7 @@ class Child:
                     f"{self.name} did not answer HTTP on {self.url} within {self.ready_timeout:g} s{why}",
                     self.log_tail(),
                 )
-            self._wait_exit(delay)
+            self.exited(delay)
             delay = min(delay * 1.5, 0.05)
 
     def _listens_on(self, port: int) -> bool:
@@ -304,42 +229,6 @@ class Child:
                 return True
         return False
 
-    def _peek(self) -> bool:
-        """Whether the leader has exited, *without reaping it* (``WNOWAIT``)."""
-        proc = self.proc
-        if proc is None:
-            return False
-        if proc.returncode is not None:
-            return True
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            self._lost = True
-            return True
-        if info is None or info.si_pid == 0:
-            return False
-        # Popen then believes it reaped the child: its wait()/poll() return this code and will
-        # never waitpid a pid that may no longer be ours. stop() reaps it.
-        proc.returncode = _exit_code(info)
-        self._held = True
-        return True
-
-    def _wait_exit(self, timeout: float | None) -> bool:
-        """Wait up to ``timeout`` s (None: forever) for the leader to exit; whether it did."""
-        if self._peek():
-            return True
-        if self._pidfd is not None:
-            poller = select.poll()
-            poller.register(self._pidfd, select.POLLIN)
-            poller.poll(None if timeout is None else max(0, int(timeout * 1000)))
-            return self._peek()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.01 if deadline is None else min(0.01, max(0.0, deadline - time.monotonic())))
-            if self._peek():
-                return True
-        return self._peek()
-
     def exited(self, grace: float = 0.0) -> bool:
         """Whether the child has exited, waiting up to ``grace`` s for one on its way out.
 
@@ -349,7 +238,7 @@ class Child:
         """
         if self.proc is None:
             return False
-        return self._wait_exit(grace) if grace > 0 else self._peek()
+        return wait_exit(self.proc, grace) if grace > 0 else exited(self.proc)
 
     def alive(self) -> bool:
         """Whether the child is still running."""
@@ -384,42 +273,14 @@ class Child:
             if proc is None:
                 return None
             if not self._stopped:
-                self._end(proc, timeout)
+                stop_group(proc, timeout)
                 self._stopped = True
                 _live.discard(self)
-                if self._pidfd is not None:
-                    os.close(self._pidfd)
-                    self._pidfd = None
                 if self._own_log:
                     self._kept_tail = self.log_tail(KEPT_TAIL_LINES)
                 self._close_log()
                 self._remove_log()
             return proc.returncode
-
-    def _end(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
-        # Why no signal here can reach a stranger: the group id is the leader's pid, and the
-        # kernel does not reuse a pid while its process (a zombie included) has not been reaped,
-        # nor while any process still has it as its group id. The leader is reaped only at the
-        # end of this method, after the last killpg; until then every process in group ``pid``
-        # is the leader or something it started. If the leader was reaped elsewhere (Popen.wait
-        # on .proc, which this class never does once it has seen the exit), the pid may be
-        # anyone's by now, so the group is left alone.
-        if self._lost or (proc.returncode is not None and not self._held):
-            return
-        if not self._peek():
-            _signal_group(proc.pid, signal.SIGTERM)
-            if not self._wait_exit(timeout):
-                _signal_group(proc.pid, signal.SIGKILL)
-                self._wait_exit(None)
-        if self._lost:
-            return
-        # Workers the child forked may outlive it (a master killed before its workers).
-        _signal_group(proc.pid, signal.SIGKILL)
-        try:
-            os.waitpid(proc.pid, 0)
-        except ChildProcessError:
-            pass
-        self._held = False
 
     def _close_log(self) -> None:
         if self._log is not None:
@@ -463,34 +324,46 @@ def start_on_free_port(make: Callable[[int], Child], *, retries: int = 3,
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def start_server(argv_for: Callable[[int], Sequence[str]], *, name: str | Callable[[list[str]], str] = "",
-                 path: str = "/", env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
-                 log_path: str | Path | None = None, ready_timeout: float = 30.0,
-                 on_child: Callable[[Child], None] | None = None, retries: int = 3) -> Child:
+#: How a server is named in errors: a name, or a function of its argv ("": the program's file name).
+Name = str | Callable[[list[str]], str]
+#: Where a server's log goes: a path, a function of its port, or None for a temporary file.
+LogPath = str | Path | Callable[[int], str | Path] | None
+
+
+def server_child(argv_for: Callable[[int], Sequence[str]], port: int, *, name: Name = "", path: str = "/",
+                 env: Mapping[str, str] | None = None, cwd: str | Path | None = None, log_path: LogPath = None,
+                 ready_timeout: float = 30.0) -> Child:
+    """The :class:`Child` that runs the server ``argv_for(port)`` on ``port`` of 127.0.0.1,
+    ready when ``path`` answers there and the answer comes from its own process tree; not
+    started. :func:`start_server` starts one; this is for callers that launch several at once
+    and wait for them after (:meth:`Child.launch`, then :meth:`Child.wait_ready`)."""
+    argv = list(argv_for(port))
+    label = name(argv) if callable(name) else name or Path(argv[0]).name
+    return Child(argv, name=label, url=f"http://{LOOPBACK}:{port}{path}", env=env, cwd=cwd,
+                 log_path=log_path(port) if callable(log_path) else log_path, ready_timeout=ready_timeout,
+                 check_listener=True)
+
+
+def start_server(argv_for: Callable[[int], Sequence[str]], *, name: Name = "", path: str = "/",
+                 env: Mapping[str, str] | None = None, cwd: str | Path | None = None, log_path: LogPath = None,
+                 ready_timeout: float = 30.0, on_child: Callable[[Child], None] | None = None,
+                 retries: int = 3) -> Child:
     """Start the server ``argv_for(port)`` runs, on a free port of 127.0.0.1, and return it once
     ``path`` answers HTTP there (another port when the first was taken meanwhile: see
     :func:`start_on_free_port`). ``name``: how errors name it (a function of the argv, or by
-    default the program's file name). ``on_child`` sees each attempt's :class:`Child` before it
-    starts, so that whoever must stop it on an interrupt can hold it from the first moment.
-    :class:`TargetError` when it exits first or does not answer within ``ready_timeout``."""
+    default the program's file name); ``log_path`` may depend on the port. ``on_child`` sees
+    each attempt's :class:`Child` before it starts, so that whoever must stop it on an
+    interrupt can hold it from the first moment. :class:`TargetError` when it exits first or
+    does not answer within ``ready_timeout``."""
 
     def make(port: int) -> Child:
-        argv = list(argv_for(port))
-        label = name(argv) if callable(name) else name or Path(argv[0]).name
-        child = Child(argv, name=label, url=f"http://{LOOPBACK}:{port}{path}", env=env, cwd=cwd,
-                      log_path=log_path, ready_timeout=ready_timeout)
+        child = server_child(argv_for, port, name=name, path=path, env=env, cwd=cwd, log_path=log_path,
+                             ready_timeout=ready_timeout)
         if on_child is not None:
             on_child(child)
         return child
 
     return start_on_free_port(make, retries=retries)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def answers_http(host: str, port: int, path: str = "/") -> bool:

@@ -418,7 +418,7 @@ class Probe:
         from memprobe.errors import UsageError
         from memprobe.hunt.probes.agent import agent_command, agent_env
         from memprobe.hunt.probes.workers import is_python_command
-        from memprobe.process.child import Child, start_on_free_port
+        from memprobe.process.child import start_server
         from memprobe.target import parse_target
 
         if (target is None) == (cmd is None):
@@ -436,22 +436,20 @@ class Probe:
         elif agent and is_python_command(cmd or "", workdir):
             channel = Channel()
 
-        def on_port(port: int) -> Child:
+        def argv_for(port: int) -> list[str]:
             if cmd is not None:
-                argv = shlex.split(cmd.replace("{port}", str(port)))
-                name, env = Path(argv[0]).name, channel.env() if channel is not None else None
-            else:
-                control.unlink(missing_ok=True)  # bound by an attempt on a port taken meanwhile
-                argv = agent_command(spec, port, str(control))
-                name, env = "the app", agent_env()
-            child = Child(argv, name=name, url=f"http://127.0.0.1:{port}{path}", env=env, cwd=workdir,
-                          ready_timeout=ready_timeout)
+                return shlex.split(cmd.replace("{port}", str(port)))
+            control.unlink(missing_ok=True)  # bound by an attempt on a port taken meanwhile
+            return agent_command(spec, port, str(control))
+
+        def hold(child: Child) -> None:
             # Registered before it starts: an interrupt during start-up still reaches stop().
             # Each attempt's Server shares the channel: whichever stops first removes it.
-            self._servers.append(Server(child, port, cmd, channel, self))
-            return child
+            self._servers.append(Server(child, child.port, cmd, channel, self))
 
-        start_on_free_port(on_port)
+        env = agent_env() if cmd is None else channel.env() if channel is not None else None
+        start_server(argv_for, name="" if cmd is not None else "the app", path=path, env=env, cwd=workdir,
+                     ready_timeout=ready_timeout, on_child=hold)
         return self._servers[-1]  # the one that started (those before it lost their port)
 
     def hammer(self, url: str, n: int | None = None, **options: Any) -> LoadResult:
