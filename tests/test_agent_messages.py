@@ -139,7 +139,7 @@ def test_absent_keys_take_their_defaults() -> None:
     assert hello == Hello(7)
     assert HeapReading.from_wire({"blocks": 5}) == HeapReading(None, 0, 5, None, None)
     assert Growth.from_wire({}).holders == 0
-    assert AttributeAnswer.from_wire({}) == AttributeAnswer(timings_s={})
+    assert AttributeAnswer.from_wire({}) == AttributeAnswer()
     note = LinesAnswer.from_wire({"note": "memory_profiler is not installed"})
     assert note.found() == ([], "memory_profiler is not installed")
 
@@ -297,3 +297,14 @@ def test_memprobes_agent_stopped_by_sigstop_is_declared_lost(agent: tuple[Child,
         assert again.measure().traced is not None
     finally:
         again.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_command_that_beats_but_never_answers_is_lost_at_the_callers_timeout(
+        slow_agent: tuple[subprocess.Popen[bytes], Path]) -> None:
+    proc, path = slow_agent
+    client = AgentClient(path, timeout=2.0, lost_after_s=1.0).connect()
+    client.hello()
+    with pytest.raises(AgentLost, match="sent only heartbeats for 2 s while it ran sleep") as info:
+        client.call("sleep", s=30)
+    assert (info.value.pid, info.value.silent_s) == (proc.pid, 2.0)

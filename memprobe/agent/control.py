@@ -347,8 +347,9 @@ class AgentClient:
         try:
             self._sock.settimeout(self.lost_after_s)
             self._sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+            deadline = time.monotonic() + self.timeout
             while True:
-                line = self._line(cmd)
+                line = self._line(cmd, deadline)
                 try:
                     answer = json.loads(line)
                 except ValueError:
@@ -370,11 +371,10 @@ class AgentClient:
             self.pid = answer["pid"]
         return answer
 
-    def _line(self, cmd: str) -> bytes:
+    def _line(self, cmd: str, deadline: float) -> bytes:
         """The next line the agent sent (heartbeats included); TimeoutError after
-        ``lost_after_s`` of silence, or once ``timeout`` is over."""
+        ``lost_after_s`` of silence, AgentLost once the ``deadline`` (monotonic) is past."""
         assert self._sock is not None
-        deadline = time.monotonic() + self.timeout
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:

@@ -11,7 +11,7 @@ naming the command and the key. Keys the parent does not read are ignored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from memprobe.errors import AgentError
@@ -181,7 +181,7 @@ class AttributeAnswer:
     #: ``{"type", "count_before", "count", ...}`` per growing type (:func:`holders.grown_types`)
     types: tuple[dict[str, Any], ...] = ()
     holders: tuple[Holder, ...] = ()
-    timings_s: Mapping[str, float] | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
     allocator: dict[str, Any] | None = None
 
     @classmethod
