@@ -246,8 +246,8 @@ class AgentClient:
     """The parent's end of the control channel: one typed method per command.
 
     An answer may take long (the attribution round's referrer chains 2-5 s, Heapy's first count
-    ~1.6 s, memory_profiler's line profiler 10 s and more), so no answer has a deadline but
-    ``timeout`` (a command wedged while the agent's other threads run); but the agent beats
+    ~1.6 s, memory_profiler's line profiler 10 s and more): its only deadline is ``timeout``
+    (300 s, for a command wedged while the agent's other threads run on). But the agent beats
     every :data:`HEARTBEAT_S` while it works, and when nothing at all arrives for
     ``lost_after_s`` the agent is declared lost (:class:`~memprobe.errors.AgentLost`): its
     process is stopped, or holds the GIL in C code that long (see :data:`LOST_AFTER_S`). A lost
