@@ -66,6 +66,18 @@ class AgentError(TargetError):
     be measured (exit 3, like a target that died; never the leak code)."""
 
 
+class AgentLost(TargetError):
+    """The agent in process ``pid`` (None when it never said hello) sent nothing at all, not
+    even its heartbeat, for ``silent_s`` seconds while the parent waited for an answer: the
+    process is stopped, or wedged in C code that holds the GIL. It may still be alive; the
+    client that lost it answers nothing more."""
+
+    def __init__(self, message: str, pid: int | None, silent_s: float, log_tail: str = "") -> None:
+        super().__init__(message, log_tail)
+        self.pid = pid
+        self.silent_s = silent_s
+
+
 class LoadEngineError(TargetError):
     """The load engine failed before the load was done: a Locust worker died or stopped
     answering, or the Locust master could not start. The count is incomplete, so nothing was

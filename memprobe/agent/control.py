@@ -22,7 +22,17 @@ collected.
 * ``lines``: for a native leak, the route's view run under memory_profiler's line profiler
   (:mod:`memprobe.agent.rsslines`; tracing stops first: its tables are RSS too).
 
-Nothing is written to disk. :class:`AgentClient` is the parent's end.
+While a command runs, the agent sends ``{"busy": true}`` every :data:`HEARTBEAT_S` from a thread
+of the connection's own, and never once the answer is sent: a parent that hears nothing at all for
+:data:`LOST_AFTER_S` declares the agent lost (:class:`~memprobe.errors.AgentLost`), as Locust's
+master does a worker whose heartbeats stop, while a long command that is alive (the referrer
+chains, memory_profiler's line profiler) still completes. A heartbeat the agent sends is cheaper
+to get right than a ping the parent sends: a ping would need a second reader on the agent's side
+of the connection while the command runs, and the answer to it would say no more than a beat
+does (that the process runs Python).
+
+Nothing is written to disk. :class:`AgentClient` is the parent's end; the answers are read by
+:mod:`memprobe.agent.messages`, each in one place.
 """
 from __future__ import annotations
 
@@ -37,9 +47,23 @@ import time
 from typing import Any, Callable
 
 from memprobe.agent.attribution import Attributor
-from memprobe.errors import AgentError, TargetError
+from memprobe.agent.messages import AttributeAnswer, Growth, HeapReading, Hello, LinesAnswer, malformed
+from memprobe.errors import AgentError, AgentLost, TargetError
 
+#: The longest a command may take even while its heartbeats arrive (one wedged in Python while
+#: the heartbeat's thread runs on).
 _TIMEOUT_S = 300.0
+#: While a command runs, the agent sends ``{"busy": true}`` this often.
+HEARTBEAT_S = 0.5
+#: Nothing at all for this long, not even a heartbeat, and the agent is lost. A C call that
+#: holds the GIL stops the heartbeat's thread too; measured here (Python 3.11, 2 cores), the
+#: longest silences of a 10 ms ticking thread were 0.6 s across ``gc.collect()`` of a heap of
+#: 5 million tracked objects (1.3 s at 10 million) and 1.35 s across Heapy's count of it (15
+#: million objects, 8.7 s in all); ``tracemalloc.take_snapshot()`` holds it ~0.8 s per million
+#: traces, but the hunt restarts tracing for each route and each attribution round, so its
+#: snapshots hold one round's allocations. 5 s is ~4x the longest of those.
+LOST_AFTER_S = 5.0
+_BUSY = b'{"busy": true}\n'
 #: Let the server threads (or event loop) finish with the connections the load just closed
 #: before garbage is collected: the whole time at a route's baseline, then at most this long,
 #: until the server has no more sockets open than then (Attributor.settle: the five
@@ -133,8 +157,9 @@ def same_user(conn: socket.socket) -> bool:
     return uid == os.getuid()
 
 
-def serve(sock: socket.socket, agent: Agent) -> threading.Thread:
-    """Answer control connections in daemon threads; returns the accepting thread."""
+def serve(sock: socket.socket, agent: Agent, beat_s: float = HEARTBEAT_S) -> threading.Thread:
+    """Answer control connections in daemon threads, each beating every ``beat_s`` while a
+    command runs; returns the accepting thread."""
 
     def accept() -> None:
         while True:
@@ -145,7 +170,7 @@ def serve(sock: socket.socket, agent: Agent) -> threading.Thread:
             if not same_user(conn):
                 conn.close()
                 continue
-            threading.Thread(target=_connection, args=(conn, agent), daemon=True,
+            threading.Thread(target=_connection, args=(conn, agent, beat_s), daemon=True,
                              name="memprobe-control").start()
 
     thread = threading.Thread(target=accept, daemon=True, name="memprobe-control")
@@ -153,35 +178,102 @@ def serve(sock: socket.socket, agent: Agent) -> threading.Thread:
     return thread
 
 
-def _connection(conn: socket.socket, agent: Agent) -> None:
-    with conn, conn.makefile("rwb") as stream:
-        for line in stream:
-            try:
-                with agent.lock:
-                    answer = {"ok": True, **agent.handle(json.loads(line))}
-            except Exception as err:  # the parent shows it; the app keeps serving
-                answer = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-            stream.write(json.dumps(answer).encode() + b"\n")
-            stream.flush()
+class _Heartbeat:
+    """While a command runs on a connection, the line ``{"busy": true}`` every ``every_s``, from a
+    thread of the connection's own; never after the command's answer."""
+
+    def __init__(self, conn: socket.socket, every_s: float) -> None:
+        self._conn = conn
+        self._every = every_s
+        # One lock for the state and the socket's writes: a beat is never sent once idle() has
+        # run, so no beat follows an answer.
+        self._cond = threading.Condition()
+        self._busy = self._closed = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="memprobe-heartbeat")
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if not self._busy:
+                    self._cond.wait()
+                elif not self._cond.wait(self._every) and self._busy and not self._closed:
+                    try:
+                        self._conn.sendall(_BUSY)
+                    except OSError:  # the parent went away; the connection's thread ends too
+                        return
+
+    def busy(self) -> None:
+        """A command starts."""
+        with self._cond:
+            self._busy = True
+            self._cond.notify()
+
+    def answer(self, data: bytes) -> None:
+        """The command is over: no more beats, then its answer."""
+        with self._cond:
+            self._busy = False
+            self._cond.notify()
+            self._conn.sendall(data)
+
+    def stop(self) -> None:
+        """The connection is over: end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+
+def _connection(conn: socket.socket, agent: Agent, beat_s: float) -> None:
+    beat = _Heartbeat(conn, beat_s)
+    try:
+        with conn, conn.makefile("rb") as stream:
+            for line in stream:
+                beat.busy()
+                try:
+                    with agent.lock:
+                        answer = {"ok": True, **agent.handle(json.loads(line))}
+                except Exception as err:  # the parent shows it; the app keeps serving
+                    answer = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+                beat.answer(json.dumps(answer).encode() + b"\n")
+    except OSError:  # the parent went away mid-answer
+        pass
+    finally:
+        beat.stop()
 
 
 class AgentClient:
-    """The parent's end of the control channel."""
+    """The parent's end of the control channel: one typed method per command.
+
+    An answer may take long (the attribution round's referrer chains 2-5 s, Heapy's first count
+    ~1.6 s, memory_profiler's line profiler 10 s and more): its only deadline is ``timeout``
+    (300 s, for a command wedged while the agent's other threads run on). But the agent beats
+    every :data:`HEARTBEAT_S` while it works, and when nothing at all arrives for
+    ``lost_after_s`` the agent is declared lost (:class:`~memprobe.errors.AgentLost`): its
+    process is stopped, or holds the GIL in C code that long (see :data:`LOST_AFTER_S`). A lost
+    client answers nothing more; ``alive`` is called first, so that a process that died is named
+    as such (it raises TargetError).
+    """
 
     def __init__(self, path: str | os.PathLike[str], timeout: float = _TIMEOUT_S,
-                 alive: Callable[[], None] | None = None) -> None:
+                 alive: Callable[[], None] | None = None, *, lost_after_s: float = LOST_AFTER_S,
+                 pid: int | None = None) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.alive = alive
+        self.lost_after_s = lost_after_s
+        #: the agent's process, known from the start or from its hello
+        self.pid = pid
+        self.lost: AgentLost | None = None
         self._sock: socket.socket | None = None
-        self._stream: Any = None
+        self._buffer = bytearray()
 
     def connect(self, deadline_s: float = 10.0) -> AgentClient:
         """Connect, retrying until the agent listens (it does before it serves HTTP)."""
         end = time.monotonic() + deadline_s
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
+            sock.settimeout(self.lost_after_s)
             try:
                 sock.connect(self.path)
                 break
@@ -193,38 +285,138 @@ class AgentClient:
                     raise TargetError("the agent in the child did not open its control channel") from None
                 time.sleep(0.05)
         self._sock = sock
-        self._stream = sock.makefile("rwb")
+        self._buffer.clear()
         return self
 
+    # -- the commands -----------------------------------------------------------------------
+
+    def hello(self) -> Hello:
+        """Which process, what app, its routes (the client keeps the pid)."""
+        return Hello.from_wire(self.call("hello"))
+
+    def begin(self, trace: bool = True, objects: bool = False) -> HeapReading:
+        """A new route: tracing restarts one frame deep (``trace`` False: stops, the rounds run
+        untraced); ``objects``: readings also count the collector's objects."""
+        args: dict[str, Any] = {}
+        if not trace:
+            args["trace"] = False
+        if objects:
+            args["objects"] = True
+        return HeapReading.from_wire(self.call("begin", **args), "begin")
+
+    def baseline(self) -> HeapReading:
+        """After the warm-up: garbage collected, the roots scanned, the heap read."""
+        return HeapReading.from_wire(self.call("baseline"), "baseline")
+
+    def measure(self) -> HeapReading:
+        """After a round: garbage collected, the heap read."""
+        return HeapReading.from_wire(self.call("measure"))
+
+    def growth(self, requests: int) -> Growth:
+        """Right after the measured rounds: what grew over ``requests`` requests is noted."""
+        return Growth.from_wire(self.call("growth", requests=requests))
+
+    def deepen(self) -> HeapReading:
+        """The attribution round starts: deep tracebacks from now on."""
+        return HeapReading.from_wire(self.call("deepen"), "deepen")
+
+    def attribute(self, requests: int, chains: bool = True) -> AttributeAnswer:
+        """The attribution round (``requests`` of it) is over: sites, types and holders."""
+        return AttributeAnswer.from_wire(self.call("attribute", requests=requests, chains=chains))
+
+    def lines(self, route: str, requests: int, uss_per_request: float, first: int) -> LinesAnswer:
+        """A native leak's lines: ``route``'s view run under memory_profiler's line profiler."""
+        return LinesAnswer.from_wire(self.call("lines", route=route, requests=requests,
+                                               uss_per_request=uss_per_request, first=first))
+
+    def end(self) -> None:
+        """The hunt is over, the process serves on: tracing stops, what was kept is dropped."""
+        self.call("end")
+
+    # -- the wire ---------------------------------------------------------------------------
+
     def call(self, cmd: str, **args: Any) -> dict[str, Any]:
-        """Send one command, return the answer; TargetError when the child is gone,
-        AgentError when the agent failed on it."""
-        if self._stream is None:
+        """Send one command, return the answer as sent; TargetError when the agent's process is
+        gone, AgentLost when it went silent, AgentError when the agent failed on the command or
+        answered something that is not a JSON object."""
+        if self.lost is not None:
+            raise AgentLost(str(self.lost), self.lost.pid, self.lost.silent_s)
+        if self._sock is None:
             self.connect()
+        assert self._sock is not None
         try:
-            self._stream.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
-            self._stream.flush()
-            line = self._stream.readline()
-        except OSError as err:
-            line = b""
-            reason = str(err)
-        else:
-            reason = "connection closed"
-        if not line:
+            self._sock.settimeout(self.lost_after_s)
+            self._sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+            deadline = time.monotonic() + self.timeout
+            while True:
+                line = self._line(cmd, deadline)
+                try:
+                    answer = json.loads(line)
+                except ValueError:
+                    raise malformed(cmd, f"not JSON: {line[:60]!r}") from None
+                if not isinstance(answer, dict):
+                    raise malformed(cmd, f"a JSON object was expected, not {type(answer).__name__}")
+                if "ok" in answer or not answer.get("busy"):
+                    break
+        except TimeoutError:
+            raise self._lose(cmd, f"sent nothing for {self.lost_after_s:g} s", self.lost_after_s,
+                             "the process is stopped, or holds the GIL in C code") from None
+        except (_Closed, OSError) as closed:
             if self.alive is not None:
                 self.alive()
-            raise TargetError(f"the agent stopped answering ({cmd}: {reason})")
-        answer: dict[str, Any] = json.loads(line)
+            raise TargetError(f"the agent stopped answering ({cmd}: {closed})") from None
         if not answer.get("ok"):
             raise AgentError(f"the agent failed on {cmd}: {answer.get('error')}")
+        if cmd == "hello" and isinstance(answer.get("pid"), int):
+            self.pid = answer["pid"]
         return answer
+
+    def _line(self, cmd: str, deadline: float) -> bytes:
+        """The next line the agent sent (heartbeats included); TimeoutError after
+        ``lost_after_s`` of silence, AgentLost once the ``deadline`` (monotonic) is past."""
+        assert self._sock is not None
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self._buffer[:end])
+                del self._buffer[:end + 1]
+                return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._lose(cmd, f"sent only heartbeats for {self.timeout:g} s", self.timeout,
+                                 "its command is wedged")
+            self._sock.settimeout(min(self.lost_after_s, left))
+            try:
+                chunk = self._sock.recv(1 << 16)
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    continue
+                raise
+            except OSError as err:
+                raise _Closed(str(err)) from None
+            if not chunk:
+                raise _Closed("connection closed")
+            self._buffer += chunk
+
+    def _lose(self, cmd: str, what: str, silent_s: float, why: str) -> AgentLost:
+        self.close()
+        if self.alive is not None:
+            self.alive()
+        who = f"pid {self.pid}" if self.pid is not None else "the process"
+        self.lost = AgentLost(f"the agent in {who} {what} while it ran {cmd}: declared lost ({why})",
+                              self.pid, silent_s)
+        return self.lost
 
     def close(self) -> None:
         """Close the channel (the agent keeps running)."""
-        for closable in (self._stream, self._sock):
-            if closable is not None:
-                try:
-                    closable.close()
-                except OSError:
-                    pass
-        self._stream = self._sock = None
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._buffer.clear()
+
+
+class _Closed(Exception):
+    """The connection ended or failed before the answer."""
