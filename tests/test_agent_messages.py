@@ -23,7 +23,7 @@ import pytest
 from memprobe.agent.control import AgentClient, listen
 from memprobe.agent.messages import AttributeAnswer, Growth, HeapReading, Hello, LinesAnswer
 from memprobe.errors import AgentError, AgentLost, ExitCode, TargetError
-from memprobe.hunt.probes.child import agent_command, agent_env
+from memprobe.hunt.probes.agent import agent_command, agent_env
 from memprobe.process.child import Child, start_server
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -161,6 +161,10 @@ def respawned_note(w: WorkerResult) -> str:
         return f"respawned, replaces pid {info['replaces']}"
     if info:
         successor = info.get("successor")
+        if "lost_after_s" in info:
+            return (f"stopped answering after {info.get('died_after_requests', 0)} requests (silent "
+                    f"{info['lost_after_s']:g} s): its readings so far are kept"
+                    + (f", respawned as pid {successor}" if successor else ""))
         return (f"died after {info.get('died_after_requests', 0)} requests"
                 + (f", respawned as pid {successor}" if successor else ""))
     return ""

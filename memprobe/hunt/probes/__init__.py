@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from memprobe.agent.messages import AttributeAnswer
 from memprobe.errors import MemprobeError
 from memprobe.http.load import LoadResult
 from memprobe.results.hunt import Holder, HuntSettings, Reading, Site, WorkerResult
@@ -60,11 +61,15 @@ class Attribution:
     rss_lines: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Attribution:
+    def of(cls, answer: AttributeAnswer) -> Attribution:
         """From the agent's answer to ``attribute``."""
-        return cls([Site.from_dict(s) for s in data.get("sites", [])], list(data.get("types", [])),
-                   [Holder.from_dict(h) for h in data.get("holders", [])],
-                   dict(data.get("timings_s", {})), data.get("allocator"))
+        return cls(list(answer.sites), list(answer.types), list(answer.holders), dict(answer.timings_s),
+                   answer.allocator)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attribution:
+        """From the answer as sent (:class:`~memprobe.agent.messages.AttributeAnswer` reads it)."""
+        return cls.of(AttributeAnswer.from_wire(data))
 
 
 @dataclass

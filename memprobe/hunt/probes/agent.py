@@ -129,8 +129,8 @@ class OneAgent:
             done = self.injections[-1]
             notes.append(f"attached to pid {reach.pid} with {done.method} in {done.seconds:.2f} s")
         self.client = AgentClient(path, alive=reach.check_alive).connect()
-        hello = self.client.call("hello")
-        return AppInfo(hello.get("kind"), hello.get("framework"), list(hello.get("routes") or []), notes=notes)
+        hello = self.client.hello()
+        return AppInfo(hello.kind, hello.framework, list(hello.routes), notes=notes)
 
     def _attach(self, pid: int) -> Path:
         from memprobe.agent import attach
@@ -146,40 +146,36 @@ class OneAgent:
 
     # -- the protocol's steps -----------------------------------------------------------------
 
-    def _call(self, cmd: str, **args: Any) -> dict[str, Any]:
+    @property
+    def agent(self) -> AgentClient:
+        """The connected agent."""
         assert self.client is not None, "connect() first"
-        return self.client.call(cmd, **args)
+        return self.client
 
     def begin(self, route: str) -> None:
         """Tracing restarts one frame deep in the process (stops, for rounds read on the
         allocated blocks only)."""
-        if self.settings.signal != "traced":
-            self._call("begin", trace=False)
-        else:
-            self._call("begin")
+        self.agent.begin(trace=self.settings.signal == "traced")
 
     def read(self, done: int, baseline: bool = False) -> Reading:
         """Traced heap from the agent; USS from outside, less tracemalloc's own tables (they
         grow with every live traced block, ~100 B each, and would make any Python leak look
         partly native)."""
-        inside = self._call("baseline" if baseline else "measure")
+        inside = self.agent.baseline() if baseline else self.agent.measure()
         uss = read_memory(self.pid).uss
-        overhead = int(inside.get("overhead", 0))
-        traced = int(inside["traced"]) if "traced" in inside else None
-        blocks = int(inside["blocks"]) if "blocks" in inside else None
-        return Reading(done, traced, None if uss is None else uss - overhead, blocks)
+        return Reading(done, inside.traced, None if uss is None else uss - inside.overhead, inside.blocks)
 
     def growth(self, done: int) -> None:
         """The agent notes which containers and types grew over ``done`` requests."""
-        self._call("growth", requests=done)
+        self.agent.growth(done)
 
     def deepen(self) -> None:
         """Deep tracebacks from now on."""
-        self._call("deepen")
+        self.agent.deepen()
 
     def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Sites, types and holders, in one answer."""
-        return Attribution.from_dict(self._call("attribute", requests=requests, chains=chains))
+        return Attribution.of(self.agent.attribute(requests, chains))
 
     def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
         """A native leak's lines: the agent runs the route's view under memory_profiler's line
@@ -188,17 +184,7 @@ class OneAgent:
         attached agent: the view is run only in an app memprobe serves itself."""
         if self.target is None:
             return None
-        answer = self._call("lines", route=route, requests=requests, uss_per_request=uss_per_request, first=first)
-        if answer.get("note"):
-            return [], str(answer["note"])
-        lines = [dict(line, view=answer.get("view", ""), filled=int(answer.get("filled") or 0))
-                 for line in answer.get("lines") or []]
-        if not lines:
-            return [], (f"the native leak's line was not found: {answer.get('view', 'the view')} ran "
-                        f"{answer.get('calls', 0):,} times under memory_profiler's line profiler and "
-                        "no line of it, or of the functions it calls in your code, grew RSS by a page "
-                        "(4 KiB): the memory grows elsewhere (another thread, the framework)")
-        return lines, None
+        return self.agent.lines(route, requests, uss_per_request, first).found()
 
     def processes(self) -> list[WorkerResult]:
         """One process: nothing per process beyond the route's own result."""

@@ -254,7 +254,7 @@ class SelfReader:
 
     def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Sites and holders (no types in-process)."""
-        return Attribution.from_dict(self.attributor.attribute(requests, chains))
+        return Attribution.from_dict(self.attributor.attribute(requests, chains))  # read as the agent's answer
 
     def rss_lines(self, route: str, requests: int, uss_per_request: float, first: int) -> RssLines | None:
         """Not in the test process: its RSS is the runner's."""

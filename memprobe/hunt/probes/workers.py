@@ -27,14 +27,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import psutil
 
 from memprobe.agent.channel import Channel
 from memprobe.agent.control import AgentClient
 from memprobe.agent.inject import ENV_CHANNEL, HELPERS
-from memprobe.errors import MemprobeError, TargetError
+from memprobe.agent.messages import HeapReading, Hello
+from memprobe.errors import AgentLost, MemprobeError, TargetError
 from memprobe.hunt.model import judge
 from memprobe.hunt.probes import AppInfo, Attribution, Launch, Reach, RssLines
 from memprobe.hunt.probes.agent import START, STOP
@@ -43,6 +44,7 @@ from memprobe.process.child import pid_alive
 from memprobe.process.memory import read_memory, read_tree
 from memprobe.results.hunt import HuntSettings, Judgement, Reading, WorkerResult
 
+_T = TypeVar("_T")
 _PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
 #: How long the set of agents must stay the same before the hunt starts without all the
 #: workers the command asked for.
@@ -187,15 +189,15 @@ class AgentPerWorker:
             expected = expected_workers(reach.argv)
         hellos = self._await_agents(expected, deadline, reach)
         first = hellos[0]
-        self.counted = all(h.get("served") is not None for h in hellos)
-        workers = sorted(h["pid"] for h in hellos)
+        self.counted = all(h.served is not None for h in hellos)
+        workers = sorted(h.pid for h in hellos)
         notes.append(f"{len(workers)} worker{'s' if len(workers) != 1 else ''} with the agent inside "
                      f"(pids {', '.join(map(str, workers))})"
                      + ("" if self.master in workers else f", master pid {self.master} read from outside"))
         if not self.counted:
             notes.append("the server's requests are not counted inside it (not a gunicorn or "
                          "uvicorn app): bytes per request are per request sent")
-        return AppInfo(first.get("kind"), first.get("framework"), list(first.get("routes") or []), notes=notes)
+        return AppInfo(first.kind, first.framework, list(first.routes), notes=notes)
 
     def _attach(self, workers: list[int]) -> None:
         from memprobe.agent import attach
@@ -210,15 +212,15 @@ class AgentPerWorker:
                                                   method=self.settings.attach_method))
             self.injected.append(worker)
 
-    def _await_agents(self, expected: int, deadline: float, reach: Reach) -> list[dict[str, Any]]:
+    def _await_agents(self, expected: int, deadline: float, reach: Reach) -> list[Hello]:
         assert self.channel is not None
-        seen: dict[int, dict[str, Any]] = {}
+        seen: dict[int, Hello] = {}
         stable_since = time.monotonic()
         while True:
             for pid, path in self.channel.agents().items():
                 if pid not in seen:
                     client = AgentClient(path).connect()
-                    seen[pid] = client.call("hello")
+                    seen[pid] = client.hello()
                     self.procs[pid] = _Proc(pid, "worker", client)
                     stable_since = time.monotonic()
             now = time.monotonic()
@@ -243,7 +245,8 @@ class AgentPerWorker:
         the server serves on as it did; the channels are closed."""
         try:
             if self.how == "listening":
-                self._each("end", [p for p in self.procs.values() if not p.dead and p.client is not None])
+                serving = [p for p in self.procs.values() if not p.dead and p.client is not None]
+                self._each(lambda client, _p: client.end(), serving)
         finally:
             for proc in self.procs.values():
                 if proc.client is not None:
@@ -294,13 +297,15 @@ class AgentPerWorker:
                 orphan.respawned = {**orphan.respawned, "successor": pid}  # type: ignore[dict-item]
                 proc.respawned = {"replaces": orphan.pid}
 
-    def _died(self, proc: _Proc) -> None:
+    def _died(self, proc: _Proc, lost_after_s: float | None = None) -> None:
         proc.dead = True
         if proc.client is not None:
             proc.client.close()
             proc.client = None
         proc.respawned = {"died_after_requests": proc.done, "readings": len(proc.readings),
                           "successor": None}
+        if lost_after_s is not None:  # alive but silent: wedged, or stopped
+            proc.respawned["lost_after_s"] = round(lost_after_s, 1)
 
     @property
     def serving(self) -> int:
@@ -310,23 +315,28 @@ class AgentPerWorker:
     def _live(self) -> list[_Proc]:
         return [p for p in self.route_procs if p.role == "worker" and not p.dead and p.client is not None]
 
-    def _each(self, cmd: str, procs: list[_Proc],
-              per: Callable[[_Proc], dict[str, Any]] | None = None) -> dict[int, dict[str, Any]]:
-        """``cmd`` to every agent in ``procs`` at once (``per(proc)``: its arguments); a worker
-        that died meanwhile is noted, not an error."""
-        def call(proc: _Proc) -> dict[str, Any] | None:
+    def _each(self, ask: Callable[[AgentClient, _Proc], _T], procs: list[_Proc]) -> dict[int, _T]:
+        """``ask(client, proc)`` of every agent in ``procs`` at once. A
+        worker that died meanwhile is noted, not an error; so is one whose agent went silent
+        (:class:`~memprobe.errors.AgentLost`, a few seconds): its readings so far are kept, and
+        the hunt goes on with the others."""
+        def call(proc: _Proc) -> _T | AgentLost | None:
             assert proc.client is not None
             try:
-                return proc.client.call(cmd, **(per(proc) if per else {}))
+                return ask(proc.client, proc)
+            except AgentLost as lost:
+                return lost
             except TargetError:
                 if pid_alive(proc.pid):
                     raise
                 return None
 
-        out = {}
+        out: dict[int, _T] = {}
         for proc, answer in zip(procs, list(self._pool.map(call, procs))):
             if answer is None:
                 self._died(proc)
+            elif isinstance(answer, AgentLost):
+                self._died(proc, lost_after_s=answer.silent_s)
             else:
                 out[proc.pid] = answer
         return out
@@ -344,7 +354,7 @@ class AgentPerWorker:
             proc.respawned, proc.deepened_at, proc.attribution, proc.attributed = None, None, None, 0
         self.route_procs = list(self.procs.values())
         self._base = None
-        self._each("begin", self._live())
+        self._each(lambda client, _p: client.begin(), self._live())
 
     def read(self, done: int, baseline: bool = False) -> Reading:
         """Every worker collects its garbage and reads its heap; every process's USS and PSS
@@ -352,8 +362,8 @@ class AgentPerWorker:
         self._refresh()
         live = self._live()
         fresh = [p for p in live if baseline or not p.readings]
-        answers = self._each("baseline", fresh)
-        answers.update(self._each("measure", [p for p in live if p not in fresh]))
+        answers = self._each(lambda client, _p: client.baseline(), fresh)
+        answers.update(self._each(lambda client, _p: client.measure(), [p for p in live if p not in fresh]))
         tree = read_tree(self.master).processes
         for proc in self.route_procs:
             if proc.dead or (proc.role == "worker" and proc.pid not in answers):
@@ -361,13 +371,13 @@ class AgentPerWorker:
             memory = tree.get(proc.pid) or _memory(proc.pid)
             if memory is None:
                 continue
-            inside = answers.get(proc.pid, {})
-            overhead = int(inside.get("overhead", 0))
+            inside = answers.get(proc.pid, HeapReading())
+            overhead = inside.overhead
             uss = None if memory.uss is None else memory.uss - overhead
             pss = None if memory.pss is None else memory.pss - overhead
-            traced = int(inside["traced"]) if "traced" in inside else None
+            traced = inside.traced
             if proc.role == "worker":
-                served = inside.get("served")
+                served = inside.served
                 proc.served = done if served is None else int(served)
                 if proc.served0 is None:
                     proc.served0 = proc.served
@@ -397,31 +407,31 @@ class AgentPerWorker:
 
     def growth(self, done: int) -> None:
         """Each worker notes what grew over the requests it served."""
-        self._each("growth", self._live(), lambda p: {"requests": p.done})
+        self._each(lambda client, p: client.growth(p.done), self._live())
 
     def deepen(self) -> None:
         """Deep tracebacks in every worker; each one's count noted for its attribution round."""
         live = self._live()
-        self._each("deepen", live)
-        for pid, answer in self._each("hello", live).items():
-            served = answer.get("served")
+        self._each(lambda client, _p: client.deepen(), live)
+        for pid, answer in self._each(lambda client, _p: client.hello(), live).items():
+            served = answer.served
             self.procs[pid].deepened_at = None if served is None else int(served)
 
     def attribute(self, requests: int, chains: bool = True) -> Attribution:
         """Each worker's sites, types and holders over the requests it served in the round;
         the server's are their sums (:mod:`memprobe.hunt.probes.merge`)."""
         live = [p for p in self._live() if p.readings]
-        counts = self._each("hello", live)
+        counts = self._each(lambda client, _p: client.hello(), live)
         share = max(1, requests // max(1, len(live)))
         for proc in live:
-            served = counts.get(proc.pid, {}).get("served")
+            served = counts[proc.pid].served if proc.pid in counts else None
             proc.attributed = (int(served) - proc.deepened_at
                                if served is not None and proc.deepened_at is not None else share)
-        answers = self._each("attribute", live, lambda p: {"requests": max(1, p.attributed), "chains": chains})
+        answers = self._each(lambda client, p: client.attribute(max(1, p.attributed), chains), live)
         parts = []
         for proc in live:
             if proc.pid in answers:
-                proc.attribution = Attribution.from_dict(answers[proc.pid])
+                proc.attribution = Attribution.of(answers[proc.pid])
                 parts.append((proc.attribution, proc.attributed))
         return merge(parts, self._served_all(0) or requests)
 
