@@ -6,10 +6,6 @@ The CLI prints ``memprobe: <message>`` on one line to stderr for any of these an
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from memprobe.results.hunt import HuntResult
 
 
 class ExitCode(enum.IntEnum):
@@ -96,24 +92,3 @@ class MissingDependency(EnvironmentProblem):
     def __init__(self, what: str, pip_spec: str) -> None:
         super().__init__(f"{what} is not installed: pip install {pip_spec}")
         self.pip_spec = pip_spec
-
-
-class HuntFailed(MemprobeError):
-    """A hunt that stopped on ``cause``, whose message, exit code and log it carries, with what
-    was measured before in ``partial`` (every finished route, judged): nothing measured is lost."""
-
-    def __init__(self, cause: MemprobeError, partial: HuntResult) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.partial = partial
-        self.exit_code = cause.exit_code
-        self.log_tail = cause.log_tail
-
-
-class HuntInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) during a hunt, with what was measured in ``partial`` (marked
-    ``interrupted``; the route under way judged on its finished rounds)."""
-
-    def __init__(self, partial: HuntResult) -> None:
-        super().__init__()
-        self.partial = partial

@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from memprobe.errors import HuntFailed, TargetError, UsageError
-from memprobe.hunt import HuntResult, HuntSettings, hunt
+from memprobe.errors import TargetError, UsageError
+from memprobe.hunt import HuntFailed, HuntResult, HuntSettings, hunt
 from memprobe.hunt.parallel import idle_cores, resolve_jobs
 from tests.conftest import SERVERS
 

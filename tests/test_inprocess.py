@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from memprobe.errors import ExitCode, HuntFailed, TargetError, UsageError
-from memprobe.hunt import HuntResult, hunt_in_process
+from memprobe.errors import ExitCode, TargetError, UsageError
+from memprobe.hunt import HuntFailed, HuntResult, hunt_in_process
 from memprobe.hunt.probes.inprocess import WsgiCaller
 
 APP = '''

@@ -139,7 +139,8 @@ def test_ctrl_c_mid_hunt_leaves_no_process_and_no_channel(no_leftovers: None) ->
 
 @pytest.mark.timeout(60)
 def test_a_server_that_dies_at_start_leaves_no_channel(no_leftovers: None) -> None:
-    from memprobe.errors import HuntFailed, TargetError
+    from memprobe.errors import TargetError
+    from memprobe.hunt import HuntFailed
 
     with pytest.raises(HuntFailed) as info:
         hunt(cmd=GUNICORN % "no_such_module", routes=["/"], cwd=APPS, ready_timeout=15, **SETTINGS)

@@ -13,8 +13,8 @@ import psutil
 from memprobe.commands import common
 from memprobe.compare.watch import hammer_and_watch
 from memprobe.errors import ExitCode, TargetError, UsageError
+from memprobe.http.engine import sender
 from memprobe.http.hammer import MODES, Hammer
-from memprobe.http.load import sender
 from memprobe.process.child import answers_http
 from memprobe.render import render
 

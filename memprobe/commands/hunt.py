@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from memprobe.commands import common
-from memprobe.errors import ExitCode, HuntFailed, HuntInterrupted, UsageError
+from memprobe.errors import ExitCode, UsageError
+from memprobe.results.hunt import HuntFailed, HuntInterrupted
 from memprobe.results.hunt_settings import ATTACH_METHODS, SIGNALS, HuntSettings, SettingError
 
 #: The defaults every option below shows: written once, in HuntSettings.

@@ -19,9 +19,10 @@ from memprobe.compare import production
 from memprobe.compare.scenario import SAFE_METHODS, Step, StepResult
 from memprobe.compare.settings import Settings
 from memprobe.errors import TargetError
+from memprobe.http.engine import sender
 from memprobe.http.hammer import Hammer
 from memprobe.http.load import LoadSender, merge_loads
-from memprobe.http.locust_engine import LocustEngine, LocustHammer
+from memprobe.http.locust_engine import LocustEngine
 from memprobe.process.child import (
     EXIT_GRACE_S,
     LOOPBACK,
@@ -270,9 +271,7 @@ def _hammer(base: str, step: Step, count: int, settings: Settings, named: bool,
         headers=step.headers or None, first=step.first, cycle=step.cycle,
         progress=(lambda done, total: notify(phase, done, total)) if notify else None,
     )
-    if load_engine is not None:
-        return LocustHammer(base + step.path, count, engine=load_engine, **options)
-    return Hammer(base + step.path, count, **options)
+    return sender(base + step.path, count, engine=load_engine, **options)
 
 
 def _warm_up(base: str, settings: Settings) -> None:

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from memprobe.http.histogram import LatencyHistogram
 
-if TYPE_CHECKING:
-    from memprobe.http.locust_engine import LocustEngine
 
 @dataclass
 class LoadResult:
@@ -114,20 +112,6 @@ class LoadSender(Protocol):
     def run(self) -> LoadResult:
         """Send the load to its end and return what happened."""
         ...
-
-
-def sender(url: str, n: int | None = None, *, engine: LocustEngine | None = None, **options: Any) -> LoadSender:
-    """The one place where the load's engine is chosen: memprobe's own
-    :class:`~memprobe.http.hammer.Hammer` (``engine`` None), or Locust's workers through a
-    started :class:`~memprobe.http.locust_engine.LocustEngine`; ``options`` mean the same to
-    both (``concurrency``, ``timeout``, ``mode``, ``first``, ``method``, ``body``...)."""
-    if engine is None:
-        from memprobe.http.hammer import Hammer
-
-        return Hammer(url, n, **options)
-    from memprobe.http.locust_engine import LocustHammer
-
-    return LocustHammer(url, n, engine=engine, **options)
 
 
 def merge_loads(url: str, loads: list[LoadResult]) -> LoadResult:

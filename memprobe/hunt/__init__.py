@@ -6,6 +6,15 @@ ways to reach an app; :mod:`memprobe.hunt.model` the growth model and the verdic
 from __future__ import annotations
 
 from memprobe.hunt.protocol import hunt, hunt_in_process
-from memprobe.results.hunt import Holder, HuntResult, HuntSettings, RouteResult, Site
+from memprobe.results.hunt import (
+    Holder,
+    HuntFailed,
+    HuntInterrupted,
+    HuntResult,
+    HuntSettings,
+    RouteResult,
+    Site,
+)
 
-__all__ = ["Holder", "HuntResult", "HuntSettings", "RouteResult", "Site", "hunt", "hunt_in_process"]
+__all__ = ["Holder", "HuntFailed", "HuntInterrupted", "HuntResult", "HuntSettings", "RouteResult", "Site",
+           "hunt", "hunt_in_process"]

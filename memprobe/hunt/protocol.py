@@ -29,13 +29,13 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
-from memprobe.errors import HuntFailed, HuntInterrupted, MemprobeError, TargetError, UsageError
+from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.model import account, judge, shared_growth, will_it_stop
 from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, TARGET, clean_requests, decide, sensitivities
-from memprobe.results.hunt import HuntResult, HuntSettings, Judgement, Reading, RouteResult
+from memprobe.results.hunt import HuntFailed, HuntInterrupted, HuntResult, HuntSettings, Judgement, Reading, RouteResult
 
 if TYPE_CHECKING:
     from memprobe.http.locust_engine import LocustEngine

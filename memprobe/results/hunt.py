@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from memprobe.errors import MemprobeError
 from memprobe.results.envelope import Envelope
 from memprobe.results.hunt_settings import MODES, SIGNALS, UNTRACED_MODES, HuntSettings
 from memprobe.units import format_rate
 
 __all__ = ["MODES", "SIGNALS", "UNTRACED_MODES", "HuntSettings", "Rate", "Reading", "Fit", "Judgement",
            "Site", "Holder", "Judged", "WorkerResult", "RouteResult", "HuntResult", "memory_name",
-           "rates_json", "readings_from"]
+           "rates_json", "readings_from", "HuntFailed", "HuntInterrupted"]
 
 _ORDER = {"leak": 2, "bounded": 1, "clean": 0}
 #: How reports name the outside signal (``RouteResult.memory``): a process's USS, or PSS summed
@@ -509,3 +510,24 @@ class HuntResult:
 def _growth(route: RouteResult) -> float:
     j = route.judgement
     return max(j.traced.slope if j.traced else 0.0, j.uss.slope if j.uss else 0.0)
+
+
+class HuntFailed(MemprobeError):
+    """A hunt that stopped on ``cause``, whose message, exit code and log it carries, with what
+    was measured before in ``partial`` (every finished route, judged): nothing measured is lost."""
+
+    def __init__(self, cause: MemprobeError, partial: HuntResult) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.partial = partial
+        self.exit_code = cause.exit_code
+        self.log_tail = cause.log_tail
+
+
+class HuntInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a hunt, with what was measured in ``partial`` (marked
+    ``interrupted``; the route under way judged on its finished rounds)."""
+
+    def __init__(self, partial: HuntResult) -> None:
+        super().__init__()
+        self.partial = partial

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
-from memprobe.http.load import LoadResult, sender
+from memprobe.http.engine import sender
+from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import Launch
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, pid_alive, start_server
 from memprobe.results.hunt import HuntSettings
@@ -164,7 +165,8 @@ class Running(_Http):
 
     def open(self, launch: Launch) -> None:
         """Nothing to start: TargetError when the process is not there."""
-        self.check_alive()
+        if not pid_alive(self._pid):
+            raise TargetError(f"no process has pid {self._pid}")
 
     def check_alive(self, grace: float = 0.0) -> None:
         """TargetError when the process is gone."""
