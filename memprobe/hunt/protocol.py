@@ -18,8 +18,8 @@ it reached (the smallest leak its readings could have seen) and why it stopped. 
 the sequential protocol ends early when it would take more than a quarter of ``max_seconds``.
 
 ``hunt(...)`` returns a :class:`~memprobe.results.hunt.HuntResult`; it raises
-:class:`~memprobe.errors.HuntFailed` when the target cannot be loaded or dies, and
-:class:`~memprobe.errors.HuntInterrupted` on Ctrl-C, each with what was measured on
+:class:`~memprobe.results.hunt.HuntFailed` when the target cannot be loaded or dies, and
+:class:`~memprobe.results.hunt.HuntInterrupted` on Ctrl-C, each with what was measured on
 ``err.partial`` (the result is marked ``interrupted`` on Ctrl-C).
 """
 from __future__ import annotations
@@ -65,9 +65,9 @@ def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list
     the requests instead of memprobe's hammer.
 
     Raises :class:`~memprobe.errors.UsageError` for settings no hunt can use (before anything
-    starts), :class:`~memprobe.errors.HuntFailed` (with the cause's exit code and what was
+    starts), :class:`~memprobe.results.hunt.HuntFailed` (with the cause's exit code and what was
     measured) when the target cannot be reached or dies, and
-    :class:`~memprobe.errors.HuntInterrupted` on Ctrl-C.
+    :class:`~memprobe.results.hunt.HuntInterrupted` on Ctrl-C.
     """
     from memprobe.hunt.probes import compose
 
