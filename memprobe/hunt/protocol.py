@@ -36,6 +36,7 @@ from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
 from memprobe.hunt.sequential import LAST_SHARE, MIN_ROUNDS_LEAK, TARGET, clean_requests, decide, sensitivities
 from memprobe.results.hunt import HuntFailed, HuntInterrupted, HuntResult, HuntSettings, Judgement, Reading, RouteResult
+from memprobe.results.hunt_settings import SettingError
 
 if TYPE_CHECKING:
     from memprobe.http.locust_engine import LocustEngine
@@ -82,6 +83,11 @@ def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list
     settings.validate()
     if settings.jobs != "auto":
         resolve_jobs(settings.jobs)  # a bad count is a usage error before anything starts
+    side_by_side_ok = settings.pid is None and settings.cmd is None and load_engine is None
+    if not side_by_side_ok and settings.jobs not in (1, "1"):
+        raise SettingError("jobs", "(routes side by side) needs an app hunted in children memprobe starts "
+                           "from a target, with memprobe's own hammer: not a cmd, a pid or the Locust engine",
+                           ("cmd", "pid"))
     todo = [normalise(r) for r in routes] if routes else None
     ready_path = todo[0] if todo else "/"
     probe: Probe
@@ -96,9 +102,6 @@ def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list
         if load_engine is None:
             def more() -> Probe:
                 return compose.child(str(target), settings)
-    if more is None and settings.jobs not in (1, "1"):
-        raise UsageError("jobs (routes side by side) needs an app hunted in children memprobe starts from a "
-                         "target, with memprobe's own hammer: not a cmd, a pid or the Locust engine")
     label = f"pid {settings.pid}" if settings.pid is not None else settings.cmd or str(target)
     return run(probe, label, todo, settings, progress, more=more)
 

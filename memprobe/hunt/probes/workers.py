@@ -146,8 +146,8 @@ class AgentPerWorker:
     @classmethod
     def injecting(cls, settings: HuntSettings) -> AgentPerWorker:
         """The agent armed in the environment of the command the reach starts: a channel of
-        the hunt's own, removed at the end."""
-        return cls(settings, Channel(), "injected")
+        the hunt's own (made at :meth:`launch`), removed at the end."""
+        return cls(settings, None, "injected")
 
     @classmethod
     def listening(cls, settings: HuntSettings, channel: Channel) -> AgentPerWorker:
@@ -165,8 +165,9 @@ class AgentPerWorker:
 
     def launch(self) -> Launch:
         """A command started for these agents carries the channel in its environment."""
-        if self.how != "injected" or self.channel is None:
+        if self.how != "injected":
             return Launch()
+        self.channel = Channel()
         return Launch(self.channel.env(frames=self.settings.frames), self.channel.path / "server.log")
 
     def start_failed(self, err: MemprobeError) -> MemprobeError:
@@ -180,6 +181,8 @@ class AgentPerWorker:
         notes = []
         if self.how == "attached":
             workers = worker_pids(reach.pid)
+            if not workers:
+                raise TargetError(f"pid {reach.pid} has no Python worker to attach to now")
             self._attach(workers)
             took = sum(i.seconds for i in self._injections)
             notes.append(f"attached to {len(workers)} workers of pid {reach.pid} with "
@@ -228,8 +231,8 @@ class AgentPerWorker:
                 break
             if now > deadline + _STABLE_S:
                 raise TargetError(f"pid {self.master}: no memprobe agent came up in its processes "
-                                  "within the start timeout (does it run Python with -I, -E or -S, "
-                                  "or a server memprobe does not hook?)", reach.log_tail())
+                                  "within the start timeout (does it run Python with -S, or drop its "
+                                  "environment, or is it a server memprobe does not hook?)", reach.log_tail())
             reach.check_alive()
             time.sleep(0.05)
         if self.master not in seen:
