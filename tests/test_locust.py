@@ -220,7 +220,11 @@ def test_compare_sends_each_framework_exactly_n_through_locust(marked: dict[str,
     (row,) = data["results"]
     assert row["status"] == "ok"
     assert row["engine"] == "locust" and row["engine_workers"] == 2
-    assert row["requests"]["sent"] == row["requests"]["ok"] == 600
+    sent = row["requests"]
+    assert sent["sent"] == sent["ok"] + sent["failed"] == 600  # exactly N, however each fared
+    # wsgiref listens with a backlog of 5: on a loaded machine a dropped SYN is retried after 1 s
+    # and can pass the 2 s timeout (README, "Bottle's timeouts are its server's"); nothing else fails.
+    assert sent["failed"] == sent["timeouts"], sent
 
 
 def test_hunt_through_locust_still_finds_the_planted_leak(marked: dict[str, str], tmp_path: Path) -> None:
