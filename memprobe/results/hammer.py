@@ -71,15 +71,11 @@ class HammerResult:
         if not found:
             return ""
         gone = [pid for pid in before.processes if pid not in after.processes]
-        exited = f", or one that shared them exited ({_pids(gone)})" if gone else ""
-        pss = before.total.pss, after.total.pss
-        cost = f" (the tree's PSS {format_bytes(pss[1] - pss[0], signed=True)})" \
-            if pss[0] is not None and pss[1] is not None else ""
-        return (f"{'; '.join(found)}: pages shared since the fork became private. Copy-on-write: a process "
-                f"that writes to a page it shares (a Python object's reference count is enough) gets its own "
-                f"copy{exited}. The copies are real memory{cost}, but no process allocated more: they are "
-                "bounded by what was shared at the fork and stop once every worker has its own. RSS does "
-                "not show them; PSS does.")
+        exited = f", or a process that shared them exited ({_pids(gone)})" if gone else ""
+        return (f"{'; '.join(found)}: pages shared since the fork became private, not new allocations. "
+                "Copy-on-write: a process that writes to a page it shares (a Python object's reference count "
+                f"is enough) gets its own copy{exited}. Each copy is a real page, counted by PSS and not by "
+                "RSS; the copying stops once every worker has its own copy of what was shared at the fork.")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the envelope, the load's keys at the top level, plus ``before``/``after``
