@@ -11,6 +11,7 @@ from memprobe.check import check
 from memprobe.cli import main
 from memprobe.errors import TargetError, UsageError
 from memprobe.render import render
+from tests.conftest import run_cli
 
 LEAKY = """\
 from flask import Flask, request
@@ -221,3 +222,23 @@ def test_the_per_file_cache_stays_bounded_across_many_edits(tmp_path: Path) -> N
         assert len(engine._RESULTS) <= engine.RESULTS_CACHED
     assert len(engine._RESULTS) == engine.RESULTS_CACHED
     assert engine._file_result(str(first), None)[0] is kept  # never evicted, never recomputed
+
+
+def test_check_files_skips_the_test_files_it_is_given_unless_include_tests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pre-commit hands the hook every changed file: test modules among them are checked only
+    with --include-tests, as a directory's are."""
+    leaky = ("from flask import Flask, request\n\napp = Flask(__name__)\nSEEN = []\n\n\n@app.route('/')\n"
+             "def index():\n    SEEN.append(request.path)\n    return 'ok'\n")
+    (tmp_path / "shop" / "tests").mkdir(parents=True)
+    for name in ("shop/__init__.py", "shop/tests/__init__.py"):
+        (tmp_path / name).write_text("")
+    for name in ("shop/views.py", "shop/tests/app_for_tests.py", "test_top.py", "shop/conftest.py"):
+        (tmp_path / name).write_text(leaky)
+    monkeypatch.chdir(tmp_path)
+    given = ["shop/views.py", "shop/tests/app_for_tests.py", "test_top.py", "shop/conftest.py"]
+    code, out, _err = run_cli("check", "--files", "--format", "lines", *given)
+    assert code == 1 and [line.split(":")[0] for line in out.splitlines()[:-1]] == ["shop/views.py"]
+    code, out, _err = run_cli("check", "--files", "--include-tests", "--format", "lines", *given)
+    assert code == 1
+    assert sorted(line.split(":")[0] for line in out.splitlines()[:-1]) == sorted(given)

@@ -108,6 +108,18 @@ def test_an_unknown_rule_in_setup_cfg_is_one_finding_not_a_crash(tmp_path: Path)
     assert len(lines) == 1 and lines[0].startswith("app.py:1:1: MP000 ") and "'no-such-rule'" in lines[0]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_unknown_rule_in_setup_cfg_is_one_line_for_the_whole_run(tmp_path: Path, jobs: str) -> None:
+    """Not one a file: a project of 200 files would print the same complaint 200 times."""
+    (tmp_path / "shop").mkdir()
+    for name in ("shop/__init__.py", "shop/views.py", "shop/store.py", "app.py", "wsgi.py"):
+        (tmp_path / name).write_text(LEAKY)
+    (tmp_path / "setup.cfg").write_text("[memprobe:check]\nignore = no-such-rule\n")
+    code, lines = flake8("-j", jobs, "--select", "MP", ".", cwd=tmp_path)
+    assert code == 1
+    assert len(lines) == 1 and ":1:1: MP000 memprobe check cannot run: " in lines[0] and "'no-such-rule'" in lines[0]
+
+
 def test_a_helper_in_another_module_of_the_package_is_seen_as_per_request(tmp_path: Path) -> None:
     pkg = tmp_path / "shop"
     pkg.mkdir()

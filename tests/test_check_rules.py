@@ -111,3 +111,14 @@ def test_every_shape_is_flagged_at_its_marked_lines_and_its_twin_is_not(name: st
     assert expected and {e[0] for e in expected} == {name.split("_")[0]}
     assert _found(bad) == expected
     assert _found(good) == set()
+
+
+def test_a_large_file_read_at_import_through_a_module_level_path_is_flagged_with_its_size(tmp_path: Path) -> None:
+    (tmp_path / "catalog.json").write_text("[" + ",".join(['{"sku": "x"}'] * 100_000) + "]")
+    (tmp_path / "app.py").write_text(
+        "import json\nimport os\n\nHERE = os.path.dirname(__file__)\n"
+        "CATALOG_PATH = os.path.join(HERE, 'catalog.json')\n"
+        "with open(CATALOG_PATH) as fh:\n    CATALOG = json.load(fh)\n")
+    findings = check(str(tmp_path / "app.py")).findings
+    assert [(f.rule, f.line) for f in findings] == [("MP107", 7)]
+    assert findings[0].message == "`catalog.json` (1.2 MiB) is read at import time"

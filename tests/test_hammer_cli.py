@@ -47,7 +47,7 @@ def test_failed_requests_exit_1_with_the_statuses_counted(tmp_path: Path, behavi
 def test_nothing_listening_is_one_line_and_exit_3() -> None:
     run = memprobe("hammer", f"http://127.0.0.1:{free_port()}/", "-n", "10", "--no-save")
     assert run.returncode == 3
-    assert run.stderr.strip().startswith("memprobe: nothing answers HTTP at")
+    assert run.stderr.strip().startswith("memprobe: nothing listens at")
     assert len(run.stderr.strip().splitlines()) == 1
 
 

@@ -23,6 +23,7 @@ from memprobe.check.source import (
     config_ignores,
     deployment,
     display,
+    is_test_file,
     parse,
     resolve_target,
 )
@@ -126,9 +127,11 @@ def check_files(filenames: Iterable[str], ignore: Iterable[str] = (),
                 include_tests: bool = False) -> CheckResult:
     """What :func:`check_file` finds in each of ``filenames`` (and their syntax errors), as one
     checklist: ``memprobe check --files``, the pre-commit hook's view of the files it is given.
-    ``include_tests``: each file's package is analysed with its test files too."""
+    Test modules among them (:func:`~memprobe.check.source.is_test_file`) are skipped, as in a
+    directory, unless ``include_tests``; with it, each file's package is analysed with its test
+    files too."""
     t0 = time.monotonic()
-    names = list(filenames)
+    names = [n for n in filenames if include_tests or not is_test_file(Path(n))]
     extra = normalise_ignores(ignore)
     findings: list[Finding] = []
     errors: list[SourceError] = []

@@ -12,11 +12,16 @@ calls deep. What counts as loading data:
   from its literal parts (``os.path.join(HERE, "data", "x.json")``, ``Path(__file__).parent /
   "data" / "x.json"``): a file found there of 1 MiB or more is large; a file not found (data is
   often not committed) is large when its name says data (``.csv``, ``.parquet``, ``.npy``,
-  ``.pkl``..., or in a ``data/`` folder). A small settings file read at import is fine.
+  ``.pkl``..., ``catalog.json``, or in a ``data/`` folder). A small settings file read at import
+  is fine. A path held in a module-level name (``CATALOG_PATH = os.path.join(HERE, "catalog.json")``,
+  ``DATA = Path(__file__).parent / "x.csv"``, then ``with open(CATALOG_PATH) as fh`` or
+  ``with DATA.open() as fh``) is read through that name's one assignment.
 """
 from __future__ import annotations
 
 import ast
+import copy
+import re
 from pathlib import Path, PurePosixPath
 
 from memprobe.check.context import RuleContext
@@ -42,9 +47,14 @@ DATA_SUFFIXES = frozenset({".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".fe
                            ".mmdb", ".dat"})
 #: a file in a folder of one of these names holds data
 DATA_DIRS = frozenset({"data", "datasets", "dataset", "models", "corpus", "dumps", "assets_data"})
+#: a file whose name (split at ``_``, ``-``, ``.``) has one of these words holds data
+DATA_WORDS = frozenset({"catalog", "catalogue", "products", "inventory", "dataset", "corpus", "vocab",
+                        "vocabulary", "embeddings", "dump", "records"})
 #: calls that build a path from parts, as written in source
 _PATH_BUILDERS = frozenset({"os.path.join", "path.join", "Path", "pathlib.Path", "PurePath", "PosixPath"})
 _DEPTH = 2
+#: how many module-level names deep a path is followed (``DATA = HERE / "x"``, ``HERE = ...``)
+_NAME_DEPTH = 3
 
 
 def import_time_load(ctx: RuleContext) -> None:
@@ -101,7 +111,7 @@ def _load(mod: ModuleFacts, node: ast.AST) -> tuple[str, str] | None:
         if source is None:
             return None
         verdict = _large(mod, source)
-        return (f"iterating `{_shown(source)}` ({verdict}) reads it whole", _shown(source)) if verdict else None
+        return (f"iterating `{_shown(mod, source)}` ({verdict}) reads it whole", _shown(mod, source)) if verdict else None
     if not isinstance(node, ast.Call):
         return None
     name = mod.call_name(node)
@@ -115,7 +125,7 @@ def _load(mod: ModuleFacts, node: ast.AST) -> tuple[str, str] | None:
         if source is None:
             return None
         verdict = _large(mod, source)
-        return (f"`{_shown(source)}` ({verdict}) is read", _shown(source)) if verdict else None
+        return (f"`{_shown(mod, source)}` ({verdict}) is read", _shown(mod, source)) if verdict else None
     return None
 
 
@@ -127,7 +137,7 @@ def _helper_load(project: Project, mod: ModuleFacts, call: ast.Call, depth: int,
     seen.add(id(fn.node))
     verdict = _large(mod, call) if _reads_an_argument(fn) else ""
     if verdict:
-        return f"`{_shown(call)}` ({verdict}) is read ({_where(fn, fn.node)})"
+        return f"`{_shown(mod, call)}` ({verdict}) is read ({_where(fn, fn.node)})"
     for node in _import_time_nodes(fn.node.body):
         found = _load(fn.module, node)
         if found:
@@ -173,7 +183,7 @@ def _opened_file(mod: ModuleFacts, expr: ast.AST) -> ast.AST | None:
 
 def _file_of(mod: ModuleFacts, call: ast.Call) -> ast.AST | None:
     """The expression naming the file a read or a parser call reads."""
-    if _path_texts(call):
+    if _path_texts(_resolved(mod, call)):
         return call
     # `with open(PATH) as f: DATA = json.load(f)`: the path is in the enclosing with statement
     return _with_source(mod, call, {n.id for n in ast.walk(call) if isinstance(n, ast.Name)})
@@ -188,8 +198,9 @@ def _with_source(mod: ModuleFacts, inside: ast.AST, names: set[str], literal: bo
         if not isinstance(node, (ast.With, ast.AsyncWith)) or not node.lineno <= line <= (node.end_lineno or 0):
             continue
         for item in node.items:
+            opened = item.context_expr
             if isinstance(item.optional_vars, ast.Name) and item.optional_vars.id in names \
-                    and isinstance(item.context_expr, ast.Call) and (not literal or _path_texts(item.context_expr)) \
+                    and isinstance(opened, ast.Call) and (not literal or _path_texts(_resolved(mod, opened))) \
                     and (best is None or node.lineno > best[0]):
                 best = node.lineno, item.context_expr
     return best[1] if best else None
@@ -229,7 +240,7 @@ def _div_parts(node: ast.AST) -> list[str]:
 def _large(mod: ModuleFacts, expr: ast.AST) -> str:
     """Why the file ``expr`` names is large data ('' when it is not): its size when it is found
     (from the module's folder or the working directory), or its name when it is not."""
-    texts = _path_texts(expr)
+    texts = _path_texts(_resolved(mod, expr))
     for text in texts:
         for base in (mod.src.path.parent, Path.cwd()):
             candidate = base / text
@@ -245,9 +256,42 @@ def _large(mod: ModuleFacts, expr: ast.AST) -> str:
             return f"a {path.suffix.lower()} data file"
         if any(part.lower() in DATA_DIRS for part in path.parts[:-1]):
             return f"a file of `{path.parts[-2]}/`" if len(path.parts) > 1 else "a data file"
+        if DATA_WORDS & set(re.split(r"[_.\-]", path.name.lower())):
+            return "a data file, by its name"
     return ""
 
 
-def _shown(expr: ast.AST) -> str:
-    texts = _path_texts(expr)
+def _shown(mod: ModuleFacts, expr: ast.AST) -> str:
+    texts = _path_texts(_resolved(mod, expr))
     return texts[0] if texts else ast.unparse(expr)
+
+
+def _resolved(mod: ModuleFacts, expr: ast.AST, depth: int = _NAME_DEPTH) -> ast.AST:
+    """``expr`` with each name assigned once at module level replaced by what it is assigned
+    (``open(CATALOG_PATH)`` read as ``open(os.path.join(HERE, "catalog.json"))``)."""
+    values = _module_names(mod)
+    if depth <= 0 or not any(isinstance(n, ast.Name) and n.id in values for n in ast.walk(expr)):
+        return expr
+
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            value = values.get(node.id)
+            return _resolved(mod, value, depth - 1) if value is not None and isinstance(node.ctx, ast.Load) else node
+
+    return Substitute().visit(copy.deepcopy(expr))
+
+
+def _module_names(mod: ModuleFacts) -> dict[str, ast.expr]:
+    """The names the module's top level assigns exactly once, and what they are assigned."""
+    found: dict[str, list[ast.expr]] = {}
+    for stmt in mod.src.tree.body:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found.setdefault(target.id, []).append(value)
+    return {name: values[0] for name, values in found.items() if len(values) == 1}

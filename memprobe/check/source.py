@@ -24,6 +24,8 @@ SKIP_DIRS = frozenset({
     "dist-packages", "node_modules", "build", "dist", ".tox", ".nox", ".eggs", ".mypy_cache",
     ".pytest_cache", ".ruff_cache", "tests", "test",
 })
+#: directories whose files are tests (checked only with include_tests)
+TEST_DIRS = frozenset({"tests", "test"})
 _SUPPRESS = re.compile(r"#\s*memprobe:\s*ignore(?:\[([^\]]*)\])?", re.IGNORECASE)
 
 
@@ -126,7 +128,7 @@ def _package_root(path: Path) -> Path | None:
 
 def discover(root: Path, include_tests: bool = False) -> list[Path]:
     """Every ``.py`` file under ``root``, skipping environments, build output and (unless asked) tests."""
-    skip = SKIP_DIRS if not include_tests else SKIP_DIRS - {"tests", "test"}
+    skip = SKIP_DIRS if not include_tests else SKIP_DIRS - TEST_DIRS
     out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(
@@ -137,11 +139,27 @@ def discover(root: Path, include_tests: bool = False) -> list[Path]:
         for name in sorted(filenames):
             if not name.endswith(".py"):
                 continue
-            is_test = name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            if is_test and not include_tests:
+            if _is_test_name(name) and not include_tests:
                 continue
             out.append(Path(dirpath, name))
     return out
+
+
+def _is_test_name(name: str) -> bool:
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+def is_test_file(path: Path) -> bool:
+    """Whether a file given by name is a test module, as :func:`discover` would skip it: named
+    ``test_*.py``, ``*_test.py`` or ``conftest.py``, or under a ``tests/`` or ``test/`` directory
+    (of the path below the working directory when it is there, so a checkout under ``/test/``
+    is no test)."""
+    resolved = path.resolve()
+    try:
+        parts = resolved.relative_to(Path.cwd().resolve()).parts
+    except ValueError:
+        parts = path.parts
+    return _is_test_name(path.name) or any(part in TEST_DIRS for part in parts[:-1])
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import socket
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
@@ -15,7 +15,6 @@ from memprobe.compare.watch import hammer_and_watch
 from memprobe.errors import ExitCode, TargetError, UsageError
 from memprobe.http.engine import sender
 from memprobe.http.hammer import MODES, Hammer
-from memprobe.process.child import answers_http
 from memprobe.render import render
 
 
@@ -58,8 +57,8 @@ class HammerCommand:
             method=args.method, body=args.body.encode() if args.body is not None else None, headers=headers)
         # Built first: it refuses a bad URL, port or header before anything is sent.
         spec = Hammer(args.url, n, **options)
-        if not answers_http(spec.host, spec.port, urlsplit(args.url).path or "/"):
-            raise TargetError(f"nothing answers HTTP at {args.url}")
+        if not listening(spec.host, spec.port):
+            raise TargetError(f"nothing listens at {spec.host}:{spec.port} ({args.url})")
         with contextlib.ExitStack() as stack:
             engine = common.locust_engine(engine_args)
             if engine is not None:
@@ -76,3 +75,16 @@ class HammerCommand:
             for path in written:
                 print(f"wrote {path}", file=sys.stderr)
         return ExitCode.FAILED if result.load.failed else ExitCode.OK
+
+
+def listening(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether a TCP connect to ``host:port`` succeeds within ``timeout`` seconds.
+
+    A connect and no request: an HTTP readiness check would be one more request to the
+    user's endpoint (N + 1 for a server counting them, a GET to a POST endpoint).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

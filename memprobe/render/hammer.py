@@ -74,6 +74,7 @@ def text(result: HammerResult, color: bool = False, width: int = 120) -> str:
                 cells += [format_bytes(x), format_bytes(y), format_bytes(d, signed=True)]
             table.add_row(*cells)
         parts.append(table)
+        parts += [Text(f"note: {note}") for note in result.notes]
     return to_text(*parts, color=color, width=width)
 
 
@@ -88,5 +89,5 @@ def markdown(result: HammerResult) -> str:
             out.append(f"| {name} | {format_bytes(rss[0])} | {format_bytes(rss[1])} | "
                        f"{format_bytes(change(b, a, 'uss')[2], signed=True)} | "
                        f"{format_bytes(change(b, a, 'pss')[2], signed=True)} |")
-        out.append("")
+        out += [""] + [f"**Note:** {note}" for note in result.notes] + ([""] if result.notes else [])
     return "\n".join(out)

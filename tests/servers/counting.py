@@ -4,7 +4,7 @@ Every request is counted under its User-Agent (memprobe's hammer and Locust engi
 ``memprobe``; a readiness check sends none) and its path is remembered, then answered
 ``hello`` over HTTP/1.1 keep-alive, one thread per connection. ``/slow/MS...`` waits MS
 milliseconds first. ``GET /__count`` (not counted) answers the JSON ``{"by_agent": {...},
-"paths": distinct paths}``. A test uses it to check what a load engine says it sent against
+"by_method": {...}, "paths": distinct paths}``. A test uses it to check what a load engine says it sent against
 what the server saw.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _by_agent: dict[str, int] = {}
+_by_method: dict[str, int] = {}
 _paths: set[str] = set()
 _lock = threading.Lock()
 
@@ -29,11 +30,12 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         if self.path == "/__count":
             with _lock:
-                body = json.dumps({"by_agent": _by_agent, "paths": len(_paths)}).encode()
+                body = json.dumps({"by_agent": _by_agent, "by_method": _by_method, "paths": len(_paths)}).encode()
         else:
             agent = self.headers.get("User-Agent") or "-"
             with _lock:
                 _by_agent[agent] = _by_agent.get(agent, 0) + 1
+                _by_method[self.command] = _by_method.get(self.command, 0) + 1
                 _paths.add(self.path)
             if self.path.startswith("/slow/"):
                 time.sleep(int(self.path.split("/")[2]) / 1000)
