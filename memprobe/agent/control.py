@@ -5,7 +5,8 @@ directory only the user can read, and every connection's peer is checked with ``
 another user's process is turned away. ``{"cmd": "measure"}`` -> ``{"ok": true, ...}``. Commands,
 one route at a time (see :class:`memprobe.agent.attribution.Attributor`):
 
-* ``hello``: pid, app kind, framework, discovered routes;
+* ``hello``: pid, app kind, framework, discovered routes and where they came from
+  (``routes_note``);
 
 Where the process counts the requests it served (an injected agent, :mod:`memprobe.agent.inject`),
 ``hello``, ``baseline`` and ``measure`` also answer ``served``, read before the garbage is
@@ -91,13 +92,14 @@ class Agent:
         return self._handle(cmd, request)
 
     def _handle(self, cmd: Any, request: dict[str, Any]) -> dict[str, Any]:
-        from memprobe.target.routes import discover_routes
+        from memprobe.target.routes import find_routes
 
         att = self.attributor
         if cmd == "hello":
+            found = find_routes(self.loaded.app)
             return {"pid": os.getpid(), "ppid": os.getppid(), "kind": self.loaded.kind,
                     "framework": self.loaded.framework,
-                    "routes": discover_routes(self.loaded.app), "frames": att.frames,
+                    "routes": found.routes, "routes_note": found.note, "frames": att.frames,
                     "python": sys.version.split()[0]}
         if cmd == "begin":
             return att.begin(bool(request.get("trace", True)), bool(request.get("objects", False)))

@@ -115,6 +115,8 @@ class Hello:
     #: the attribution round's traceback depth
     frames: int | None = None
     python: str = ""
+    #: where the routes came from, or that none could be found (a line for the hunt's notes)
+    routes_note: str = ""
 
     @classmethod
     def from_wire(cls, data: object, cmd: str = "hello") -> Hello:
@@ -127,7 +129,7 @@ class Hello:
         assert pid is not None
         return cls(pid, keys.text("kind"), keys.text("framework"), tuple(routes),
                    keys.integer("served"), keys.integer("ppid"), keys.integer("frames"),
-                   keys.text("python", "") or "")
+                   keys.text("python", "") or "", keys.text("routes_note", "") or "")
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,8 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
             todo = routes or info.routes or ["/"]
             if not routes and info.routes:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
+            if not routes and info.routes_note:
+                result.notes.append(info.routes_note)
             result.notes += info.notes
             if more is not None and (n := min(resolve_jobs(settings.jobs), len(todo))) > 1:
                 result.settings = settings = replace(settings, jobs=n)

@@ -209,11 +209,29 @@ def _name(obj: Any) -> str:
 
 
 def adapt(obj: Any) -> Any:
-    """Turn objects that wrap an app into the app: web.py ``application`` -> ``wsgifunc()``."""
+    """Turn objects that wrap an app into the app: web.py ``application`` -> ``wsgifunc()``; a
+    CherryPy root object (one with exposed handlers) mounted at ``/`` as ``cherrypy.quickstart``
+    and ``cherrypy.tree.mount`` do, its WSGI ``Application`` served."""
     wsgifunc = getattr(obj, "wsgifunc", None)
     if callable(wsgifunc) and not callable(obj) and type(obj).__module__.startswith("web."):
         return wsgifunc()
+    cherrypy = sys.modules.get("cherrypy")
+    if cherrypy is not None and is_cherrypy_root(obj):
+        return cherrypy.tree.mount(obj, "")
     return obj
+
+
+def is_cherrypy_root(obj: Any) -> bool:
+    """Whether ``obj`` is an object CherryPy serves by mounting it: not callable, not a class,
+    with exposed methods (or objects holding some)."""
+    from memprobe.target.routes import exposes
+
+    if inspect.isclass(obj) or callable(obj) or isinstance(obj, ModuleType) or "cherrypy" not in sys.modules:
+        return False
+    try:
+        return exposes(obj)
+    except Exception:  # an object whose attributes raise is no root CherryPy could serve either
+        return False
 
 
 def load_target(spec: str | TargetSpec, base: str | Path | None = None) -> LoadedApp:

@@ -38,12 +38,14 @@ class AppInfo:
 
     kind: str | None
     framework: str | None = None
-    #: the routes the app declares (Flask's url_map, Bottle's routes), hunted when none is given
+    #: the routes the app declares (Flask's url_map, Django's URL resolver...), hunted when none is given
     routes: list[str] = field(default_factory=list)
     startup_s: float = 0.0
     #: how reports name the target, when the probe knows better than the spec it was given
     label: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: where ``routes`` came from, or that none could be found (noted when no route is given)
+    routes_note: str = ""
 
 
 @dataclass

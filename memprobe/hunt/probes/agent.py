@@ -130,7 +130,8 @@ class OneAgent:
             notes.append(f"attached to pid {reach.pid} with {done.method} in {done.seconds:.2f} s")
         self.client = AgentClient(path, alive=reach.check_alive).connect()
         hello = self.client.hello()
-        return AppInfo(hello.kind, hello.framework, list(hello.routes), notes=notes)
+        return AppInfo(hello.kind, hello.framework, list(hello.routes), notes=notes,
+                       routes_note=hello.routes_note)
 
     def _attach(self, pid: int) -> Path:
         from memprobe.agent import attach

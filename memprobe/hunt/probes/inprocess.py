@@ -27,7 +27,7 @@ from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import AppInfo, Attribution, Launch, Reach, RssLines
 from memprobe.results.hunt import HuntSettings, Reading, WorkerResult
 from memprobe.target import load_target
-from memprobe.target.routes import discover_routes
+from memprobe.target.routes import find_routes
 
 __all__ = ["InProcess", "SelfReader", "WsgiCaller", "load_wsgi_app"]
 
@@ -226,7 +226,9 @@ class SelfReader:
                  + ("USS is the test process's" if self.uss else "traced heap only")]
         if not self.attributor.tracing.owned:
             notes.append("tracemalloc was already tracing: its frame depth was kept")
-        return AppInfo("wsgi", reach.framework, discover_routes(reach.caller.app), label=reach.label, notes=notes)
+        found = find_routes(reach.caller.app)
+        return AppInfo("wsgi", reach.framework, found.routes, label=reach.label, notes=notes,
+                       routes_note=found.note)
 
     def begin(self, route: str) -> None:
         """Tracing restarts one frame deep."""

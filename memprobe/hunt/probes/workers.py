@@ -200,7 +200,8 @@ class AgentPerWorker:
         if not self.counted:
             notes.append("the server's requests are not counted inside it (not a gunicorn or "
                          "uvicorn app): bytes per request are per request sent")
-        return AppInfo(first.kind, first.framework, list(first.routes), notes=notes)
+        return AppInfo(first.kind, first.framework, list(first.routes), notes=notes,
+                       routes_note=first.routes_note)
 
     def _attach(self, workers: list[int]) -> None:
         from memprobe.agent import attach
