@@ -4,7 +4,9 @@ Per route, :class:`Attributor` (re)starts tracemalloc one frame deep, takes the 
 size, the roots scan) after ``gc.collect()``, reads the traced size after each round, reads
 which containers grew right after the measured rounds, and, for a route that grew, traces one
 short round ``frames`` deep and answers the allocation sites, the growing types and the holders
-together: the sites from the snapshot diff, grouped by the user's first frame; the types from
+together: the sites from the snapshot diff, each allocating line held to what it kept over the measured
+rounds (traced one frame deep from the warm-up on: :func:`what_stays`), grouped by the user's
+first frame; the types from
 Heapy's counts before and after that round, taken untraced (Heapy's walk of the heap allocates:
 ~0.2 s untraced for a Flask app, ~0.5 s traced one frame deep, 1-4 s 25 frames deep), so a
 clean route never pays for them; the holders from the roots scans, or, when no root's container
@@ -124,6 +126,10 @@ class Attributor:
         self._grown: list[dict[str, Any]] = []
         self._grown_types: list[dict[str, Any]] = []
         self._base: tracemalloc.Snapshot | None = None
+        #: the traced heap by allocating line (one frame deep) at the baseline, and what each
+        #: line kept per request over the measured rounds (:meth:`growth`)
+        self._lines_base: dict[tuple[str, int], int] | None = None
+        self._kept: dict[tuple[str, int], float] | None = None
         self._timings: dict[str, float] = {}
         self._alloc_base: allocator.State | None = None
         self._allocator: dict[str, Any] | None = None
@@ -170,12 +176,14 @@ class Attributor:
             self.tracing.stop()
         self._grown, self._grown_types, self._base, self._timings = [], [], None, {}
         self._alloc_base, self._allocator = None, None
+        self._lines_base, self._kept = None, None
         return traced()
 
     def end(self) -> dict[str, int]:
         """The hunt is over but the process serves on: tracing stopped, what was kept dropped."""
         self.tracing.stop()
         self._roots, self._types, self._grown, self._grown_types, self._base = {}, {}, [], [], None
+        self._lines_base, self._kept = None, None
         return {}
 
     def baseline(self) -> dict[str, int]:
@@ -186,6 +194,10 @@ class Attributor:
         self.collect()
         self._roots = holders.scan_roots() if self.with_holders else {}
         self.collect("none")
+        if self.traced_rounds and self.tracing.owned:
+            t0 = time.perf_counter()
+            self._lines_base = line_sizes()
+            self._timings["lines_base"] = round(time.perf_counter() - t0, 3)
         # After the scans: what they allocated and freed is in the allocators' free bytes at
         # the baseline too, so retention is never overstated by them.
         self._alloc_base = allocator.read()
@@ -204,6 +216,12 @@ class Attributor:
         it costs a clean route nothing."""
         self.collect("none")
         t0 = time.perf_counter()
+        if self._lines_base is not None and tracemalloc.is_tracing():
+            # Before tracing restarts deeper: the lines' own net growth over every measured
+            # request, traced since before the warm-up (see sites()).
+            self._kept = kept_per_request(self._lines_base, line_sizes(), requests)
+            self._timings["lines_end"] = round(time.perf_counter() - t0, 3)
+        self._lines_base = None
         if self._alloc_base is not None:
             # Before the scans, and before the attribution round: the allocators as the
             # measured rounds left them, then what malloc_trim(0) gives back.
@@ -217,15 +235,19 @@ class Attributor:
             self._allocator = allocator.compare(self._alloc_base, end, trimmed, requests)
             self._alloc_base = None
         t_alloc = time.perf_counter()
-        if self.with_types:
-            self._types = holders.type_stats()
-        t1 = time.perf_counter()
         if self.with_holders:
             self._grown = holders.grown(self._roots, holders.scan_roots(), requests)
-        t2 = time.perf_counter()
-        self._timings.update(allocator=round(t_alloc - t0, 3), types_before=round(t1 - t_alloc, 3),
-                             roots=round(t2 - t1, 3))
+        # The types after the scans are dropped: the baseline's scan held thousands of
+        # nodes, and counting them here then not at the end hid the route's own growth
+        # (a dict per request on httpbin's /anything was missing from the growing types).
         self._roots = {}
+        self.collect("none")
+        t1 = time.perf_counter()
+        if self.with_types:
+            self._types = holders.type_stats()
+        t2 = time.perf_counter()
+        self._timings.update(allocator=round(t_alloc - t0, 3), roots=round(t1 - t_alloc, 3),
+                             types_before=round(t2 - t1, 3))
         return {**traced(), "holders": len(self._grown)}
 
     def deepen(self) -> dict[str, int]:
@@ -278,15 +300,64 @@ class Attributor:
             if stat.size_diff <= 0 or any(f.filename in own for f in stat.traceback):
                 continue
             frames = [(f.filename, f.lineno) for f in stat.traceback]
+            last = frames[-1]  # the allocating line, before any cut
             if self.cut_below is not None:
                 ours = [i for i, (name, _) in enumerate(frames) if name.startswith(self.cut_below)]
                 frames = frames[ours[-1] + 1:] if ours else frames
             if frames:
-                diffs.append((frames, stat.size_diff, stat.count_diff))
-        found = group_sites(diffs, requests)
+                diffs.append((frames, stat.size_diff, stat.count_diff, last))
+        if self._kept is not None:
+            diffs = what_stays(diffs, self._kept, requests)
+        found = group_sites([d[:3] for d in diffs], requests)
         for site in found:
             site.code = linecache.getline(site.file, site.line).strip()
         return found
+
+
+def line_sizes() -> dict[tuple[str, int], int]:
+    """The traced heap's bytes by allocating line (the most recent frame of each trace)."""
+    out: dict[tuple[str, int], int] = {}
+    for _domain, size, frames, _total in tracemalloc._get_traces():  # type: ignore[attr-defined]
+        if frames:
+            key = frames[0]  # most recent first, as tracemalloc stores them
+            out[key] = out.get(key, 0) + size
+    return out
+
+
+def kept_per_request(before: dict[tuple[str, int], int], after: dict[tuple[str, int], int],
+                     requests: int) -> dict[tuple[str, int], float]:
+    """Per allocating line, the bytes it gained per request between two :func:`line_sizes`
+    (the lines that gained only)."""
+    per = max(requests, 1)
+    return {line: (size - before.get(line, 0)) / per for line, size in after.items()
+            if size > before.get(line, 0)}
+
+
+def what_stays(diffs: Sequence[tuple[list[tuple[str, int]], int, int, tuple[str, int]]],
+               kept: dict[tuple[str, int], float], requests: int
+               ) -> list[tuple[list[tuple[str, int]], int, int, tuple[str, int]]]:
+    """The attribution round's traceback diffs, each allocating line's held to what that line
+    kept per request over the measured rounds (``kept``, :func:`kept_per_request`), shared
+    out among its tracebacks by their growth in the round.
+
+    Why: tracing restarts deeper for the attribution round, so a block allocated before it and
+    freed during it is freed untraced while its replacement counts as growth: a cache that
+    churns (an ``lru_cache`` evicting as it fills) or objects in flight at the end look like
+    what the round kept. The measured rounds were traced, one frame deep, from before the
+    warm-up: a line that churned kept nothing over them. (Measured on httpbin's ``/anything``:
+    the round restarted kept +868 B/request, +142 at ``urllib/parse.py:504`` - urlsplit's
+    lru_cache - against +308 traced continuously over the same requests.)
+    ``diffs``: (frames oldest first, size_diff, count_diff, allocating line)."""
+    round_bytes: dict[tuple[str, int], int] = {}
+    for _frames, size, _count, line in diffs:
+        round_bytes[line] = round_bytes.get(line, 0) + size
+    out = []
+    for frames, size, count, line in diffs:
+        allowed = kept.get(line, 0.0) * requests
+        share = min(1.0, allowed / round_bytes[line]) if round_bytes[line] > 0 else 0.0
+        if int(size * share) > 0:
+            out.append((frames, int(size * share), round(count * share), line))
+    return out
 
 
 def _chains(sites: list[Site]) -> list[dict[str, Any]]:
