@@ -261,8 +261,8 @@ class Attributor:
 
     def attribute(self, requests: int, chains: bool = True) -> dict[str, Any]:
         """The attribution round is over (``requests`` of it): the sites, the types and the
-        holders together, as JSON-ready dicts; the referrer chains from the top sites only
-        with ``chains``."""
+        holders together, as JSON-ready dicts; the referrer chains from the top sites with
+        ``chains``, or without it when a site is in the user's code."""
         sites: list[Site] = []
         if self._base is not None:
             self.collect("sockets")
@@ -273,7 +273,10 @@ class Attributor:
             self._base = None
             self._timings["sites"] = round(time.perf_counter() - t0, 3)
         found = list(self._grown)
-        if not found and sites and self.with_holders and chains:
+        # ``chains`` False (a native verdict) still searches from sites in the user's code:
+        # held to what their lines kept over the measured rounds, they are Python memory that
+        # stays, whatever the traced slope's noise made of the verdict.
+        if not found and sites and self.with_holders and (chains or any(s.user for s in sites)):
             t0 = time.perf_counter()
             found = _chains(sites)
             self._timings["chains"] = round(time.perf_counter() - t0, 3)
