@@ -39,6 +39,10 @@ _OWN_FILES = [os.path.join(_HERE, name)
               for name in ("attribution.py", "control.py", "holders.py", "allocator.py",
                            "backrefs.py", "bounds.py", "interp.py")]
 
+#: A site held to what its lines kept (:func:`what_stays`) is reported from this many bytes per
+#: request of the attribution round: the hunt's default sensitivity.
+MIN_KEPT_PER_REQUEST = 16
+
 #: Once the sockets a load opened are closed: how long the closing thread (or event loop
 #: callback) gets to drop the connection's objects; and how often they are counted meanwhile.
 SOCKET_GRACE_S = 0.005
@@ -311,9 +315,14 @@ class Attributor:
                 frames = frames[ours[-1] + 1:] if ours else frames
             if frames:
                 diffs.append((frames, stat.size_diff, stat.count_diff, last))
+        floor = 1024
         if self._kept is not None:
             diffs = what_stays(diffs, self._kept, requests)
-        found = group_sites([d[:3] for d in diffs], requests)
+            # Held to what the measured rounds kept, a site is no longer a short round's noise:
+            # 1 KiB would drop a real leak of 80 B/request from a slow route's 10-request round
+            # (CherryPy's mutable default on a loaded machine came out with no site at all).
+            floor = min(floor, MIN_KEPT_PER_REQUEST * max(requests, 1))
+        found = group_sites([d[:3] for d in diffs], requests, min_bytes=floor)
         for site in found:
             site.code = linecache.getline(site.file, site.line).strip()
         return found
