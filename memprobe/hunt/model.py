@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from memprobe.results.hunt import Fit, Holder, Judgement, Reading, WorkerResult, memory_name
@@ -57,6 +57,78 @@ BLOCKS_MIN_BOUNDED = 2000
 #: Bytes a leaked block stands for when only blocks were read (the corpus: one int 36.7 B, a
 #: str key and a float 84.5 B for 1.00 block, an lru_cache entry 181 B for 3.00 blocks).
 BLOCK_BYTES = 64.0
+
+#: A one-off step: one round's rise of the traced heap, beyond what the other rounds grew at
+#: their median rate, of at least this many bytes (and this many times their median round's
+#: rise), made of new blocks this large on average (the allocated blocks' rise beyond their
+#: own median rate): a table resized once (pypiserver's first route: the interpreter's interned
+#: strings, one block of ~939 KiB), not growth per request. A cache of ordinary objects filling
+#: in one round adds a block per ~100 B; a leak's rounds rise alike.
+ONE_OFF_MIN = 64 * 1024
+ONE_OFF_OUTLIER = 4.0
+ONE_OFF_BLOCK_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Step:
+    """A one-off step in a series (:func:`one_off_step`): the round it happened in (between the
+    readings at ``start`` and ``end`` requests) and what it added to each signal."""
+
+    start: int
+    end: int
+    traced: int
+    blocks: int
+    uss: int
+
+    def describe(self) -> str:
+        """``one block of 939 KiB allocated once, between requests 2,048 and 2,381``."""
+        what = (f"one block of {format_bytes(self.traced)}" if self.blocks <= 1
+                else f"{format_bytes(self.traced)} in {self.blocks:,} large blocks")
+        return (f"a one-off step, not growth per request: {what} allocated once, between requests "
+                f"{self.start:,} and {self.end:,} (a table resized: the interpreter's interned strings, "
+                f"a dict or list past its size)")
+
+
+def one_off_step(readings: Sequence[Reading]) -> Step | None:
+    """The round in which the traced heap rose by a few large blocks beyond the other rounds'
+    growth (see :data:`ONE_OFF_MIN`), or None. Needs the traced heap and the allocated blocks
+    in every reading. A leak's steady growth around the step stays in the series."""
+    if len(readings) < 4 or any(r.traced is None or r.blocks is None for r in readings):
+        return None
+    xs = [r.requests for r in readings]
+    steps = [max(b - a, 1) for a, b in zip(xs, xs[1:])]
+
+    def excess(ys: Sequence[int]) -> tuple[list[float], list[float]]:
+        rises = [float(b - a) for a, b in zip(ys, ys[1:])]
+        rates = sorted(r / n for r, n in zip(rises, steps))
+        median = rates[len(rates) // 2]
+        return [r - median * n for r, n in zip(rises, steps)], [median * n for n in steps]
+
+    traced, expected = excess([r.traced for r in readings])  # type: ignore[misc]
+    i = max(range(len(traced)), key=traced.__getitem__)
+    step = traced[i]
+    others = sorted(abs(e) for j, e in enumerate(expected) if j != i)
+    blocks = excess([r.blocks for r in readings])[0][i]  # type: ignore[misc]
+    if step < max(ONE_OFF_MIN, ONE_OFF_OUTLIER * others[len(others) // 2]) \
+            or blocks * ONE_OFF_BLOCK_BYTES > step:
+        return None
+    uss = 0
+    if all(r.uss is not None for r in readings):
+        uss = int(max(0.0, excess([r.uss for r in readings])[0][i]))  # type: ignore[misc]
+    return Step(xs[i], xs[i + 1], int(step), max(round(blocks), 0), uss)
+
+
+def without_step(readings: Sequence[Reading], step: Step) -> list[Reading]:
+    """The series as if the step had not happened: its bytes taken off every later reading."""
+    out = []
+    for r in readings:
+        if r.requests < step.end:
+            out.append(r)
+            continue
+        out.append(replace(r, traced=None if r.traced is None else r.traced - step.traced,
+                           uss=None if r.uss is None else r.uss - step.uss))
+    return out
+
 
 def least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """Slope of ``ys`` against ``xs`` and its standard error (0 with two points)."""
@@ -128,6 +200,10 @@ def judge(readings: Sequence[Reading], memory: str = "uss", last_share: float = 
     ``last_share``: see :func:`fit_signal` (the sequential protocol's many small rounds)."""
     if len(readings) < 3:
         raise ValueError("judge needs a baseline and at least two rounds")
+    step = one_off_step(readings)
+    if step is not None:
+        judgement = judge(without_step(readings, step), memory, last_share)
+        return replace(judgement, reason=f"{step.describe()}; without it, {judgement.reason}")
     xs = [r.requests for r in readings]
     traced = uss = blocks = None
     if all(r.blocks is not None for r in readings):
@@ -264,6 +340,7 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
     ``requests_to_cap``) and judge by the top one: a leak whose top holder has a cap larger
     than the run reached is ``bounded`` ("grows until ..."); one held by timers says when they
     fire. ``throughput``: requests per second of the measured rounds."""
+    judgement = held_in_python(judgement, holders)
     traced = python_bytes(judgement.traced, judgement.blocks)
     for h in holders:
         cap = (h.bounds or {}).get("cap")
@@ -298,6 +375,28 @@ def will_it_stop(judgement: Judgement, holders: list[Holder], requests: int,
                   f"{judgement.reason}")
         return replace(judgement, reason=reason)
     return judgement
+
+
+#: Entries per request a Python container must gain to make a native verdict a Python leak.
+HELD_ENTRIES = 0.5
+
+
+def held_in_python(judgement: Judgement, holders: list[Holder]) -> Judgement:
+    """A native leak whose traced heap grew too (only noisily: not a leak by its own bars) and
+    whose growth a Python container holds, gaining entries with the requests, is a Python leak:
+    the kind follows what was found, not the traced slope's noise."""
+    traced = judgement.traced
+    if judgement.verdict != "leak" or judgement.kind != "native" or traced is None \
+            or traced.slope <= TRACED_FLOOR:
+        return judgement
+    top = next((h for h in holders if h.source == "roots"
+                and h.entries_per_request >= HELD_ENTRIES), None)
+    if top is None:
+        return judgement
+    reason = (f"a Python container grows with the requests ({top.description}: "
+              f"{top.entries_per_request:+.2f} entries/request) and the Python heap grows too, "
+              f"noisily ({judgement.reason})")
+    return replace(judgement, kind="python", reason=reason)
 
 
 def _seconds(s: float) -> str:

@@ -113,6 +113,8 @@ def sensitivity(xs: Sequence[int], ys: Sequence[int], signal: Signal) -> float:
 
 def sensitivities(readings: Sequence[Reading]) -> dict[str, float | None]:
     """Per signal, :func:`sensitivity` over the whole series (None for a signal not read)."""
+    if (step := model.one_off_step(readings)) is not None:
+        readings = model.without_step(readings, step)  # as the judge reads them
     xs = [r.requests for r in readings]
     out: dict[str, float | None] = {}
     for s in SIGNALS:
@@ -153,6 +155,8 @@ def decide(readings: Sequence[Reading], memory: str = "uss", target: float = TAR
     if rounds < MIN_ROUNDS:
         return None
     judgement = model.judge(readings, memory, LAST_SHARE)
+    if (step := model.one_off_step(readings)) is not None:
+        readings = model.without_step(readings, step)  # as the judge read them
     xs = [r.requests for r in readings]
     read = [(s, ys) for s in SIGNALS if (ys := s.values(readings)) is not None]
     fits = {"traced": judgement.traced, "uss": judgement.uss}
