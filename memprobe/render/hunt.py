@@ -76,12 +76,16 @@ def advice_sentence(r: RouteResult, name: Callable[[str], str] = cli_flag) -> st
                 f"header, a POST with its JSON body)")
     if r.verdict != "inconclusive" or not r.advice:
         return ""
-    more = [f"{name(k)} {v:,}" for k, v in r.advice.items() if k != "sensitivity"]
+    def given(setting: str, value: Any) -> str:
+        spelt = name(setting)
+        return f"{spelt}{value!r}" if spelt.endswith("=") else f"{spelt} {value:,}"
+
+    more = [given(k, v) for k, v in r.advice.items() if k != "sensitivity"]
     out = []
     if more:
         out.append(f"{' and '.join(more)} (more requests)")
     if "sensitivity" in r.advice:
-        out.append(f"{name('sensitivity')} {r.advice['sensitivity']:,} (accept that leaks below "
+        out.append(f"{given('sensitivity', r.advice['sensitivity'])} (accept that leaks below "
                    f"{r.advice['sensitivity']:,} B/request go unseen)")
     return "to get evidence: " + ", or ".join(out)
 
