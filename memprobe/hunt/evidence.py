@@ -75,31 +75,40 @@ def weigh(judgement: Judgement, readings: Sequence[Reading], *, target: float, s
     fits = {"traced": judgement.traced, "uss": judgement.uss}
     blind: list[str] = []
     growing: list[str] = []
+    unsure: list[str] = []
     for s in SIGNALS:
         ys = s.values(readings)
         if ys is None or len(ys) < 3:
             continue
-        label = "traced" if s.name == "traced" else name
+        label = "traced" if s.name == "traced" else f"in {name}"
         tgt = s.target(target)
         sens = sensitivity(xs, ys, s)
-        if len(xs) < 4 or sens > tgt:
-            blind.append(f"{_amount(sens)} B/request or more " + ("traced" if label == "traced" else f"in {label}"))
-            continue
+        reached = len(xs) >= 4 and sens <= tgt
+        if not reached:
+            blind.append(f"{_amount(sens)} B/request or more {label}")
         fit = fits[s.name]
         # a signal whose own fit grew while the route is clean was explained by a later layer
         # (a server's PSS in pages its processes share): only its sensitivity is weighed here
-        if fit is not None and fit.verdict == "clean" and (
-                fit.slope - LEAK_SIGMAS * fit.error > s.floor or not below(xs, ys, tgt)):
-            growing.append(f"{label} {fit.slope:+.1f} ± {fit.error:.1f} B/request"
-                           + (f" ({fit.slope / fit.error:.0f} standard errors above zero)" if fit.error > 0 else ""))
+        if fit is None or fit.verdict != "clean":
+            continue
+        shown = f"{fit.slope:+.1f} ± {fit.error:.1f} B/request {label}"
+        if fit.error > 0 and fit.slope - model.SIGMAS * fit.error > s.floor \
+                and (not reached or fit.slope - LEAK_SIGMAS * fit.error > s.floor or not below(xs, ys, tgt)):
+            growing.append(f"{shown} ({fit.slope / fit.error:.0f} standard errors above zero)")
+        elif reached and not below(xs, ys, tgt):
+            unsure.append(f"{shown} (up to {fit.slope + model.SIGMAS * fit.error:.1f})")
     took = f"{requests:,} requests in {seconds:.0f} s"
-    if not blind and not growing:
+    if not blind and not growing and not unsure:
         return Weighed(_honest(judgement, target, name))
+    said = []
+    if growing:
+        said.append(f"growing {', '.join(growing)}, too little to call a leak or growth that stops in {took} "
+                    f"(a leak must grow {format_bytes(model.TRACED_MIN_TOTAL)} in all)")
+    if unsure:
+        said.append(f"a leak at {_amount(target)} B/request is not ruled out: {', '.join(unsure)}")
     if blind:
-        reason = f"could see {', '.join(blind)}; {took} ({figures})"
-    else:
-        reason = (f"growing {', '.join(growing)}, too little to call a leak or growth that "
-                  f"stops in {took} (a leak must grow {format_bytes(model.TRACED_MIN_TOTAL)} in all)")
+        said.append(f"could see {', '.join(blind)}" + ("" if growing else f"; {took}"))
+    reason = "; ".join(said) + f" ({figures})"
     advice = _advice(readings, target, requests, seconds, stopped, max_seconds, max_requests, blind)
     return Weighed(replace(judgement, verdict="inconclusive", kind=None, reason=reason), "clean", advice)
 

@@ -288,7 +288,7 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
                              f"{where}{code}")
         for holder in route.holders[:3]:
             lines.append(f"  held by: {holder.description}")
-        if not route.sites and not route.holders and route.verdict != "clean":
+        if not route.sites and not route.holders and route.verdict in ("leak", "bounded"):
             lines.append("  no site or holder found (a native leak shows in USS only)")
         lines += [f"  note: {n}" for n in route.notes]
     return "\n".join(lines) + "\n"
