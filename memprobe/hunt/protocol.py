@@ -15,7 +15,12 @@ route stops), up to ``max_requests`` measured requests or ``max_seconds`` a rout
 the judge decides on what there is; or **fixed**: ``rounds`` x ``requests`` (explicit counts,
 ``thorough=True``: 5 x 2,000 after 500 warm-up). Either way each route reports the sensitivity
 it reached (the smallest leak its readings could have seen) and why it stopped. The warm-up of
-the sequential protocol ends early when it would take more than a quarter of ``max_seconds``.
+the sequential protocol ends early when it would take more than a quarter of ``max_seconds``
+(the note, and a bounded or leak verdict's reason, say what the cut risks).
+
+After the judge, :func:`memprobe.hunt.evidence.weigh` keeps a ``clean`` only where the readings
+could have seen the leaks looked for (else ``inconclusive``) and the route answered something
+other than errors (else ``errors``).
 
 ``hunt(...)`` returns a :class:`~memprobe.results.hunt.HuntResult`; it raises
 :class:`~memprobe.errors.HuntFailed` when the target cannot be loaded or dies, and
