@@ -19,6 +19,12 @@ class ExitCode(enum.IntEnum):
     TARGET = 3
     #: A missing optional dependency, a permission, a platform that lacks something.
     ENVIRONMENT = 4
+    #: No leak found, but a route's readings could not have seen the leaks looked for (too
+    #: few requests for the time given, too much noise): not "clean". A leak still exits 1.
+    INCONCLUSIVE = 5
+    #: No leak found, but a route answered only errors (401, 404, 5xx...): the code behind it was
+    #: not run, so nothing the user meant was measured. Above INCONCLUSIVE; a leak still exits 1.
+    ERRORS = 6
 
 
 class MemprobeError(Exception):

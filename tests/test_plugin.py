@@ -30,8 +30,11 @@ def app(environ, start_response):
     return [b"ok"]
 '''
 #: Small rounds: the signal (~1 KB/request in child mode, ~140 B in-process) allows it.
-SMALL = "requests=200, rounds=3, warmup=50"
-CHILD = "requests=300, rounds=3, warmup=100"
+# Few requests, to be quick: a clean route's readings cannot see a 16 B/request leak in them, so
+# its verdict is inconclusive, passed here on purpose (tests/test_verdicts.py has the default).
+COUNTS = "requests=200, rounds=3, warmup=50"
+SMALL = f'{COUNTS}, inconclusive="pass"'
+CHILD = 'requests=300, rounds=3, warmup=100, inconclusive="pass"'
 
 
 def _pids_dead(pids: list[int]) -> list[int]:
@@ -182,7 +185,7 @@ def test_the_summary_lists_every_measured_test_and_the_json_file_has_them_all(
             pass
 
         def test_with_the_fixture(memprobe):
-            result = memprobe.hunt("app.py:app", routes=["/leak"], {SMALL}, in_process=True)
+            result = memprobe.hunt("app.py:app", routes=["/leak"], {COUNTS}, in_process=True)
             assert result.verdict == "leak", result.summary()
 
         def test_not_measured():
@@ -194,7 +197,7 @@ def test_the_summary_lists_every_measured_test_and_the_json_file_has_them_all(
     result.stdout.re_match_lines([
         r"^=+ memprobe =+$",
         r"^test\s+route\s+verdict\s+traced B/req\s+USS B/req\s+limit\s+result$",
-        r"^test_many\.py::test_index\s+/\s+clean\s+[+-]\d\.\d ± \d\.\d\s+-\s+16 B/req, no leak\s+PASSED$",
+        r"^test_many\.py::test_index\s+/\s+inconclusive\s+[+-]\d\.\d ± \d\.\d\s+-\s+16 B/req, no leak\s+PASSED$",
         r"^test_many\.py::test_leak\s+/leak\s+leak\s+\+10\d\d\.\d ± \d+\.\d\s+-\s+no leak\s+FAILED$",
         r"^test_many\.py::test_with_the_fixture\s+/leak\s+leak\s+.*\(fixture\)\s+PASSED$",
         r"^memprobe: 3 result\(s\) written to .*out/memprobe.json$",
@@ -212,7 +215,8 @@ def test_the_summary_lists_every_measured_test_and_the_json_file_has_them_all(
 
 def test_the_ini_twins_set_the_json_file_the_default_requests_and_off(
         pytester: pytest.Pytester, leaky_app: Path) -> None:
-    pytester.makeini("[pytest]\nmemprobe_json = session.json\nmemprobe_requests = 150\n")
+    pytester.makeini("[pytest]\nmemprobe_json = session.json\nmemprobe_requests = 150\n"
+                     "memprobe_inconclusive = pass\n")
     pytester.makepyfile(test_ini='''
         import pytest
 
@@ -320,8 +324,9 @@ def test_in_a_child_process_the_leaky_route_fails_and_its_clean_twin_passes(
         "*app.py:8  _kept.append(bytes(1000))",
         "  held by: module app.py, global _kept (list, *",
     ])
-    # The verdict of a flat route in a child can be "bounded" from start-up noise; never a leak.
-    result.stdout.re_match_lines([r"^test_child\.py::test_clean_route\s+/\s+(clean|bounded)\s.*PASSED$"])
+    # The verdict of a flat route in a child can be "bounded" from start-up noise; never a leak (and
+    # 900 requests cannot see a 16 B/request leak: inconclusive, passed on purpose).
+    result.stdout.re_match_lines([r"^test_child\.py::test_clean_route\s+/\s+(inconclusive|bounded)\s.*PASSED$"])
 
 
 @pytest.mark.slow

@@ -15,7 +15,12 @@ route stops), up to ``max_requests`` measured requests or ``max_seconds`` a rout
 the judge decides on what there is; or **fixed**: ``rounds`` x ``requests`` (explicit counts,
 ``thorough=True``: 5 x 2,000 after 500 warm-up). Either way each route reports the sensitivity
 it reached (the smallest leak its readings could have seen) and why it stopped. The warm-up of
-the sequential protocol ends early when it would take more than a quarter of ``max_seconds``.
+the sequential protocol ends early when it would take more than a quarter of ``max_seconds``
+(the note, and a bounded or leak verdict's reason, say what the cut risks).
+
+After the judge, :func:`memprobe.hunt.evidence.weigh` keeps a ``clean`` only where the readings
+could have seen the leaks looked for (else ``inconclusive``) and the route answered something
+other than errors (else ``errors``).
 
 ``hunt(...)`` returns a :class:`~memprobe.results.hunt.HuntResult`; it raises
 :class:`~memprobe.results.hunt.HuntFailed` when the target cannot be loaded or dies, and
@@ -31,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
+from memprobe.hunt.evidence import weigh
 from memprobe.hunt.model import account, judge, shared_growth, will_it_stop
 from memprobe.hunt.parallel import resolve_jobs, side_by_side
 from memprobe.hunt.probes import Attribution, Probe
@@ -107,13 +113,14 @@ def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list
 
 
 def hunt_in_process(target: Any, settings: HuntSettings | None = None, *, routes: list[str] | None = None,
-                    method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
+                    method: str | None = None, body: bytes | None = None, headers: dict[str, str] | None = None,
                     holders: bool = True, progress: Progress | None = None, **choices: Any) -> HuntResult:
     """Hunt for leaks in a WSGI app called in this process (``target``: a spec or the WSGI
     callable), by the fixed protocol (``rounds`` x ``requests``: the traced heap in-process is
     exact, and a test wants the same requests every run); the result's settings say
     ``"mode": "in_process"``. Without ``routes``, a Flask or Bottle app's parameterless GET
-    routes are hunted, else ``/``. ``settings`` or their fields as keywords, as for :func:`hunt`."""
+    routes are hunted, else ``/``. ``settings`` or their fields as keywords, as for :func:`hunt`;
+    ``method``, ``body`` and ``headers`` (else the settings') shape every call."""
     from memprobe.hunt.probes import compose
     from memprobe.hunt.probes.inprocess import client_name
 
@@ -127,8 +134,13 @@ def hunt_in_process(target: Any, settings: HuntSettings | None = None, *, routes
         raise UsageError(f"hunt_in_process() takes settings or their fields as keywords, not both "
                          f"({', '.join(choices)})")
     settings = replace(settings, mode="in_process", concurrency=1, client=client_name(), sequential=False)
+    # the request's shape given here (the API's own keywords) or in the settings: one place after
+    shape: dict[str, Any] = {k: v for k, v in (("method", method), ("body", body), ("headers", headers))
+                             if v is not None}
+    settings = replace(settings, **shape)
     settings.validate()
-    probe = compose.in_process(target, settings, method=method, body=body, headers=headers, holders=holders)
+    probe = compose.in_process(target, settings, method=settings.method.upper(), body=settings.body_bytes,
+                               headers=settings.request_headers or None, holders=holders)
     label = target if isinstance(target, str) else repr(target)
     return run(probe, label, [normalise(r) for r in routes] if routes else None, settings, progress)
 
@@ -200,8 +212,10 @@ class _Route:
         #: ``{n}`` in the route: a counter that goes on across warm-up and rounds
         self.next = 0
         self.notes: list[str] = []
-        #: answers other than 2xx and 3xx, over everything the route was sent
-        self.bad: dict[str, int] = {}
+        #: every answer's status over everything the route was sent (2xx and 3xx too)
+        self.statuses: dict[str, int] = {}
+        #: the sequential warm-up cut short: (requests sent, requests asked, seconds each)
+        self.cut: tuple[int, int, float] | None = None
         #: the measured rounds' load, merged as they come
         self.total: LoadResult | None = None
         self.readings: list[Reading] = []
@@ -220,8 +234,7 @@ class _Route:
             raise TargetError(f"{self.route}: none of {load.sent} requests got an answer "
                               f"({', '.join(load.errors) or 'timeouts'})")
         for status, count in load.status_counts.items():
-            if not status.startswith(("2", "3")):
-                self.bad[status] = self.bad.get(status, 0) + count
+            self.statuses[status] = self.statuses.get(status, 0) + count
         return load
 
     def hunt(self, result: HuntResult) -> None:
@@ -315,13 +328,30 @@ class _Route:
             left = budget - (time.monotonic() - t0)
             allowed = max(0, int(left / per))
             if allowed < rest:
-                self.notes.append(f"{self.route}: warm-up cut to {first.sent + allowed} of {warmup} "
-                                  f"requests ({per * 1000:.1f} ms each)")
+                self.cut = (first.sent + allowed, warmup, per)
+                self.notes.append(self.cut_note(workers))
                 rest = allowed
             if rest:
                 load = self.send(rest)
                 per = load.duration_s / max(load.sent, 1)
         return per
+
+    def cut_note(self, workers: int) -> str:
+        """What a warm-up cut short risks, and what gives it whole."""
+        assert self.cut is not None
+        sent, asked, per = self.cut
+        each = (f"; each of {workers} workers got about {sent // workers:,} of its {asked // workers:,}"
+                if workers > 1 else "")
+        return (f"{self.route}: warm-up cut to {sent:,} of {asked:,} requests ({per * 1000:.1f} ms each), "
+                f"to stay within a quarter of --max-seconds{each}: a process still warming up (caches, "
+                f"free lists, lazy imports) grows in the rounds as a leak would, so growth on this "
+                f"route may be warm-up; --max-seconds {self.whole_warmup_s():,.0f} gives the whole warm-up")
+
+    def whole_warmup_s(self) -> float:
+        """The ``max_seconds`` whose quarter holds the whole warm-up at the measured pace."""
+        assert self.cut is not None
+        _, asked, per = self.cut
+        return max(self.settings.max_seconds, math.ceil(4 * asked * per * 1.1))
 
     def round_size(self, per_request: float, done: int) -> int:
         """Requests in the next sequential round: ``round_seconds`` worth (and at least as
@@ -403,16 +433,29 @@ class _Route:
         judgement, said = account(judgement, allocator)
         if allocator is not None and said:
             allocator = {**allocator, "explanation": said}
-        if self.bad:
+        bad = {k: v for k, v in self.statuses.items() if not k.startswith(("2", "3"))}
+        if bad:
             notes.insert(0, f"{self.route}: answered "
-                         + ", ".join(f"{v} x {k}" for k, v in sorted(self.bad.items())))
+                         + ", ".join(f"{v} x {k}" for k, v in sorted(bad.items())))
+        s = self.settings
+        weighed = weigh(judgement, self.readings, target=s.sensitivity, stopped=self.stopped,
+                        statuses=self.statuses, seconds=time.monotonic() - self.t0, memory=self.probe.memory,
+                        max_seconds=s.max_seconds if s.sequential else None,
+                        max_requests=s.max_requests if s.sequential else None)
+        judgement = weighed.judgement
+        if self.cut is not None and judgement.verdict in ("leak", "bounded"):
+            sent, asked, _ = self.cut
+            judgement = replace(judgement, reason=(
+                f"{judgement.reason}; the warm-up was cut to {sent:,} of {asked:,} requests: some of this "
+                f"growth may be warm-up (--max-seconds {self.whole_warmup_s():,.0f} gives it whole)"))
         return RouteResult(judgement=judgement, readings=self.readings, sites=attribution.sites,
                            types=attribution.types, holders=attribution.holders, route=self.route,
                            load=load, duration_s=time.monotonic() - self.t0, notes=notes,
                            timings_s=attribution.timings_s, workers=self.probe.processes(),
                            memory=self.probe.memory, allocator=allocator,
                            rss_lines=attribution.rss_lines,
-                           sensitivity=self.sensitivity(judgement), stopped_because=self.stopped)
+                           sensitivity=self.sensitivity(judgement), stopped_because=self.stopped,
+                           judged=weighed.judged, advice=weighed.advice)
 
     def sensitivity(self, judgement: Judgement) -> dict[str, float | None]:
         """Per signal, the smallest leak the readings could have seen: over the whole series,

@@ -72,6 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("memprobe_requests", "requests per round by default (see --memprobe-requests)")
     parser.addini("memprobe_off", "measure nothing (see --memprobe-off)", type="bool",
                   default=False)
+    parser.addini("memprobe_inconclusive", "fail (the default) or pass a memprobe_limit test whose route "
+                  "came out inconclusive (its readings could not see the leaks looked for)", default="fail")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -111,6 +113,12 @@ class MemprobeManager:
         self.json_path = (config.invocation_params.dir / json_path) if json_path else None
         self.is_worker = hasattr(config, "workerinput")
         self.baseline = _baseline(config)
+        inconclusive = str(config.getini("memprobe_inconclusive") or "fail").strip()
+        if inconclusive not in limits.INCONCLUSIVE:
+            raise pytest.UsageError(f"memprobe_inconclusive must be one of {', '.join(limits.INCONCLUSIVE)}, "
+                                    f"not {inconclusive!r}")
+        #: what an inconclusive route does to a marker's test that does not say
+        self.inconclusive = inconclusive
         self.records: list[dict[str, Any]] = []
         # Spelt as the envelope spells it; results.envelope itself would import psutil here.
         self.started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -150,7 +158,7 @@ class MemprobeManager:
         except Exception as err:  # UsageError: a size or a metric that is not one
             pytest.fail(f"memprobe_limit: {err}", pytrace=False)
         target = resolve_target(limit.target, item)
-        outcome = limits.measure(limit, target, self.requests, resolve_dir(limit.cwd, item))
+        outcome = limits.measure(limit, target, self.requests, resolve_dir(limit.cwd, item), self.inconclusive)
         record = outcome.record
         record["source"] = "marker"
         record["worker"] = os.environ.get("PYTEST_XDIST_WORKER")

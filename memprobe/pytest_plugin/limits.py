@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from memprobe.results.hunt import WorkerResult
 
 METRICS = ("traced", "uss")
+#: What an inconclusive route does to its test: fail it (the default: a clean verdict the readings
+#: could not reach is no evidence), or pass it (asked for: ``inconclusive="pass"``).
+INCONCLUSIVE = ("fail", "pass")
 _METRIC_NAME = {"traced": "", "uss": " of USS"}
 
 
@@ -40,11 +43,15 @@ class Limit:
     in_process: bool
     options: dict[str, Any] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)
+    #: ``fail`` or ``pass`` an inconclusive route; None: the session's (ini ``memprobe_inconclusive``)
+    inconclusive: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         out = {"per_request_bytes": self.per_request, "metric": self.metric,
                "growth_bytes": self.growth, "leak": self.leak, "in_process": self.in_process}
+        if self.inconclusive is not None:
+            out["inconclusive"] = self.inconclusive
         if self.cmd is not None:
             out["cmd"] = self.cmd
         return out
@@ -55,14 +62,20 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
                    requests: int | None = None, per_request: str | float | None = None,
                    metric: str = "traced", growth: str | float | None = None,
                    leak: bool | None = False, in_process: bool = False, rounds: int | None = None,
-                   warmup: int | None = None, concurrency: int | None = None) -> Limit:
+                   warmup: int | None = None, concurrency: int | None = None,
+                   max_seconds: float | None = None, sensitivity: float | None = None,
+                   method: str | None = None, headers: dict[str, str] | None = None,
+                   body: str | bytes | None = None, inconclusive: str | None = None) -> Limit:
     """After the test body passes, hunt TARGET (``app.py:app``) or the server CMD starts
     ("gunicorn -w 2 -b 127.0.0.1:{port} app:app", run in CWD: worker by worker, the server
     judged as a whole) on ROUTE or ROUTES with REQUESTS requests per round and fail the test
     when a route grows more than PER_REQUEST bytes per request ("64 B", "2 KiB"; METRIC
     "traced" - the Python heap, exact, the default - or "uss", PSS summed for a server), more
     than GROWTH bytes in total, or leaks (LEAK=False; True expects a leak, None ignores the
-    verdict). IN_PROCESS=True calls a WSGI app in the test process, no server."""
+    verdict). IN_PROCESS=True calls a WSGI app in the test process, no server. A route that
+    answered only errors fails the test (send what it needs: METHOD, HEADERS, BODY); so does an
+    inconclusive one (its readings could not see leaks of SENSITIVITY B/request: give it
+    MAX_SECONDS or REQUESTS) unless INCONCLUSIVE="pass" (ini: memprobe_inconclusive)."""
     from memprobe.errors import UsageError
 
     if (target is None) == (cmd is None):
@@ -75,6 +88,8 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
         raise UsageError("give route= or routes=, not both")
     if isinstance(routes, str):
         routes = [routes]
+    if inconclusive is not None and inconclusive not in INCONCLUSIVE:
+        raise UsageError(f"inconclusive must be one of {', '.join(INCONCLUSIVE)}, not {inconclusive!r}")
     if requests is not None and (not isinstance(requests, int) or requests <= 0):
         raise UsageError(f"requests must be a positive number, not {requests!r}")
     shown = {}
@@ -85,8 +100,10 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
             shown[name] = value if isinstance(value, str) else format_bytes(sizes[name])
     return Limit(target, cmd, cwd, [route] if route is not None else routes, requests,
                  sizes.get("per_request"), metric, sizes.get("growth"), leak, in_process,
-                 {k: v for k, v in (("rounds", rounds), ("warmup", warmup), ("concurrency", concurrency))
-                  if v is not None}, shown)
+                 {k: v for k, v in (("rounds", rounds), ("warmup", warmup), ("concurrency", concurrency),
+                                    ("max_seconds", max_seconds), ("sensitivity", sensitivity),
+                                    ("method", method), ("headers", headers), ("body", body))
+                  if v is not None}, shown, inconclusive)
 
 
 @dataclass
@@ -98,10 +115,12 @@ class Outcome:
     detail: str = ""
 
 
-def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | None = None) -> Outcome:
+def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | None = None,
+            inconclusive: str = "fail") -> Outcome:
     """Hunt ``target`` (or ``limit.cmd``, run in ``cwd``) as ``limit`` says and judge every
     route against it. Without requests or rounds (from the marker or ``default_requests``) a
-    hunt in a child or of a command decides on evidence; in-process hunts count 5 x 2,000."""
+    hunt in a child or of a command decides on evidence; in-process hunts count 5 x 2,000.
+    ``inconclusive``: the session's ``fail`` or ``pass`` for a marker that does not say."""
     from memprobe.errors import MemprobeError
 
     requests = limit.requests or default_requests
@@ -115,7 +134,8 @@ def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | 
         if limit.in_process:
             from memprobe.hunt import hunt_in_process
 
-            options = {k: v for k, v in limit.options.items() if k != "concurrency"}  # one caller in-process
+            # one caller in-process, in fixed rounds
+            options = {k: v for k, v in limit.options.items() if k not in ("concurrency", "max_seconds")}
             result = hunt_in_process(target, routes=limit.routes, requests=requests, uss=limit.metric == "uss",
                                      **options)
         else:
@@ -129,7 +149,8 @@ def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | 
         tail = getattr(err, "log_tail", "") or ""
         return Outcome(record, f"memprobe: could not measure {label}: {err}",
                        f"the target's last output:\n{tail}" if tail else str(err))
-    per_route = {r.route: _violations(limit, r) for r in result.routes}
+    lenient = (limit.inconclusive or inconclusive) == "pass"
+    per_route = {r.route: _violations(limit, r, lenient) for r in result.routes}
     violations = [v for found in per_route.values() for v in found]
     record = record_of(result, limit, result.settings.mode)
     record["violations"] = violations
@@ -141,9 +162,23 @@ def measure(limit: Limit, target: Any, default_requests: int | None, cwd: str | 
     return Outcome(record, f"memprobe: {first}", detail(result, violations, bad))
 
 
-def _violations(limit: Limit, route: RouteResult) -> list[str]:
+def _keyword(setting: str) -> str:
+    """A hunt setting as the marker takes it (``max_seconds=``)."""
+    return f"{setting}="
+
+
+def _violations(limit: Limit, route: RouteResult, lenient: bool = False) -> list[str]:
+    from memprobe.render.hunt import advice_sentence
+
     worst = _worst_worker(route, limit.metric)
     over = f"over {route.requests:,} requests" + (f"; worst worker: {worst}" if worst else "")
+    if route.verdict == "errors" or (route.verdict == "inconclusive" and not lenient):
+        # nothing below can be checked on readings that saw nothing, or saw too little
+        what = "answered only errors" if route.verdict == "errors" else "is inconclusive"
+        reason = route.judgement.reason
+        reason = reason[: reason.rfind(" (")] if reason.endswith(")") and " (" in reason else reason
+        more = ", or inconclusive='pass'" if route.verdict == "inconclusive" else ""
+        return [f"{route.route} {what}: {reason}; {advice_sentence(route, _keyword)}{more}"]
     out = []
     fit = getattr(route.judgement, limit.metric)
     if limit.per_request is not None or limit.growth is not None:
@@ -174,7 +209,7 @@ def _signals(route: RouteResult | WorkerResult, memory: str = "USS") -> str:
     return ", ".join(parts) or "no signal"
 
 
-_ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+_ORDER = {"leak": 2, "bounded": 1, "clean": 0}  # a worker's verdicts are the judge's
 
 
 def _worst_worker(route: RouteResult, metric: str) -> str:
@@ -253,7 +288,7 @@ def detail(result: HuntResult, violations: list[str], bad: set[str]) -> str:
                              f"{where}{code}")
         for holder in route.holders[:3]:
             lines.append(f"  held by: {holder.description}")
-        if not route.sites and not route.holders and route.verdict != "clean":
+        if not route.sites and not route.holders and route.verdict in ("leak", "bounded"):
             lines.append("  no site or holder found (a native leak shows in USS only)")
         lines += [f"  note: {n}" for n in route.notes]
     return "\n".join(lines) + "\n"

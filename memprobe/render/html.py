@@ -162,6 +162,10 @@ def _verdict(result: HuntResult) -> Safe:
                  f"({len(leaks)} of {len(routes)} routes); "
                  f"worst {worst.route if worst else None}: {format_rate(bpr['traced'])} B/request traced, "
                  f"{format_rate(bpr['uss'])} B/request {worst.memory_name if worst else 'USS'}")
+    elif verdict in ("errors", "inconclusive"):
+        from memprobe.render.hunt import unmeasured_words
+
+        words = f"no leak found, but {unmeasured_words(result)} (exit {int(result.exit_code)})"
     elif verdict == "bounded":
         from memprobe.render.hunt import bounded_words
 
@@ -170,7 +174,15 @@ def _verdict(result: HuntResult) -> Safe:
         words = "clean: no growth beyond noise"
     else:
         words = "no route measured"
-    return tag("div", Safe(badge(verdict) + " " + esc(words)), cls=f"verdict {verdict}")
+    return tag("div", Safe(_badge(verdict) + " " + esc(words)), cls=f"verdict {_LOOK.get(verdict, verdict)}")
+
+
+#: verdicts the evidence gave, shown in the page's amber (its colours are leak, bounded, clean)
+_LOOK = {"inconclusive": "warn", "errors": "warn"}
+
+
+def _badge(verdict: str) -> Safe:
+    return badge(verdict, _LOOK.get(verdict))
 
 
 def _sites(sites: list[Site]) -> Safe:
@@ -256,14 +268,15 @@ def _workers(route: RouteResult) -> Safe:
 
 
 def _route(route: RouteResult, warmup: int) -> Safe:
-    from memprobe.render.hunt import sensitivity_sentence
+    from memprobe.render.hunt import advice_sentence, sensitivity_sentence
 
     bpr = route.bytes_per_request
     memory = route.memory_name + ("" if route.memory == "uss" else " summed over the processes")
     parts: list[Any] = [
-        tag("h2", Safe(esc(f"Route {route.route} ") + badge(route.verdict or "?")
+        tag("h2", Safe(esc(f"Route {route.route} ") + _badge(route.verdict or "?")
                        + (esc(f" ({route.kind})") if route.kind else ""))),
         tag("p", route.judgement.reason or ""),
+        *([tag("p", tag("b", advice))] if (advice := advice_sentence(route)) else []),
         *_explained(route),
         *([tag("p", said, cls="muted")] if (said := sensitivity_sentence(route)) else []),
         definition_list([("traced heap", f"{format_rate(bpr['traced'])} B/request"),
@@ -321,7 +334,7 @@ def hunt(result: HuntResult) -> str:
     body: list[Any] = [_verdict(result)]
     body += [tag("p", f"note: {n}", cls="muted") for n in result.notes]
     if routes:
-        rows = [[tag("a", r.route, href=f"#route-{i}"), badge(r.verdict or "?"), r.kind or "-",
+        rows = [[tag("a", r.route, href=f"#route-{i}"), _badge(r.verdict or "?"), r.kind or "-",
                  format_rate(r.bytes_per_request["traced"]), format_rate(r.bytes_per_request["uss"]),
                  r.holders[0].description if r.holders and r.verdict != "clean" else ""]
                 for i, r in enumerate(routes)]

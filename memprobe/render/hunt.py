@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import Any, Callable
 
 from rich.console import Group
 from rich.table import Table
@@ -18,7 +18,8 @@ from memprobe.render.terminal import to_text
 from memprobe.results.hunt import Holder, HuntResult, RouteResult, Site, WorkerResult
 from memprobe.units import format_bytes, format_rate, short_path
 
-_STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green"}
+_STYLE = {"leak": "bold red", "bounded": "yellow", "clean": "green", "inconclusive": "magenta",
+          "errors": "bold magenta"}
 _SITES_SHOWN = 5
 _TB_SHOWN = 4
 
@@ -58,6 +59,37 @@ def sensitivity_sentence(r: RouteResult) -> str:
             + (f"; stopped: {why}" if why else ""))
 
 
+def cli_flag(setting: str) -> str:
+    """A hunt setting as the command line spells it (``max_seconds`` -> ``--max-seconds``)."""
+    return {"method": "-X METHOD", "headers": "-H 'Name: value'", "body": "--body"}.get(
+        setting, "--" + setting.replace("_", "-"))
+
+
+def advice_sentence(r: RouteResult, name: Callable[[str], str] = cli_flag) -> str:
+    """What gets the evidence a route lacks, with each setting spelt by ``name`` (the CLI's
+    flags by default; the pytest marker's keywords there): ``to get evidence: --max-seconds 160
+    (more requests), or --sensitivity 640 (accept that smaller leaks go unseen)``; for a route
+    that answered only errors, how to send the request it needs. Empty for any other route."""
+    if r.verdict == "errors":
+        return (f"to exercise it: hunt it with the request it needs, {name('route')} with "
+                f"{name('method')}, {name('headers')} or {name('body')} (e.g. an Authorization "
+                f"header, a POST with its JSON body)")
+    if r.verdict != "inconclusive" or not r.advice:
+        return ""
+    def given(setting: str, value: Any) -> str:
+        spelt = name(setting)
+        return f"{spelt}{value!r}" if spelt.endswith("=") else f"{spelt} {value:,}"
+
+    more = [given(k, v) for k, v in r.advice.items() if k != "sensitivity"]
+    out = []
+    if more:
+        out.append(f"{' and '.join(more)} (more requests)")
+    if "sensitivity" in r.advice:
+        out.append(f"{given('sensitivity', r.advice['sensitivity'])} (accept that leaks below "
+                   f"{r.advice['sensitivity']:,} B/request go unseen)")
+    return "to get evidence: " + ", or ".join(out)
+
+
 def _top_holder(route: RouteResult) -> str:
     return route.holders[0].description if route.holders and route.verdict != "clean" else ""
 
@@ -86,9 +118,44 @@ def _verdict_line(result: HuntResult) -> str:
         return f"stopped: {result.error}"
     if leaks:
         return f"verdict: LEAK on {', '.join(leaks)} ({len(leaks)} of {len(routes)} routes) -> exit 1"
+    unmeasured = unmeasured_words(result)
+    if unmeasured:
+        return f"verdict: no leak found, but {unmeasured} -> exit {int(result.exit_code)}"
     if any(r.verdict == "bounded" for r in routes):
         return f"verdict: no leak; {bounded_words(result)}"
     return "verdict: clean, no growth beyond noise"
+
+
+def unmeasured_words(result: HuntResult) -> str:
+    """``/bearer answered only errors; /drip is inconclusive``: the routes whose verdict the
+    evidence did not allow (empty when none)."""
+    out = []
+    errors = [r.route for r in result.routes if r.verdict == "errors"]
+    vague = [r.route for r in result.routes if r.verdict == "inconclusive"]
+    if errors:
+        out.append(f"{', '.join(errors)} answered only errors (not exercised)")
+    if vague:
+        out.append(f"{', '.join(vague)} {'is' if len(vague) == 1 else 'are'} inconclusive "
+                   f"(the readings could not see the leaks looked for)")
+    return "; ".join(out)
+
+
+def stderr_line(result: HuntResult) -> str:
+    """The one line the CLI writes to stderr when it exits 5 or 6: the first such route, what
+    it lacks and what to do (empty for any other exit)."""
+    verdict = {5: "inconclusive", 6: "errors"}.get(int(result.exit_code))
+    route = next((r for r in result.routes if r.verdict == verdict), None)
+    if route is None:
+        return ""
+    others = sum(r.verdict in ("errors", "inconclusive") for r in result.routes) - 1
+    more = f" (and {others} more route{'s' if others > 1 else ''})" if others > 0 else ""
+    return f"memprobe: {route.route}{more}: {route.verdict}: {_short(route)}; {advice_sentence(route)}"
+
+
+def _short(r: RouteResult) -> str:
+    """An inconclusive reason without the fitted figures in parentheses at its end."""
+    reason = r.judgement.reason
+    return reason[: reason.rfind(" (")] if reason.endswith(")") and " (" in reason else reason
 
 
 def bounded_words(result: HuntResult) -> str:
@@ -227,6 +294,8 @@ def _route_detail(r: RouteResult) -> Group:
     kind = f" ({r.kind})" if r.kind else ""
     lines: list[Any] = [Text(f"{r.route}: {r.verdict}{kind}: {r.judgement.reason}",
                              style=_STYLE.get(r.verdict, ""))]
+    if advice_sentence(r):
+        lines.append(Text(f"  {advice_sentence(r)}", style="bold"))
     for note in r.notes:
         lines.append(Text(f"  note: {note}", style="dim"))
     if r.kind == "native":
@@ -323,6 +392,10 @@ def markdown(result: HuntResult) -> str:
             continue
         out += ["", f"## `{r.route}`: {r.verdict}" + (f" ({r.kind})" if r.kind else ""),
                 "", r.judgement.reason]
+        if advice_sentence(r):
+            said = advice_sentence(r)
+            out += ["", said[0].upper() + said[1:] + "."]
+        out += [f"- note: {n}" for n in r.notes]
         if r.kind == "native":
             out += ["", f"_{NATIVE_SENTENCE}._"]
         said = allocator_sentence(r)

@@ -9,16 +9,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from memprobe.errors import MemprobeError
+from memprobe.errors import ExitCode, MemprobeError
 from memprobe.results.envelope import Envelope
 from memprobe.results.hunt_settings import MODES, SIGNALS, UNTRACED_MODES, HuntSettings
 from memprobe.units import format_rate
 
-__all__ = ["MODES", "SIGNALS", "UNTRACED_MODES", "HuntSettings", "Rate", "Reading", "Fit", "Judgement",
+__all__ = ["VERDICTS", "MODES", "SIGNALS", "UNTRACED_MODES", "HuntSettings", "Rate", "Reading", "Fit", "Judgement",
            "Site", "Holder", "Judged", "WorkerResult", "RouteResult", "HuntResult", "memory_name",
            "rates_json", "readings_from", "HuntFailed", "HuntInterrupted"]
 
-_ORDER = {"leak": 2, "bounded": 1, "clean": 0}
+#: Verdicts, worst first: ``errors`` (the route answered only errors: nothing the user meant
+#: was measured) and ``inconclusive`` (the readings could not have seen the leaks looked for)
+#: rank above ``bounded``, as their exit codes do; :mod:`memprobe.hunt.evidence` gives them.
+VERDICTS = ("leak", "errors", "inconclusive", "bounded", "clean")
+_ORDER = {v: len(VERDICTS) - i for i, v in enumerate(VERDICTS)}
 #: How reports name the outside signal (``RouteResult.memory``): a process's USS, or PSS summed
 #: over a server's processes.
 MEMORY_NAMES = {"uss": "USS", "pss": "PSS"}
@@ -226,7 +230,8 @@ class Judged:
 
     @property
     def verdict(self) -> str:
-        """``leak``, ``bounded`` or ``clean``."""
+        """``leak``, ``bounded`` or ``clean`` (the judge's); for a route, also ``inconclusive``
+        or ``errors`` (:mod:`memprobe.hunt.evidence`)."""
         return self.judgement.verdict
 
     @property
@@ -338,6 +343,13 @@ class RouteResult(Judged):
     #: why the route stopped: ``leak``, ``clean``, ``bounded`` (the evidence decided),
     #: ``max_requests``, ``time_limit`` (the maximum ended it), ``fixed`` (rounds x requests)
     stopped_because: str | None = None
+    #: the judge's own verdict (``clean``) when the evidence made it ``inconclusive`` or
+    #: ``errors`` (:mod:`memprobe.hunt.evidence`); None when the verdict is the judge's
+    judged: str | None = None
+    #: for an inconclusive route, the settings that would get the evidence (``max_seconds``,
+    #: ``max_requests``, ``requests``: more of them; ``sensitivity``: the coarser target these
+    #: readings reached)
+    advice: dict[str, Any] = field(default_factory=dict)
 
     @property
     def memory_name(self) -> str:
@@ -379,6 +391,8 @@ class RouteResult(Judged):
                if self.sensitivity else {}),
             **({"decided_after": self.requests, "stopped_because": self.stopped_because}
                if self.stopped_because else {}),
+            **({"judged_verdict": self.judged} if self.judged else {}),
+            **({"advice": dict(self.advice)} if self.advice else {}),
         }
 
     @classmethod
@@ -395,7 +409,8 @@ class RouteResult(Judged):
                    memory=str(data.get("memory") or "uss"), allocator=data.get("allocator"),
                    rss_lines=[dict(x) for x in data.get("rss_lines") or []],
                    sensitivity=dict(data.get("sensitivity_b_per_request") or {}),
-                   stopped_because=data.get("stopped_because"))
+                   stopped_because=data.get("stopped_because"), judged=data.get("judged_verdict"),
+                   advice=dict(data.get("advice") or {}))
 
 
 @dataclass
@@ -423,7 +438,7 @@ class HuntResult:
         """The route with the worst verdict (leak > bounded > clean), biggest growth first."""
         if not self.routes:
             return None
-        return max(self.routes, key=lambda r: (_ORDER[r.verdict], _growth(r)))
+        return max(self.routes, key=lambda r: (_ORDER.get(r.verdict, 0), _growth(r)))
 
     @property
     def verdict(self) -> str | None:
@@ -447,6 +462,17 @@ class HuntResult:
     def leaked(self) -> bool:
         """Whether any route leaks (the CLI exits 1)."""
         return any(r.verdict == "leak" for r in self.routes)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """What the CLI exits with: 1 when a route leaks; else 6 when a route answered only
+        errors; else 5 when a route is inconclusive; else 0."""
+        verdicts = {r.verdict for r in self.routes}
+        for verdict, code in (("leak", ExitCode.FAILED), ("errors", ExitCode.ERRORS),
+                              ("inconclusive", ExitCode.INCONCLUSIVE)):
+            if verdict in verdicts:
+                return code
+        return ExitCode.OK
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: the envelope, then the worst route's keys at the top level, and

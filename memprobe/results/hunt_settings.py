@@ -99,6 +99,11 @@ class HuntSettings:
     #: in-process only: the test client used, and whether the test process's USS is judged
     client: str | None = None
     uss: bool | None = None
+    #: every request of the hunt: its method, headers (``{"Authorization": "Bearer x"}``) and
+    #: body (a str is sent UTF-8 encoded), for a route that needs more than a bare GET
+    method: str = "GET"
+    headers: dict[str, str] | None = None
+    body: str | bytes | None = None
 
     @classmethod
     def chosen(cls, *, requests: int | None = None, rounds: int | None = None, thorough: bool = False,
@@ -142,6 +147,10 @@ class HuntSettings:
             ("mode", self.mode in MODES, f"must be one of {', '.join(MODES)}"),
             ("signal", self.signal in SIGNALS, f"must be one of {', '.join(SIGNALS)}"),
             ("attach_method", self.attach_method in ATTACH_METHODS, f"must be one of {', '.join(ATTACH_METHODS)}"),
+            ("method", bool(re.fullmatch(r"[A-Za-z]+", self.method or "")), "must be an HTTP method such as POST"),
+            ("headers", self.headers is None or (isinstance(self.headers, dict) and all(
+                isinstance(k, str) and isinstance(v, str) and k.strip() and ":" not in k
+                for k, v in self.headers.items())), "must map header names to str values"),
         ):
             if not ok:
                 raise SettingError(name, f"{problem} (not {getattr(self, name)!r})")
@@ -166,6 +175,16 @@ class HuntSettings:
         return "sequential" if self.sequential else "fixed"
 
     @property
+    def body_bytes(self) -> bytes | None:
+        """The body as sent (None: no body)."""
+        return self.body.encode() if isinstance(self.body, str) else self.body
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """The headers every request carries (empty: none beyond the engine's own)."""
+        return dict(self.headers or {})
+
+    @property
     def attributed(self) -> int:
         """Requests in the attribution round."""
         return min(self.requests, self.attribution_requests)
@@ -188,6 +207,14 @@ class HuntSettings:
             out["client"] = self.client
         if self.uss is not None:
             out["uss"] = self.uss
+        # the request's shape only when it is not a bare GET; header values stay out of reports
+        # (an Authorization header's token)
+        if self.method.upper() != "GET":
+            out["method"] = self.method.upper()
+        if self.headers:
+            out["header_names"] = sorted(self.headers)
+        if self.body is not None:
+            out["body_bytes"] = len(self.body_bytes or b"")
         return out
 
     @classmethod
@@ -207,4 +234,5 @@ class HuntSettings:
                    max_seconds=float(data.get("max_seconds") or default.max_seconds),
                    sensitivity=float(data.get("target_b_per_request") or default.sensitivity),
                    round_seconds=float(data.get("round_seconds") or default.round_seconds),
-                   jobs=int(data.get("jobs") or 1), pid=data.get("pid"), url=data.get("url"))
+                   jobs=int(data.get("jobs") or 1), pid=data.get("pid"), url=data.get("url"),
+                   method=str(data.get("method") or default.method))

@@ -46,10 +46,12 @@ class _Http:
         raise NotImplementedError
 
     def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
-        """``n`` requests at the hunt's concurrency and timeout."""
+        """``n`` requests at the hunt's concurrency and timeout, shaped as the settings say
+        (method, headers, body)."""
         s = self.settings
         load = sender(self.base + route, n, concurrency=s.concurrency, timeout=s.timeout, first=first,
-                      mode=connections, engine=self.engine).run()
+                      mode=connections, engine=self.engine, method=s.method.upper(), body=s.body_bytes,
+                      headers=s.request_headers).run()
         if load.answered < load.sent:
             # Resets and refusals: the server may be on its way out.
             self.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
