@@ -56,7 +56,7 @@ def leaky_app(pytester: pytest.Pytester) -> Path:
 
 
 def test_the_plugin_imports_nothing_heavy_in_a_session_that_does_not_use_it(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_plain='''
         import sys
 
@@ -66,7 +66,10 @@ def test_the_plugin_imports_nothing_heavy_in_a_session_that_does_not_use_it(
                      "memprobe.process.memory", "memprobe.hunt.protocol", "memprobe.agent.control", "guppy"]
             assert [m for m in heavy if m in sys.modules] == []
     ''')
-    result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:anyio")
+    # Only memprobe's plugin: another one installed beside it (pytest-memray imports rich) is not
+    # what this test is about.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess("-p", "memprobe.pytest_plugin")
 
     result.assert_outcomes(passed=1)
     assert "memprobe" not in result.stdout.str().split("collected", 1)[1]
