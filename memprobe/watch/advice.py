@@ -106,7 +106,7 @@ def advise(routes: Sequence[RouteLine], workers: Sequence[WorkerLine], cgroup: C
         return Advice(False, "withheld: no live worker's growth per request is known yet", share=SHARE,
                       budget_per_worker=int(per_worker), budget_from=source)
     bound, w, high, fresh = best
-    figures = {"pid": w.pid, "growth_per_request": round(high, 1),
+    figures = {"pid": w.pid, "growth_per_request": round(high, 3),
                "estimate": w.growth_per_request.to_dict() if w.growth_per_request else None,
                "fresh_size": int(fresh), "leaking_routes": leaks}
     if bound < 2:
