@@ -86,6 +86,12 @@ def cgroup_lines(cg: CgroupReading | None) -> list[str]:
             f"  of which {parts}" if parts else "", f"  events: {events}" if events else ""]
 
 
+def bytes_note(result: WatchResult) -> str:
+    """What the retained bytes rest on (heap bytes, or blocks at an assumed size)."""
+    sources = sorted({r.bytes_from for r in result.routes if r.bytes_from})
+    return f"retained B/request rest on: {', '.join(sources)}" if sources else ""
+
+
 def advice_lines(result: WatchResult) -> list[str]:
     """The recycling advice, or why it is withheld."""
     a = result.advice
@@ -113,6 +119,8 @@ def text(result: WatchResult, color: bool = False, width: int = 120) -> str:
     """Headline, the server's routes, the workers, cgroup, advice, notes."""
     parts: list[Any] = [Text(headline(result), style=_STYLE.get(result.verdict, ""))]
     parts.append(_table("Routes (the server)", _ROUTE_HEADER, route_rows(result.routes), 6))
+    if bytes_note(result):
+        parts.append(Text(bytes_note(result)))
     for r in result.routes:
         if r.verdict != "clean":
             parts.append(Text(f"  {r.route}: {r.reason}"))
@@ -132,6 +140,7 @@ def markdown(result: WatchResult) -> str:
 
     out = ["## memprobe watch", "", f"**{headline(result)}**", "", "### Routes (the server)", ""]
     out += md_table(_ROUTE_HEADER, route_rows(result.routes))
+    out += [bytes_note(result), ""] if bytes_note(result) else []
     out += [f"- `{r.route}`: {r.reason}" for r in result.routes if r.verdict != "clean"] + [""]
     if result.workers:
         out += ["### Workers", ""] + md_table(_WORKER_HEADER, worker_rows(result.workers))
