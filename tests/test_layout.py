@@ -22,7 +22,7 @@ STAGES: list[set[str]] = [
     {"http"},
     {"results"},
     {"agent"},
-    {"hunt", "compare", "check"},
+    {"hunt", "compare", "check", "watch"},
     {"render"},
     {"pytest_plugin", "commands"},
     {"cli", "__main__"},

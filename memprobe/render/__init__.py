@@ -39,7 +39,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
 _FORMAT_MODULES = {"html": "memprobe.render.html", "sarif": "memprobe.render.sarif",
                    "mprof": "memprobe.render.mprof"}
 #: kinds whose renderers (every format's) live in a module not named after the kind
-_KIND_MODULES = {"pytest": "memprobe.render.plugin", "pytest-baseline": "memprobe.render.plugin"}
+_KIND_MODULES = {"pytest": "memprobe.render.plugin", "pytest-baseline": "memprobe.render.plugin",
+                 "watch": "memprobe.render.watch"}
 
 
 def renders(fmt: str, kind: str) -> Callable[[RenderFn], RenderFn]:

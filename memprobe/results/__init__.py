@@ -20,6 +20,7 @@ from memprobe.results.envelope import SCHEMA
 from memprobe.results.hammer import HammerResult
 from memprobe.results.hunt import HuntResult
 from memprobe.results.plugin import BaselineResult, PytestResult
+from memprobe.results.watch import WatchResult
 
 #: result kind -> its ``from_dict``: every JSON memprobe writes (the measuring commands', the
 #: side-by-side view ``report A.json B.json -o diff.json`` writes, the pytest plugin's session
@@ -29,10 +30,11 @@ KINDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "diff": RunDiff.from_dict,
     "pytest": PytestResult.from_dict,
     "pytest-baseline": BaselineResult.from_dict,
+    "watch": WatchResult.from_dict,
 }
 
 __all__ = ["KINDS", "SCHEMA", "BaselineResult", "CheckResult", "CompareResult", "HammerResult", "HuntResult",
-           "PytestResult", "RunDiff", "load", "read"]
+           "PytestResult", "RunDiff", "WatchResult", "load", "read"]
 
 
 def kind_of(data: Any, source: str) -> str:
@@ -48,7 +50,7 @@ def kind_of(data: Any, source: str) -> str:
         kind = data["kind"]
     if not isinstance(kind, str):
         raise UsageError(f"{source}: not a memprobe result (no \"result\" key); memprobe reports "
-                         f"are the .json files compare, hunt, check, hammer, report and the pytest plugin write")
+                         f"are the .json files compare, hunt, check, hammer, watch, report and the pytest plugin write")
     if kind not in KINDS:
         raise UsageError(f"{source}: cannot render a {kind!r} result (known: {', '.join(KINDS)})")
     schema = data.get("schema")

@@ -1,0 +1,525 @@
+"""From windows to bytes kept per request, per route, per worker and for the server (pure: no
+I/O, no processes, bounded memory).
+
+What each decision rests on, and what it can see:
+
+**The signals.** ``blocks`` (``sys.getallocatedblocks()``) counts Python objects exactly and
+cheaply: the sensitive signal, but in blocks, not bytes (a leaked int and a leaked 300-byte
+string are one block each). ``heap_bytes`` (glibc's ``uordblks``) is bytes the C allocator has
+handed out: honest for C allocations and for Python objects over 512 B, blind to small objects
+in pymalloc's arenas (those are mmapped). ``uss`` is what the worker alone holds, read from
+outside: the honest total, in 4 KiB pages, so its bar is high. Bytes per request are
+``heap_bytes``' where it was read, else blocks x :data:`~memprobe.hunt.model.BLOCK_BYTES` (64 B,
+hunt's measured average of a leaked block; the report says which). A route is judged on blocks
+and heap bytes; USS is shown beside them and feeds the time to the limit.
+
+**(a) Requests that ran alone** (a window with ``max_in_flight <= 1`` and ``alone_deltas``: a
+sync worker): each request's own change of blocks. The estimate is their **mean**, not their
+median: a route that keeps memory only for some request data (a POST with a certain field)
+has a median of 0, and the mean is what accumulates; a gc pass that frees earlier requests'
+garbage inside one request is a negative outlier that belongs in the sum for the same reason.
+The error is the standard error of the mean (the deltas are independent requests). Used for
+blocks once a route has :data:`MIN_ALONE` of them.
+
+**(b) Requests that overlap**: the heap's growth since the series began, over the windows,
+regressed on each route's cumulative requests **and on time** (the constant term: background
+growth per second, a log buffer or a cache filled by a timer, must not be charged to the
+busiest route). Least squares from co-moments kept in bounded epochs
+(:mod:`memprobe.watch.stats`), standard errors from the residuals. Levels, not per-window
+differences, are regressed: the noise of a heap reading (objects in flight) is a level's, it
+does not add up, and cumulative counts spread far more than per-window counts. What it can
+see: a route's slope is known only as far as its requests varied independently of the other
+routes' and of time. Traffic at a perfectly steady rate cannot tell a route from background
+growth, and two routes always called together (a page and its redirect) cannot be told from
+each other: their variance inflation (:data:`~memprobe.watch.stats.VIF_COLLINEAR`) says so,
+and the verdict is "cannot be separated from route Y" (Y the most entangled partner), with
+their sum given.
+
+**Verdicts** (per signal, then the route's): ``leak`` when the slope clears
+:data:`~memprobe.hunt.model.SIGMAS` standard errors and the signal's floor (:data:`FLOOR`) and
+growth goes on in the later half of the series; ``bounded`` when it grew but the later half's
+slope is clearly below a quarter of the whole (hunt's idea of growth that stopped); ``clean``
+only when the error bar is small enough that a leak of :data:`SENSITIVITY` would have shown;
+otherwise ``not enough traffic yet`` (also below :data:`MIN_REQUESTS` requests or
+:data:`MIN_POINTS` windows) or ``cannot be separated from route Y``. Traffic that never
+reached a route is never clean.
+
+**Workers**: each pid is its own series (a respawned worker starts a new one); the server's
+series adds every worker's differences, so it carries on across respawns. A window that does
+not follow its worker's previous one (a lost window) contributes neither its difference nor
+its requests.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from memprobe.hunt.model import BLOCK_BYTES, BLOCKS_FLOOR, SIGMAS, USS_FLOOR
+from memprobe.results.watch import PerRequest, RouteLine, Timeline, Window, WorkerLine
+from memprobe.watch.stats import Coefficient, Moments, Regression, Running, combined, merge_all, regress, with_sum
+
+#: the heap signals a window can carry, and their coordinates in a series' vectors (0 is time)
+SIGNALS = ("blocks", "heap_bytes", "uss")
+_COORD = {"blocks": 1, "heap_bytes": 2, "uss": 3}
+_ROUTE0 = 4
+#: A slope must clear this per request (blocks: hunt's floor, above the worst clean
+#: hello-world; bytes: a quarter of a small leaked object; USS: hunt's).
+FLOOR = {"blocks": BLOCKS_FLOOR, "heap_bytes": 16.0, "uss": USS_FLOOR}
+#: "clean" needs an error bar (SIGMAS standard errors) at or below this per request: the
+#: smallest leak the verdict promises to have seen (0.5 block = 32 B at 64 B a block).
+SENSITIVITY = {"blocks": 0.5, "heap_bytes": 64.0, "uss": 1024.0}
+#: Below these a route is "not enough traffic yet" whatever its figures.
+MIN_REQUESTS = 30
+MIN_POINTS = 8
+#: Deltas of requests that ran alone a route needs before they are its estimate.
+MIN_ALONE = 30
+#: Growth "stopped" when the later half's slope, plus its bar, is below this share of the whole.
+STOPPED_SHARE = 0.25
+#: Epochs: points per epoch at first, epochs kept before neighbours are merged.
+EPOCH_POINTS = 8
+EPOCHS_KEPT = 32
+#: The verdict when the error bar is too wide to say anything.
+UNDECIDED = "not enough traffic yet"
+#: A partner route is entangled when its partial correlation with the route passes this.
+ENTANGLED = 0.5
+#: Points folded into an epoch's moments at once.
+BATCH = 64
+#: Routes kept by name; later ones are counted together.
+MAX_ROUTES = 64
+OTHER_ROUTES = "(other routes)"
+#: Timeline points kept (thinned by half when twice as many were taken).
+TIMELINE_POINTS = 240
+#: Workers no longer sending windows kept in the report.
+GONE_KEPT = 16
+#: A window that starts more than this after its worker's previous one ended follows a lost one.
+GAP_SLACK_S = 0.5
+
+
+@dataclass
+class Epochs:
+    """A series' points in at most :data:`EPOCHS_KEPT` closed epochs plus an open one: the
+    regression's moments and, per route, the running mean of requests that ran alone."""
+
+    size: int = EPOCH_POINTS
+    closed: list[tuple[Moments, dict[int, Running]]] = field(default_factory=list)
+    moments: Moments = field(default_factory=Moments)
+    alone: dict[int, Running] = field(default_factory=dict)
+    points: int = 0
+    #: points not yet folded into ``moments`` (at most :data:`BATCH`: folding a batch at once
+    #: is several times cheaper than point by point)
+    pending: list[list[float]] = field(default_factory=list)
+
+    def flush(self) -> None:
+        """Fold the pending points into the open epoch."""
+        if self.pending:
+            self.moments = self.moments.merged(Moments.of(self.pending))
+            self.pending = []
+
+    def add(self, x: list[float] | None, alone: dict[int, list[int]]) -> None:
+        """A point (None: only alone deltas) and its window's alone deltas."""
+        if x is not None:
+            self.pending.append(x)
+            if len(self.pending) >= BATCH:
+                self.flush()
+        for route, deltas in alone.items():
+            r = self.alone.setdefault(route, Running())
+            for d in deltas:
+                r.add(float(d))
+        self.points += 1
+        if self.points >= self.size:
+            self.flush()
+            self.closed.append((self.moments, self.alone))
+            self.moments, self.alone, self.points = Moments(), {}, 0
+            if len(self.closed) > EPOCHS_KEPT:
+                pairs = zip(self.closed[0::2], self.closed[1::2])
+                merged = [(a[0].merged(b[0]), _merge_alone([a[1], b[1]])) for a, b in pairs]
+                if len(self.closed) % 2:
+                    merged.append(self.closed[-1])
+                self.closed, self.size = merged, self.size * 2
+
+    def parts(self, half: str = "") -> list[tuple[Moments, dict[int, Running]]]:
+        """Every epoch, or the ``early`` or ``late`` half of them (by epochs; the open one is
+        always in the late half). Halves need two closed epochs."""
+        self.flush()
+        everything = self.closed + [(self.moments, self.alone)]
+        if not half:
+            return everything
+        if len(self.closed) < 2:
+            return []
+        cut = (len(self.closed) + 1) // 2
+        return everything[:cut] if half == "early" else everything[cut:]
+
+    def total(self, half: str = "") -> tuple[Moments, dict[int, Running]]:
+        """The merged moments and alone means of :meth:`parts`."""
+        parts = self.parts(half)
+        return merge_all([p[0] for p in parts]), _merge_alone([p[1] for p in parts])
+
+
+def _coefficient(fit: Regression | None, coord: int) -> Coefficient | None:
+    return fit.coefficients.get(coord) if fit is not None else None
+
+
+def _merge_alone(parts: Iterable[dict[int, Running]]) -> dict[int, Running]:
+    out: dict[int, Running] = {}
+    for part in parts:
+        for route, r in part.items():
+            out[route] = out.get(route, Running()).merged(r)
+    return out
+
+
+@dataclass
+class Series:
+    """One worker's (``pid``) or the server's (None) cumulative growth and requests."""
+
+    pid: int | None
+    t0: float
+    signals: tuple[str, ...] | None = None
+    cumulative: dict[int, int] = field(default_factory=dict)
+    growth: dict[str, float] = field(default_factory=dict)
+    #: every request seen (with windows without a difference), for the counts shown
+    seen: dict[int, int] = field(default_factory=dict)
+    first_t: float | None = None
+    last_t: float = 0.0
+    epochs: Epochs = field(default_factory=Epochs)
+
+    def count(self, start: float, end: float, requests: dict[int, int]) -> None:
+        """Requests seen in a window (shown; whether measured or not)."""
+        self.first_t = start if self.first_t is None else min(self.first_t, start)
+        self.last_t = max(self.last_t, end)
+        for r, n in requests.items():
+            self.seen[r] = self.seen.get(r, 0) + n
+
+    def add(self, t: float, requests: dict[int, int], diffs: dict[str, int],
+            alone: dict[int, list[int]]) -> list[float] | None:
+        """A measured point: the window's requests and each signal's change. Answers the
+        point's vector (None when a signal this series tracks was not read this time: the
+        point is left out of the fit, its growth comes with the next difference)."""
+        if self.signals is None:
+            self.signals = tuple(s for s in SIGNALS if s in diffs)
+        for r, n in requests.items():
+            self.cumulative[r] = self.cumulative.get(r, 0) + n
+        for s, d in diffs.items():
+            self.growth[s] = self.growth.get(s, 0.0) + d
+        x: list[float] | None = None
+        if all(s in diffs for s in self.signals):
+            x = [t - self.t0, 0.0, 0.0, 0.0]
+            for s in self.signals:
+                x[_COORD[s]] = self.growth[s]
+            top = max(self.cumulative, default=-1)
+            x += [float(self.cumulative.get(r, 0)) for r in range(top + 1)]
+        self.epochs.add(x, alone)
+        return x
+
+
+@dataclass
+class _Worker:
+    series: Series
+    last: Window
+    windows: int = 1
+    first: Window | None = None
+    alive: bool = True
+
+
+class Analysis:
+    """The state of a watch: feed it windows (:meth:`add`), ask for the lines (:meth:`routes`,
+    :meth:`workers`, :meth:`timeline`). Its memory is bounded whatever the number of windows:
+    epochs merge, the timeline thins, gone workers beyond :data:`GONE_KEPT` are dropped."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.index: dict[str, int] = {}
+        self.t0: float | None = None
+        self.server: Series | None = None
+        self.live: dict[int, _Worker] = {}
+        self.gone: dict[int, _Worker] = {}
+        self.windows = 0
+        self.lost = 0
+        self.replaced = 0
+        self._tl_stride = 1
+        self._tl_taken = 0
+        self._timeline: list[tuple[float, tuple[int, ...], float]] = []
+
+    def route_index(self, name: str) -> int:
+        """The route's coordinate (routes past :data:`MAX_ROUTES` share one)."""
+        if name not in self.index:
+            if len(self.names) >= MAX_ROUTES - 1 and name != OTHER_ROUTES:
+                return self.route_index(OTHER_ROUTES)
+            self.index[name] = len(self.names)
+            self.names.append(name)
+        return self.index[name]
+
+    def add(self, window: Window) -> None:
+        """One worker's window (in the order each worker sent them)."""
+        self.windows += 1
+        if self.t0 is None:
+            self.t0 = window.start
+            self.server = Series(None, window.start)
+        assert self.server is not None
+        requests: dict[int, int] = {}
+        for name, n in window.requests.items():
+            i = self.route_index(name)
+            requests[i] = requests.get(i, 0) + n
+        alone: dict[int, list[int]] = {}
+        if window.max_in_flight <= 1:
+            for name, deltas in window.alone_deltas.items():
+                alone.setdefault(self.route_index(name), []).extend(deltas)
+        self._retire_stale(window)
+        worker = self.live.get(window.pid)
+        self.server.count(window.start, window.end, requests)
+        if worker is None:
+            if window.pid in self.gone:  # a worker thought gone that speaks again
+                worker = self.live[window.pid] = self.gone.pop(window.pid)
+                worker.alive = True
+            else:
+                series = Series(window.pid, self.t0)
+                series.count(window.start, window.end, requests)
+                self.live[window.pid] = _Worker(series, window, first=window)
+                self._alone_only(series, alone)
+                return
+        worker.series.count(window.start, window.end, requests)
+        worker.windows += 1
+        previous, worker.last = worker.last, window
+        if window.start > previous.end + GAP_SLACK_S:
+            self.lost += 1  # the lost window's growth and requests are both unknown: leave both out
+            self._alone_only(worker.series, alone)
+            return
+        diffs = {s: getattr(window, s) - getattr(previous, s) for s in SIGNALS
+                 if getattr(window, s) is not None and getattr(previous, s) is not None}
+        if not diffs:
+            self._alone_only(worker.series, alone)
+            return
+        worker.series.add(window.end, requests, diffs, alone)
+        point = self.server.add(window.end, requests, diffs, alone)
+        if point is not None:
+            self._sample_timeline(window.end - self.t0)
+
+    def _alone_only(self, series: Series, alone: dict[int, list[int]]) -> None:
+        if alone and self.server is not None:
+            series.epochs.add(None, alone)
+            self.server.epochs.add(None, alone)
+
+    def _retire_stale(self, window: Window) -> None:
+        """Workers silent for three of their windows (at least 5 s) are gone; a new pid while
+        one is gone is its replacement."""
+        for pid, w in list(self.live.items()):
+            if pid != window.pid and window.end - w.last.end > max(3 * w.last.seconds, 5.0):
+                w.alive = False
+                self.gone[pid] = self.live.pop(pid)
+        while len(self.gone) > GONE_KEPT:
+            self.gone.pop(next(iter(self.gone)))
+        if window.pid not in self.live and window.pid not in self.gone and self.windows > 1 and self.gone:
+            self.replaced += 1
+
+    def _sample_timeline(self, t: float) -> None:
+        self._tl_taken += 1
+        if self._tl_taken % self._tl_stride:
+            return
+        assert self.server is not None
+        signal = self.bytes_signal(self.server)
+        counts = tuple(self.server.cumulative.get(r, 0) for r in range(len(self.names)))
+        self._timeline.append((t, counts, self.server.growth.get(signal, 0.0)))
+        if len(self._timeline) >= 2 * TIMELINE_POINTS:
+            self._timeline = self._timeline[1::2]
+            self._tl_stride *= 2
+
+    # -- reading the state ---------------------------------------------------------------
+
+    @staticmethod
+    def bytes_signal(series: Series) -> str:
+        """The signal bytes per request rest on: heap bytes where read, else blocks."""
+        return "heap_bytes" if series.signals and "heap_bytes" in series.signals else "blocks"
+
+    def routes(self, series: Series | None = None) -> list[RouteLine]:
+        """The per-route lines of a series (the server's by default), busiest first."""
+        series = series or self.server
+        if series is None:
+            return []
+        halves = {h: series.epochs.total(h) for h in ("", "early", "late")}
+        regressors = [0] + [_ROUTE0 + r for r in range(len(self.names))]
+        fits = {h: {s: regress(m, _COORD[s], regressors) for s in series.signals or ()}
+                for h, (m, _) in halves.items()}
+        span = max(series.last_t - (series.last_t if series.first_t is None else series.first_t), 1e-9)
+        return [self._route_line(series, r, halves, fits, span)
+                for r in sorted(series.seen, key=lambda i: -series.seen[i])]
+
+    def _route_line(self, series: Series, r: int, halves: dict[str, tuple[Moments, dict[int, Running]]],
+                    fits: dict[str, dict[str, Regression | None]], span: float) -> RouteLine:
+        name, seen = self.names[r], series.seen.get(r, 0)
+        regressors = [0] + [_ROUTE0 + i for i in range(len(self.names))]
+        whole, alone = halves[""]
+        line = RouteLine(name, seen, seen / span, UNDECIDED, pid=series.pid)
+        figures: dict[str, tuple[PerRequest, str, str | None]] = {}
+        for s in series.signals or (("blocks",) if r in alone else ()):
+            unit = "blocks" if s == "blocks" else "B"
+            if s == "blocks" and alone.get(r) is not None and alone[r].n >= MIN_ALONE:
+                means = {h: halves[h][1].get(r) for h in halves}
+                est = PerRequest(alone[r].mean, alone[r].error, unit)
+                parts = {h: PerRequest(m.mean, m.error, unit) for h, m in means.items()
+                         if h and m is not None and m.n >= MIN_ALONE // 2}
+                word, partner = self._word(s, est, parts.get("early"), parts.get("late")), None
+                line.method = "alone"
+            else:
+                coefs = {h: _coefficient(f.get(s), _ROUTE0 + r) for h, f in fits.items()}
+                coef = coefs[""]
+                if coef is None:
+                    continue
+                est = PerRequest(coef.value, coef.error, unit)
+                parts = {h: PerRequest(c.value, c.error, unit) for h, c in coefs.items() if h and c is not None}
+                word, partner = self._word(s, est, parts.get("early"), parts.get("late")), None
+                if word == UNDECIDED:
+                    est, word, partner = self._together(halves, s, r, coef, est, regressors)
+                line.method = line.method or "regression"
+            figures[s] = (est, word, partner)
+        if "uss" in figures:
+            line.uss = figures["uss"][0]
+        if "blocks" in figures:
+            line.blocks = figures["blocks"][0]
+        if "heap_bytes" in figures:
+            line.bytes, line.bytes_from = figures["heap_bytes"][0], "heap_bytes"
+        elif line.blocks is not None:
+            blk = line.blocks
+            line.bytes = PerRequest(blk.value * BLOCK_BYTES, blk.error * BLOCK_BYTES, "B")
+            line.bytes_from = f"blocks x {BLOCK_BYTES:.0f} B (assumed)"
+        judged = [figures[s] for s in ("blocks", "heap_bytes") if s in figures]
+        if seen == 0 or series.cumulative.get(r, 0) < MIN_REQUESTS and line.method != "alone":
+            line.reason = (f"{series.cumulative.get(r, 0)} requests measured, fewer than {MIN_REQUESTS}"
+                           if seen else "no request reached it")
+            return line
+        if line.method != "alone" and whole.n < MIN_POINTS:
+            line.reason = f"{whole.n} windows measured, fewer than {MIN_POINTS}"
+            return line
+        words = [w for _, w, _ in judged]
+        for word in ("leak", "bounded"):
+            if word in words:
+                line.verdict = word
+                break
+        else:
+            if not judged:
+                line.reason = "no heap reading"
+                return line
+            line.verdict, line.partner = judged[0][1], judged[0][2]
+        line.reason = self._reason(line, figures)
+        return line
+
+    @staticmethod
+    def _significance(signal: str, est: PerRequest) -> str:
+        """leak (clears the floor and the bar), clean (the bar is under the sensitivity), or
+        :data:`UNDECIDED`."""
+        bar = SIGMAS * est.error
+        if math.isfinite(est.error) and est.value > max(FLOOR[signal], bar):
+            return "leak"
+        if math.isfinite(est.error) and bar <= SENSITIVITY[signal]:
+            return "clean"
+        return UNDECIDED
+
+    def _word(self, signal: str, est: PerRequest, early: PerRequest | None = None,
+              late: PerRequest | None = None) -> str:
+        """The signal's verdict from the whole series and its halves: growth (in the whole, or
+        in the early half) that the late half shows clearly stopped is bounded; growth in the
+        late half is a leak whatever came before."""
+        whole = self._significance(signal, est)
+        grew = whole == "leak" or (early is not None and self._significance(signal, early) == "leak")
+        if grew:
+            ref = max(est.value, early.value if early is not None else 0.0)
+            if late is not None and math.isfinite(late.error) and \
+                    late.value + SIGMAS * late.error < STOPPED_SHARE * ref:
+                return "bounded"
+        if late is not None and self._significance(signal, late) == "leak":
+            return "leak"
+        return whole
+
+    def _together(self, halves: dict[str, tuple[Moments, dict[int, Running]]], signal: str, r: int,
+                  coef: Coefficient, est: PerRequest, regressors: list[int]) -> tuple[PerRequest, str, str | None]:
+        """An undecided route refitted with its most entangled route counted as one (the
+        figure is then per request of either): if the two together are decided, the traffic
+        mix is what hides which one it is (a leak together: "cannot be separated"; clean
+        together: both clean, retention being positive)."""
+        routes = [x for x in regressors if x != 0 and x != _ROUTE0 + r]
+        partner = coef.partner(routes)
+        if partner is None or coef.partials.get(partner, 0.0) < ENTANGLED:
+            return est, UNDECIDED, None
+        name = f"route {self.names[partner - _ROUTE0]}"
+        fits: dict[str, PerRequest] = {}
+        for h, (m, _) in halves.items():
+            if m.n == 0:
+                continue
+            merged, d = with_sum(m, _ROUTE0 + r, partner)
+            keep = [x for x in regressors if x not in (_ROUTE0 + r, partner)] + [d]
+            fit = regress(merged, _COORD[signal], keep)
+            c = fit.coefficients.get(d) if fit else None
+            if c is not None:
+                fits[h] = PerRequest(c.value, c.error, est.unit)
+        if "" not in fits:
+            return est, UNDECIDED, None
+        word = self._word(signal, fits[""], fits.get("early"), fits.get("late"))
+        if word == "clean":
+            return fits[""], "clean", name
+        if word in ("leak", "bounded"):
+            return fits[""], f"cannot be separated from {name}", name
+        return est, UNDECIDED, None
+
+    @staticmethod
+    def _reason(line: RouteLine, figures: dict[str, tuple[PerRequest, str, str | None]]) -> str:
+        parts = []
+        for s, (est, word, _) in figures.items():
+            err = f"{est.error:.2f}" if math.isfinite(est.error) else "?"
+            parts.append(f"{s} {est.value:+.2f} ± {err} {est.unit}/request ({word})")
+        how = ("the mean of requests that ran alone" if line.method == "alone"
+               else "regression over windows")
+        together = f" (with {line.partner}, counted as one)" if line.partner else ""
+        return f"{how}{together}: " + "; ".join(parts)
+
+    def workers(self) -> list[WorkerLine]:
+        """A line per worker, live ones first (each with its own route lines)."""
+        out = []
+        for w in list(self.live.values()) + list(self.gone.values()):
+            s = w.series
+            whole, _ = s.epochs.total()
+            line = WorkerLine(s.pid or 0, s.first_t or 0.0, s.last_t, sum(s.seen.values()), w.windows,
+                              w.last.rss, w.last.uss, w.last.pss, w.first.uss if w.first else None, w.alive,
+                              routes=self.routes(s))
+            signal = "uss" if s.signals and "uss" in s.signals else self.bytes_signal(s)
+            scale = BLOCK_BYTES if signal == "blocks" else 1.0
+            per_s = combined(whole, _COORD[signal], {0: 1.0}) if s.signals else None
+            if per_s is not None:
+                line.growth_per_s = PerRequest(per_s[0] * scale, per_s[1] * scale, "B/s")
+            weights = {_ROUTE0 + r: 1.0 for r in s.cumulative}
+            per_req = combined(whole, _COORD[signal], weights) if s.signals and weights else None
+            if per_req is not None:
+                line.growth_per_request = PerRequest(per_req[0] * scale, per_req[1] * scale, "B")
+            out.append(line)
+        return out
+
+    def timeline(self) -> Timeline:
+        """Per route, the cumulative bytes retained at window ends (the route's current
+        bytes per request times its requests so far), and the growth measured."""
+        lines = {line.route: line for line in self.routes()}
+        assert self.server is not None or not self._timeline
+        signal = self.bytes_signal(self.server) if self.server else "blocks"
+        scale = BLOCK_BYTES if signal == "blocks" else 1.0
+        out = Timeline(signal="heap_bytes" if signal == "heap_bytes" else f"blocks x {BLOCK_BYTES:.0f} B")
+        for t, _counts, measured in self._timeline:
+            out.t.append(t)
+            out.measured.append(measured * scale)
+        for r, name in enumerate(self.names):
+            line = lines.get(name)
+            if line is None or line.bytes is None:
+                continue
+            out.retained[name] = [line.bytes.value * (counts[r] if r < len(counts) else 0)
+                                  for _, counts, _ in self._timeline]
+        return out
+
+    def notes(self) -> list[str]:
+        """What the reader should know about the series themselves."""
+        out = []
+        if self.lost:
+            out.append(f"{self.lost} window(s) did not follow their worker's previous one (lost): their "
+                       "growth and requests are left out")
+        gone = [w.series.pid for w in self.gone.values()]
+        if gone:
+            out.append(f"worker(s) {', '.join(map(str, gone))} stopped sending windows (respawned or lost); "
+                       "each new pid starts its own series, the server's figures carry on")
+        if OTHER_ROUTES in self.index:
+            out.append(f"more than {MAX_ROUTES - 1} routes: the later ones are counted together as {OTHER_ROUTES}")
+        return out

@@ -1,0 +1,29 @@
+"""The rolling report: an :class:`~memprobe.watch.analysis.Analysis`, the cgroup and the
+advice put together as a :class:`~memprobe.results.watch.WatchResult`."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from memprobe.results.envelope import Envelope
+from memprobe.results.watch import CgroupReading, WatchResult
+from memprobe.watch.advice import advise, fill_time_to_limit
+from memprobe.watch.analysis import Analysis
+
+
+def build_report(analysis: Analysis, *, cgroup: CgroupReading | None = None, budget: float | None = None,
+                 settings: dict[str, Any] | None = None, notes: Iterable[str] = (),
+                 envelope: Envelope | None = None) -> WatchResult:
+    """The report as it stands: the server's route lines, each worker's, the timeline, the
+    cgroup with the time to its limit, the advice and the notes."""
+    routes = analysis.routes()
+    workers = analysis.workers()
+    advice = advise(routes, workers, cgroup, budget)
+    advice.time_to_limit_s = fill_time_to_limit(workers, cgroup, budget)
+    all_notes = list(notes) + analysis.notes()
+    if cgroup is not None and cgroup.reason:
+        all_notes.append(f"cgroup: {cgroup.reason}; the rest of the report stands")
+    server = analysis.server
+    span = (server.last_t - server.first_t) if server is not None and server.first_t is not None else 0.0
+    return WatchResult(routes, workers, analysis.timeline(), cgroup, advice, all_notes, dict(settings or {}),
+                       analysis.windows, span, envelope=envelope or Envelope())
