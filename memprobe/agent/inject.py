@@ -48,7 +48,7 @@ from types import ModuleType
 from typing import Any
 
 from memprobe.agent import control
-from memprobe.agent.watching import Closing, Recorder, asgi_route, wsgi_route
+from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, wsgi_route
 
 #: The channel directory, in the environment of a command memprobe starts.
 ENV_CHANNEL = "MEMPROBE_CHANNEL"
@@ -183,7 +183,7 @@ def stop(timeout: float = 10.0) -> bool:
     running.thread.join(timeout)
     with running.agent.lock:  # a command still running finishes first
         running.agent.attributor.tracing.stop()
-        _process.watching = None
+        stop_recording(_process)
     for thread in threading.enumerate():
         if thread.name == "memprobe-control" and thread is not threading.current_thread():
             thread.join(timeout)
@@ -240,7 +240,7 @@ def _after_fork() -> None:
     global _running
     inherited, _running = _running, None
     _process.served = Served()
-    _process.watching = None  # the parent's windows are not this process's
+    stop_recording(_process)  # the parent's windows are not this process's
     if inherited is None:
         return
     try:
@@ -435,7 +435,7 @@ def uncount() -> None:
         obj, attr, original = _wrapped.pop()
         setattr(obj, attr, original)
     _process.counting = False
-    _process.watching = None
+    stop_recording(_process)
 
 
 def _patch_gunicorn(module: ModuleType) -> None:

@@ -49,21 +49,15 @@ OTHER = "(other routes)"
 _ID_SEGMENT = re.compile(
     r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}")
-_collapsed: dict[str, str] = {}
-_resolved: dict[str, str | None] = {}
-_CACHE = 4096
+#: where a framework hook leaves the route it matched, in the WSGI environ
+ENV_ROUTE = "memprobe.route"
 
 
 def collapse(path: str) -> str:
     """A raw path with its ids collapsed: every segment that is digits, a uuid or a hex string
-    of 8 characters or more (with a digit in it) becomes ``{id}``."""
-    found = _collapsed.get(path)
-    if found is None:
-        found = "/".join("{id}" if _ID_SEGMENT.fullmatch(seg) else seg for seg in path.split("/"))
-        if len(_collapsed) >= _CACHE:
-            _collapsed.clear()
-        _collapsed[path] = found
-    return found
+    of 8 characters or more (with a digit in it) becomes ``{id}``. Not cached: a cache keyed by
+    raw paths would grow with every id, inside the heap being watched."""
+    return "/".join("{id}" if _ID_SEGMENT.fullmatch(seg) else seg for seg in path.split("/"))
 
 
 def wsgi_route(environ: dict[str, Any]) -> str:
@@ -71,10 +65,9 @@ def wsgi_route(environ: dict[str, Any]) -> str:
     url rule (werkzeug keeps the request in the environ), Bottle's rule, Django's URL pattern,
     CherryPy's handler; else the raw path with its ids collapsed."""
     method = environ.get("REQUEST_METHOD") or "GET"
-    request = environ.get("werkzeug.request")
-    rule = getattr(request, "url_rule", None) if request is not None else None
-    if rule is not None:
-        return f"{method} {rule.rule}"
+    named = environ.get(ENV_ROUTE)
+    if named is not None:
+        return f"{method} {named}"
     route = environ.get("bottle.route")
     if route is not None:
         return f"{method} {route.rule}"
@@ -102,19 +95,41 @@ def asgi_route(scope: dict[str, Any]) -> str:
 
 
 def _django_route(path: str) -> str | None:
-    if path in _resolved:
-        return _resolved[path]
     try:
         from django.urls import resolve
 
         match = resolve(path)
-        found: str | None = "/" + str(match.route).lstrip("^") if match.route else None
     except Exception:  # a 404, or settings not configured: the raw path names it
-        found = None
-    if len(_resolved) >= _CACHE:
-        _resolved.clear()
-    _resolved[path] = found
-    return found
+        return None
+    return "/" + str(match.route).lstrip("^") if match.route else None
+
+
+def _flask_teardown(_sender: Any, **_extra: Any) -> None:
+    """Flask's ``request_tearing_down``: the matched rule, left in the environ (Flask drops the
+    request object from it as the request ends)."""
+    import flask
+
+    try:
+        rule = flask.request.url_rule
+    except RuntimeError:  # outside a request context
+        return
+    if rule is not None:
+        flask.request.environ[ENV_ROUTE] = rule.rule
+
+
+def hook_frameworks() -> None:
+    """Connect the hooks that name routes where the framework forgets them by the end of the
+    request (Flask). Undone by :func:`unhook_frameworks`."""
+    flask = sys.modules.get("flask")
+    if flask is not None and hasattr(flask, "request_tearing_down"):
+        flask.request_tearing_down.connect(_flask_teardown, weak=False)
+
+
+def unhook_frameworks() -> None:
+    """Disconnect what :func:`hook_frameworks` connected."""
+    flask = sys.modules.get("flask")
+    if flask is not None and hasattr(flask, "request_tearing_down"):
+        flask.request_tearing_down.disconnect(_flask_teardown)
 
 
 def _cherrypy_handler() -> str | None:
@@ -307,6 +322,7 @@ def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"recording": True, "already": True}
     loaded.watching = Recorder(float(request.get("interval") or INTERVAL_S),
                                max_windows=int(request.get("max_windows") or MAX_WINDOWS))
+    hook_frameworks()
     return {"recording": True}
 
 
@@ -317,5 +333,12 @@ def take(loaded: Any, stop: bool = False) -> dict[str, Any]:
     if recorder is None:
         return {"recording": False, "windows": [], "dropped": 0}
     if stop:
-        loaded.watching = None
+        stop_recording(loaded)
     return {"recording": not stop, **recorder.answer()}
+
+
+def stop_recording(loaded: Any) -> None:
+    """No more recording in this process: the recorder dropped, the framework hooks removed."""
+    if getattr(loaded, "watching", None) is not None:
+        loaded.watching = None
+        unhook_frameworks()
