@@ -260,3 +260,45 @@ def test_ctrl_c_prints_the_summary_and_writes_the_report(tmp_path: Path, no_left
     assert proc.returncode == 0, stderr
     assert "ended: interrupted" in stdout and "GET /" in stdout
     assert json.loads(out.read_text(encoding="utf-8"))["ended"] == "interrupted"
+
+
+MIDDLEWARE_APP = '''
+from memprobe.watch.middleware import middleware
+from shop import app as shop
+
+app = middleware(shop, json={json!r}, interval=0.5)
+'''
+
+
+@pytest.mark.timeout(45)
+def test_the_middleware_records_the_same_windows_from_every_worker_into_one_report(
+        tmp_path: Path, no_orphans: None) -> None:
+    from memprobe.process.child import Child, start_on_free_port
+
+    report = tmp_path / "inside.json"
+    (tmp_path / "wrapped.py").write_text(MIDDLEWARE_APP.format(json=str(report)), encoding="utf-8")
+
+    def gunicorn(port: int) -> Child:
+        argv = ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--pythonpath", str(APP), "wrapped:app"]
+        return Child(argv, name="gunicorn", url=f"http://127.0.0.1:{port}/health", cwd=tmp_path,
+                     env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    with start_on_free_port(gunicorn) as server:
+        base = server.url.rsplit("/", 1)[0]
+        Hammer(base + "/orders", 300, concurrency=4, mode="close", method="POST", body=b"gift=1",
+               headers=FORM).run()
+        Hammer(base + "/items/{n}", 200, concurrency=4, mode="close").run()
+
+        def counted() -> Counter[str] | None:
+            try:
+                data = json.loads(report.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            total: Counter[str] = Counter()
+            for window in data["windows"]:
+                total.update(window["requests"])
+            return total if total["POST /orders"] == 300 and total["GET /items/<int:item_id>"] == 200 else None
+
+        total = wait_until(counted, 20, "every request in the report")
+        assert total["GET /health"] >= 1  # the readiness check
+        assert len({w["pid"] for w in json.loads(report.read_text(encoding="utf-8"))["windows"]}) == 2
