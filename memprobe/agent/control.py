@@ -23,6 +23,14 @@ collected.
 * ``lines``: for a native leak, the route's view run under memory_profiler's line profiler
   (:mod:`memprobe.agent.rsslines`; tracing stops first: its tables are RSS too).
 
+``memprobe watch`` (:mod:`memprobe.agent.watching`; nothing traced, no garbage collected):
+
+* ``watch_start``: record windows (``"interval"`` seconds each at most; ``"max_windows"`` kept
+  until asked, the oldest dropped beyond); ``recording`` false, with ``why``, where the app's
+  requests are not seen;
+* ``watch``: the windows closed since the last call (the open one closed now), ``dropped``;
+* ``watch_stop``: the last windows, and the recorder removed.
+
 While a command runs, the agent sends ``{"busy": true}`` every :data:`HEARTBEAT_S` from a thread
 of the connection's own, and never once the answer is sent: a parent that hears nothing at all for
 :data:`LOST_AFTER_S` declares the agent lost (:class:`~memprobe.errors.AgentLost`), as Locust's
@@ -45,11 +53,13 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from memprobe.agent.attribution import Attributor
 from memprobe.agent.messages import AttributeAnswer, Growth, HeapReading, Hello, LinesAnswer, malformed
 from memprobe.errors import AgentError, AgentLost, TargetError
+from memprobe.results.watch import Window
 
 #: The longest a command may take even while its heartbeats arrive (one wedged in Python while
 #: the heartbeat's thread runs on).
@@ -122,6 +132,12 @@ class Agent:
                              float(request.get("uss_per_request", 0.0)), int(request.get("first", 0)))
         if cmd == "end":
             return att.end()
+        if cmd in ("watch_start", "watch", "watch_stop"):
+            from memprobe.agent import watching
+
+            if cmd == "watch_start":
+                return watching.start(self.loaded, request)
+            return watching.take(self.loaded, stop=cmd == "watch_stop")
         raise ValueError(f"unknown command {cmd!r}")
 
 
@@ -335,6 +351,20 @@ class AgentClient:
         """The hunt is over, the process serves on: tracing stops, what was kept is dropped."""
         self.call("end")
 
+    def watch_start(self, interval: float, max_windows: int | None = None) -> tuple[bool, str]:
+        """Start recording windows of ``interval`` seconds at most: whether it records, and why
+        not."""
+        args: dict[str, Any] = {"interval": interval}
+        if max_windows:
+            args["max_windows"] = max_windows
+        answer = self.call("watch_start", **args)
+        return bool(answer.get("recording")), str(answer.get("why") or "")
+
+    def watch(self, stop: bool = False) -> WatchAnswer:
+        """The windows since the last call (``stop``: the last ones, and recording stops)."""
+        cmd = "watch_stop" if stop else "watch"
+        return WatchAnswer.from_wire(self.call(cmd), cmd)
+
     # -- the wire ---------------------------------------------------------------------------
 
     def call(self, cmd: str, **args: Any) -> dict[str, Any]:
@@ -418,6 +448,28 @@ class AgentClient:
                 pass
         self._sock = None
         self._buffer.clear()
+
+
+@dataclass(frozen=True)
+class WatchAnswer:
+    """The answer to ``watch`` and ``watch_stop``."""
+
+    windows: tuple[Window, ...] = ()
+    #: windows the agent dropped since the last call (its buffer was full)
+    dropped: int = 0
+    recording: bool = False
+    #: the per-request readings' time over the requests' own, so far
+    reading_share: float = 0.0
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any], cmd: str = "watch") -> WatchAnswer:
+        """Read the agent's answer; AgentError when it is malformed."""
+        try:
+            windows = tuple(Window.from_dict(w) for w in data.get("windows") or [])
+            return cls(windows, int(data.get("dropped") or 0), bool(data.get("recording")),
+                       float(data.get("reading_share") or 0.0))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise malformed(cmd, f"a window could not be read ({type(err).__name__}: {err})") from None
 
 
 class _Closed(Exception):

@@ -48,6 +48,7 @@ from types import ModuleType
 from typing import Any
 
 from memprobe.agent import control
+from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, wsgi_route
 
 #: The channel directory, in the environment of a command memprobe starts.
 ENV_CHANNEL = "MEMPROBE_CHANNEL"
@@ -85,6 +86,8 @@ class _Process:
         self.served = Served()
         #: whether :attr:`served` counts (the app was wrapped)
         self.counting = False
+        #: what ``memprobe watch`` records while it watches (``watch_start`` to ``watch_stop``)
+        self.watching: Recorder | None = None
 
     @property
     def framework(self) -> str | None:
@@ -180,6 +183,7 @@ def stop(timeout: float = 10.0) -> bool:
     running.thread.join(timeout)
     with running.agent.lock:  # a command still running finishes first
         running.agent.attributor.tracing.stop()
+        stop_recording(_process)
     for thread in threading.enumerate():
         if thread.name == "memprobe-control" and thread is not threading.current_thread():
             thread.join(timeout)
@@ -236,6 +240,7 @@ def _after_fork() -> None:
     global _running
     inherited, _running = _running, None
     _process.served = Served()
+    stop_recording(_process)  # the parent's windows are not this process's
     if inherited is None:
         return
     try:
@@ -294,35 +299,66 @@ def _start_quietly(channel: str) -> None:
 
 
 class CountingWSGI:
-    """The WSGI app as gunicorn loaded it, counting each call in this process."""
+    """The WSGI app as gunicorn loaded it, counting each call in this process; while a
+    :class:`~memprobe.agent.watching.Recorder` watches (``recorder()`` is not None), also each
+    request's route and its end, when the server closes the body."""
 
-    def __init__(self, app: Any, counter: Callable[[], Served]) -> None:
+    def __init__(self, app: Any, counter: Callable[[], Served],
+                 recorder: Callable[[], Recorder | None] | None = None) -> None:
         self.app = app
         self._counter = counter
+        self._recorder = recorder or _recording
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        recorder = self._recorder()
+        if recorder is None:
+            try:
+                return self.app(environ, start_response)
+            finally:
+                self._counter().add()
+        token = recorder.begin()
         try:
-            return self.app(environ, start_response)
-        finally:
+            body: Iterable[bytes] = self.app(environ, start_response)
+        except BaseException:
             self._counter().add()
+            recorder.end(token, wsgi_route(environ))
+            raise
+        self._counter().add()
+        wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(wrapper, type) and isinstance(body, wrapper):  # sent by sendfile: not wrapped
+            recorder.end(token, wsgi_route(environ))
+            return body
+        return Closing(body, recorder, token, environ)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
 
 class CountingASGI:
-    """The ASGI app as uvicorn loaded it, counting each HTTP request in this process."""
+    """The ASGI app as uvicorn loaded it, counting each HTTP request in this process; while a
+    :class:`~memprobe.agent.watching.Recorder` watches, also each request's route and its end."""
 
-    def __init__(self, app: Any, counter: Callable[[], Served]) -> None:
+    def __init__(self, app: Any, counter: Callable[[], Served],
+                 recorder: Callable[[], Recorder | None] | None = None) -> None:
         self.app = app
         self._counter = counter
+        self._recorder = recorder or _recording
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        recorder = self._recorder() if scope.get("type") == "http" else None
+        if recorder is None:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope.get("type") == "http":
+                    self._counter().add()
+            return
+        token = recorder.begin()
         try:
             await self.app(scope, receive, send)
         finally:
-            if scope.get("type") == "http":
-                self._counter().add()
+            self._counter().add()
+            recorder.end(token, asgi_route(scope))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -330,6 +366,10 @@ class CountingASGI:
 
 def _counter() -> Served:
     return _process.served
+
+
+def _recording() -> Recorder | None:
+    return _process.watching
 
 
 def _run_after(cls: Any, name: str, after: Callable[[Any], None]) -> None:
@@ -395,6 +435,7 @@ def uncount() -> None:
         obj, attr, original = _wrapped.pop()
         setattr(obj, attr, original)
     _process.counting = False
+    stop_recording(_process)
 
 
 def _patch_gunicorn(module: ModuleType) -> None:

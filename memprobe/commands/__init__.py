@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "hammer a server that is already running; optionally watch its memory"),
     "hunt": ("memprobe.commands.hunt", "HuntCommand",
              "find whether an app leaks, how much per request, where, and what holds it"),
+    "watch": ("memprobe.commands.watch", "WatchCommand",
+              "watch a running server: which route keeps memory per request, at a few per cent overhead"),
     "run": ("memprobe.commands.run", "RunCommand",
             "start a command with memprobe's agent in each of its Python processes, and wait"),
     "locust-worker": ("memprobe.commands.locust_worker", "LocustWorkerCommand",

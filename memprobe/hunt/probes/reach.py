@@ -11,7 +11,7 @@ from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.engine import sender
 from memprobe.http.load import LoadResult
 from memprobe.hunt.probes import Launch
-from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, pid_alive, start_server
+from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, pid_alive, server_child, start_server
 from memprobe.results.hunt import HuntSettings
 
 if TYPE_CHECKING:
@@ -27,6 +27,23 @@ def loopback_base(url: str) -> str:
     if parts.scheme != "http" or parts.hostname not in LOOPBACK_NAMES:
         raise UsageError(f"url must be an http URL on loopback (http://127.0.0.1:PORT), not {url!r}")
     return url.rstrip("/")
+
+
+def command_port(argv: list[str]) -> int:
+    """The port a server command binds as written: gunicorn's ``-b``/``--bind HOST:PORT``,
+    uvicorn's ``--port N``; 8000 (both servers' default) when it names none."""
+    for i, arg in enumerate(argv):
+        value = None
+        for flag in ("-b", "--bind", "--port"):
+            if arg == flag and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif arg.startswith(flag + "=") or (flag == "-b" and arg.startswith("-b") and len(arg) > 2):
+                value = arg.split("=", 1)[1] if "=" in arg else arg[2:]
+        if value is not None:
+            tail = value.rsplit(":", 1)[-1]
+            if tail.isdigit():
+                return int(tail)
+    return 8000
 
 
 class _Http:
@@ -72,6 +89,9 @@ class Spawned(_Http):
         self.engine = engine
         self.child: Child | None = None
         self.adopted = False
+        #: the command's own port (``memprobe watch`` starts a deployment command as written);
+        #: None: a free port, put in place of ``{port}``
+        self.port: int | None = None
 
     @classmethod
     def command(cls, cmd: str, settings: HuntSettings, *, ready_path: str = "/",
@@ -79,8 +99,11 @@ class Spawned(_Http):
         """The user's command, ``{port}`` in it replaced by the free port."""
         import shlex
 
-        return cls(lambda port: shlex.split(cmd.replace("{port}", str(port))), settings, cmd,
-                   ready_path=ready_path, engine=engine)
+        reach = cls(lambda port: shlex.split(cmd.replace("{port}", str(port))), settings, cmd,
+                    ready_path=ready_path, engine=engine)
+        if "{port}" not in cmd:
+            reach.port = command_port(shlex.split(cmd))
+        return reach
 
     @classmethod
     def adopt(cls, child: Child, settings: HuntSettings, label: str, *,
@@ -113,6 +136,11 @@ class Spawned(_Http):
         answers; TargetError (with the log's tail) when it cannot."""
         if self.adopted:
             return
+        if self.port is not None:
+            self.child = server_child(self.argv_for, self.port, name=launch.name or "", path=self.ready_path,
+                                      env=launch.env, cwd=self.settings.cwd, log_path=launch.log_path,
+                                      ready_timeout=self.settings.ready_timeout).start()
+            return
         self.child = start_server(self.argv_for, name=launch.name or "", path=self.ready_path,
                                   env=launch.env, cwd=self.settings.cwd, log_path=launch.log_path,
                                   ready_timeout=self.settings.ready_timeout)
@@ -143,12 +171,14 @@ class Running(_Http):
     """A server that was running before the hunt: process ``pid``, serving at ``url`` (on
     loopback); never started or stopped here."""
 
-    def __init__(self, pid: int, url: str, settings: HuntSettings, *, engine: LocustEngine | None = None) -> None:
-        self._base = loopback_base(url)
+    def __init__(self, pid: int, url: str | None, settings: HuntSettings, *,
+                 engine: LocustEngine | None = None) -> None:
+        # No url: a server only read (``memprobe watch``), never sent a request.
+        self._base = loopback_base(url) if url is not None else ""
         self._pid = pid
         self.settings = settings
         self.engine = engine
-        self.label = f"pid {pid} ({self._base})"
+        self.label = f"pid {pid} ({self._base})" if url is not None else f"pid {pid}"
 
     @property
     def pid(self) -> int:

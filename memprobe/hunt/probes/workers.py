@@ -24,6 +24,7 @@ import re
 import shlex
 import shutil
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,8 @@ class AgentPerWorker:
         #: attached: the workers the agent went into, and how
         self.injected: list[int] = []
         self._injections: list[Any] = []
+        #: attached: a process with no worker is attached to itself (a single-process server)
+        self.itself = False
 
     @classmethod
     def injecting(cls, settings: HuntSettings) -> AgentPerWorker:
@@ -156,10 +159,13 @@ class AgentPerWorker:
         return cls(settings, channel, "listening")
 
     @classmethod
-    def attaching(cls, settings: HuntSettings) -> AgentPerWorker:
+    def attaching(cls, settings: HuntSettings, itself: bool = False) -> AgentPerWorker:
         """The agent attached to each worker of the running server, and stopped at the end.
-        Workers that start during the hunt get no agent."""
-        return cls(settings, None, "attached")
+        Workers that start during the hunt get no agent. ``itself``: a process that has no
+        worker is attached to as its own only worker (a single-process server)."""
+        reader = cls(settings, None, "attached")
+        reader.itself = itself
+        return reader
 
     # -- getting in ---------------------------------------------------------------------------
 
@@ -180,7 +186,7 @@ class AgentPerWorker:
         deadline = time.monotonic() + self.settings.ready_timeout
         notes = []
         if self.how == "attached":
-            workers = worker_pids(reach.pid)
+            workers = worker_pids(reach.pid) or ([reach.pid] if self.itself else [])
             if not workers:
                 raise TargetError(f"pid {reach.pid} has no Python worker to attach to now")
             self._attach(workers)
@@ -310,6 +316,20 @@ class AgentPerWorker:
                           "successor": None}
         if lost_after_s is not None:  # alive but silent: wedged, or stopped
             proc.respawned["lost_after_s"] = round(lost_after_s, 1)
+
+    def follow(self) -> list[int]:
+        """The live workers now, outside any route (``memprobe watch`` between its windows):
+        new agents joined (a respawned worker's successor among them), dead ones noted."""
+        if not self.route_procs:
+            self.route_procs = list(self.procs.values())
+        self._refresh()
+        return [p.pid for p in self._live()]
+
+    def ask_each(self, ask: Callable[[AgentClient, int], _T], pids: Collection[int] | None = None) -> dict[int, _T]:
+        """``ask(client, pid)`` of every live worker (of ``pids``) at once; a worker that died
+        or went silent meanwhile is noted, as between a hunt's rounds."""
+        live = [p for p in self._live() if pids is None or p.pid in pids]
+        return self._each(lambda client, proc: ask(client, proc.pid), live)
 
     @property
     def serving(self) -> int:

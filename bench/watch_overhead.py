@@ -1,0 +1,134 @@
+"""What ``memprobe watch`` costs a server: throughput and p99 latency with watch off and on,
+side by side in one run, and tracemalloc left on for comparison.
+
+The app is bench/apps/watch_shop.py (five routes, a Jinja template, sqlite) under
+``gunicorn -w 2``; the load is wrk (a Lua script spreading requests over the routes, a POST
+among them) at C connections for D seconds per trial; the configurations alternate, trial after
+trial, so that a drift of the machine hits them alike, and each row is the median of its trials.
+
+* ``off``: the server as deployed;
+* ``watch``: the same command started by ``memprobe watch --cmd`` (default settings but the
+  interval, 2 s, so that windows are closed and collected during every trial);
+* ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production.
+
+    nice -n 19 python bench/watch_overhead.py [--duration 10] [--trials 3] [--connections 16]
+
+Needs wrk (Debian: apt-get install -y wrk). Figures, not pass/fail.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "bench" / "apps"
+LUA = """
+local paths = {"/", "/items/17", "/items/1234", "/search?q=12", "/health", "/items/99", "/search?q=7"}
+local i = 0
+request = function()
+  i = i + 1
+  if i % 8 == 0 then
+    return wrk.format("POST", "/orders", {["Content-Type"] = "application/x-www-form-urlencoded"}, "note=hello")
+  end
+  return wrk.format("GET", paths[i % #paths + 1])
+end
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(config: str, port: int, json_path: str) -> subprocess.Popen[bytes]:
+    cmd = f"gunicorn -w 2 -b 127.0.0.1:{port} --chdir {APPS} watch_shop:app"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if config == "tracemalloc":
+        env["PYTHONTRACEMALLOC"] = "1"
+    if config == "watch":
+        argv = [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--json", json_path,
+                "--quiet"]
+    else:
+        argv = cmd.split()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    if config == "watch":  # the workers record once the first report is written
+        while not os.path.exists(json_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)  # watch detaches and stops the server it started
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_wrk(port: int, duration: float, connections: int, script: str) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", script,
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 4
+    configs = ("off", "watch", "tracemalloc")
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "mix.lua")
+        Path(script).write_text(LUA, encoding="utf-8")
+        for trial in range(args.trials):
+            for config in configs:
+                port = free_port()
+                proc = start(config, port, os.path.join(tmp, f"watch-{trial}.json"))
+                try:
+                    run_wrk(port, 2, args.connections, script)  # warm-up
+                    results[config].append(run_wrk(port, args.duration, args.connections, script))
+                finally:
+                    stop(proc)
+    base = statistics.median(r["rps"] for r in results["off"])
+    base_p99 = statistics.median(r["p99_ms"] for r in results["off"])
+    print(f"gunicorn -w 2 (sync), wrk -c{args.connections} {args.duration:g} s x {args.trials} trials, medians")
+    print(f"{'config':<12} {'req/s':>9} {'vs off':>8} {'p99 ms':>8} {'vs off':>8}")
+    for config in configs:
+        rps = statistics.median(r["rps"] for r in results[config])
+        p99 = statistics.median(r["p99_ms"] for r in results[config])
+        print(f"{config:<12} {rps:>9.0f} {rps / base - 1:>+8.1%} {p99:>8.2f} {p99 / base_p99 - 1:>+8.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

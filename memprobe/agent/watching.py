@@ -1,0 +1,344 @@
+"""What ``memprobe watch`` records inside a serving process: per window, the requests each route
+completed, the most requests in flight at once, and the heap's cheap levels; per route, the heap
+deltas of requests that ran alone.
+
+A :class:`Recorder` is driven by the wrapper around the app the server loaded
+(:class:`memprobe.agent.inject.CountingWSGI` and ``CountingASGI``): :meth:`Recorder.begin` as a
+request enters the app, :meth:`Recorder.end` once its response is over (a WSGI body closed, an
+ASGI call returned). It never traces and never collects garbage.
+
+**What a request costs** (``bench/watch_readings.py``, Python 3.11): ``sys.getallocatedblocks()``
+walks pymalloc's arenas, 0.7 µs on a fresh interpreter but ~210 µs median on a heap of 6 million
+blocks, and glibc ``mallinfo2()`` walks malloc's arenas, ~1.6 ms there. So neither is read per
+request unconditionally:
+
+* the blocks are read at the start of a request that enters an idle process, and only while the
+  time spent reading stays under :data:`BUDGET` of the time requests took (measured as it goes,
+  so a large heap gets fewer samples, never a slower server); a sample is the difference between
+  the start of a request that ran alone and the start of the next request, when nothing else
+  started in between: everything the request left behind once its response was closed and the
+  server's own per-request objects were freed;
+* ``mallinfo2()`` and the blocks are read once per window, when the window closes.
+
+Everything kept is bounded: the closed windows (a parent that stops asking loses the oldest,
+counted in ``dropped``), the routes of a window, the deltas of a route.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from memprobe.results.watch import Window
+
+#: The share of the requests' own time the per-request heap readings may take.
+BUDGET = 0.01
+#: Defaults of :class:`Recorder`'s bounds.
+INTERVAL_S = 10.0
+MAX_WINDOWS = 360
+MAX_ROUTES = 200
+MAX_DELTAS = 64
+#: The route a window counts requests under once it holds :data:`MAX_ROUTES` routes.
+OTHER = "(other routes)"
+
+_ID_SEGMENT = re.compile(
+    r"\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}")
+#: where a framework hook leaves the route it matched, in the WSGI environ
+ENV_ROUTE = "memprobe.route"
+
+
+def collapse(path: str) -> str:
+    """A raw path with its ids collapsed: every segment that is digits, a uuid or a hex string
+    of 8 characters or more (with a digit in it) becomes ``{id}``. Not cached: a cache keyed by
+    raw paths would grow with every id, inside the heap being watched."""
+    return "/".join("{id}" if _ID_SEGMENT.fullmatch(seg) else seg for seg in path.split("/"))
+
+
+def wsgi_route(environ: dict[str, Any]) -> str:
+    """``METHOD route`` of a WSGI request whose app has run, as its framework names it: Flask's
+    url rule (werkzeug keeps the request in the environ), Bottle's rule, Django's URL pattern,
+    CherryPy's handler; else the raw path with its ids collapsed."""
+    method = environ.get("REQUEST_METHOD") or "GET"
+    named = environ.get(ENV_ROUTE)
+    if named is not None:
+        return f"{method} {named}"
+    route = environ.get("bottle.route")
+    if route is not None:
+        return f"{method} {route.rule}"
+    path = environ.get("PATH_INFO") or "/"
+    if "django.urls" in sys.modules:
+        pattern = _django_route(path)
+        if pattern is not None:
+            return f"{method} {pattern}"
+    if "cherrypy" in sys.modules:
+        handler = _cherrypy_handler()
+        if handler is not None:
+            return f"{method} {handler}"
+    return f"{method} {collapse(path)}"
+
+
+def asgi_route(scope: dict[str, Any]) -> str:
+    """``METHOD route`` of an ASGI request whose app has run: the route Starlette and FastAPI
+    matched (``scope["route"]``), else the raw path with its ids collapsed."""
+    method = scope.get("method") or "GET"
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return f"{method} {path}"
+    return f"{method} {collapse(scope.get('path') or '/')}"
+
+
+def _django_route(path: str) -> str | None:
+    try:
+        from django.urls import resolve
+
+        match = resolve(path)
+    except Exception:  # a 404, or settings not configured: the raw path names it
+        return None
+    return "/" + str(match.route).lstrip("^") if match.route else None
+
+
+def _flask_teardown(_sender: Any, **_extra: Any) -> None:
+    """Flask's ``request_tearing_down``: the matched rule, left in the environ (Flask drops the
+    request object from it as the request ends)."""
+    import flask
+
+    try:
+        rule = flask.request.url_rule
+    except RuntimeError:  # outside a request context
+        return
+    if rule is not None:
+        flask.request.environ[ENV_ROUTE] = rule.rule
+
+
+def hook_frameworks() -> None:
+    """Connect the hooks that name routes where the framework forgets them by the end of the
+    request (Flask). Undone by :func:`unhook_frameworks`."""
+    flask = sys.modules.get("flask")
+    if flask is not None and hasattr(flask, "request_tearing_down"):
+        flask.request_tearing_down.connect(_flask_teardown, weak=False)
+
+
+def unhook_frameworks() -> None:
+    """Disconnect what :func:`hook_frameworks` connected."""
+    flask = sys.modules.get("flask")
+    if flask is not None and hasattr(flask, "request_tearing_down"):
+        flask.request_tearing_down.disconnect(_flask_teardown)
+
+
+def _cherrypy_handler() -> str | None:
+    serving = getattr(sys.modules["cherrypy"], "serving", None)
+    handler = getattr(getattr(serving, "request", None), "handler", None)
+    call = getattr(handler, "callable", None)
+    name = getattr(call, "__qualname__", None)
+    return name if isinstance(name, str) else None
+
+
+_mallinfo: list[Callable[[], int] | None] = []
+
+
+def heap_bytes() -> int | None:
+    """The bytes glibc's malloc has handed out (``mallinfo2().uordblks``), None where it cannot be
+    read (not glibc, or older than 2.33). ctypes is loaded at the first call, not in every
+    process the agent is armed in."""
+    if not _mallinfo:
+        _mallinfo.append(_load_mallinfo2())
+    fn = _mallinfo[0]
+    return None if fn is None else fn()
+
+
+def _load_mallinfo2() -> Callable[[], int] | None:
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")]
+
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = Mallinfo2
+    return lambda: int(fn().uordblks)
+
+#: what :meth:`Recorder.begin` hands to :meth:`Recorder.end`: the request's start number, its
+#: start (perf_counter_ns) and the blocks read at its start (-1: not read)
+Token = tuple[int, int, int]
+
+
+class Recorder:
+    """One process's windows (see the module's docstring); thread-safe."""
+
+    def __init__(self, interval: float = INTERVAL_S, *, max_windows: int = MAX_WINDOWS,
+                 max_routes: int = MAX_ROUTES, max_deltas: int = MAX_DELTAS, budget: float = BUDGET) -> None:
+        self.interval = interval
+        self.max_routes = max_routes
+        self.max_deltas = max_deltas
+        self.budget = budget
+        self.pid = os.getpid()
+        self.windows: deque[Window] = deque(maxlen=max_windows)
+        #: closed windows lost because the parent did not ask for them in time
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._starts = 0
+        #: the last request that ran alone and was sampled: route, blocks at its start, its number
+        self._solo: tuple[str, int, int] | None = None
+        #: nanoseconds spent reading the blocks per request, and the requests' own
+        self.spent_ns = 0
+        self.busy_ns = 0
+        self._open(time.monotonic())
+
+    def _open(self, now: float) -> None:
+        self._start = now
+        self._requests: dict[str, int] = {}
+        self._deltas: dict[str, list[int]] = {}
+        self._max_in_flight = self._in_flight
+
+    # -- per request (the app's threads) --------------------------------------------------------
+
+    def begin(self) -> Token:
+        """A request enters the app."""
+        t0 = time.perf_counter_ns()
+        with self._lock:
+            self._starts += 1
+            number = self._starts
+            alone = self._in_flight == 0
+            self._in_flight += 1
+            if self._in_flight > self._max_in_flight:
+                self._max_in_flight = self._in_flight
+            if not alone:
+                return number, t0, -1
+            solo, self._solo = self._solo, None
+            within = self.spent_ns < self.budget * self.busy_ns
+            if solo is None and not within:
+                return number, t0, -1
+            r0 = time.perf_counter_ns()
+            blocks = sys.getallocatedblocks()
+            self.spent_ns += time.perf_counter_ns() - r0
+            if solo is not None and solo[2] == number - 1:
+                deltas = self._deltas.setdefault(solo[0], [])
+                if len(deltas) < self.max_deltas:
+                    deltas.append(blocks - solo[1])
+            return number, t0, (blocks if within else -1)
+
+    def end(self, token: Token, route: str) -> None:
+        """The request's response is over; ``route`` names it."""
+        number, t0, blocks = token
+        took = time.perf_counter_ns() - t0
+        with self._lock:
+            self._in_flight -= 1
+            self.busy_ns += took
+            requests = self._requests
+            if route not in requests and len(requests) >= self.max_routes:
+                route = OTHER
+            requests[route] = requests.get(route, 0) + 1
+            if blocks >= 0 and number == self._starts and self._in_flight == 0:
+                self._solo = (route, blocks, number)
+            late = time.monotonic() - self._start >= 2 * self.interval
+        if late:  # nobody asked for two intervals: the window closes here, cheaply
+            self.close(heap=False)
+
+    # -- per window (the control thread) --------------------------------------------------------
+
+    def close(self, heap: bool = True) -> None:
+        """Close the open window (the heap read at its end) and open the next one. ``heap``
+        False: the blocks only, no ``mallinfo2()`` (a request's thread closes it)."""
+        with self._lock:
+            now = time.monotonic()
+            start, requests, deltas, peak = self._start, self._requests, self._deltas, self._max_in_flight
+            self._open(now)
+            # The control thread's own allocations would be counted in a pending sample.
+            self._solo = None
+        blocks = sys.getallocatedblocks()
+        malloc = heap_bytes() if heap else None
+        window = Window(self.pid, start, now, requests, blocks, malloc, max_in_flight=peak,
+                        alone_deltas=deltas)
+        with self._lock:
+            if len(self.windows) == self.windows.maxlen:
+                self.dropped += 1
+            self.windows.append(window)
+
+    def take(self) -> list[Window]:
+        """Close the open window and hand over every closed window since the last call."""
+        self.close()
+        with self._lock:
+            out = list(self.windows)
+            self.windows.clear()
+        return out
+
+    def answer(self) -> dict[str, Any]:
+        """The control channel's answer to ``watch``: the windows since the last call, how many
+        were lost meanwhile, and what the per-request readings cost so far."""
+        windows = self.take()
+        dropped, self.dropped = self.dropped, 0
+        return {"windows": [w.to_dict() for w in windows], "dropped": dropped,
+                "reading_share": round(self.spent_ns / self.busy_ns, 5) if self.busy_ns else 0.0}
+
+
+class Closing:
+    """A WSGI response body whose ``close()`` (which every WSGI server calls once the body is
+    sent) ends the request for the recorder; iterating it is the body's own iteration."""
+
+    __slots__ = ("_body", "_recorder", "_token", "_environ")
+
+    def __init__(self, body: Iterable[bytes], recorder: Recorder, token: Token, environ: dict[str, Any]) -> None:
+        self._body = body
+        self._recorder = recorder
+        self._token = token
+        self._environ = environ
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        """Name the route (CherryPy's request is released by the body's close), close the body,
+        end the request."""
+        route = wsgi_route(self._environ)
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._recorder.end(self._token, route)
+
+
+def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The control channel's ``watch_start``: a recorder on ``loaded`` (the agent's process),
+    unless its app's requests are not seen here (not wrapped: attached to a server memprobe
+    does not know). A recorder already there goes on (its windows go to whoever asks first)."""
+    if not getattr(loaded, "counting", False):
+        return {"recording": False,
+                "why": "this process's app was not wrapped (not a gunicorn or uvicorn worker): "
+                       "its requests cannot be seen"}
+    if getattr(loaded, "watching", None) is not None:
+        return {"recording": True, "already": True}
+    loaded.watching = Recorder(float(request.get("interval") or INTERVAL_S),
+                               max_windows=int(request.get("max_windows") or MAX_WINDOWS))
+    hook_frameworks()
+    return {"recording": True}
+
+
+def take(loaded: Any, stop: bool = False) -> dict[str, Any]:
+    """The control channel's ``watch`` (and ``watch_stop``, which also removes the recorder):
+    the windows closed since the last call, the open one closed now."""
+    recorder = getattr(loaded, "watching", None)
+    if recorder is None:
+        return {"recording": False, "windows": [], "dropped": 0}
+    if stop:
+        stop_recording(loaded)
+    return {"recording": not stop, **recorder.answer()}
+
+
+def stop_recording(loaded: Any) -> None:
+    """No more recording in this process: the recorder dropped, the framework hooks removed."""
+    if getattr(loaded, "watching", None) is not None:
+        loaded.watching = None
+        unhook_frameworks()

@@ -1,0 +1,113 @@
+"""The in-code form of ``memprobe watch``, for a server memprobe cannot attach to or start:
+
+    from memprobe.watch.middleware import middleware
+    app = middleware(app, json="/var/tmp/memprobe-watch.json", interval=10)
+
+The same recorder the agent uses (:mod:`memprobe.agent.watching`) is put around the app (a WSGI
+or an ASGI one, told apart by its ``__call__``), through the same wrappers
+(:class:`~memprobe.agent.inject.CountingWSGI`, ``CountingASGI``). Each process that serves gets
+its own recorder at its first request (so a server that forks its workers after loading the
+app, ``gunicorn --preload``, records in each worker, not in the master), and a daemon thread
+that every ``interval`` closes the window and adds it to the one report all the workers share:
+under an exclusive lock on ``FILE.lock``, read, append, rewrite atomically, the oldest windows
+dropped beyond ``max_windows``. At exit the last window is written.
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import inspect
+import json as _json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from memprobe.agent.inject import CountingASGI, CountingWSGI, Served
+from memprobe.agent.watching import Recorder, hook_frameworks
+from memprobe.results.envelope import SCHEMA, now
+from memprobe.watch.session import write_atomically
+
+DEFAULT_JSON = "memprobe-watch.json"
+
+
+def middleware(app: Any, json: str | os.PathLike[str] = DEFAULT_JSON, interval: float = 10.0,
+               max_windows: int = 20_000, kind: str | None = None) -> Any:
+    """``app`` wrapped so that each process serving it records windows into ``json``; ``kind``
+    (``wsgi`` or ``asgi``) when its ``__call__`` does not tell."""
+    if interval <= 0:
+        raise ValueError(f"interval must be positive, not {interval:g}")
+    if kind is None:
+        kind = "asgi" if _is_asgi(app) else "wsgi"
+    if kind not in ("wsgi", "asgi"):
+        raise ValueError(f"kind must be 'wsgi' or 'asgi', not {kind!r}")
+    recording = InProcess(Path(json), interval, max_windows)
+    served = Served()
+    wrapper = CountingASGI if kind == "asgi" else CountingWSGI
+    return wrapper(app, lambda: served, recording.recorder)
+
+
+def _is_asgi(app: Any) -> bool:
+    return inspect.iscoroutinefunction(app) or (callable(app) and inspect.iscoroutinefunction(app.__call__))
+
+
+class InProcess:
+    """The recorder of the process that serves now, and the thread that writes its windows."""
+
+    def __init__(self, path: Path, interval: float, max_windows: int) -> None:
+        self.path = path
+        self.interval = interval
+        self.max_windows = max_windows
+        self.started = now()
+        self._pid = 0
+        self._recorder: Recorder | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def recorder(self) -> Recorder:
+        """This process's recorder, made (with its writer thread) at its first request."""
+        recorder = self._recorder
+        if recorder is not None and self._pid == os.getpid():
+            return recorder
+        with self._lock:
+            if self._recorder is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._recorder = Recorder(self.interval)
+                self._stop = threading.Event()
+                hook_frameworks()
+                threading.Thread(target=self._run, args=(self._recorder, self._stop), daemon=True,
+                                 name="memprobe-watch").start()
+                atexit.register(self.flush)
+            return self._recorder
+
+    def _run(self, recorder: Recorder, stop: threading.Event) -> None:
+        while not stop.wait(self.interval):
+            self.write(recorder)
+
+    def flush(self) -> None:
+        """Write this process's last windows (at exit)."""
+        if self._recorder is not None and self._pid == os.getpid():
+            self._stop.set()
+            self.write(self._recorder)
+
+    def write(self, recorder: Recorder) -> None:
+        """Add the recorder's closed windows to the shared report."""
+        windows = [w.to_dict() for w in recorder.take()]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(f"{self.path}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    data = _json.loads(self.path.read_text(encoding="utf-8"))
+                    kept = list(data.get("windows") or [])
+                except (OSError, ValueError):
+                    kept = []
+                kept = (kept + windows)[-self.max_windows:]
+                from memprobe import __version__
+
+                write_atomically(self.path, {
+                    "memprobe": __version__, "schema": SCHEMA, "result": "watch", "started": self.started,
+                    "machine": None, "settings": {"interval": self.interval, "max_windows": self.max_windows},
+                    "duration_s": None, "how": "middleware", "windows": kept})
+        except OSError:
+            pass  # a report that cannot be written must never break the app

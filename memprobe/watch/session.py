@@ -1,0 +1,332 @@
+"""``memprobe watch``'s parent side: reach the server, get a recorder into each worker, collect
+their windows every interval, keep a rolling report on disk, detach.
+
+The server is reached and its workers read by the hunt's own probes
+(:mod:`memprobe.hunt.probes`), so that watch follows workers exactly as hunt does:
+
+* ``cmd``: the command started as written (its own port), the agent armed in every worker
+  (:meth:`AgentPerWorker.injecting`); a worker that respawns gets an agent of its own, and is
+  followed; the server is stopped at the end;
+* ``pid`` of a server started under ``memprobe run``: its agents already listen
+  (:meth:`AgentPerWorker.listening`); recording stops at the end, the agents stay;
+* any other ``pid``: the agent attached to each worker (a single-process server: to itself),
+  and stopped at the end: no agent thread, no wrapper left. Workers started later get none.
+
+Each interval every live worker is asked for its windows (``watch`` on the control channel:
+the worker closes its open window then), and each window gets the worker's RSS and USS read
+from outside. Between intervals, every :data:`TICK_S` the workers' RSS is read (cheap); a new
+high (1 % over the last one written) writes the report at once, so that an OOM kill leaves the
+state just before it on disk. The report is written atomically (a temporary file renamed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from memprobe.agent.control import AgentClient, WatchAnswer
+from memprobe.errors import MemprobeError, TargetError, UsageError
+from memprobe.hunt.probes.reach import Running, Spawned
+from memprobe.hunt.probes.workers import AgentPerWorker, is_python_command, run_channel
+from memprobe.process.memory import read_memory
+from memprobe.results.envelope import SCHEMA, machine, now
+from memprobe.results.hunt_settings import HuntSettings
+from memprobe.results.watch import Window
+
+#: How often the workers' RSS is read between intervals, for a new high.
+TICK_S = 1.0
+#: A high this much over the last one written writes the report at once.
+HIGH_STEP = 0.01
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """What ``memprobe watch`` was asked."""
+
+    #: a running server (a gunicorn or uvicorn master, a single process, or one started under
+    #: ``memprobe run``)
+    pid: int | None = None
+    #: the deployment command, started as written
+    cmd: str | None = None
+    #: seconds between the workers' windows (and the report's writes)
+    interval: float = 10.0
+    #: stop after this many seconds, as Ctrl-C would (None: until Ctrl-C)
+    duration: float | None = None
+    #: the rolling JSON report
+    json: str | None = None
+    ready_timeout: float = 30.0
+    attach_method: str = "auto"
+    cwd: str | None = None
+    #: windows the report keeps (the oldest go first): memprobe's own memory stays flat
+    max_windows: int = 20_000
+
+    def check(self) -> None:
+        """UsageError for a combination no watch can run."""
+        if (self.pid is None) == (self.cmd is None):
+            raise UsageError("watch needs one of --pid PID or --cmd COMMAND")
+        if self.interval <= 0:
+            raise UsageError(f"--interval must be positive, not {self.interval:g}")
+        if self.duration is not None and self.duration <= 0:
+            raise UsageError(f"--duration must be positive, not {self.duration:g}")
+        if self.cmd is not None and not is_python_command(self.cmd, self.cwd):
+            raise UsageError(f"--cmd must run Python (a gunicorn or uvicorn command): {self.cmd!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the report's ``settings``."""
+        return {"pid": self.pid, "cmd": self.cmd, "interval": self.interval, "duration": self.duration,
+                "max_windows": self.max_windows}
+
+
+@dataclass
+class WatchRecord:
+    """What a watch collected: the windows (the last :attr:`WatchSettings.max_windows`), the
+    workers seen, what happened to them, and how it ended."""
+
+    settings: WatchSettings
+    #: ``injected``, ``listening`` or ``attached``
+    how: str = ""
+    master: int | None = None
+    started: str = field(default_factory=now)
+    t0: float = field(default_factory=time.monotonic)
+    windows: deque[Window] = field(default_factory=deque)
+    #: pid -> {"first_seen", "recording", "why", "respawned", ...}
+    workers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: what happened, in order: ``{"t", "event", "pid", ...}`` (worker joined, died, lost...)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
+    #: why the watch ended: ``duration``, ``interrupted``, ``server exited``
+    ended: str | None = None
+    high_rss: int = 0
+
+    def add(self, window: Window) -> None:
+        """Keep a window (the oldest one goes when full)."""
+        if len(self.windows) >= self.settings.max_windows:
+            self.windows.popleft()
+            self.dropped += 1
+        self.windows.append(window)
+
+    def event(self, what: str, pid: int | None, **extra: Any) -> None:
+        """Note what happened now."""
+        self.events.append({"t": round(time.monotonic() - self.t0, 3), "event": what, "pid": pid, **extra})
+        del self.events[:-1000]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rolling report: the envelope, then the workers, the events and the windows (as
+        the agents sent them, with RSS and USS) under ``windows``."""
+        from memprobe import __version__
+
+        return {"memprobe": __version__, "schema": SCHEMA, "result": "watch", "started": self.started,
+                "machine": machine(), "settings": self.settings.to_dict(),
+                "duration_s": round(time.monotonic() - self.t0, 3), "how": self.how, "master": self.master,
+                "ended": self.ended, "workers": {str(k): v for k, v in self.workers.items()},
+                "events": list(self.events), "windows_dropped": self.dropped,
+                "windows": [w.to_dict() for w in self.windows]}
+
+
+def write_atomically(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON to ``path`` through a temporary file renamed over it: a reader (or
+    a kill) never sees half a report."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+class Session:
+    """One watch: :meth:`open`, then :meth:`poll` every interval, then :meth:`close`."""
+
+    def __init__(self, settings: WatchSettings, progress: Callable[[str], None] | None = None) -> None:
+        settings.check()
+        self.settings = settings
+        self.record = WatchRecord(settings, windows=deque())
+        self.progress = progress or (lambda _message: None)
+        hunt = HuntSettings(ready_timeout=settings.ready_timeout, cwd=settings.cwd,
+                            attach_method=settings.attach_method, cmd=settings.cmd, pid=settings.pid,
+                            mode="workers")
+        self.reach: Spawned | Running
+        if settings.cmd is not None:
+            self.reach = Spawned.command(settings.cmd, hunt)
+            self.reader = AgentPerWorker.injecting(hunt)
+        else:
+            assert settings.pid is not None
+            self.reach = Running(settings.pid, None, hunt)
+            channel = run_channel(settings.pid)
+            if channel is not None:
+                from memprobe.agent.channel import Channel
+
+                self.reader = AgentPerWorker.listening(hunt, Channel(channel))
+            else:
+                self.reader = AgentPerWorker.attaching(hunt, itself=True)
+        self.record.how = self.reader.how
+        self._opened = False
+
+    def open(self) -> None:
+        """Start or find the server, get an agent into each worker, start recording."""
+        self.progress("starting the server" if self.settings.cmd else f"attaching to pid {self.settings.pid}")
+        launch = self.reader.launch()
+        self.reach.open(launch)
+        self._opened = True
+        self.reader.connect(self.reach)
+        self.record.master = self.reach.pid
+        self._join()
+
+    def _join(self) -> list[int]:
+        """The live workers; those not yet recording are told to start."""
+        live = self.reader.follow()
+        fresh = [pid for pid in live if pid not in self.record.workers]
+        if fresh:
+            interval = self.settings.interval
+            started = self.reader.ask_each(lambda client, _pid: client.watch_start(interval), fresh)
+            for pid in fresh:
+                if pid not in started:
+                    continue
+                recording, why = started[pid]
+                self.record.workers[pid] = {"recording": recording, "why": why or None,
+                                            "first_seen_s": round(time.monotonic() - self.record.t0, 3)}
+                self.record.event("worker joined", pid, recording=recording)
+        self._note_respawns()
+        return live
+
+    def _note_respawns(self) -> None:
+        for pid, proc in self.reader.procs.items():
+            info = self.record.workers.get(pid)
+            if info is None or proc.respawned is None or info.get("respawned") == proc.respawned:
+                continue
+            info["respawned"] = dict(proc.respawned)
+            if "replaces" not in proc.respawned:
+                lost = proc.respawned.get("lost_after_s")
+                self.record.event("worker lost" if lost is not None else "worker exited", pid,
+                                  successor=proc.respawned.get("successor"))
+
+    def poll(self, stop: bool = False) -> int:
+        """Collect every live worker's windows (``stop``: the last ones, and recording stops);
+        how many windows came."""
+        self.reach.check_alive()
+        if not stop:
+            self._join()
+        answers = self.reader.ask_each(lambda client, _pid: _ask(client, stop), list(self.record.workers))
+        came = 0
+        for pid, answer in answers.items():
+            memory = _memory(pid)
+            for i, window in enumerate(answer.windows):
+                last = i == len(answer.windows) - 1  # RSS and USS are read now: the last window's end
+                self.record.add(replace(window, rss=memory[0] if last else None, uss=memory[1] if last else None))
+                came += 1
+            if answer.dropped:
+                self.record.event("windows dropped by the agent", pid, dropped=answer.dropped)
+        self._note_respawns()
+        return came
+
+    def rss_now(self) -> int:
+        """The live workers' RSS summed (cheap: no page walk)."""
+        total = 0
+        for pid in self.record.workers:
+            try:
+                total += psutil.Process(pid).memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def write(self) -> Path | None:
+        """The rolling report, if one was asked for."""
+        if not self.settings.json:
+            return None
+        return write_atomically(self.settings.json, self.record.to_dict())
+
+    def close(self) -> None:
+        """Let go: the last windows collected (recording stopped in every worker), every agent
+        stopped or left as found, the server stopped if watch started it, the channel removed."""
+        try:
+            if self._opened and self.record.workers:
+                try:
+                    self.poll(stop=True)
+                except MemprobeError:
+                    pass  # the server went away: what was collected stays
+        finally:
+            try:
+                self.reader.close()
+            finally:
+                try:
+                    self.reach.close()
+                finally:
+                    self.reader.cleanup()
+
+
+def _ask(client: AgentClient, stop: bool) -> WatchAnswer:
+    return client.watch(stop=stop)
+
+
+def _memory(pid: int) -> tuple[int | None, int | None]:
+    try:
+        reading = read_memory(pid)
+    except MemprobeError:
+        return None, None
+    return reading.rss, reading.uss
+
+
+def watch(settings: WatchSettings, progress: Callable[[str], None] | None = None,
+          on_window: Callable[[WatchRecord], None] | None = None) -> WatchRecord:
+    """Watch until ``settings.duration`` has passed or Ctrl-C (SIGINT, SIGTERM), then detach and
+    return what was collected (``ended`` says why). The rolling report is written every
+    interval, at every new high and at the end. TargetError (exit 3) when the server exits
+    mid-watch, after the report is written."""
+    say = progress or (lambda _message: None)
+    session = Session(settings, say)
+    record = session.record
+    deadline = time.monotonic() + settings.duration if settings.duration is not None else None
+    failure: MemprobeError | None = None
+    try:
+        session.open()
+        session.write()
+        next_poll = time.monotonic() + settings.interval
+        while True:
+            now_ = time.monotonic()
+            if deadline is not None and now_ >= deadline:
+                record.ended = "duration"
+                break
+            wake = min(next_poll, now_ + TICK_S, deadline if deadline is not None else next_poll)
+            time.sleep(max(0.0, wake - now_))
+            high = session.rss_now()
+            new_high = high > record.high_rss * (1 + HIGH_STEP) and record.high_rss > 0
+            if time.monotonic() >= next_poll or new_high:
+                session.poll()
+                next_poll = time.monotonic() + settings.interval
+                if new_high:
+                    record.event("new high", None, rss=high)
+                record.high_rss = max(record.high_rss, high)
+                session.write()
+                if on_window is not None:
+                    on_window(record)
+                say(f"{len(record.windows)} windows from {len(record.workers)} workers")
+            elif record.high_rss == 0:
+                record.high_rss = high
+    except KeyboardInterrupt:
+        record.ended = "interrupted"
+    except TargetError as err:
+        record.ended = "server exited" if not _alive(session) else f"failed: {err}"
+        failure = err
+    finally:
+        try:
+            session.close()
+        finally:
+            session.write()
+    if failure is not None:
+        raise failure
+    return record
+
+
+def _alive(session: Session) -> bool:
+    try:
+        session.reach.check_alive()
+    except TargetError:
+        return False
+    return True
