@@ -74,7 +74,7 @@ class Watching:
             if not path.exists():
                 return None
             data = json.loads(path.read_text(encoding="utf-8"))
-            recording = [w for w in data["workers"].values() if w["recording"]]
+            recording = [w for w in data["settings"]["workers"].values() if w["recording"]]
             return data if len(recording) >= workers else None
 
         return wait_until(ready, 20, f"{workers} workers recording")  # type: ignore[return-value]
@@ -140,8 +140,9 @@ def test_watch_cmd_records_each_route_as_the_framework_names_it_in_every_worker(
     if worker == "-k sync":  # one request at a time in a sync worker
         assert all(w.max_in_flight <= 1 for w in record.windows)
     written = json.loads(Path(settings.json or "").read_text(encoding="utf-8"))
-    assert written["result"] == "watch" and written["ended"] == "duration"
-    assert len(written["windows"]) == len(record.windows)
+    assert written["result"] == "watch" and written["settings"]["ended"] == "duration"
+    assert written["windows"] == len(record.windows)  # every window went through the analysis
+    assert {r["route"] for r in written["routes"]} >= {"GET /", "POST /orders"}
 
 
 @pytest.mark.timeout(60)
@@ -149,9 +150,9 @@ def test_a_worker_killed_mid_watch_is_followed_by_its_successor(tmp_path: Path, 
     settings, port = _settings(tmp_path, "-k sync", duration=14)
     watching = Watching(settings)
     report = watching.recording(2)
-    victim = int(next(iter(report["workers"])))
+    victim = int(next(iter(report["settings"]["workers"])))
     os.kill(victim, signal.SIGKILL)
-    master = report["master"]
+    master = report["settings"]["master"]
 
     def replaced() -> bool:
         children = psutil.Process(master).children()
@@ -159,7 +160,7 @@ def test_a_worker_killed_mid_watch_is_followed_by_its_successor(tmp_path: Path, 
 
     wait_until(replaced, 20, "gunicorn started a worker in place of the one killed")
     successor = next(c.pid for c in psutil.Process(master).children() if c.pid != victim
-                     and str(c.pid) not in report["workers"])
+                     and str(c.pid) not in report["settings"]["workers"])
     watching.recording(3)  # the successor records too
     Hammer(f"http://127.0.0.1:{port}/search", 600, concurrency=4, mode="close").run()
     record = watching.result()
@@ -237,7 +238,7 @@ def test_duration_ends_the_watch_by_itself_prints_the_summary_and_stops_the_serv
     assert done.returncode == 0, done.stderr
     assert "2 workers (injected)" in done.stdout and "ended: duration" in done.stdout
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["ended"] == "duration" and data["windows"]
+    assert data["settings"]["ended"] == "duration" and data["windows"]  # no load: windows, no route
 
 
 @pytest.mark.timeout(45)
@@ -249,7 +250,14 @@ def test_ctrl_c_prints_the_summary_and_writes_the_report(tmp_path: Path, no_left
                              "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, preexec_fn=ctrl_c_reaches_it)
     try:
-        wait_until(out.exists, 20, "the first report")
+        def recording() -> bool:
+            try:
+                workers = json.loads(out.read_text(encoding="utf-8"))["settings"]["workers"]
+            except (OSError, ValueError, KeyError):
+                return False
+            return sum(1 for w in workers.values() if w["recording"]) >= 2
+
+        wait_until(recording, 20, "both workers recording")
         Hammer(f"http://127.0.0.1:{port}/", 100, concurrency=2, mode="close").run()
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
@@ -259,7 +267,7 @@ def test_ctrl_c_prints_the_summary_and_writes_the_report(tmp_path: Path, no_left
             proc.wait()
     assert proc.returncode == 0, stderr
     assert "ended: interrupted" in stdout and "GET /" in stdout
-    assert json.loads(out.read_text(encoding="utf-8"))["ended"] == "interrupted"
+    assert json.loads(out.read_text(encoding="utf-8"))["settings"]["ended"] == "interrupted"
 
 
 MIDDLEWARE_APP = '''

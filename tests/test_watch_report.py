@@ -99,7 +99,8 @@ def test_text_markdown_and_html(report: WatchResult, tmp_path: Path, capsys: pyt
     path = write_atomically(report, tmp_path / "watch.json")
     assert main(["report", str(path)]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("LEAK on GET /a: GET /a keeps")
+    assert text.startswith("memprobe watch pid 4242: ")  # what was watched, then the headline
+    assert text.splitlines()[1].startswith("LEAK on GET /a: GET /a keeps")
     assert "Routes (the server)" in text and "recycling: gunicorn --max-requests" in text
     assert "cgroup v2 /app.service: usage 200.0 MiB of 512.0 MiB" in text
     md = render(report, "markdown")

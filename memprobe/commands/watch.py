@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-from collections import defaultdict
 
 from memprobe.commands import common
-from memprobe.errors import ExitCode
+from memprobe.errors import ExitCode, UsageError
 from memprobe.results.hunt_settings import ATTACH_METHODS
-from memprobe.watch.session import WatchRecord, WatchSettings
+from memprobe.watch.session import WatchSettings
 
 DEFAULT = WatchSettings()
 
@@ -43,48 +41,50 @@ class WatchCommand:
                                  f"come up (default {d.ready_timeout:g})")
         parser.add_argument("--attach-method", choices=ATTACH_METHODS, default=d.attach_method,
                             help="with --pid: how to run code in the workers (default: the first that works)")
-        parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no summary")
+        parser.add_argument("--windows", metavar="FILE",
+                            help="no server: the report of the windows a file holds (what the in-code "
+                                 "middleware, memprobe.watch.middleware, writes)")
+        parser.add_argument("--budget", metavar="SIZE",
+                            help="memory each worker may use (e.g. 512MiB), for the time to the limit and "
+                                 "the recycling advice where no cgroup limit says")
+        parser.add_argument("--metrics", metavar="[HOST:]PORT", nargs="?", const="127.0.0.1:9464",
+                            help="serve the report as OpenMetrics for Prometheus (default 127.0.0.1:9464; "
+                                 "memprobe[watch])")
+        parser.add_argument("--md", metavar="FILE", help="also write the last report as Markdown")
+        parser.add_argument("--html", metavar="FILE", help="also write the last report as HTML")
+        parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no report")
 
     def run(self, args: argparse.Namespace) -> int:
-        """Watch until --duration or Ctrl-C, print the summary; 3 when the server exited."""
+        """Watch until --duration or Ctrl-C, print the report; 1 when a route leaks, 3 when the
+        server exited (the report is written either way)."""
+        from memprobe.render import render, write
+        from memprobe.units import parse_size
         from memprobe.watch.session import watch
 
-        settings = WatchSettings(pid=args.pid, cmd=args.cmd, interval=args.interval, duration=args.duration,
-                                 json=args.json, ready_timeout=args.ready_timeout,
-                                 attach_method=args.attach_method)
-        status = common.StatusLine("memprobe watch", enabled=not args.quiet)
-        try:
-            record = watch(settings, progress=status.say)
-        finally:
-            status.clear()
+        budget = parse_size(args.budget) if args.budget else None
+        if args.windows:
+            from memprobe.watch.report import from_windows
+
+            if args.pid is not None or args.cmd is not None:
+                raise UsageError("--windows reads a file of windows: not with --pid or --cmd")
+            result = from_windows(args.windows, budget)
+        else:
+            settings = WatchSettings(pid=args.pid, cmd=args.cmd, interval=args.interval, duration=args.duration,
+                                     json=args.json, ready_timeout=args.ready_timeout,
+                                     attach_method=args.attach_method, budget=budget, metrics=args.metrics)
+            status = common.StatusLine("memprobe watch", enabled=not args.quiet)
+            try:
+                record = watch(settings, progress=status.say)
+            finally:
+                status.clear()
+            result = record.report()
+        for option, fmt in (("md", "markdown"), ("html", "html")):
+            if getattr(args, option):
+                write(result, getattr(args, option), fmt)
+        if args.windows and args.json:
+            write(result, args.json, "json")
         if not args.quiet:
-            sys.stdout.write(summary(record))
+            sys.stdout.write(render(result, "text"))
             if args.json:
                 print(f"wrote {args.json}", file=sys.stderr)
-        return int(ExitCode.OK)
-
-
-def summary(record: WatchRecord) -> str:
-    """A plain summary of the windows (requests per route, the alone requests' block deltas),
-    until the analysis reads them."""
-    requests: dict[str, int] = defaultdict(int)
-    deltas: dict[str, list[int]] = defaultdict(list)
-    for window in record.windows:
-        for route, n in window.requests.items():
-            requests[route] += n
-        for route, found in window.alone_deltas.items():
-            deltas[route].extend(found)
-    seconds = max((w.end for w in record.windows), default=0.0) - min((w.start for w in record.windows), default=0.0)
-    lines = [f"memprobe watch: {len(record.workers)} workers ({record.how}), {len(record.windows)} windows "
-             f"over {seconds:.0f} s; ended: {record.ended or 'running'}"]
-    for event in record.events:
-        if event["event"] != "worker joined":
-            lines.append(f"  {event['t']:>8.1f} s  {event['event']} (pid {event['pid']})")
-    if requests:
-        lines.append(f"  {'route':<40} {'requests':>9} {'req/s':>8} {'alone':>6} {'median blocks kept':>19}")
-    for route, n in sorted(requests.items(), key=lambda kv: -kv[1]):
-        found = deltas.get(route) or []
-        median = f"{statistics.median(found):+.1f}" if found else "-"
-        rate = n / seconds if seconds > 0 else 0.0
-        lines.append(f"  {route[:40]:<40} {n:>9,} {rate:>8.1f} {len(found):>6} {median:>19}")
-    return "\n".join(lines) + "\n"
+        return int(ExitCode.FAILED if result.verdict == "leak" else ExitCode.OK)

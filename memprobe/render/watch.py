@@ -114,10 +114,21 @@ def _table(title: str, header: list[str], rows: list[list[str]], verdict_col: in
     return t
 
 
+def context(result: WatchResult) -> str:
+    """What was watched, how, for how long, and how it ended."""
+    s = result.settings
+    what = f"pid {s['pid']}" if s.get("pid") is not None else s.get("cmd") or s.get("windows_from") or "?"
+    workers = s.get("workers") or {}
+    how = f" ({s['how']})" if s.get("how") else ""
+    ended = f"; ended: {s['ended']}" if s.get("ended") else ""
+    return (f"memprobe watch {what}: {len(workers)} worker{'s' if len(workers) != 1 else ''}{how}, "
+            f"{result.windows:,} windows over {result.duration_s:.0f} s{ended}")
+
+
 @renders("text", "watch")
 def text(result: WatchResult, color: bool = False, width: int = 120) -> str:
-    """Headline, the server's routes, the workers, cgroup, advice, notes."""
-    parts: list[Any] = [Text(headline(result), style=_STYLE.get(result.verdict, ""))]
+    """What was watched, the headline, the server's routes, the workers, cgroup, advice, notes."""
+    parts: list[Any] = [Text(context(result)), Text(headline(result), style=_STYLE.get(result.verdict, ""))]
     parts.append(_table("Routes (the server)", _ROUTE_HEADER, route_rows(result.routes), 6))
     if bytes_note(result):
         parts.append(Text(bytes_note(result)))
@@ -138,7 +149,7 @@ def markdown(result: WatchResult) -> str:
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return out + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
 
-    out = ["## memprobe watch", "", f"**{headline(result)}**", "", "### Routes (the server)", ""]
+    out = ["## memprobe watch", "", context(result), "", f"**{headline(result)}**", "", "### Routes (the server)", ""]
     out += md_table(_ROUTE_HEADER, route_rows(result.routes))
     out += [bytes_note(result), ""] if bytes_note(result) else []
     out += [f"- `{r.route}`: {r.reason}" for r in result.routes if r.verdict != "clean"] + [""]

@@ -26,9 +26,11 @@ from typing import Any
 from memprobe.agent.inject import CountingASGI, CountingWSGI, Served
 from memprobe.agent.watching import Recorder, hook_frameworks
 from memprobe.results.envelope import SCHEMA, now
-from memprobe.watch.session import write_atomically
 
 DEFAULT_JSON = "memprobe-watch.json"
+#: What the file the middleware writes holds: the workers' windows, as they came; ``memprobe
+#: watch --windows FILE`` turns them into the report.
+WINDOWS_KIND = "watch-windows"
 
 
 def middleware(app: Any, json: str | os.PathLike[str] = DEFAULT_JSON, interval: float = 10.0,
@@ -105,9 +107,17 @@ class InProcess:
                 kept = (kept + windows)[-self.max_windows:]
                 from memprobe import __version__
 
-                write_atomically(self.path, {
-                    "memprobe": __version__, "schema": SCHEMA, "result": "watch", "started": self.started,
+                _write_atomically(self.path, {
+                    "memprobe": __version__, "schema": SCHEMA, "result": WINDOWS_KIND, "started": self.started,
                     "machine": None, "settings": {"interval": self.interval, "max_windows": self.max_windows},
                     "duration_s": None, "how": "middleware", "windows": kept})
         except OSError:
             pass  # a report that cannot be written must never break the app
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    """``data`` as JSON through a temporary file renamed over ``path``: a reader (or a kill)
+    never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(_json.dumps(data) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -2,11 +2,14 @@
 advice put together as a :class:`~memprobe.results.watch.WatchResult`."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
+from memprobe.errors import UsageError
 from memprobe.results.envelope import Envelope
-from memprobe.results.watch import CgroupReading, WatchResult
+from memprobe.results.watch import CgroupReading, WatchResult, Window
 from memprobe.watch.advice import advise, fill_time_to_limit
 from memprobe.watch.analysis import Analysis
 
@@ -27,3 +30,19 @@ def build_report(analysis: Analysis, *, cgroup: CgroupReading | None = None, bud
     span = (server.last_t - server.first_t) if server is not None and server.first_t is not None else 0.0
     return WatchResult(routes, workers, analysis.timeline(), cgroup, advice, all_notes, dict(settings or {}),
                        analysis.windows, span, envelope=envelope or Envelope())
+
+
+def from_windows(path: str | Path, budget: float | None = None) -> WatchResult:
+    """The report of the windows a file holds (what :func:`memprobe.watch.middleware.middleware`
+    writes): one line of error for a file that is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        windows = [Window.from_dict(w) for w in data["windows"]]
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"{path} is not a file of watch windows ({err})") from None
+    analysis = Analysis()
+    for window in sorted(windows, key=lambda w: (w.pid, w.end)):
+        analysis.add(window)
+    return build_report(analysis, budget=budget, settings={"windows_from": str(path), "how": data.get("how")})

@@ -20,8 +20,6 @@ state just before it on disk. The report is written atomically (a temporary file
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,9 +34,11 @@ from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes.reach import Running, Spawned
 from memprobe.hunt.probes.workers import AgentPerWorker, is_python_command, run_channel
 from memprobe.process.memory import read_memory
-from memprobe.results.envelope import SCHEMA, machine, now
 from memprobe.results.hunt_settings import HuntSettings
-from memprobe.results.watch import Window
+from memprobe.results.watch import WatchResult, Window, write_atomically
+from memprobe.watch.analysis import Analysis
+from memprobe.watch.cgroup import read_cgroup
+from memprobe.watch.report import build_report
 
 #: How often the workers' RSS is read between intervals, for a new high.
 TICK_S = 1.0
@@ -64,8 +64,12 @@ class WatchSettings:
     ready_timeout: float = 30.0
     attach_method: str = "auto"
     cwd: str | None = None
-    #: windows the report keeps (the oldest go first): memprobe's own memory stays flat
-    max_windows: int = 20_000
+    #: the last windows kept as they came, for the summary (the analysis keeps running sums)
+    max_windows: int = 2_000
+    #: bytes each worker may use, for the advice where no cgroup limit says (None: the limit's)
+    budget: float | None = None
+    #: serve the report as OpenMetrics here (``HOST:PORT``; None: no endpoint)
+    metrics: str | None = None
 
     def check(self) -> None:
         """UsageError for a combination no watch can run."""
@@ -81,7 +85,7 @@ class WatchSettings:
     def to_dict(self) -> dict[str, Any]:
         """As the report's ``settings``."""
         return {"pid": self.pid, "cmd": self.cmd, "interval": self.interval, "duration": self.duration,
-                "max_windows": self.max_windows}
+                "budget": self.budget, "metrics": self.metrics}
 
 
 @dataclass
@@ -93,9 +97,10 @@ class WatchRecord:
     #: ``injected``, ``listening`` or ``attached``
     how: str = ""
     master: int | None = None
-    started: str = field(default_factory=now)
     t0: float = field(default_factory=time.monotonic)
     windows: deque[Window] = field(default_factory=deque)
+    #: every window goes through it (running sums: bounded however long the watch)
+    analysis: Analysis = field(default_factory=Analysis)
     #: pid -> {"first_seen", "recording", "why", "respawned", ...}
     workers: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: what happened, in order: ``{"t", "event", "pid", ...}`` (worker joined, died, lost...)
@@ -106,10 +111,10 @@ class WatchRecord:
     high_rss: int = 0
 
     def add(self, window: Window) -> None:
-        """Keep a window (the oldest one goes when full)."""
+        """Analyse a window, and keep it for the summary (the oldest one goes when full)."""
+        self.analysis.add(window)
         if len(self.windows) >= self.settings.max_windows:
             self.windows.popleft()
-            self.dropped += 1
         self.windows.append(window)
 
     def event(self, what: str, pid: int | None, **extra: Any) -> None:
@@ -117,28 +122,20 @@ class WatchRecord:
         self.events.append({"t": round(time.monotonic() - self.t0, 3), "event": what, "pid": pid, **extra})
         del self.events[:-1000]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The rolling report: the envelope, then the workers, the events and the windows (as
-        the agents sent them, with RSS and USS) under ``windows``."""
-        from memprobe import __version__
-
-        return {"memprobe": __version__, "schema": SCHEMA, "result": "watch", "started": self.started,
-                "machine": machine(), "settings": self.settings.to_dict(),
-                "duration_s": round(time.monotonic() - self.t0, 3), "how": self.how, "master": self.master,
-                "ended": self.ended, "workers": {str(k): v for k, v in self.workers.items()},
-                "events": list(self.events), "windows_dropped": self.dropped,
-                "windows": [w.to_dict() for w in self.windows]}
-
-
-def write_atomically(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write ``data`` as JSON to ``path`` through a temporary file renamed over it: a reader (or
-    a kill) never sees half a report."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    def report(self) -> WatchResult:
+        """The rolling report as it stands: the analysis, the server's cgroup and the advice,
+        with what happened to the workers as notes."""
+        cgroup = read_cgroup(self.master) if self.master is not None else None
+        notes = [f"{e['t']:.1f} s: {e['event']} (pid {e['pid']})" for e in self.events
+                 if e["event"] not in ("worker joined", "new high")]
+        if self.dropped:
+            notes.append(f"{self.dropped} windows dropped by the agents (the parent asked too late)")
+        settings = {**self.settings.to_dict(), "how": self.how, "master": self.master, "ended": self.ended,
+                    "workers": {str(pid): info for pid, info in self.workers.items()}}
+        result = build_report(self.analysis, cgroup=cgroup, budget=self.settings.budget, settings=settings,
+                              notes=notes)
+        result.duration_s = round(time.monotonic() - self.t0, 3)
+        return result
 
 
 class Session:
@@ -168,6 +165,8 @@ class Session:
                 self.reader = AgentPerWorker.attaching(hunt, itself=True)
         self.record.how = self.reader.how
         self._opened = False
+        #: the last report built (served by the metrics endpoint between writes)
+        self.latest: WatchResult | None = None
 
     def open(self) -> None:
         """Start or find the server, get an agent into each worker, start recording."""
@@ -222,6 +221,7 @@ class Session:
                 self.record.add(replace(window, rss=memory[0] if last else None, uss=memory[1] if last else None))
                 came += 1
             if answer.dropped:
+                self.record.dropped += answer.dropped
                 self.record.event("windows dropped by the agent", pid, dropped=answer.dropped)
         self._note_respawns()
         return came
@@ -237,10 +237,12 @@ class Session:
         return total
 
     def write(self) -> Path | None:
-        """The rolling report, if one was asked for."""
+        """Build the rolling report (what the metrics endpoint serves too) and write it, if one
+        was asked for."""
+        self.latest = self.record.report()
         if not self.settings.json:
             return None
-        return write_atomically(self.settings.json, self.record.to_dict())
+        return write_atomically(self.latest, self.settings.json)
 
     def close(self) -> None:
         """Let go: the last windows collected (recording stopped in every worker), every agent
@@ -284,6 +286,11 @@ def watch(settings: WatchSettings, progress: Callable[[str], None] | None = None
     record = session.record
     deadline = time.monotonic() + settings.duration if settings.duration is not None else None
     failure: MemprobeError | None = None
+    metrics = None
+    if settings.metrics is not None:
+        from memprobe.watch.metrics import serve_metrics
+
+        metrics = serve_metrics(lambda: session.latest, settings.metrics)
     try:
         session.open()
         session.write()
@@ -318,7 +325,11 @@ def watch(settings: WatchSettings, progress: Callable[[str], None] | None = None
         try:
             session.close()
         finally:
-            session.write()
+            try:
+                session.write()
+            finally:
+                if metrics is not None:
+                    metrics.stop()
     if failure is not None:
         raise failure
     return record
