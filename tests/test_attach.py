@@ -303,7 +303,7 @@ def test_hunt_pid_finds_the_leak_of_a_running_flask_app_with_line_and_holder(tmp
 
         done = memprobe_cli("hunt", "--pid", str(app.pid), "--url", f"http://{LOOPBACK}:{port}",
                             "--route", "/leak", "--route", "/clean", "--requests", "600",
-                            "--rounds", "3", "--warmup", "200", "--json", str(tmp_path / "out.json"))
+                            "--rounds", "3", "--warmup", "200", "--sensitivity", "256", "--json", str(tmp_path / "out.json"))
 
         assert done.returncode == ExitCode.FAILED, done.stderr
         routes = {r["route"]: r for r in json.loads((tmp_path / "out.json").read_text())["routes"]}

@@ -245,7 +245,7 @@ def test_a_cmd_route_without_its_slash(nothing_left: Left, tmp_path: Path) -> No
     run = memprobe(nothing_left, "hunt", "--cmd", f"{sys.executable} {SERVERS / 'behaviours.py'} --port {{port}}",
                    "--route", "chunked", "--requests", "100", "--rounds", "2", "--warmup", "0", "-q",
                    "--json", str(out))
-    assert run.returncode in (0, 1), run.stderr  # a verdict, whichever: the route was hunted
+    assert run.returncode in (0, 1, 5), run.stderr  # a verdict, whichever: the route was hunted
     assert "Traceback" not in run.stderr
     route = json.loads(out.read_text())["routes"][0]
     assert route["route"] == "/chunked" and route["load"]["ok"] == 200

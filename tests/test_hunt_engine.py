@@ -25,7 +25,8 @@ from memprobe.hunt.probes import compose
 from tests.conftest import ctrl_c_reaches_it, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = {"requests": 200, "rounds": 3, "warmup": 20}
+#: Few requests, fast: a flat route is clean at the coarse sensitivity they can reach, not at 16 B.
+SMALL = {"requests": 200, "rounds": 3, "warmup": 20, "sensitivity": 256}
 
 APP = '''
 import os, time
@@ -136,7 +137,7 @@ def test_an_interrupted_hunt_writes_what_it_measured_marked_interrupted(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEMPROBE_TEST_MARKER": str(marker)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "memprobe", "hunt", f"{app_file}:app", "--route", "/",
-         "--route", "/slow", "--requests", "300", "--rounds", "3", "--warmup", "20",
+         "--route", "/slow", "--requests", "300", "--rounds", "3", "--warmup", "20", "--sensitivity", "256",
          "--json", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=ctrl_c_reaches_it)
@@ -217,7 +218,8 @@ def test_rounds_judged_on_blocks_run_untraced_and_the_attribution_round_still_na
         app_file: Path) -> None:
     from memprobe.results.hunt import HuntResult
 
-    result = hunt(f"{app_file}:app", routes=["/leak", "/"], requests=500, rounds=3, warmup=50, signal="blocks")
+    result = hunt(f"{app_file}:app", routes=["/leak", "/"], requests=500, rounds=3, warmup=50, signal="blocks",
+                  sensitivity=256)
 
     assert [r.verdict for r in result.routes] == ["leak", "clean"]
     leak, clean = result.routes

@@ -13,7 +13,8 @@ from memprobe.hunt import HuntFailed, HuntResult, HuntSettings, hunt
 from memprobe.hunt.parallel import idle_cores, resolve_jobs
 from tests.conftest import SERVERS
 
-SMALL = {"requests": 200, "rounds": 3, "warmup": 20}
+#: Few requests, fast: a flat route is clean at the coarse sensitivity they can reach, not at 16 B.
+SMALL = {"requests": 200, "rounds": 3, "warmup": 20, "sensitivity": 256}
 
 APP = f"{SERVERS / 'side_app.py'}:app"
 

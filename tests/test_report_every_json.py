@@ -97,7 +97,7 @@ def test_a_side_by_side_json_with_a_run_of_no_known_kind_is_one_line_and_exit_2(
     assert len(run.stderr.strip().splitlines()) == 1
 
 
-SMALL = "requests=200, rounds=3, warmup=50, in_process=True"
+SMALL = "requests=200, rounds=3, warmup=50, in_process=True, sensitivity=256"
 TESTS = f'''
 import pytest
 
