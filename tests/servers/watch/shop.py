@@ -21,7 +21,7 @@ def item(item_id: int) -> dict[str, int]:
 @app.post("/orders")
 def order() -> str:
     if request.form.get("gift") == "1":
-        _gifts.append(b"x" * 160)  # ~200 B with the bytes object's header and the list's slot
+        _gifts.append(bytes(160))  # ~200 B: a new bytes object (b"x" * 160 is folded into one constant) and its slot
     return "ordered"
 
 
