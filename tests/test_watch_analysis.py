@@ -237,3 +237,21 @@ def test_a_day_of_windows_keeps_memory_flat() -> None:
     assert analysis.server is not None and len(analysis.server.epochs.closed) <= EPOCHS_KEPT
     assert len(analysis.timeline().t) < 500
     assert [line.verdict for line in analysis.routes() if line.route == "GET /a"] == ["leak"]
+
+
+def test_two_routes_first_seen_late_and_always_together_still_give_a_report() -> None:
+    # Found live: a half of the series from before either route existed has no coordinate for
+    # them, and refitting the pair there raised IndexError at the end of a watch.
+    rng = random.Random(3)
+    analysis = Analysis()
+    level = 0.0
+    for t in range(400):
+        requests = {"GET /": rng.randint(5, 15)}
+        if t >= 200:
+            n = rng.randint(5, 15)
+            requests.update({"POST /x": n, "GET /x/done": n})
+        level += rng.gauss(0, 30)
+        analysis.add(Window(pid=1, start=float(t), end=t + 1.0, requests=requests, blocks=int(10_000 + level)))
+    lines = {line.route: line for line in analysis.routes()}
+    assert set(lines) == {"GET /", "POST /x", "GET /x/done"}
+    assert lines["POST /x"].verdict != "leak" and lines["GET /x/done"].verdict != "leak"

@@ -498,8 +498,8 @@ class Analysis:
         name = f"route {self.names[partner - _ROUTE0]}"
         fits: dict[str, PerRequest] = {}
         for h, (m, _) in halves.items():
-            if m.n == 0:
-                continue
+            if m.n == 0 or max(_ROUTE0 + r, partner) >= len(m.mean):
+                continue  # a half before either route was first seen
             merged, d = with_sum(m, _ROUTE0 + r, partner)
             keep = [x for x in regressors if x not in (_ROUTE0 + r, partner)] + [d]
             fit = regress(merged, _COORD[signal], keep)
