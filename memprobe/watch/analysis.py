@@ -39,7 +39,7 @@ their sum given.
 :data:`~memprobe.hunt.model.SIGMAS` standard errors and the signal's floor (:data:`FLOOR`) and
 growth goes on in the later half of the series; ``bounded`` when it grew but the later half's
 slope is clearly below a quarter of the whole (hunt's idea of growth that stopped); ``clean``
-only when the error bar is small enough that a leak of :data:`SENSITIVITY` would have shown;
+only when the slope plus its error bar is under :data:`SENSITIVITY` (a leak that large would have shown);
 otherwise ``not enough traffic yet`` (also below :data:`MIN_REQUESTS` requests or
 :data:`MIN_POINTS` windows) or ``cannot be separated from route Y``. Traffic that never
 reached a route is never clean.
@@ -466,7 +466,8 @@ class Analysis:
         bar = SIGMAS * est.error
         if math.isfinite(est.error) and est.value > max(FLOOR[signal], bar):
             return "leak"
-        if math.isfinite(est.error) and bar <= SENSITIVITY[signal]:
+        if math.isfinite(est.error) and est.value + bar <= SENSITIVITY[signal]:
+            # the upper bound, not the bar alone: +0.33 ± 0.11 blocks/request was called clean
             return "clean"
         return UNDECIDED
 
