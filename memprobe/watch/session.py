@@ -31,6 +31,7 @@ import psutil
 
 from memprobe.agent.control import AgentClient, WatchAnswer
 from memprobe.errors import MemprobeError, TargetError, UsageError
+from memprobe.hunt.probes.compose import ComposedProbe
 from memprobe.hunt.probes.reach import Running, Spawned
 from memprobe.hunt.probes.workers import AgentPerWorker, is_python_command, run_channel
 from memprobe.process.memory import read_memory
@@ -254,13 +255,7 @@ class Session:
                 except MemprobeError:
                     pass  # the server went away: what was collected stays
         finally:
-            try:
-                self.reader.close()
-            finally:
-                try:
-                    self.reach.close()
-                finally:
-                    self.reader.cleanup()
+            ComposedProbe(self.reach, self.reader).close()
 
 
 def _ask(client: AgentClient, stop: bool) -> WatchAnswer:
