@@ -1,0 +1,217 @@
+"""A leak benchmark with the peers side by side: memprobe against memray, tracemalloc diffs,
+objgraph and Heapy, on a labelled corpus (bench/leakbench/, docs/leakbench.md).
+
+    python bench/leakbench.py DIR [--only NAME[,NAME]] [--json FILE] [--requests N] [--warmup W]
+                              [--case-timeout S] [--cases ID,ID] [--sensitivity] [--sensitivity-runs R]
+                              [--memprobe-settings JSON]
+
+``DIR/manifest.json``: one entry per case, ``{"id": {"target": "file.py:app", "routes": ["/x"],
+"verdict": ["leak"], "kind": ["python"], "sites": [["file.py", 12]], "holders": ["_cache"]}}``,
+each list the acceptable answers. Each contender's decision rule is in its module under
+bench/leakbench/contenders/ and is the same for every case. Run it under ``nice -n 19``: every
+process it starts inherits that.
+
+Scores, per contender: ``precision`` and ``recall`` of its leak verdicts (a case whose verdicts
+include ``leak`` is a leak), ``false_leaks`` (leak said on a case that is not), ``line_top3``
+(share of leak cases with sites where it said leak and one of its top 3 lines is one of them),
+``holder_named`` (the same for holders: an acceptable name inside one it gave), ``kind_right``,
+``median_s`` and ``max_s`` per case. What a contender cannot answer is "n/a" and why.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "leakbench" / "contenders"))
+sys.path.insert(0, str(HERE.parent))
+
+import run_memprobe  # noqa: E402
+import run_peers  # noqa: E402
+from answer import Answer, Contender  # noqa: E402
+
+ALL = ["memprobe", "memprobe-thorough", "memray", "tracemalloc", "objgraph", "heapy"]
+CONTENDERS: dict[str, Contender] = {**run_memprobe.CONTENDERS, **run_peers.CONTENDERS}
+SENSITIVITY_SIZES = [8, 16, 32, 64, 128, 256]
+
+
+def is_leak(case: dict[str, Any]) -> bool:
+    """A case is a leak when ``leak`` is one of its acceptable verdicts."""
+    return "leak" in case["verdict"]
+
+
+def site_hit(case: dict[str, Any], answer: Answer) -> bool:
+    """One of the answer's top 3 lines is one of the case's (same file name, same line)."""
+    wanted = {(Path(f).name, int(n)) for f, n in case["sites"]}
+    return any((Path(f).name, int(n)) in wanted for f, n in answer.sites[:3])
+
+
+def holder_hit(case: dict[str, Any], answer: Answer) -> bool:
+    """An acceptable holder name appears in one of the holders the answer gives."""
+    return any(name in held for name in case["holders"] for held in answer.holders)
+
+
+def _share(hits: int, of: int) -> float | None:
+    return round(hits / of, 3) if of else None
+
+
+def summary(contender: Contender, cases: dict[str, Any], answers: dict[str, Answer]) -> dict[str, Any]:
+    """The contender's scores over ``cases``."""
+    said = {i: a.verdict == "leak" for i, a in answers.items()}
+    leaks = [i for i in cases if is_leak(cases[i])]
+    tp = sum(said[i] for i in leaks)
+    fp = sum(said[i] for i in cases if not is_leak(cases[i]))
+    with_sites = [i for i in leaks if cases[i]["sites"]]
+    with_holders = [i for i in leaks if cases[i]["holders"]]
+    with_kind = [i for i in leaks if cases[i]["kind"]]
+    times = [a.seconds for a in answers.values()]
+    out: dict[str, Any] = {
+        "cases": len(cases), "errors": sum(a.verdict is None for a in answers.values()),
+        "true_leaks": tp, "missed_leaks": len(leaks) - tp, "precision": _share(tp, tp + fp),
+        "recall": _share(tp, len(leaks)), "false_leaks": fp, "not_leaks": len(cases) - len(leaks),
+        "line_top3": contender.line or _share(sum(said[i] and site_hit(cases[i], answers[i]) for i in with_sites),
+                                              len(with_sites)),
+        "holder_named": contender.holder or _share(
+            sum(said[i] and holder_hit(cases[i], answers[i]) for i in with_holders), len(with_holders)),
+        "kind_right": contender.kind or _share(
+            sum(said[i] and answers[i].kind in cases[i]["kind"] for i in with_kind), len(with_kind)),
+        "median_s": round(statistics.median(times), 2) if times else None,
+        "max_s": round(max(times), 2) if times else None,
+    }
+    return out
+
+
+def run_contender(name: str, directory: Path, cases: dict[str, Any], args: argparse.Namespace) -> dict[str, Answer]:
+    """Every case's answer from ``name``."""
+    if name.startswith("memprobe"):
+        return run_memprobe.run(name, directory, cases, json.loads(args.memprobe_settings), say)
+    answers = {}
+    for case_id, case in cases.items():
+        answers[case_id] = run_peers.run(name, directory, case, args.warmup, args.requests, args.case_timeout)
+        say(f"{name}: {case_id} -> {answers[case_id].verdict or answers[case_id].error}")
+    return answers
+
+
+def say(message: str) -> None:
+    """Progress, on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def mark(case: dict[str, Any], answer: Answer) -> str:
+    """A table cell: the verdict, ``!`` when wrong about leaking, ``+L`` line, ``+H`` holder."""
+    if answer.verdict is None:
+        return "error"
+    right = (answer.verdict == "leak") == is_leak(case)
+    cell = answer.verdict + ("" if right else " !")
+    if answer.verdict == "leak" and is_leak(case):
+        cell += " +L" if site_hit(case, answer) else ""
+        cell += " +H" if holder_hit(case, answer) else ""
+    return cell
+
+
+def table(rows: list[list[str]]) -> str:
+    """Plain columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def render(report: dict[str, Any], cases: dict[str, Any]) -> str:
+    """The side-by-side tables: scores, then every case."""
+    names = list(report["contenders"])
+    keys = ["cases", "errors", "true_leaks", "missed_leaks", "precision", "recall", "false_leaks", "line_top3",
+            "holder_named", "kind_right", "median_s", "max_s"]
+    rows = [["", *names]]
+    notes: list[str] = []
+    for key in keys:
+        row = [key]
+        for name in names:
+            value = report["contenders"][name]["summary"][key]
+            if isinstance(value, str):
+                notes.append(f"{name} {key}: {value}")
+                value = "n/a"
+            row.append("-" if value is None else str(value))
+        rows.append(row)
+    per_case = [["case", *names]]
+    for case_id, case in cases.items():
+        per_case.append([case_id, *(mark(case, Answer(**{**report["contenders"][n]["cases"][case_id],
+                                                           "sites": [tuple(s) for s in
+                                                                     report["contenders"][n]["cases"][case_id]["sites"]]}))
+                                    for n in names)])
+    out = [table(rows), "", *notes, "", table(per_case)]
+    if report.get("sensitivity"):
+        sens = [["sensitivity", *report["sensitivity"]]]
+        sens.append([f"smallest B/request found in >= 90% of {report['sensitivity_runs']} runs",
+                     *(str(v["smallest"] or "none") for v in report["sensitivity"].values())])
+        out += ["", table(sens)]
+    return "\n".join(out)
+
+
+def sensitivity(names: list[str], runs: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Per contender: which of ``SENSITIVITY_SIZES`` it calls a leak in how many of ``runs``."""
+    directory = HERE / "leakbench"
+    cases = {f"leak/{k}": {"target": "sensitivity_app.py:app", "routes": [f"/leak/{k}"], "verdict": ["leak"],
+                           "kind": ["python"], "sites": [], "holders": []} for k in SENSITIVITY_SIZES}
+    out: dict[str, Any] = {}
+    for name in names:
+        found = {k: 0 for k in SENSITIVITY_SIZES}
+        for run in range(runs):
+            say(f"sensitivity {name}: run {run + 1} of {runs}")
+            answers = run_contender(name, directory, cases, args)
+            for k in SENSITIVITY_SIZES:
+                found[k] += answers[f"leak/{k}"].verdict == "leak"
+        need = math.ceil(0.9 * runs)
+        smallest = next((k for k in SENSITIVITY_SIZES if all(found[j] >= need for j in SENSITIVITY_SIZES if j >= k)),
+                        None)
+        out[name] = {"found": {str(k): v for k, v in found.items()}, "smallest": smallest}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the table; write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--only", default=",".join(ALL), help=f"contenders, comma separated: {', '.join(ALL)}")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--cases", help="case ids, comma separated (default: all)")
+    parser.add_argument("--requests", type=int, default=2000, help="peers: measured requests per case")
+    parser.add_argument("--warmup", type=int, default=200, help="peers: requests before the 'before'")
+    parser.add_argument("--case-timeout", type=float, default=300.0, help="peers: seconds a case may take")
+    parser.add_argument("--memprobe-settings", default="{}", help="hunt's settings as JSON (default: hunt's own)")
+    parser.add_argument("--sensitivity", action="store_true", help="also the sensitivity curve")
+    parser.add_argument("--sensitivity-runs", type=int, default=10)
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown:
+        parser.error(f"unknown contender(s) {', '.join(unknown)}: choose from {', '.join(ALL)}")
+    directory = args.dir.resolve()
+    cases: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
+    if args.cases:
+        cases = {i: cases[i] for i in args.cases.split(",")}
+    started = time.monotonic()
+    report: dict[str, Any] = {"dir": str(directory), "requests": args.requests, "warmup": args.warmup,
+                              "memprobe_settings": json.loads(args.memprobe_settings), "contenders": {}}
+    for name in names:
+        answers = run_contender(name, directory, cases, args)
+        report["contenders"][name] = {"summary": summary(CONTENDERS[name], cases, answers),
+                                      "cases": {i: answers[i].to_dict() for i in cases}}
+        if args.json:  # as each contender ends: a long run stopped half-way keeps what it measured
+            args.json.write_text(json.dumps(report, indent=1) + "\n")
+    if args.sensitivity:
+        report["sensitivity_runs"] = args.sensitivity_runs
+        report["sensitivity"] = sensitivity(names, args.sensitivity_runs, args)
+    report["duration_s"] = round(time.monotonic() - started, 1)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(render(report, cases))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
