@@ -3,7 +3,7 @@ objgraph and Heapy, on a labelled corpus (bench/leakbench/, docs/leakbench.md).
 
     python bench/leakbench.py DIR [--only NAME[,NAME]] [--json FILE] [--requests N] [--warmup W]
                               [--case-timeout S] [--cases ID,ID] [--sensitivity] [--sensitivity-runs R]
-                              [--memprobe-settings JSON]
+                              [--memprobe-settings JSON] [--render JSON]
 
 ``DIR/manifest.json``: one entry per case, ``{"id": {"target": "file.py:app", "routes": ["/x"],
 "verdict": ["leak"], "kind": ["python"], "sites": [["file.py", 12]], "holders": ["_cache"]}}``,
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memprobe-settings", default="{}", help="hunt's settings as JSON (default: hunt's own)")
     parser.add_argument("--sensitivity", action="store_true", help="also the sensitivity curve")
     parser.add_argument("--sensitivity-runs", type=int, default=10)
+    parser.add_argument("--render", type=Path, metavar="JSON", help="print the tables of a saved run; run nothing")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTENDERS]
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     cases: dict[str, Any] = json.loads((directory / "manifest.json").read_text())
     if args.cases:
         cases = {i: cases[i] for i in args.cases.split(",")}
+    if args.render:
+        print(render(json.loads(args.render.read_text()), cases))
+        return 0
     started = time.monotonic()
     report: dict[str, Any] = {"dir": str(directory), "requests": args.requests, "warmup": args.warmup,
                               "memprobe_settings": json.loads(args.memprobe_settings), "contenders": {}}
