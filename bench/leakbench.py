@@ -32,12 +32,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "leakbench" / "contenders"))
 sys.path.insert(0, str(HERE.parent))
 
+import pytest_memray_case  # noqa: E402
 import run_memprobe  # noqa: E402
 import run_peers  # noqa: E402
 from answer import Answer, Contender  # noqa: E402
 
-ALL = ["memprobe", "memprobe-thorough", "memray", "tracemalloc", "objgraph", "heapy"]
-CONTENDERS: dict[str, Contender] = {**run_memprobe.CONTENDERS, **run_peers.CONTENDERS}
+ALL = ["memprobe", "memprobe-thorough", "memray", "pytest-memray", "tracemalloc", "objgraph", "heapy"]
+CONTENDERS: dict[str, Contender] = {**run_memprobe.CONTENDERS, **run_peers.CONTENDERS,
+                                    "pytest-memray": pytest_memray_case.CONTENDER}
 SENSITIVITY_SIZES = [8, 16, 32, 64, 128, 256]
 
 
@@ -93,7 +95,10 @@ def run_contender(name: str, directory: Path, cases: dict[str, Any], args: argpa
         return run_memprobe.run(name, directory, cases, json.loads(args.memprobe_settings), say)
     answers = {}
     for case_id, case in cases.items():
-        answers[case_id] = run_peers.run(name, directory, case, args.warmup, args.requests, args.case_timeout)
+        if name == "pytest-memray":
+            answers[case_id] = pytest_memray_case.run(directory, case, args.warmup, args.requests, args.case_timeout)
+        else:
+            answers[case_id] = run_peers.run(name, directory, case, args.warmup, args.requests, args.case_timeout)
         say(f"{name}: {case_id} -> {answers[case_id].verdict or answers[case_id].error}")
     return answers
 
