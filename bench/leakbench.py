@@ -3,7 +3,7 @@ objgraph and Heapy, on a labelled corpus (bench/leakbench/, docs/leakbench.md).
 
     python bench/leakbench.py DIR [--only NAME[,NAME]] [--json FILE] [--requests N] [--warmup W]
                               [--case-timeout S] [--cases ID,ID] [--sensitivity] [--sensitivity-runs R]
-                              [--memprobe-settings JSON] [--render JSON]
+                              [--no-corpus] [--memprobe-settings JSON] [--render JSON]
 
 ``DIR/manifest.json``: one entry per case, ``{"id": {"target": "file.py:app", "routes": ["/x"],
 "verdict": ["leak"], "kind": ["python"], "sites": [["file.py", 12]], "holders": ["_cache"]}}``,
@@ -148,27 +148,33 @@ def render(report: dict[str, Any], cases: dict[str, Any]) -> str:
                                                            "sites": [tuple(s) for s in
                                                                      report["contenders"][n]["cases"][case_id]["sites"]]}))
                                     for n in names)])
-    out = [table(rows), "", *notes, "", table(per_case)]
+    out = [table(rows), "", *notes, "", table(per_case)] if names else []
     if report.get("sensitivity"):
         sens = [["sensitivity", *report["sensitivity"]]]
-        sens.append([f"smallest B/request found in >= 90% of {report['sensitivity_runs']} runs",
+        for k in [0, *SENSITIVITY_SIZES]:
+            label = f"{k} B/request{' (the control)' if not k else ''}: leak said in"
+            sens.append([label, *(f"{v['found'][str(k)]}/{report['sensitivity_runs']}"
+                                  for v in report["sensitivity"].values())])
+        sens.append([f"smallest found in >= 90% of {report['sensitivity_runs']} runs",
                      *(str(v["smallest"] or "none") for v in report["sensitivity"].values())])
         out += ["", table(sens)]
     return "\n".join(out)
 
 
 def sensitivity(names: list[str], runs: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Per contender: which of ``SENSITIVITY_SIZES`` it calls a leak in how many of ``runs``."""
+    """Per contender: which of ``SENSITIVITY_SIZES`` it calls a leak in how many of ``runs``
+    (and ``/leak/0``, which keeps nothing: the control)."""
     directory = HERE / "leakbench"
-    cases = {f"leak/{k}": {"target": "sensitivity_app.py:app", "routes": [f"/leak/{k}"], "verdict": ["leak"],
-                           "kind": ["python"], "sites": [], "holders": []} for k in SENSITIVITY_SIZES}
+    cases = {f"leak/{k}": {"target": "sensitivity_app.py:app", "routes": [f"/leak/{k}"],
+                           "verdict": ["leak"] if k else ["clean"], "kind": ["python"] if k else [], "sites": [],
+                           "holders": []} for k in [0, *SENSITIVITY_SIZES]}
     out: dict[str, Any] = {}
     for name in names:
-        found = {k: 0 for k in SENSITIVITY_SIZES}
+        found = {k: 0 for k in [0, *SENSITIVITY_SIZES]}
         for run in range(runs):
             say(f"sensitivity {name}: run {run + 1} of {runs}")
             answers = run_contender(name, directory, cases, args)
-            for k in SENSITIVITY_SIZES:
+            for k in found:
                 found[k] += answers[f"leak/{k}"].verdict == "leak"
         need = math.ceil(0.9 * runs)
         smallest = next((k for k in SENSITIVITY_SIZES if all(found[j] >= need for j in SENSITIVITY_SIZES if j >= k)),
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memprobe-settings", default="{}", help="hunt's settings as JSON (default: hunt's own)")
     parser.add_argument("--sensitivity", action="store_true", help="also the sensitivity curve")
     parser.add_argument("--sensitivity-runs", type=int, default=10)
+    parser.add_argument("--no-corpus", action="store_true", help="only the sensitivity curve")
     parser.add_argument("--render", type=Path, metavar="JSON", help="print the tables of a saved run; run nothing")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -206,13 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report: dict[str, Any] = {"dir": str(directory), "requests": args.requests, "warmup": args.warmup,
                               "memprobe_settings": json.loads(args.memprobe_settings), "contenders": {}}
-    for name in names:
+    for name in [] if args.no_corpus else names:
         answers = run_contender(name, directory, cases, args)
         report["contenders"][name] = {"summary": summary(CONTENDERS[name], cases, answers),
                                       "cases": {i: answers[i].to_dict() for i in cases}}
         if args.json:  # as each contender ends: a long run stopped half-way keeps what it measured
             args.json.write_text(json.dumps(report, indent=1) + "\n")
-    if args.sensitivity:
+    if args.sensitivity or args.no_corpus:
         report["sensitivity_runs"] = args.sensitivity_runs
         report["sensitivity"] = sensitivity(names, args.sensitivity_runs, args)
     report["duration_s"] = round(time.monotonic() - started, 1)
