@@ -14,7 +14,8 @@ process it starts inherits that.
 Scores, per contender: ``precision`` and ``recall`` of its leak verdicts (a case whose verdicts
 include ``leak`` is a leak), ``false_leaks`` (leak said on a case that is not), ``line_top3``
 (share of leak cases with sites where it said leak and one of its top 3 lines is one of them),
-``holder_named`` (the same for holders: an acceptable name inside one it gave), ``kind_right``,
+``holder_named`` (the same for holders: an acceptable name inside one it gave), ``verdict_right``
+(the verdict is one of the case's), ``kind_right``,
 ``median_s`` and ``max_s`` per case. What a contender cannot answer is "n/a" and why.
 """
 from __future__ import annotations
@@ -77,6 +78,7 @@ def summary(contender: Contender, cases: dict[str, Any], answers: dict[str, Answ
         "cases": len(cases), "errors": sum(a.verdict is None for a in answers.values()),
         "true_leaks": tp, "missed_leaks": len(leaks) - tp, "precision": _share(tp, tp + fp),
         "recall": _share(tp, len(leaks)), "false_leaks": fp, "not_leaks": len(cases) - len(leaks),
+        "verdict_right": _share(sum(answers[i].verdict in cases[i]["verdict"] for i in cases), len(cases)),
         "line_top3": contender.line or _share(sum(said[i] and site_hit(cases[i], answers[i]) for i in with_sites),
                                               len(with_sites)),
         "holder_named": contender.holder or _share(
@@ -109,11 +111,12 @@ def say(message: str) -> None:
 
 
 def mark(case: dict[str, Any], answer: Answer) -> str:
-    """A table cell: the verdict, ``!`` when wrong about leaking, ``+L`` line, ``+H`` holder."""
+    """A table cell: the verdict, ``!`` when wrong about leaking, ``~`` when not a leak but not one of the
+    verdicts accepted either (bounded for clean), ``+L`` line, ``+H`` holder."""
     if answer.verdict is None:
         return "error"
     right = (answer.verdict == "leak") == is_leak(case)
-    cell = answer.verdict + ("" if right else " !")
+    cell = answer.verdict + ("" if right else " !") + ("" if not right or answer.verdict in case["verdict"] else " ~")
     if answer.verdict == "leak" and is_leak(case):
         cell += " +L" if site_hit(case, answer) else ""
         cell += " +H" if holder_hit(case, answer) else ""
@@ -126,17 +129,26 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def answers_of(saved: dict[str, Any]) -> dict[str, Answer]:
+    """A contender's answers as the JSON has them."""
+    return {i: Answer(**{**a, "sites": [tuple(s) for s in a["sites"]]}) for i, a in saved["cases"].items()}
+
+
 def render(report: dict[str, Any], cases: dict[str, Any]) -> str:
-    """The side-by-side tables: scores, then every case."""
+    """The side-by-side tables: scores (from the answers, so that a saved run is scored as today),
+    then every case."""
     names = list(report["contenders"])
-    keys = ["cases", "errors", "true_leaks", "missed_leaks", "precision", "recall", "false_leaks", "line_top3",
+    answers = {n: answers_of(report["contenders"][n]) for n in names}
+    scores = {n: summary(CONTENDERS[n], cases, answers[n]) for n in names}
+    keys = ["cases", "errors", "true_leaks", "missed_leaks", "precision", "recall", "false_leaks", "verdict_right",
+            "line_top3",
             "holder_named", "kind_right", "median_s", "max_s"]
     rows = [["", *names]]
     notes: list[str] = []
     for key in keys:
         row = [key]
         for name in names:
-            value = report["contenders"][name]["summary"][key]
+            value = scores[name][key]
             if isinstance(value, str):
                 notes.append(f"{name} {key}: {value}")
                 value = "n/a"
@@ -144,10 +156,7 @@ def render(report: dict[str, Any], cases: dict[str, Any]) -> str:
         rows.append(row)
     per_case = [["case", *names]]
     for case_id, case in cases.items():
-        per_case.append([case_id, *(mark(case, Answer(**{**report["contenders"][n]["cases"][case_id],
-                                                           "sites": [tuple(s) for s in
-                                                                     report["contenders"][n]["cases"][case_id]["sites"]]}))
-                                    for n in names)])
+        per_case.append([case_id, *(mark(case, answers[n][case_id]) for n in names)])
     out = [table(rows), "", *notes, "", table(per_case)] if names else []
     if report.get("sensitivity"):
         sens = [["sensitivity", *report["sensitivity"]]]
@@ -208,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases:
         cases = {i: cases[i] for i in args.cases.split(",")}
     if args.render:
-        print(render(json.loads(args.render.read_text()), cases))
+        saved = json.loads(args.render.read_text())
+        if args.json:  # the saved run, scored as today
+            for name, got in saved["contenders"].items():
+                got["summary"] = summary(CONTENDERS[name], cases, answers_of(got))
+            args.json.write_text(json.dumps(saved, indent=1) + "\n")
+        print(render(saved, cases))
         return 0
     started = time.monotonic()
     report: dict[str, Any] = {"dir": str(directory), "requests": args.requests, "warmup": args.warmup,
