@@ -78,14 +78,15 @@ def run(directory: Path, case: dict[str, Any], warmup: int, requests: int, timeo
 
 
 def _sites(output: str, directory: Path) -> list[tuple[str, int]]:
-    """Per leaked location (biggest first, as listed), its innermost frame in ``directory``."""
+    """Per leaked location (biggest first, as listed), its innermost frame in ``directory`` (the
+    bench's own driver, when the corpus is bench/leakbench, is not the app's code)."""
     report = output.split("List of leaked allocations:", 1)[-1].split("MEMRAY REPORT", 1)[0]
     root = str(directory.resolve())
     sites: list[tuple[str, int]] = []
     for block in report.split("allocated here:")[1:]:
         for line in block.splitlines():
             match = FRAME.match(line)
-            if match and match.group(1).startswith(root):
+            if match and match.group(1).startswith(root) and not match.group(1).startswith(str(HERE)):
                 site = (Path(match.group(1)).name, int(match.group(2)))
                 if site not in sites:
                     sites.append(site)

@@ -84,7 +84,8 @@ def memray_leaks(path: Path, directory: Path, requests: int) -> Answer:
         if not any(fn == "measured" and file == str(PEERS) for fn, file, _ in stack):
             continue
         total += record.size
-        user = next(((file, line) for _, file, line in stack if file.startswith(root)), None)
+        user = next(((file, line) for _, file, line in stack
+                     if file.startswith(root) and not file.startswith(str(HERE))), None)
         if user is not None:
             key = (Path(user[0]).name, user[1])
             by_line[key] = by_line.get(key, 0) + record.size
