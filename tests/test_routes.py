@@ -11,6 +11,7 @@ import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,16 @@ def django_application(monkeypatch: pytest.MonkeyPatch) -> Any:
     pytest.importorskip("rest_framework")
     monkeypatch.syspath_prepend(str(DJANGO_SITE))
     return importlib.import_module("routesite.wsgi").application
+
+
+@pytest.fixture(autouse=True)
+def _forget_the_django_site() -> Iterator[None]:
+    """The fixture project's packages (``shop``, ``routesite``) leave ``sys.modules`` with the
+    test: a later test of the same worker that makes its own ``shop`` must not get this one."""
+    yield
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(DJANGO_SITE)):
+            del sys.modules[name]
 
 
 def test_django_routes_come_from_the_url_resolver_through_include_and_drfs_router(

@@ -407,6 +407,11 @@ class Analysis:
                 parts = {h: PerRequest(m.mean, m.error, unit) for h, m in means.items()
                          if h and m is not None and m.n >= MIN_ALONE // 2}
                 word, partner = self._word(s, est, parts.get("early"), parts.get("late")), None
+                if word == "leak" and (parts.get("late") is None or self._significance(s, parts["late"]) != "leak"):
+                    # A worker's first requests fill its caches and free lists: what they keep is
+                    # warm-up unless the later requests keep it too (a fresh gunicorn worker's first
+                    # 100 requests of a clean route came out a leak).
+                    word = UNDECIDED
                 line.method = "alone"
             else:
                 coefs = {h: _coefficient(f.get(s), _ROUTE0 + r) for h, f in fits.items()}
