@@ -41,12 +41,15 @@ def django_application(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _forget_the_django_site() -> Iterator[None]:
-    """The fixture project's packages (``shop``, ``routesite``) leave ``sys.modules`` with the
-    test: a later test of the same worker that makes its own ``shop`` must not get this one."""
+def _forget_the_apps(tmp_path: Path) -> Iterator[None]:
+    """The apps a test loads here (the fixture project's ``shop`` and ``routesite``, a
+    ``plain.py`` in its temporary folder) leave ``sys.modules`` with it: a later test of the same
+    worker that makes its own ``shop`` or ``plain`` must not get these."""
+    before = set(sys.modules)
     yield
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", "") or "").startswith(str(DJANGO_SITE)):
+    for name in set(sys.modules) - before:
+        where = str(getattr(sys.modules[name], "__file__", "") or "")
+        if where.startswith((str(FIXTURES), str(tmp_path))):
             del sys.modules[name]
 
 
