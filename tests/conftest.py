@@ -1,17 +1,22 @@
 """Fixtures shared by the tests: real servers on loopback, always reaped."""
 from __future__ import annotations
 
+import glob
+import json
 import os
 import signal
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from memprobe.process.child import LOOPBACK, Child, start_on_free_port
+from memprobe.process.child import LOOPBACK, Child, start_on_free_port, start_server
 from memprobe.render import render
 from memprobe.results.hunt import HuntResult
 
@@ -115,3 +120,31 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def no_leftovers(no_orphans: None, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No channel directory and no process left behind (the test's temp directory is its own,
+    so that another test running at the same time cannot look like a leftover)."""
+    tmp = tmp_path_factory.mktemp("tmpdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    yield
+    assert glob.glob(os.path.join(str(tmp), "memprobe-run-*")) == [], "a channel directory was left behind"
+
+
+@pytest.fixture
+def counting_server() -> Iterator[Child]:
+    """tests/servers/counting.py on a free port; its own readiness check asks /__count, which it
+    does not count."""
+    with start_server(lambda port: [sys.executable, str(SERVERS / "counting.py"), str(port)],
+                      name="counting", path="/__count") as child:
+        yield child
+
+
+def counted(child: Child) -> dict[str, Any]:
+    """What the counting server saw: requests by User-Agent, by method, and distinct paths."""
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{child.port}/__count", timeout=5) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data

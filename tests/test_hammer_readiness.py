@@ -6,40 +6,20 @@ a server counting its requests sees N, not N + 1, and a POST endpoint never gets
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from memprobe.process.child import LOOPBACK, Child, free_port, start_on_free_port
-from tests.conftest import REPO, SERVERS
+from memprobe.process.child import LOOPBACK, Child, free_port
+from tests.conftest import REPO, counted
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 needs_locust = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="needs memprobe[locust]")
 
 
-@pytest.fixture
-def server() -> Iterator[Child]:
-    """The counting server; its own readiness check asks /__count, which it does not count."""
-    def make(port: int) -> Child:
-        return Child([sys.executable, str(SERVERS / "counting.py"), str(port)], name="counting",
-                     url=f"http://{LOOPBACK}:{port}/__count")
-
-    with start_on_free_port(make) as child:
-        yield child
-
-
-def counted(child: Child) -> dict[str, Any]:
-    """What the server saw: requests by User-Agent and by method."""
-    with urllib.request.urlopen(f"http://{LOOPBACK}:{child.port}/__count", timeout=5) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
 
 
 def memprobe(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -53,20 +33,20 @@ ENGINES = [pytest.param([], id="native"),
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_the_server_counts_exactly_n_requests(server: Child, engine: list[str]) -> None:
-    run = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/items", "-n", "40", "-c", "2", *engine)
+def test_the_server_counts_exactly_n_requests(counting_server: Child, engine: list[str]) -> None:
+    run = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/items", "-n", "40", "-c", "2", *engine)
     assert run.returncode == 0, run.stderr
-    seen = counted(server)
+    seen = counted(counting_server)
     assert seen["by_method"] == {"GET": 40}
     assert seen["by_agent"] == {"memprobe": 40}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_post_endpoint_gets_only_the_posts(server: Child, engine: list[str]) -> None:
-    run = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/orders", "-n", "25", "-c", "2",
+def test_a_post_endpoint_gets_only_the_posts(counting_server: Child, engine: list[str]) -> None:
+    run = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/orders", "-n", "25", "-c", "2",
                    "-X", "POST", "--body", '{"qty": 1}', "-H", "Content-Type: application/json", *engine)
     assert run.returncode == 0, run.stderr
-    assert counted(server)["by_method"] == {"POST": 25}
+    assert counted(counting_server)["by_method"] == {"POST": 25}
 
 
 def test_nothing_listening_is_still_one_line_and_exit_3() -> None:

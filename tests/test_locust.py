@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,30 +21,14 @@ from typing import Any
 import psutil
 import pytest
 
-from memprobe.process.child import LOOPBACK, Child, start_on_free_port
-from tests.conftest import REPO, SERVERS, ctrl_c_reaches_it, run_cli, wait_until
+from memprobe.process.child import LOOPBACK, Child
+from tests.conftest import REPO, counted, ctrl_c_reaches_it, run_cli, wait_until
 
 # Not importorskip: importing Locust would monkey-patch this very process with gevent.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300),
               pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="needs memprobe[locust]")]
 
 
-@pytest.fixture
-def server() -> Iterator[Child]:
-    """The counting server, ready on a free port."""
-    def make(port: int) -> Child:
-        return Child([sys.executable, str(SERVERS / "counting.py"), str(port)], name="counting",
-                     url=f"http://{LOOPBACK}:{port}/__count")
-
-    with start_on_free_port(make) as child:
-        yield child
-
-
-def counted(child: Child) -> dict[str, Any]:
-    """What the server saw: requests by User-Agent, and how many distinct paths."""
-    with urllib.request.urlopen(f"http://{LOOPBACK}:{child.port}/__count", timeout=5) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
 
 
 @pytest.fixture
@@ -88,15 +71,15 @@ def workers_of(marker: str) -> list[int]:
     return [pid for pid, cmd in _carrying(marker) if "worker" in cmd and "memprobe.http.locust_driver" in cmd]
 
 
-def test_hammer_with_two_locust_workers_sends_exactly_n(server: Child, marked: dict[str, str],
+def test_hammer_with_two_locust_workers_sends_exactly_n(counting_server: Child, marked: dict[str, str],
                                                           tmp_path: Path) -> None:
     out = tmp_path / "h.json"
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/item/{{n}}", "-n", "3000", "-c", "10",
-                    "--engine", "locust", "--locust-workers", "2", "--pid", str(server.pid),
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/item/{{n}}", "-n", "3000", "-c", "10",
+                    "--engine", "locust", "--locust-workers", "2", "--pid", str(counting_server.pid),
                     "--no-save", "--json", str(out), env=marked)
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr
-    seen = counted(server)
+    seen = counted(counting_server)
     assert seen["by_agent"]["memprobe"] == 3000  # the server's own count: N, not N x workers
     assert seen["paths"] == 3000  # {n} = 0..2999, each once across both workers
     data = json.loads(out.read_text())
@@ -109,45 +92,45 @@ def test_hammer_with_two_locust_workers_sends_exactly_n(server: Child, marked: d
     assert "locust: 2 workers" in stdout
 
 
-def test_a_duration_run_reports_what_the_server_counted(server: Child, marked: dict[str, str],
+def test_a_duration_run_reports_what_the_server_counted(counting_server: Child, marked: dict[str, str],
                                                          tmp_path: Path) -> None:
     out = tmp_path / "d.json"
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/", "-d", "2", "-c", "4", "--engine", "locust",
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/", "-d", "2", "-c", "4", "--engine", "locust",
                     "--locust-workers", "2", "--no-save", "--json", str(out), env=marked)
     _, stderr = proc.communicate(timeout=180)
     assert proc.returncode == 0, stderr
     sent = json.loads(out.read_text())["requests"]["sent"]
-    assert sent > 0 and counted(server)["by_agent"]["memprobe"] == sent
+    assert sent > 0 and counted(counting_server)["by_agent"]["memprobe"] == sent
 
 
-def test_locust_never_enters_memprobes_own_process(server: Child, marked: dict[str, str],
+def test_locust_never_enters_memprobes_own_process(counting_server: Child, marked: dict[str, str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from memprobe.http.locust_engine import LocustHammer
 
     monkeypatch.setenv("MEMPROBE_TEST_MARKER", marked["MEMPROBE_TEST_MARKER"])
     monkeypatch.setattr(tempfile, "tempdir", marked["TMPDIR"])
-    load = LocustHammer(f"http://{LOOPBACK}:{server.port}/", 200, concurrency=4, workers=1).run()
+    load = LocustHammer(f"http://{LOOPBACK}:{counting_server.port}/", 200, concurrency=4, workers=1).run()
     assert load.sent == load.ok == 200 and load.engine == "locust"
-    assert counted(server)["by_agent"]["memprobe"] == 200
+    assert counted(counting_server)["by_agent"]["memprobe"] == 200
     assert "gevent" not in sys.modules and "locust" not in sys.modules
 
 
-def test_the_per_request_timeout_is_honoured(server: Child, marked: dict[str, str]) -> None:
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/slow/1500", "-n", "4", "-c", "2",
+def test_the_per_request_timeout_is_honoured(counting_server: Child, marked: dict[str, str]) -> None:
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/slow/1500", "-n", "4", "-c", "2",
                     "--timeout", "0.3", "--engine", "locust", "--no-save", env=marked)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr  # requests failed: the hammer's own exit code
     assert "4 sent, 0 ok, 4 failed (4 timeouts)" in stdout
 
 
-def test_a_worker_killed_mid_run_fails_the_run_clearly(server: Child, marked: dict[str, str]) -> None:
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/slow/20", "-n", "100000", "-c", "4",
+def test_a_worker_killed_mid_run_fails_the_run_clearly(counting_server: Child, marked: dict[str, str]) -> None:
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/slow/20", "-n", "100000", "-c", "4",
                     "--engine", "locust", "--locust-workers", "2", "--no-save", env=marked)
     try:
         marker = marked["MEMPROBE_TEST_MARKER"]
         victim = wait_until(lambda: len(workers_of(marker)) == 2 and workers_of(marker)[0], 120,
                             "two Locust workers")
-        wait_until(lambda: counted(server)["by_agent"].get("memprobe", 0) > 50, 60, "the load to start")
+        wait_until(lambda: counted(counting_server)["by_agent"].get("memprobe", 0) > 50, 60, "the load to start")
         os.kill(int(victim), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -159,12 +142,12 @@ def test_a_worker_killed_mid_run_fails_the_run_clearly(server: Child, marked: di
     assert stderr.strip().splitlines()[0].startswith("memprobe: locust engine:")
 
 
-def test_ctrl_c_ends_every_locust_process(server: Child, marked: dict[str, str]) -> None:
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/slow/20", "-n", "100000", "-c", "4",
+def test_ctrl_c_ends_every_locust_process(counting_server: Child, marked: dict[str, str]) -> None:
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/slow/20", "-n", "100000", "-c", "4",
                     "--engine", "locust", "--locust-workers", "2", "--no-save", env=marked,
                     preexec_fn=ctrl_c_reaches_it)
     try:
-        wait_until(lambda: counted(server)["by_agent"].get("memprobe", 0) > 50, 120, "the load to start")
+        wait_until(lambda: counted(counting_server)["by_agent"].get("memprobe", 0) > 50, 120, "the load to start")
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -175,11 +158,11 @@ def test_ctrl_c_ends_every_locust_process(server: Child, marked: dict[str, str])
     assert "interrupted (SIGINT)" in stderr
 
 
-def test_a_remote_worker_joins_the_master_where_the_user_binds_it(server: Child, marked: dict[str, str]) -> None:
+def test_a_remote_worker_joins_the_master_where_the_user_binds_it(counting_server: Child, marked: dict[str, str]) -> None:
     from memprobe.process.child import free_port
 
     port = free_port()
-    proc = memprobe("hammer", f"http://{LOOPBACK}:{server.port}/", "-n", "500", "-c", "4", "--engine", "locust",
+    proc = memprobe("hammer", f"http://{LOOPBACK}:{counting_server.port}/", "-n", "500", "-c", "4", "--engine", "locust",
                     "--locust-master", f"{LOOPBACK}:{port}", "--expect-workers", "1", "--no-save", env=marked)
     worker = memprobe("locust-worker", "--master-host", f"{LOOPBACK}:{port}", env=marked)
     try:
@@ -191,7 +174,7 @@ def test_a_remote_worker_joins_the_master_where_the_user_binds_it(server: Child,
                 p.kill()
                 p.communicate()
     assert proc.returncode == 0, stderr
-    assert counted(server)["by_agent"]["memprobe"] == 500
+    assert counted(counting_server)["by_agent"]["memprobe"] == 500
 
 
 def test_locust_options_need_the_locust_engine() -> None:

@@ -6,7 +6,6 @@ request only when the form says ``gift=1``.
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shlex
@@ -14,11 +13,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +33,6 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def no_leftovers(no_orphans: None, tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No channel directory and no process left behind (the test's temp directory is its own)."""
-    tmp = tmp_path_factory.mktemp("tmpdir")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    monkeypatch.setenv("TMPDIR", str(tmp))
-    yield
-    assert glob.glob(os.path.join(str(tmp), "memprobe-run-*")) == [], "a channel directory was left behind"
 
 
 class Watching:

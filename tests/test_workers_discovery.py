@@ -6,11 +6,7 @@ Real gunicorn and uvicorn on loopback; the apps are tests/servers/workers/.
 """
 from __future__ import annotations
 
-import glob
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,15 +21,6 @@ UVICORN = "uvicorn --workers 2 --port {port} --no-access-log asgi_leaky:app"
 SMALL = {"requests": 300, "rounds": 3, "warmup": 200}
 
 
-@pytest.fixture
-def no_leftovers(no_orphans: None, tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No channel directory and no process left behind (the test's own temp directory)."""
-    tmp = tmp_path_factory.mktemp("tmpdir")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    monkeypatch.setenv("TMPDIR", str(tmp))
-    yield
-    assert glob.glob(os.path.join(tmp, "memprobe-run-*")) == []
 
 
 def test_a_fastapi_apps_routes_are_its_own_get_routes_without_the_docs(monkeypatch: pytest.MonkeyPatch) -> None:
