@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 APPS = SERVERS / "workers"
 GUNICORN = f"{sys.executable} -m gunicorn -w 2 -k gthread --threads 2 -b 127.0.0.1:{{port}} %s:app"
-#: 2,500 requests shared by two workers: a clean route is clean at 64 B/request (inconclusive at 16)
-ROUNDS = "requests=500, rounds=5, warmup=400, sensitivity=64"
+#: 2,500 requests shared by two workers. A server's PSS moves by the pages its processes share
+#: (±270 B/request seen on a loaded CI machine), so a clean route is called clean at 256 B/request.
+ROUNDS = "requests=500, rounds=5, warmup=400, sensitivity=256"
 
 TESTS = f'''
 import time

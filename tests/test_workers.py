@@ -34,8 +34,10 @@ from tests.conftest import REPO, text_of, wait_until
 APPS = REPO / "tests" / "servers" / "workers"
 GUNICORN = "gunicorn -w 2 -k gthread --threads 2 -b 127.0.0.1:{port} %s:app"
 UVICORN = "uvicorn --workers 2 --port {port} --no-access-log %s:app"
-#: 2,500 measured requests shared by the workers: a clean route is clean at 64 B/request.
-SETTINGS = {"requests": 500, "rounds": 5, "warmup": 400, "sensitivity": 64}
+#: 2,500 measured requests shared by the workers. A server's PSS moves by pages its processes
+#: share: on a loaded CI machine its error reached ±270 B/request over 2,500 requests, so a clean
+#: route is called clean at 256 B/request (4 KiB in PSS), half the leak the tests look for.
+SETTINGS = {"requests": 500, "rounds": 5, "warmup": 400, "sensitivity": 256}
 
 pytestmark = pytest.mark.slow
 
