@@ -20,7 +20,7 @@ STAGES: list[set[str]] = [
     {"target"},
     {"process"},
     {"http"},
-    {"results"},
+    {"results", "capture"},
     {"agent"},
     {"hunt", "compare", "check", "watch"},
     {"render"},
