@@ -59,7 +59,7 @@ from typing import Any, Callable
 from memprobe.agent.attribution import Attributor
 from memprobe.agent.messages import AttributeAnswer, Growth, HeapReading, Hello, LinesAnswer, malformed
 from memprobe.errors import AgentError, AgentLost, TargetError
-from memprobe.results.watch import Window
+from memprobe.results.watch import TracedWindow, Window
 
 #: The longest a command may take even while its heartbeats arrive (one wedged in Python while
 #: the heartbeat's thread runs on).
@@ -139,11 +139,13 @@ class Agent:
                              float(request.get("uss_per_request", 0.0)), int(request.get("first", 0)))
         if cmd == "end":
             return att.end()
-        if cmd in ("watch_start", "watch", "watch_stop"):
+        if cmd in ("watch_start", "watch", "watch_stop", "watch_trace"):
             from memprobe.agent import watching
 
             if cmd == "watch_start":
                 return watching.start(self.loaded, request)
+            if cmd == "watch_trace":
+                return watching.trace(self.loaded, request)
             return watching.take(self.loaded, stop=cmd == "watch_stop")
         raise ValueError(f"unknown command {cmd!r}")
 
@@ -367,6 +369,11 @@ class AgentClient:
         answer = self.call("watch_start", **args)
         return bool(answer.get("recording")), str(answer.get("why") or "")
 
+    def watch_trace(self, seconds: float, requests: int, frames: int) -> tuple[bool, str]:
+        """Open an attribution window in this worker: whether it opened, and why not."""
+        answer = self.call("watch_trace", seconds=seconds, requests=requests, frames=frames)
+        return bool(answer.get("tracing")), str(answer.get("why") or "")
+
     def watch(self, stop: bool = False) -> WatchAnswer:
         """The windows since the last call (``stop``: the last ones, and recording stops)."""
         cmd = "watch_stop" if stop else "watch"
@@ -473,14 +480,19 @@ class WatchAnswer:
     recording: bool = False
     #: the per-request readings' time over the requests' own, so far
     reading_share: float = 0.0
+    #: the attribution windows closed since the last call (:mod:`memprobe.agent.watch_trace`)
+    traced: tuple[TracedWindow, ...] = ()
+    #: whether an attribution window is open
+    tracing: bool = False
 
     @classmethod
     def from_wire(cls, data: dict[str, Any], cmd: str = "watch") -> WatchAnswer:
         """Read the agent's answer; AgentError when it is malformed."""
         try:
             windows = tuple(Window.from_dict(w) for w in data.get("windows") or [])
+            traced = tuple(TracedWindow.from_dict(t) for t in data.get("traced") or [])
             return cls(windows, int(data.get("dropped") or 0), bool(data.get("recording")),
-                       float(data.get("reading_share") or 0.0))
+                       float(data.get("reading_share") or 0.0), traced, bool(data.get("tracing")))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise malformed(cmd, f"a window could not be read ({type(err).__name__}: {err})") from None
 

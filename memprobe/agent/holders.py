@@ -28,7 +28,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FunctionType, MethodType, ModuleType
 from typing import Any
 
@@ -75,6 +75,8 @@ class Node:
     size: int
     #: what bounds it (:func:`memprobe.agent.bounds.bounds`): a cap, timers due
     bounds: dict[str, Any] | None = None
+    #: the container itself, when the scan was asked to keep it (``scan_roots(keep=True)``)
+    ref: Any = field(default=None, repr=False, compare=False)
 
 
 def _size(obj: Any) -> int | None:
@@ -96,10 +98,11 @@ def _type_name(obj: Any) -> str:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         self.nodes: dict[tuple[str, ...], Node] = {}
         self.seen: set[int] = set()
         self.budget = _MAX_NODES
+        self.keep = keep
 
     def walk(self, obj: Any, chain: tuple[str, ...], depth: int = 0,
              cap: dict[str, Any] | None = None) -> None:
@@ -117,7 +120,7 @@ class _Walker:
                 found = bounds.bounds(obj) or (cap if isinstance(obj, dict) else None)
                 if found and isinstance(obj, dict) and "cap" in found:
                     found = {**found, "bytes_per_entry": bounds.dict_per_entry(obj)}
-                self.nodes[chain] = Node(chain, _type_name(obj), size, found)
+                self.nodes[chain] = Node(chain, _type_name(obj), size, found, obj if self.keep else None)
             if depth >= _MAX_DEPTH:
                 return
             children = list(_children(obj))
@@ -171,13 +174,14 @@ def _module_label(module: ModuleType) -> str:
     return f"module {os.path.basename(filename)}"
 
 
-def scan_roots() -> dict[tuple[str, ...], Node]:
+def scan_roots(keep: bool = False) -> dict[tuple[str, ...], Node]:
     """Sizes of the containers reachable from the usual roots, keyed by their chain: the user's
     modules' globals (dunder registries such as ``__warningregistry__`` too) and the classes
     they import from libraries, every module's ``__warningregistry__``, the logging manager,
     each thread's contextvars context, the event loops' scheduled callbacks and the
-    interpreter's registries."""
-    walker = _Walker()
+    interpreter's registries. ``keep``: each node holds its container (``Node.ref``), for a
+    caller that looks into what grew; drop the result soon."""
+    walker = _Walker(keep)
     for module in user_modules():
         mod = _module_label(module)
         for name, value in list(vars(module).items()):

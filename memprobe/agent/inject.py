@@ -44,10 +44,12 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import ModuleType
 from typing import Any
 
 from memprobe.agent import control
+from memprobe.agent.watch_trace import asgi_handler
 from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, wsgi_route
 
 #: The channel directory, in the environment of a command memprobe starts.
@@ -358,7 +360,7 @@ class CountingASGI:
             await self.app(scope, receive, send)
         finally:
             self._counter().add()
-            recorder.end(token, asgi_route(scope))
+            recorder.end(token, asgi_route(scope), partial(asgi_handler, scope) if recorder.trace is not None else None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)

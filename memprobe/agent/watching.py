@@ -22,6 +22,10 @@ request unconditionally:
 
 Everything kept is bounded: the closed windows (a parent that stops asking loses the oldest,
 counted in ``dropped``), the routes of a window, the deltas of a route.
+
+When the parent asks (``watch_trace``), the recorder also runs one attribution window
+(:mod:`memprobe.agent.watch_trace`): tracemalloc on for a bounded window, its findings handed
+over with the next windows.
 """
 from __future__ import annotations
 
@@ -32,8 +36,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
+from memprobe.agent.watch_trace import ENV_HANDLER, TraceWindow, wsgi_handler
 from memprobe.results.watch import Window
 
 #: The share of the requests' own time the per-request heap readings may take.
@@ -115,6 +121,12 @@ def _flask_teardown(_sender: Any, **_extra: Any) -> None:
         return
     if rule is not None:
         flask.request.environ[ENV_ROUTE] = rule.rule
+        if _tracing:  # the view function, for an attribution window (a dict lookup per request)
+            flask.request.environ[ENV_HANDLER] = flask.current_app.view_functions.get(rule.endpoint)
+
+
+#: Whether some recorder of this process has an attribution window open.
+_tracing: list[bool] = []
 
 
 def hook_frameworks() -> None:
@@ -194,6 +206,9 @@ class Recorder:
         #: nanoseconds spent reading the blocks per request, and the requests' own
         self.spent_ns = 0
         self.busy_ns = 0
+        #: the attribution window open now, and the findings of those closed since the last answer
+        self.trace: TraceWindow | None = None
+        self.traced: list[dict[str, Any]] = []
         self._open(time.monotonic())
 
     def _open(self, now: float) -> None:
@@ -229,8 +244,12 @@ class Recorder:
                     deltas.append(blocks - solo[1])
             return number, t0, (blocks if within else -1)
 
-    def end(self, token: Token, route: str) -> None:
-        """The request's response is over; ``route`` names it."""
+    def end(self, token: Token, route: str, handler: Callable[[], Any] | None = None) -> None:
+        """The request's response is over; ``route`` names it, ``handler()`` its handler (asked
+        during an attribution window only)."""
+        trace = self.trace
+        if trace is not None and handler is not None:
+            trace.note(route, handler)
         number, t0, blocks = token
         took = time.perf_counter_ns() - t0
         with self._lock:
@@ -243,8 +262,37 @@ class Recorder:
             if blocks >= 0 and number == self._starts and self._in_flight == 0:
                 self._solo = (route, blocks, number)
             late = time.monotonic() - self._start >= 2 * self.interval
+            idle = self._in_flight == 0
         if late:  # nobody asked for two intervals: the window closes here, cheaply
             self.close(heap=False)
+        if trace is not None and idle and trace.due():
+            # between two requests: nothing in flight is taken for what the window kept
+            self.close_trace("due")
+
+    # -- the attribution window -------------------------------------------------------------
+
+    def open_trace(self, seconds: float, requests: int, frames: int) -> None:
+        """Open an attribution window; RuntimeError when one is open or the process is traced
+        by someone else."""
+        if self.trace is not None:
+            raise RuntimeError("an attribution window is open already")
+        self.trace = TraceWindow(seconds, requests, frames)
+        _tracing.append(True)
+
+    def close_trace(self, why: str) -> None:
+        """Close the attribution window, if open; its findings go with the next answer."""
+        trace = self.trace
+        if trace is None:
+            return
+        found = trace.close(why)
+        if found is None:
+            return
+        self.trace = None
+        if _tracing:
+            _tracing.pop()
+        with self._lock:
+            self.traced.append(found)
+            del self.traced[:-4]
 
     # -- per window (the control thread) --------------------------------------------------------
 
@@ -277,10 +325,15 @@ class Recorder:
     def answer(self) -> dict[str, Any]:
         """The control channel's answer to ``watch``: the windows since the last call, how many
         were lost meanwhile, and what the per-request readings cost so far."""
+        if self.trace is not None and self.trace.due():
+            self.close_trace("due")
         windows = self.take()
         dropped, self.dropped = self.dropped, 0
+        with self._lock:
+            traced, self.traced = self.traced, []
         return {"windows": [w.to_dict() for w in windows], "dropped": dropped,
-                "reading_share": round(self.spent_ns / self.busy_ns, 5) if self.busy_ns else 0.0}
+                "reading_share": round(self.spent_ns / self.busy_ns, 5) if self.busy_ns else 0.0,
+                "traced": traced, "tracing": self.trace is not None}
 
 
 class Closing:
@@ -307,7 +360,8 @@ class Closing:
             if close is not None:
                 close()
         finally:
-            self._recorder.end(self._token, route)
+            handler = partial(wsgi_handler, self._environ) if self._recorder.trace is not None else None
+            self._recorder.end(self._token, route, handler)
 
 
 def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +392,24 @@ def take(loaded: Any, stop: bool = False) -> dict[str, Any]:
 
 
 def stop_recording(loaded: Any) -> None:
-    """No more recording in this process: the recorder dropped, the framework hooks removed."""
-    if getattr(loaded, "watching", None) is not None:
+    """No more recording in this process: the attribution window closed, the recorder
+    dropped, the framework hooks removed."""
+    recorder = getattr(loaded, "watching", None)
+    if recorder is not None:
+        recorder.close_trace("watch stopped")
         loaded.watching = None
         unhook_frameworks()
+
+
+def trace(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The control channel's ``watch_trace``: open an attribution window of ``seconds`` and
+    ``requests`` at most, ``frames`` deep (its findings come with a later ``watch``)."""
+    recorder = getattr(loaded, "watching", None)
+    if recorder is None:
+        return {"tracing": False, "why": "not recording"}
+    try:
+        recorder.open_trace(float(request.get("seconds") or 20.0), int(request.get("requests") or 5_000),
+                            int(request.get("frames") or 16))
+    except RuntimeError as err:
+        return {"tracing": False, "why": str(err)}
+    return {"tracing": True}

@@ -7,6 +7,7 @@ import sys
 from memprobe.commands import common
 from memprobe.errors import ExitCode, UsageError
 from memprobe.results.hunt_settings import ATTACH_METHODS
+from memprobe.watch.attribution import TracePolicy
 from memprobe.watch.session import WatchSettings
 
 DEFAULT = WatchSettings()
@@ -50,6 +51,17 @@ class WatchCommand:
         parser.add_argument("--metrics", metavar="[HOST:]PORT", nargs="?", const="127.0.0.1:9464",
                             help="serve the report as OpenMetrics for Prometheus (default 127.0.0.1:9464; "
                                  "memprobe[watch])")
+        t = d.tracing
+        parser.add_argument("--no-trace", action="store_true",
+                            help="never open an attribution window (by default one worker at a time traces "
+                                 "allocations for a bounded window when a route's retention shows)")
+        parser.add_argument("--trace-seconds", type=float, default=t.seconds, metavar="S",
+                            help=f"an attribution window's length at most (default {t.seconds:g})")
+        parser.add_argument("--trace-requests", type=int, default=t.requests, metavar="N",
+                            help=f"an attribution window's requests at most (default {t.requests:,})")
+        parser.add_argument("--trace-every", type=float, default=t.every, metavar="S",
+                            help=f"seconds from one window's close to the next one's opening at least "
+                                 f"(default {t.every:g})")
         parser.add_argument("--md", metavar="FILE", help="also write the last report as Markdown")
         parser.add_argument("--html", metavar="FILE", help="also write the last report as HTML")
         parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no report")
@@ -71,7 +83,9 @@ class WatchCommand:
         else:
             settings = WatchSettings(pid=args.pid, cmd=args.cmd, interval=args.interval, duration=args.duration,
                                      json=args.json, ready_timeout=args.ready_timeout,
-                                     attach_method=args.attach_method, budget=budget, metrics=args.metrics)
+                                     attach_method=args.attach_method, budget=budget, metrics=args.metrics,
+                                     tracing=TracePolicy(not args.no_trace, args.trace_seconds, args.trace_requests,
+                                                         every=args.trace_every))
             status = common.StatusLine("memprobe watch", enabled=not args.quiet)
             try:
                 record = watch(settings, progress=status.say)

@@ -102,6 +102,27 @@ def advice_lines(result: WatchResult) -> list[str]:
     return [f"recycling: gunicorn {a.gunicorn}  |  uvicorn {a.uvicorn}", f"  {a.reason}"]
 
 
+def attribution_lines(route: RouteLine) -> list[str]:
+    """Where a route's retention was allocated and what holds it, from the attribution
+    windows (none when no window saw it keep anything)."""
+    att = route.attribution
+    if att is None or (not att.sites and not att.holders):
+        return []
+    out = [f"  {route.route}: traced {per_request(att.per_request)} B/request alive at the close ({att.bounds})"]
+    for i, site in enumerate(att.sites[:3], 1):
+        where = f"{site.file}:{site.line}"
+        out.append(f"    {i}. {where}  {site.bytes_per_request:,.0f} B/request" + (f"  {site.code}" if site.code else ""))
+    for h in att.holders[:2]:
+        out.append(f"    held by: {h.get('description', '?')}")
+    return out
+
+
+def traced_lines(result: WatchResult) -> list[str]:
+    """The attribution windows run, one line each."""
+    return [f"attribution window: pid {w.pid}, {w.seconds:.1f} s, {sum(w.requests.values()):,} requests, "
+            f"{w.frames} frames, closed {w.closed} at {w.at:.0f} s" for w in result.traced]
+
+
 def _table(title: str, header: list[str], rows: list[list[str]], verdict_col: int | None = None) -> Table:
     t = Table(title=title, title_justify="left")
     for i, h in enumerate(header):
@@ -135,6 +156,9 @@ def text(result: WatchResult, color: bool = False, width: int = 120) -> str:
     for r in result.routes:
         if r.verdict != "clean":
             parts.append(Text(f"  {r.route}: {r.reason}"))
+    for r in result.routes:
+        parts += [Text(line) for line in attribution_lines(r)]
+    parts += [Text(line) for line in traced_lines(result)]
     if result.workers:
         parts.append(_table("Workers", _WORKER_HEADER, worker_rows(result.workers)))
     parts += [Text(line) for line in cgroup_lines(result.cgroup) + advice_lines(result) if line]
@@ -153,6 +177,9 @@ def markdown(result: WatchResult) -> str:
     out += md_table(_ROUTE_HEADER, route_rows(result.routes))
     out += [bytes_note(result), ""] if bytes_note(result) else []
     out += [f"- `{r.route}`: {r.reason}" for r in result.routes if r.verdict != "clean"] + [""]
+    found = [line for r in result.routes for line in attribution_lines(r)]
+    out += (["### Where it was allocated (attribution windows)", "", "```"] + found + traced_lines(result)
+            + ["```", ""]) if found else []
     if result.workers:
         out += ["### Workers", ""] + md_table(_WORKER_HEADER, worker_rows(result.workers))
     out += [f"- {line.strip()}" for line in cgroup_lines(result.cgroup) + advice_lines(result) if line]
@@ -205,6 +232,9 @@ def html(result: WatchResult) -> str:
     body += [tag("h2", "Routes (the server)"), table(_ROUTE_HEADER, rows, numeric=(1, 2, 3, 4, 5))]
     body.append(tag("ul", join(tag("li", Safe(tag("code", r.route) + esc(f": {r.reason}")))
                                for r in result.routes if r.reason)))
+    found = [line for r in result.routes for line in attribution_lines(r)] + traced_lines(result)
+    if found:
+        body += [tag("h2", "Where it was allocated (attribution windows)"), tag("pre", "\n".join(found))]
     if result.workers:
         body += [tag("h2", "Workers"), table(_WORKER_HEADER, worker_rows(result.workers),
                                              numeric=range(2, len(_WORKER_HEADER)))]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memprobe.results.envelope import Envelope
+from memprobe.results.hunt import Site
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,112 @@ class PerRequest:
         return cls(_float(data.get("value"), 0.0), _float(data.get("error")), str(data.get("unit") or "B"))
 
 
+@dataclass
+class TracedRoute:
+    """What one attribution window found for one route: its requests in the window, the bytes
+    and blocks still alive at its close that the route's handler allocated, the lines, and the
+    containers that hold them."""
+
+    route: str
+    requests: int
+    bytes: int
+    count: int
+    sites: list[Site] = field(default_factory=list)
+    holders: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def per_request(self) -> float:
+        """Bytes alive at the close per request of the route in the window."""
+        return self.bytes / self.requests if self.requests else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"route": self.route, "requests": self.requests, "bytes": self.bytes, "count": self.count,
+                "sites": [s.to_dict() for s in self.sites], "holders": list(self.holders)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TracedRoute:
+        """Read back :meth:`to_dict`'s form (the agent sends it so)."""
+        return cls(str(data["route"]), int(data.get("requests") or 0), int(data.get("bytes") or 0),
+                   int(data.get("count") or 0), [Site.from_dict(x) for x in data.get("sites") or []],
+                   [dict(h) for h in data.get("holders") or []])
+
+
+@dataclass
+class TracedWindow:
+    """One attribution window (:mod:`memprobe.agent.watch_trace`): which worker traced, for how
+    long and how many requests, how deep, why it closed, what tracing cost, what it found."""
+
+    pid: int
+    seconds: float
+    requests: dict[str, int]
+    frames: int
+    closed: str = "due"
+    routes: list[TracedRoute] = field(default_factory=list)
+    #: containers that grew during it (the roots scan's), each with ``routes``: how many of its
+    #: newest entries each route made
+    holders: list[dict[str, Any]] = field(default_factory=list)
+    traced_peak: int = 0
+    tracemalloc_memory: int = 0
+    timings_s: dict[str, float] = field(default_factory=dict)
+    #: seconds since the watch began, when it closed (the parent's clock)
+    at: float = 0.0
+
+    def route(self, name: str) -> TracedRoute | None:
+        """The window's line for ``name``, if it saw the route."""
+        return next((r for r in self.routes if r.route == name), None)
+
+    def to_dict(self, findings: bool = True) -> dict[str, Any]:
+        """JSON form; without ``findings`` only what the window was (for the report's list)."""
+        out: dict[str, Any] = {"pid": self.pid, "seconds": self.seconds, "requests": dict(self.requests),
+                               "frames": self.frames, "closed": self.closed, "traced_peak": self.traced_peak,
+                               "tracemalloc_memory": self.tracemalloc_memory, "timings_s": dict(self.timings_s),
+                               "at": round(self.at, 3)}
+        if findings:
+            out.update(routes=[r.to_dict() for r in self.routes], holders=list(self.holders))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TracedWindow:
+        """Read back :meth:`to_dict`'s form (the agent sends it so)."""
+        return cls(int(data["pid"]), float(data.get("seconds") or 0.0),
+                   {str(k): int(v) for k, v in (data.get("requests") or {}).items()}, int(data.get("frames") or 0),
+                   str(data.get("closed") or "due"), [TracedRoute.from_dict(r) for r in data.get("routes") or []],
+                   [dict(h) for h in data.get("holders") or []], int(data.get("traced_peak") or 0),
+                   int(data.get("tracemalloc_memory") or 0),
+                   {str(k): float(v) for k, v in (data.get("timings_s") or {}).items()}, float(data.get("at") or 0.0))
+
+
+@dataclass
+class Attribution:
+    """A route's attribution over the windows that saw it: bytes its handler's allocations left
+    alive per request (the mean over windows, with its standard error once two windows saw it),
+    the lines and the holder (from the window where it kept most), and the windows' bounds."""
+
+    windows: int
+    requests: int
+    per_request: PerRequest
+    sites: list[Site] = field(default_factory=list)
+    holders: list[dict[str, Any]] = field(default_factory=list)
+    #: e.g. ``2 windows in pid 4243, 4244: 40 s, 9,612 requests, 16 frames``
+    bounds: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"windows": self.windows, "requests": self.requests, "bytes_per_request": self.per_request.to_dict(),
+                "sites": [s.to_dict() for s in self.sites], "holders": list(self.holders), "bounds": self.bounds}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Attribution | None:
+        """Read back :meth:`to_dict`'s form (None stays None)."""
+        if not data:
+            return None
+        return cls(int(data.get("windows") or 0), int(data.get("requests") or 0),
+                   PerRequest.from_dict(data.get("bytes_per_request")) or PerRequest(0.0, math.inf),
+                   [Site.from_dict(x) for x in data.get("sites") or []], [dict(h) for h in data.get("holders") or []],
+                   str(data.get("bounds") or ""))
+
+
 #: the verdict words: hunt's, and the two that say the traffic did not decide
 VERDICTS = ("leak", "bounded", "clean", "not enough traffic yet", "cannot be separated from route")
 
@@ -138,6 +245,8 @@ class RouteLine:
     pid: int | None = None
     #: the route (or ``background growth``) this one cannot be told apart from
     partner: str | None = None
+    #: what the attribution windows found for it (the server's line only)
+    attribution: Attribution | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -146,7 +255,8 @@ class RouteLine:
                 "bytes_per_request": self.bytes.to_dict() if self.bytes else None,
                 "blocks_per_request": self.blocks.to_dict() if self.blocks else None,
                 "uss_per_request": self.uss.to_dict() if self.uss else None,
-                "method": self.method, "bytes_from": self.bytes_from, "partner": self.partner}
+                "method": self.method, "bytes_from": self.bytes_from, "partner": self.partner,
+                "attribution": self.attribution.to_dict() if self.attribution else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RouteLine:
@@ -157,7 +267,7 @@ class RouteLine:
                    PerRequest.from_dict(data.get("blocks_per_request")),
                    PerRequest.from_dict(data.get("uss_per_request")),
                    str(data.get("method") or ""), str(data.get("bytes_from") or ""),
-                   _int(data.get("pid")), data.get("partner"))
+                   _int(data.get("pid")), data.get("partner"), Attribution.from_dict(data.get("attribution")))
 
 
 @dataclass
@@ -319,6 +429,8 @@ class WatchResult:
     windows: int = 0
     #: seconds watched
     duration_s: float = 0.0
+    #: the attribution windows run so far (what each was; the findings are in the routes' lines)
+    traced: list[TracedWindow] = field(default_factory=list)
     kind: str = "watch"
     envelope: Envelope = field(default_factory=Envelope)
 
@@ -340,7 +452,8 @@ class WatchResult:
                 "routes": [r.to_dict() for r in self.routes], "workers": [w.to_dict() for w in self.workers],
                 "timeline": self.timeline.to_dict(),
                 "cgroup": self.cgroup.to_dict() if self.cgroup else None,
-                "advice": self.advice.to_dict() if self.advice else None, "notes": list(self.notes)}
+                "advice": self.advice.to_dict() if self.advice else None, "notes": list(self.notes),
+                "traced": [t.to_dict(findings=False) for t in self.traced]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WatchResult:
@@ -352,7 +465,7 @@ class WatchResult:
                    CgroupReading.from_dict(data.get("cgroup")), Advice.from_dict(data.get("advice")),
                    [str(n) for n in data.get("notes") or []], dict(data.get("settings") or {}),
                    int(data.get("windows") or 0), float(data.get("duration_s") or 0.0),
-                   envelope=Envelope.from_dict(data))
+                   [TracedWindow.from_dict(t) for t in data.get("traced") or []], envelope=Envelope.from_dict(data))
 
 
 def write_atomically(result: WatchResult, path: str | os.PathLike[str]) -> Path:

@@ -553,6 +553,17 @@ class Analysis:
             out.append(line)
         return out
 
+    def server_growing(self) -> bool:
+        """Whether the server's Python heap grows with its requests, all routes together (blocks
+        regressed on every request served: :data:`SIGMAS` standard errors and 0.05 block a
+        request clear). The attribution windows' trigger, not a verdict."""
+        s = self.server
+        if s is None or not s.signals or "blocks" not in s.signals or not s.cumulative:
+            return False
+        whole, _ = s.epochs.total()
+        got = combined(whole, _COORD["blocks"], {_ROUTE0 + r: 1.0 for r in s.cumulative})
+        return got is not None and got[1] > 0 and got[0] > max(SIGMAS * got[1], 0.05)
+
     def timeline(self) -> Timeline:
         """Per route, the cumulative bytes retained at window ends (the route's current
         bytes per request times its requests so far), and the growth measured."""

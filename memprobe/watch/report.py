@@ -12,14 +12,18 @@ from memprobe.results.envelope import Envelope
 from memprobe.results.watch import CgroupReading, WatchResult, Window
 from memprobe.watch.advice import advise, fill_time_to_limit
 from memprobe.watch.analysis import Analysis
+from memprobe.watch.attribution import Traces
 
 
 def build_report(analysis: Analysis, *, cgroup: CgroupReading | None = None, budget: float | None = None,
                  settings: dict[str, Any] | None = None, notes: Iterable[str] = (),
-                 envelope: Envelope | None = None) -> WatchResult:
-    """The report as it stands: the server's route lines, each worker's, the timeline, the
-    cgroup with the time to its limit, the advice and the notes."""
+                 envelope: Envelope | None = None, traces: Traces | None = None) -> WatchResult:
+    """The report as it stands: the server's route lines (with what the attribution windows
+    found, ``traces``), each worker's, the timeline, the cgroup with the time to its limit, the
+    advice and the notes."""
     routes = analysis.routes()
+    if traces is not None:
+        traces.refine(routes, analysis.server_growing())
     workers = analysis.workers()
     advice = advise(routes, workers, cgroup, budget)
     advice.time_to_limit_s = fill_time_to_limit(workers, cgroup, budget)
@@ -28,8 +32,11 @@ def build_report(analysis: Analysis, *, cgroup: CgroupReading | None = None, bud
         all_notes.append(f"cgroup: {cgroup.reason}; the rest of the report stands")
     server = analysis.server
     span = (server.last_t - server.first_t) if server is not None and server.first_t is not None else 0.0
+    if traces is not None:
+        all_notes += [f"pid {pid} refused an attribution window: {why}" for pid, why in traces.refused.items()]
     return WatchResult(routes, workers, analysis.timeline(), cgroup, advice, all_notes, dict(settings or {}),
-                       analysis.windows, span, envelope=envelope or Envelope())
+                       analysis.windows, span, list(traces.listed) if traces is not None else [],
+                       envelope=envelope or Envelope())
 
 
 def from_windows(path: str | Path, budget: float | None = None) -> WatchResult:

@@ -38,6 +38,7 @@ from memprobe.process.memory import read_memory
 from memprobe.results.hunt_settings import HuntSettings
 from memprobe.results.watch import WatchResult, Window, write_atomically
 from memprobe.watch.analysis import Analysis
+from memprobe.watch.attribution import TracePolicy, Traces
 from memprobe.watch.cgroup import read_cgroup
 from memprobe.watch.report import build_report
 
@@ -71,6 +72,8 @@ class WatchSettings:
     budget: float | None = None
     #: serve the report as OpenMetrics here (``HOST:PORT``; None: no endpoint)
     metrics: str | None = None
+    #: the attribution windows (tracing one worker at a time, when a route's retention shows)
+    tracing: TracePolicy = field(default_factory=TracePolicy)
 
     def check(self) -> None:
         """UsageError for a combination no watch can run."""
@@ -80,13 +83,18 @@ class WatchSettings:
             raise UsageError(f"--interval must be positive, not {self.interval:g}")
         if self.duration is not None and self.duration <= 0:
             raise UsageError(f"--duration must be positive, not {self.duration:g}")
+        if self.tracing.seconds <= 0 or self.tracing.requests <= 0:
+            raise UsageError("--trace-seconds and --trace-requests must be positive")
         if self.cmd is not None and not is_python_command(self.cmd, self.cwd):
             raise UsageError(f"--cmd must run Python (a gunicorn or uvicorn command): {self.cmd!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """As the report's ``settings``."""
+        t = self.tracing
         return {"pid": self.pid, "cmd": self.cmd, "interval": self.interval, "duration": self.duration,
-                "budget": self.budget, "metrics": self.metrics}
+                "budget": self.budget, "metrics": self.metrics,
+                "tracing": {"enabled": t.enabled, "seconds": t.seconds, "requests": t.requests, "frames": t.frames,
+                            "every": t.every}}
 
 
 @dataclass
@@ -110,6 +118,7 @@ class WatchRecord:
     #: why the watch ended: ``duration``, ``interrupted``, ``server exited``
     ended: str | None = None
     high_rss: int = 0
+    traces: Traces = field(default_factory=Traces)
 
     def add(self, window: Window) -> None:
         """Analyse a window, and keep it for the summary (the oldest one goes when full)."""
@@ -134,7 +143,7 @@ class WatchRecord:
         settings = {**self.settings.to_dict(), "how": self.how, "master": self.master, "ended": self.ended,
                     "workers": {str(pid): info for pid, info in self.workers.items()}}
         result = build_report(self.analysis, cgroup=cgroup, budget=self.settings.budget, settings=settings,
-                              notes=notes)
+                              notes=notes, traces=self.traces)
         result.duration_s = round(time.monotonic() - self.t0, 3)
         return result
 
@@ -145,7 +154,7 @@ class Session:
     def __init__(self, settings: WatchSettings, progress: Callable[[str], None] | None = None) -> None:
         settings.check()
         self.settings = settings
-        self.record = WatchRecord(settings, windows=deque())
+        self.record = WatchRecord(settings, windows=deque(), traces=Traces(settings.tracing))
         self.progress = progress or (lambda _message: None)
         hunt = HuntSettings(ready_timeout=settings.ready_timeout, cwd=settings.cwd,
                             attach_method=settings.attach_method, cmd=settings.cmd, pid=settings.pid,
@@ -215,7 +224,12 @@ class Session:
             self._join()
         answers = self.reader.ask_each(lambda client, _pid: _ask(client, stop), list(self.record.workers))
         came = 0
+        traces = self.record.traces
         for pid, answer in answers.items():
+            for found in answer.traced:
+                traces.add(replace(found, at=time.monotonic() - self.record.t0))
+                self.record.event("attribution window closed", pid, seconds=found.seconds,
+                                  requests=sum(found.requests.values()))
             memory = _memory(pid)
             for i, window in enumerate(answer.windows):
                 last = i == len(answer.windows) - 1  # RSS and USS are read now: the last window's end
@@ -224,8 +238,37 @@ class Session:
             if answer.dropped:
                 self.record.dropped += answer.dropped
                 self.record.event("windows dropped by the agent", pid, dropped=answer.dropped)
+        if traces.open_pid is not None and (traces.open_pid not in answers or not answers[traces.open_pid].tracing):
+            traces.open_pid = None  # its worker went away, or closed it without findings
         self._note_respawns()
         return came
+
+    def trace_if_due(self) -> str | None:
+        """Open an attribution window in the next worker if the report calls for one; what it
+        was opened for (None: none opened)."""
+        traces = self.record.traces
+        now = time.monotonic() - self.record.t0
+        report = self.latest or self.record.report()
+        why = traces.reason(report.routes, self.record.analysis.server_growing(), now)
+        if why is None:
+            return None
+        live = [pid for pid, info in self.record.workers.items() if info.get("recording")
+                and pid in self.reader.procs and not self.reader.procs[pid].dead]
+        pid = traces.next_worker(live)
+        if pid is None:
+            return None
+        p = traces.policy
+        answers = self.reader.ask_each(lambda client, _pid: client.watch_trace(p.seconds, p.requests, p.frames), [pid])
+        if pid not in answers:
+            return None
+        opened, refusal = answers[pid]
+        if not opened:
+            traces.refused[pid] = refusal
+            return None
+        traces.open_pid, traces.opened_at = pid, now
+        self.record.event("attribution window opened", pid, why=why)
+        self.progress(f"tracing pid {pid} for {p.seconds:g} s or {p.requests:,} requests: {why}")
+        return why
 
     def rss_now(self) -> int:
         """The live workers' RSS summed (cheap: no page walk)."""
@@ -306,6 +349,7 @@ def watch(settings: WatchSettings, progress: Callable[[str], None] | None = None
                     record.event("new high", None, rss=high)
                 record.high_rss = max(record.high_rss, high)
                 session.write()
+                session.trace_if_due()
                 if on_window is not None:
                     on_window(record)
                 say(f"{len(record.windows)} windows from {len(record.workers)} workers")
