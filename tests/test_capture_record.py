@@ -97,3 +97,39 @@ def test_an_asgi_request_is_teed_from_its_messages() -> None:
     assert (record.path, record.query, record.status) == ("/items/7", "token=%3Credacted%3Astr%3A2-3%3E&x=1", 202)
     assert record.body == b'{"token": "<redacted:str:2-3>"}' and not record.body_truncated
     assert sent[0]["status"] == 202
+
+
+def test_the_agent_captures_nothing_until_told_the_routes_then_answers_the_records_with_its_windows() -> None:
+    from memprobe.agent.control import Agent, WatchAnswer
+    from memprobe.agent.inject import CountingWSGI, Served
+
+    class Loaded:
+        app, kind, counting, watching, framework = None, "wsgi", True, None, None
+
+    loaded = Loaded()
+    served = Served()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    wrapped = CountingWSGI(app, lambda: served, lambda: loaded.watching)
+    agent = Agent(loaded, 5)
+
+    def post(body: bytes) -> None:
+        environ = {**_environ(body), "CONTENT_TYPE": "application/json"}
+        out = wrapped(environ, lambda *a: None)
+        assert b"".join(out) == body  # the app read what was sent
+        out.close()  # type: ignore[attr-defined]
+
+    assert agent.handle({"cmd": "watch_start", "interval": 60,
+                         "capture": {"routes": None, "redact": ["token"], "max_body": 1024}})["recording"]
+    post(b'{"token": "abc", "n": 1}')
+    assert WatchAnswer.from_wire(agent.handle({"cmd": "watch"})).captured == ()
+    assert agent.handle({"cmd": "capture_routes", "routes": ["POST /orders"]})["capturing"]
+    post(b'{"token": "abcd", "n": 2}')
+    answer = WatchAnswer.from_wire(agent.handle({"cmd": "watch_stop"}), "watch_stop")
+    [record] = answer.captured
+    assert (record.route, record.status, record.body) == ("POST /orders", 200, b'{"token": "<redacted:str:4-7>", "n": 2}')
+    assert sum(sum(w.requests.values()) for w in answer.windows) == 1 and served.count == 2

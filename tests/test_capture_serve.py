@@ -184,3 +184,4 @@ def test_watch_cmd_capture_writes_the_named_routes_posts_redacted_and_leaves_not
     assert b"card=%3Credacted%3Astr%3A16-31%3E" in (form.body or b"")
     _assert_no_secret(path)
     assert not list(tmp_path.glob(".capture.jsonl.*")), "a temporary file was left behind"
+
