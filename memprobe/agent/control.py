@@ -29,7 +29,10 @@ collected.
   until asked, the oldest dropped beyond); ``recording`` false, with ``why``, where the app's
   requests are not seen;
 * ``watch``: the windows closed since the last call (the open one closed now), ``dropped``;
-* ``watch_stop``: the last windows, and the recorder removed.
+* ``watch_stop``: the last windows, and the recorder removed;
+* ``capture_routes``: the routes whose requests are captured from now on (``watch --capture``:
+  ``watch_start``'s ``capture`` starts the capture, :func:`memprobe.agent.watching.capture_buffer`;
+  ``watch`` and ``watch_stop`` then also answer the requests recorded, ``captured``).
 
 While a command runs, the agent sends ``{"busy": true}`` every :data:`HEARTBEAT_S` from a thread
 of the connection's own, and never once the answer is sent: a parent that hears nothing at all for
@@ -58,7 +61,8 @@ from typing import Any, Callable
 
 from memprobe.agent.attribution import Attributor
 from memprobe.agent.messages import AttributeAnswer, Growth, HeapReading, Hello, LinesAnswer, malformed
-from memprobe.errors import AgentError, AgentLost, TargetError
+from memprobe.capture.format import CapturedRequest
+from memprobe.errors import AgentError, AgentLost, TargetError, UsageError
 from memprobe.results.watch import TracedWindow, Window
 
 #: The longest a command may take even while its heartbeats arrive (one wedged in Python while
@@ -139,13 +143,15 @@ class Agent:
                              float(request.get("uss_per_request", 0.0)), int(request.get("first", 0)))
         if cmd == "end":
             return att.end()
-        if cmd in ("watch_start", "watch", "watch_stop", "watch_trace"):
+        if cmd in ("watch_start", "watch", "watch_stop", "watch_trace", "capture_routes"):
             from memprobe.agent import watching
 
             if cmd == "watch_start":
                 return watching.start(self.loaded, request)
             if cmd == "watch_trace":
                 return watching.trace(self.loaded, request)
+            if cmd == "capture_routes":
+                return watching.capture_routes(self.loaded, request)
             return watching.take(self.loaded, stop=cmd == "watch_stop")
         raise ValueError(f"unknown command {cmd!r}")
 
@@ -360,12 +366,15 @@ class AgentClient:
         """The hunt is over, the process serves on: tracing stops, what was kept is dropped."""
         self.call("end")
 
-    def watch_start(self, interval: float, max_windows: int | None = None) -> tuple[bool, str]:
-        """Start recording windows of ``interval`` seconds at most: whether it records, and why
-        not."""
+    def watch_start(self, interval: float, max_windows: int | None = None,
+                    capture: dict[str, Any] | None = None) -> tuple[bool, str]:
+        """Start recording windows of ``interval`` seconds at most (``capture``: and requests,
+        see :func:`memprobe.agent.watching.capture_buffer`): whether it records, and why not."""
         args: dict[str, Any] = {"interval": interval}
         if max_windows:
             args["max_windows"] = max_windows
+        if capture is not None:
+            args["capture"] = capture
         answer = self.call("watch_start", **args)
         return bool(answer.get("recording")), str(answer.get("why") or "")
 
@@ -373,6 +382,10 @@ class AgentClient:
         """Open an attribution window in this worker: whether it opened, and why not."""
         answer = self.call("watch_trace", seconds=seconds, requests=requests, frames=frames)
         return bool(answer.get("tracing")), str(answer.get("why") or "")
+
+    def capture_routes(self, routes: list[str]) -> bool:
+        """Capture the requests of these routes from now on; whether the worker captures."""
+        return bool(self.call("capture_routes", routes=routes).get("capturing"))
 
     def watch(self, stop: bool = False) -> WatchAnswer:
         """The windows since the last call (``stop``: the last ones, and recording stops)."""
@@ -480,6 +493,8 @@ class WatchAnswer:
     recording: bool = False
     #: the per-request readings' time over the requests' own, so far
     reading_share: float = 0.0
+    #: the requests captured since the last call (``watch --capture``), redacted in the worker
+    captured: tuple[CapturedRequest, ...] = ()
     #: the attribution windows closed since the last call (:mod:`memprobe.agent.watch_trace`)
     traced: tuple[TracedWindow, ...] = ()
     #: whether an attribution window is open
@@ -490,11 +505,12 @@ class WatchAnswer:
         """Read the agent's answer; AgentError when it is malformed."""
         try:
             windows = tuple(Window.from_dict(w) for w in data.get("windows") or [])
+            captured = tuple(CapturedRequest.from_dict(r, cmd) for r in data.get("captured") or [])
             traced = tuple(TracedWindow.from_dict(t) for t in data.get("traced") or [])
             return cls(windows, int(data.get("dropped") or 0), bool(data.get("recording")),
-                       float(data.get("reading_share") or 0.0), traced, bool(data.get("tracing")))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise malformed(cmd, f"a window could not be read ({type(err).__name__}: {err})") from None
+                       float(data.get("reading_share") or 0.0), captured, traced, bool(data.get("tracing")))
+        except (KeyError, TypeError, ValueError, AttributeError, UsageError) as err:
+            raise malformed(cmd, f"a window or a request could not be read ({type(err).__name__}: {err})") from None
 
 
 class _Closed(Exception):

@@ -46,11 +46,14 @@ import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memprobe.agent import control
 from memprobe.agent.watch_trace import asgi_handler
 from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, wsgi_route
+
+if TYPE_CHECKING:
+    from memprobe.capture.record import CaptureBuffer, Pending
 
 #: The channel directory, in the environment of a command memprobe starts.
 ENV_CHANNEL = "MEMPROBE_CHANNEL"
@@ -319,18 +322,23 @@ class CountingWSGI:
             finally:
                 self._counter().add()
         token = recorder.begin()
+        capture = recorder.capture
+        pending = None
+        if capture is not None and capture.wants(None):
+            pending, start_response = capture.wsgi(environ, start_response)
         try:
             body: Iterable[bytes] = self.app(environ, start_response)
         except BaseException:
             self._counter().add()
-            recorder.end(token, wsgi_route(environ))
+            _end_wsgi(recorder, token, environ, capture, pending)
             raise
         self._counter().add()
         wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(wrapper, type) and isinstance(body, wrapper):  # sent by sendfile: not wrapped
-            recorder.end(token, wsgi_route(environ))
+            _end_wsgi(recorder, token, environ, capture, pending)
             return body
-        return Closing(body, recorder, token, environ)
+        return Closing(body, recorder, token, environ,
+                       (capture, pending) if capture is not None and pending is not None else None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -356,14 +364,29 @@ class CountingASGI:
                     self._counter().add()
             return
         token = recorder.begin()
+        capture = recorder.capture
+        pending = None
+        if capture is not None and capture.wants(None):
+            pending, receive, send = capture.asgi(receive, send)
         try:
             await self.app(scope, receive, send)
         finally:
             self._counter().add()
-            recorder.end(token, asgi_route(scope), partial(asgi_handler, scope) if recorder.trace is not None else None)
+            route = asgi_route(scope)
+            recorder.end(token, route, partial(asgi_handler, scope) if recorder.trace is not None else None)
+            if capture is not None and pending is not None:
+                capture.finish_asgi(pending, scope, route)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
+
+
+def _end_wsgi(recorder: Recorder, token: Any, environ: dict[str, Any], capture: CaptureBuffer | None,
+              pending: Pending | None) -> None:
+    route = wsgi_route(environ)
+    recorder.end(token, route)
+    if capture is not None and pending is not None:
+        capture.finish_wsgi(pending, environ, route)
 
 
 def _counter() -> Served:

@@ -37,10 +37,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memprobe.agent.watch_trace import ENV_HANDLER, TraceWindow, wsgi_handler
 from memprobe.results.watch import Window
+
+if TYPE_CHECKING:
+    from memprobe.capture.record import CaptureBuffer, Pending
 
 #: The share of the requests' own time the per-request heap readings may take.
 BUDGET = 0.01
@@ -209,6 +212,8 @@ class Recorder:
         #: the attribution window open now, and the findings of those closed since the last answer
         self.trace: TraceWindow | None = None
         self.traced: list[dict[str, Any]] = []
+        #: the requests recorded for the capture file (``watch --capture``), if asked
+        self.capture: CaptureBuffer | None = None
         self._open(time.monotonic())
 
     def _open(self, now: float) -> None:
@@ -340,13 +345,16 @@ class Closing:
     """A WSGI response body whose ``close()`` (which every WSGI server calls once the body is
     sent) ends the request for the recorder; iterating it is the body's own iteration."""
 
-    __slots__ = ("_body", "_recorder", "_token", "_environ")
+    __slots__ = ("_body", "_recorder", "_token", "_environ", "_pending")
 
-    def __init__(self, body: Iterable[bytes], recorder: Recorder, token: Token, environ: dict[str, Any]) -> None:
+    def __init__(self, body: Iterable[bytes], recorder: Recorder, token: Token, environ: dict[str, Any],
+                 pending: tuple[CaptureBuffer, Pending] | None = None) -> None:
         self._body = body
         self._recorder = recorder
         self._token = token
         self._environ = environ
+        #: the request being captured, if it is
+        self._pending = pending
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -362,6 +370,8 @@ class Closing:
         finally:
             handler = partial(wsgi_handler, self._environ) if self._recorder.trace is not None else None
             self._recorder.end(self._token, route, handler)
+            if self._pending is not None:
+                self._pending[0].finish_wsgi(self._pending[1], self._environ, route)
 
 
 def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -376,8 +386,37 @@ def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"recording": True, "already": True}
     loaded.watching = Recorder(float(request.get("interval") or INTERVAL_S),
                                max_windows=int(request.get("max_windows") or MAX_WINDOWS))
+    loaded.watching.capture = capture_buffer(request.get("capture"))
     hook_frameworks()
     return {"recording": True}
+
+
+def capture_buffer(spec: Any) -> CaptureBuffer | None:
+    """The capture buffer ``watch_start``'s ``capture`` asks for (None: no capture): ``routes``
+    (None: named later by ``capture_routes``), ``redact``, ``max_requests``, ``max_bytes``,
+    ``max_body``, ``per_route``, ``t0`` (the parent's clock, so that the workers' ``t`` agree)."""
+    if not isinstance(spec, dict):
+        return None
+    from memprobe.capture.record import MAX_BODY, MAX_BYTES, MAX_REQUESTS, CaptureBuffer
+
+    routes = spec.get("routes")
+    return CaptureBuffer(None if routes is None else [str(r) for r in routes],
+                         redact=[str(n) for n in spec.get("redact") or ()],
+                         max_requests=int(spec.get("max_requests") or MAX_REQUESTS),
+                         max_bytes=int(spec.get("max_bytes") or MAX_BYTES),
+                         max_body=int(spec.get("max_body") or MAX_BODY),
+                         per_route=int(spec.get("per_route") or 0) or None,
+                         t0=float(spec["t0"]) if spec.get("t0") else None)
+
+
+def capture_routes(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The control channel's ``capture_routes``: the routes to capture from now on."""
+    recorder = getattr(loaded, "watching", None)
+    capture = getattr(recorder, "capture", None)
+    if capture is None:
+        return {"capturing": False}
+    capture.set_routes([str(r) for r in request.get("routes") or ()])
+    return {"capturing": True, "routes": list(capture.routes)}
 
 
 def take(loaded: Any, stop: bool = False) -> dict[str, Any]:
@@ -388,7 +427,10 @@ def take(loaded: Any, stop: bool = False) -> dict[str, Any]:
         return {"recording": False, "windows": [], "dropped": 0}
     if stop:
         stop_recording(loaded)
-    return {"recording": not stop, **recorder.answer()}
+    answer = {"recording": not stop, **recorder.answer()}
+    if recorder.capture is not None:
+        answer["captured"] = [r.to_dict() for r in recorder.capture.take()]
+    return answer
 
 
 def stop_recording(loaded: Any) -> None:

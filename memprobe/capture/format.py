@@ -133,7 +133,12 @@ class CapturedRequest:
     @classmethod
     def from_line(cls, line: str, where: str) -> CapturedRequest:
         """A request read from its line; CaptureFileError when it is not one."""
-        data = _json(line, where)
+        return cls.from_dict(_json(line, where), where)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> CapturedRequest:
+        """A request read from its line's object (as :meth:`to_dict` makes it); CaptureFileError
+        when it is not one."""
         for key in ("route", "method", "path"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise CaptureFileError(f"{where}: a request without its {key!r}")

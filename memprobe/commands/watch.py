@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from memprobe.commands import common
@@ -62,6 +63,18 @@ class WatchCommand:
         parser.add_argument("--trace-every", type=float, default=t.every, metavar="S",
                             help=f"seconds from one window's close to the next one's opening at least "
                                  f"(default {t.every:g})")
+        parser.add_argument("--capture", metavar="FILE",
+                            help="also record requests into this capture file (for hunt --replay): those of "
+                                 "--capture-route, else of the routes the report flags; written each interval")
+        parser.add_argument("--capture-route", action="append", default=[], metavar="ROUTE",
+                            help="with --capture: capture this route, as the report names it (\"POST /orders\"; "
+                                 "a bare /orders for any method); repeat for more")
+        parser.add_argument("--redact", action="append", default=[], metavar="NAME",
+                            help="with --capture: redact this header, query, form or JSON field (any depth) "
+                                 "besides Authorization, Cookie, Set-Cookie, Proxy-Authorization; repeat for more")
+        parser.add_argument("--capture-limit", metavar="N[,SIZE[,BODY]]",
+                            help=f"with --capture: at most N requests, SIZE in all, BODY of a body (default "
+                                 f"{d.capture_requests},{d.capture_bytes >> 20}MiB,{d.capture_body >> 10}KiB)")
         parser.add_argument("--md", metavar="FILE", help="also write the last report as Markdown")
         parser.add_argument("--html", metavar="FILE", help="also write the last report as HTML")
         parser.add_argument("--quiet", "-q", action="store_true", help="no progress line and no report")
@@ -85,7 +98,10 @@ class WatchCommand:
                                      json=args.json, ready_timeout=args.ready_timeout,
                                      attach_method=args.attach_method, budget=budget, metrics=args.metrics,
                                      tracing=TracePolicy(not args.no_trace, args.trace_seconds, args.trace_requests,
-                                                         every=args.trace_every))
+                                                         every=args.trace_every),
+                                     capture=args.capture, capture_routes=tuple(args.capture_route),
+                                     redact=tuple(args.redact))
+            settings = _with_capture_limits(settings, args.capture_limit)
             status = common.StatusLine("memprobe watch", enabled=not args.quiet)
             try:
                 record = watch(settings, progress=status.say)
@@ -101,4 +117,28 @@ class WatchCommand:
             sys.stdout.write(render(result, "text"))
             if args.json:
                 print(f"wrote {args.json}", file=sys.stderr)
+            if getattr(args, "capture", None) and not args.windows:
+                print(f"wrote {args.capture}" if os.path.exists(args.capture)
+                      else f"no request captured: {args.capture} not written", file=sys.stderr)
         return int(ExitCode.FAILED if result.verdict == "leak" else ExitCode.OK)
+
+
+def _with_capture_limits(settings: WatchSettings, text: str | None) -> WatchSettings:
+    """``settings`` with the bounds ``--capture-limit N[,SIZE[,BODY]]`` says."""
+    from dataclasses import replace
+
+    from memprobe.units import parse_size
+
+    if not text:
+        return settings
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 3 or not all(parts):
+        raise UsageError(f"--capture-limit takes N[,SIZE[,BODY]], not {text!r}")
+    try:
+        out = {"capture_requests": int(parts[0])}
+    except ValueError:
+        raise UsageError(f"--capture-limit: {parts[0]!r} is not a number of requests") from None
+    sizes = [int(parse_size(part)) for part in parts[1:]]
+    return replace(settings, capture_requests=out["capture_requests"],
+                   capture_bytes=sizes[0] if sizes else settings.capture_bytes,
+                   capture_body=sizes[1] if len(sizes) > 1 else settings.capture_body)

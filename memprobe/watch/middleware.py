@@ -11,6 +11,15 @@ app, ``gunicorn --preload``, records in each worker, not in the master), and a d
 that every ``interval`` closes the window and adds it to the one report all the workers share:
 under an exclusive lock on ``FILE.lock``, read, append, rewrite atomically, the oldest windows
 dropped beyond ``max_windows``. At exit the last window is written.
+
+``capture="FILE"`` also records requests into a capture file (:mod:`memprobe.capture`), for
+``hunt --replay``: those of ``capture_routes`` (``METHOD route`` as the report names them, or a
+bare route for any method; None: every route, each capped at a quarter of the requests),
+``redact`` naming the header, query, form and JSON fields to redact besides the default headers
+(done in the worker, before anything is written). Each process keeps its own bounded buffer
+(:class:`~memprobe.capture.record.CaptureBuffer`) and, every interval and at exit, adds what it
+recorded to the file under the same lock as the windows: read, append within the bounds, rewrite
+atomically.
 """
 from __future__ import annotations
 
@@ -20,11 +29,15 @@ import inspect
 import json as _json
 import os
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memprobe.agent.inject import CountingASGI, CountingWSGI, Served
 from memprobe.agent.watching import Recorder, hook_frameworks
+from memprobe.capture.record import ALL_ROUTES, MAX_BODY, MAX_BYTES, MAX_REQUESTS, CaptureBuffer, CaptureStore
+from memprobe.capture.redact import Redactor
 from memprobe.results.envelope import SCHEMA, now
 
 DEFAULT_JSON = "memprobe-watch.json"
@@ -34,8 +47,12 @@ WINDOWS_KIND = "watch-windows"
 
 
 def middleware(app: Any, json: str | os.PathLike[str] = DEFAULT_JSON, interval: float = 10.0,
-               max_windows: int = 20_000, kind: str | None = None) -> Any:
-    """``app`` wrapped so that each process serving it records windows into ``json``; ``kind``
+               max_windows: int = 20_000, kind: str | None = None, *, capture: str | os.PathLike[str] | None = None,
+               capture_routes: Iterable[str] | None = None, redact: Iterable[str] = (),
+               capture_requests: int = MAX_REQUESTS, capture_bytes: int = MAX_BYTES,
+               capture_body: int = MAX_BODY) -> Any:
+    """``app`` wrapped so that each process serving it records windows into ``json`` (and, with
+    ``capture``, requests into that capture file; see the module's docstring); ``kind``
     (``wsgi`` or ``asgi``) when its ``__call__`` does not tell."""
     if interval <= 0:
         raise ValueError(f"interval must be positive, not {interval:g}")
@@ -44,6 +61,9 @@ def middleware(app: Any, json: str | os.PathLike[str] = DEFAULT_JSON, interval: 
     if kind not in ("wsgi", "asgi"):
         raise ValueError(f"kind must be 'wsgi' or 'asgi', not {kind!r}")
     recording = InProcess(Path(json), interval, max_windows)
+    if capture is not None:
+        recording.capture = CaptureSpec(Path(capture), None if capture_routes is None else tuple(capture_routes),
+                                        tuple(redact), capture_requests, capture_bytes, capture_body)
     served = Served()
     wrapper = CountingASGI if kind == "asgi" else CountingWSGI
     return wrapper(app, lambda: served, recording.recorder)
@@ -51,6 +71,30 @@ def middleware(app: Any, json: str | os.PathLike[str] = DEFAULT_JSON, interval: 
 
 def _is_asgi(app: Any) -> bool:
     return inspect.iscoroutinefunction(app) or (callable(app) and inspect.iscoroutinefunction(app.__call__))
+
+
+@dataclass(frozen=True)
+class CaptureSpec:
+    """What the middleware captures, and where."""
+
+    path: Path
+    routes: tuple[str, ...] | None
+    redact: tuple[str, ...]
+    max_requests: int
+    max_bytes: int
+    max_body: int
+
+    def buffer(self) -> CaptureBuffer:
+        """A process's buffer."""
+        return CaptureBuffer(self.routes if self.routes is not None else [ALL_ROUTES], redact=self.redact,
+                             max_requests=self.max_requests, max_bytes=self.max_bytes, max_body=self.max_body)
+
+    def store(self) -> CaptureStore:
+        """The file's records as they are, to add to."""
+        store = CaptureStore(self.path, "middleware", Redactor(self.redact).redacted, max_requests=self.max_requests,
+                             max_bytes=self.max_bytes, max_body=self.max_body)
+        store.load()
+        return store
 
 
 class InProcess:
@@ -65,6 +109,7 @@ class InProcess:
         self._recorder: Recorder | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.capture: CaptureSpec | None = None
 
     def recorder(self) -> Recorder:
         """This process's recorder, made (with its writer thread) at its first request."""
@@ -75,6 +120,8 @@ class InProcess:
             if self._recorder is None or self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._recorder = Recorder(self.interval)
+                if self.capture is not None:
+                    self._recorder.capture = self.capture.buffer()
                 self._stop = threading.Event()
                 hook_frameworks()
                 threading.Thread(target=self._run, args=(self._recorder, self._stop), daemon=True,
@@ -95,6 +142,7 @@ class InProcess:
     def write(self, recorder: Recorder) -> None:
         """Add the recorder's closed windows to the shared report."""
         windows = [w.to_dict() for w in recorder.take()]
+        captured = recorder.capture.take() if recorder.capture is not None else []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(f"{self.path}.lock", "a") as lock:
@@ -111,6 +159,10 @@ class InProcess:
                     "memprobe": __version__, "schema": SCHEMA, "result": WINDOWS_KIND, "started": self.started,
                     "machine": None, "settings": {"interval": self.interval, "max_windows": self.max_windows},
                     "duration_s": None, "how": "middleware", "windows": kept})
+                if captured and self.capture is not None:
+                    store = self.capture.store()
+                    store.add(captured)
+                    store.write()
         except OSError:
             pass  # a report that cannot be written must never break the app
 

@@ -17,6 +17,15 @@ the worker closes its open window then), and each window gets the worker's RSS a
 from outside. Between intervals, every :data:`TICK_S` the workers' RSS is read (cheap); a new
 high (1 % over the last one written) writes the report at once, so that an OOM kill leaves the
 state just before it on disk. The report is written atomically (a temporary file renamed).
+
+``capture`` (``watch --capture FILE``): each worker also records requests
+(:mod:`memprobe.capture.record`, redacted inside the worker), sent with its windows and written
+to the capture file atomically at each poll. Which routes: those named (``--capture-route``);
+else none at first, and from the poll where the analysis flags a route (a leak, or "cannot be
+separated from" another) the workers are told (``capture_routes`` on the control channel) to
+record it as well; a route once flagged stays. Nothing is sampled before: a request of a route
+that is never flagged is not teed at all, and the capture costs nothing until a route is flagged
+(the price: the requests before the flag are not in the file).
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from typing import Any
 import psutil
 
 from memprobe.agent.control import AgentClient, WatchAnswer
+from memprobe.capture.record import MAX_BODY, MAX_BYTES, MAX_REQUESTS, CaptureStore
+from memprobe.capture.redact import Redactor
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.hunt.probes.compose import ComposedProbe
 from memprobe.hunt.probes.reach import Running, Spawned
@@ -74,6 +85,16 @@ class WatchSettings:
     metrics: str | None = None
     #: the attribution windows (tracing one worker at a time, when a route's retention shows)
     tracing: TracePolicy = field(default_factory=TracePolicy)
+    #: the capture file (None: no capture)
+    capture: str | None = None
+    #: the routes to capture (empty: those the analysis flags)
+    capture_routes: tuple[str, ...] = ()
+    #: header, query, form and JSON field names to redact besides the default headers
+    redact: tuple[str, ...] = ()
+    #: the capture's bounds: requests, bytes, bytes of a body
+    capture_requests: int = MAX_REQUESTS
+    capture_bytes: int = MAX_BYTES
+    capture_body: int = MAX_BODY
 
     def check(self) -> None:
         """UsageError for a combination no watch can run."""
@@ -87,12 +108,17 @@ class WatchSettings:
             raise UsageError("--trace-seconds and --trace-requests must be positive")
         if self.cmd is not None and not is_python_command(self.cmd, self.cwd):
             raise UsageError(f"--cmd must run Python (a gunicorn or uvicorn command): {self.cmd!r}")
+        if self.capture is None and (self.capture_routes or self.redact):
+            raise UsageError("--capture-route and --redact go with --capture FILE")
+        if min(self.capture_requests, self.capture_bytes, self.capture_body) <= 0:
+            raise UsageError("the capture's bounds must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         """As the report's ``settings``."""
         t = self.tracing
         return {"pid": self.pid, "cmd": self.cmd, "interval": self.interval, "duration": self.duration,
-                "budget": self.budget, "metrics": self.metrics,
+                "budget": self.budget, "metrics": self.metrics, "capture": self.capture,
+                "capture_routes": list(self.capture_routes), "redact": list(self.redact),
                 "tracing": {"enabled": t.enabled, "seconds": t.seconds, "requests": t.requests, "frames": t.frames,
                             "every": t.every}}
 
@@ -175,6 +201,15 @@ class Session:
                 self.reader = AgentPerWorker.attaching(hunt, itself=True)
         self.record.how = self.reader.how
         self._opened = False
+        #: the capture file's records, and the routes the workers capture
+        self.capture: CaptureStore | None = None
+        self.capturing: set[str] = set(settings.capture_routes)
+        if settings.capture is not None:
+            source = f"watch --cmd {settings.cmd}" if settings.cmd else f"watch --pid {settings.pid}"
+            self.capture = CaptureStore(settings.capture, source, Redactor(settings.redact).redacted,
+                                        max_requests=settings.capture_requests, max_bytes=settings.capture_bytes,
+                                        max_body=settings.capture_body)
+        self._t0_wall = time.time()
         #: the last report built (served by the metrics endpoint between writes)
         self.latest: WatchResult | None = None
 
@@ -193,8 +228,8 @@ class Session:
         live = self.reader.follow()
         fresh = [pid for pid in live if pid not in self.record.workers]
         if fresh:
-            interval = self.settings.interval
-            started = self.reader.ask_each(lambda client, _pid: client.watch_start(interval), fresh)
+            interval, capture = self.settings.interval, self._capture_spec()
+            started = self.reader.ask_each(lambda client, _pid: client.watch_start(interval, capture=capture), fresh)
             for pid in fresh:
                 if pid not in started:
                     continue
@@ -204,6 +239,27 @@ class Session:
                 self.record.event("worker joined", pid, recording=recording)
         self._note_respawns()
         return live
+
+    def _capture_spec(self) -> dict[str, Any] | None:
+        """``watch_start``'s ``capture`` (None: no capture)."""
+        s = self.settings
+        if s.capture is None:
+            return None
+        return {"routes": sorted(self.capturing) or None, "redact": list(s.redact), "max_requests": s.capture_requests,
+                "max_bytes": s.capture_bytes, "max_body": s.capture_body, "t0": self._t0_wall}
+
+    def _capture_flagged(self) -> None:
+        """Without ``--capture-route``: tell the workers the routes the analysis now flags."""
+        if self.capture is None or self.settings.capture_routes:
+            return
+        flagged = {line.route for line in self.record.analysis.routes()
+                   if line.verdict == "leak" or line.verdict.startswith("cannot be separated")}
+        if flagged <= self.capturing:
+            return
+        self.capturing |= flagged
+        routes = sorted(self.capturing)
+        self.reader.ask_each(lambda client, _pid: client.capture_routes(routes), list(self.record.workers))
+        self.record.event("capturing", None, routes=routes)
 
     def _note_respawns(self) -> None:
         for pid, proc in self.reader.procs.items():
@@ -238,9 +294,13 @@ class Session:
             if answer.dropped:
                 self.record.dropped += answer.dropped
                 self.record.event("windows dropped by the agent", pid, dropped=answer.dropped)
+            if self.capture is not None and answer.captured:
+                self.capture.add(answer.captured)
         if traces.open_pid is not None and (traces.open_pid not in answers or not answers[traces.open_pid].tracing):
             traces.open_pid = None  # its worker went away, or closed it without findings
         self._note_respawns()
+        if not stop:
+            self._capture_flagged()
         return came
 
     def trace_if_due(self) -> str | None:
@@ -284,6 +344,8 @@ class Session:
         """Build the rolling report (what the metrics endpoint serves too) and write it, if one
         was asked for."""
         self.latest = self.record.report()
+        if self.capture is not None:
+            self.capture.write()
         if not self.settings.json:
             return None
         return write_atomically(self.latest, self.settings.json)
