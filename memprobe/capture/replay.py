@@ -25,7 +25,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote_plus
 
@@ -88,6 +88,27 @@ class RouteReplay:
         if self.filled:
             out += f"; redacted values filled with one of their shape: {', '.join(self.filled)}"
         return out
+
+    def with_headers(self, headers: dict[str, str]) -> RouteReplay:
+        """The same replay, ``headers`` in every request in place of the recorded ones of the
+        same name (``-H 'Authorization: Bearer x'`` for a redacted token)."""
+        if not headers:
+            return self
+        lower = {k.lower() for k in headers}
+        templates = [replace(t, headers={**{k: v for k, v in t.headers.items() if k.lower() not in lower},
+                                         **headers}) for t in self.templates]
+        return replace(self, templates=templates)
+
+    def rejected(self, received: dict[str, int]) -> str:
+        """The reason of the ``errors`` verdict of a route whose replayed requests were all
+        answered with errors: the statuses received against those recorded."""
+        def said(statuses: dict[str, int]) -> str:
+            return ", ".join(f"{v:,} x {k}" for k, v in sorted(statuses.items())) or "no status"
+
+        return (f"the app rejected every replayed request ({said(received)}) where the capture recorded "
+                f"{said(self.recorded)}: the replayed requests did not reach the code they reached in "
+                "production (a redacted token, a session or the app's data may differ; -H adds a header), "
+                "so its memory was not measured")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
