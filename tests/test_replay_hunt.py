@@ -93,6 +93,7 @@ def test_a_replay_the_app_rejects_is_an_errors_verdict_naming_the_statuses_recei
     assert route["verdict"] == "errors"
     assert "the app rejected every replayed request (" in route["reason"]
     assert " x 400) where the capture recorded 3 x 201" in route["reason"]
+    assert "add what the replayed requests lack with -H" in proc.stderr
 
 
 def bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
