@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 MIDDLEWARE_APP = '''
 from memprobe.watch.middleware import middleware
-from orders import app as orders
+from store import app as orders
 
 app = middleware(orders, json={json!r}, interval=0.5, capture={capture!r}, redact=["token", "card"],
                  **{limits!r})
@@ -146,7 +146,7 @@ def test_watch_cmd_capture_writes_the_named_routes_posts_redacted_and_leaves_not
     path = tmp_path / "capture.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "memprobe", "watch", "--cmd",
-         f"gunicorn -w 2 -b 127.0.0.1:{port} --chdir {APP} orders:app", "--interval", "1",
+         f"gunicorn -w 2 -b 127.0.0.1:{port} --chdir {APP} store:app", "--interval", "1",
          "--json", str(tmp_path / "w.json"), "--capture", str(path), "--capture-route", "POST /api/orders",
          "--capture-route", "/orders", "--redact", "token", "--redact", "card"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,

@@ -57,6 +57,10 @@ class HuntCommand:
                             help="a header every request carries (repeatable), e.g. "
                                  "-H 'Authorization: Bearer x'")
         parser.add_argument("--body", help="every request's body (e.g. JSON; sets Content-Length)")
+        parser.add_argument("--replay", metavar="FILE",
+                            help="the load is the requests of this capture file (memprobe watch --capture), "
+                                 "route by route, the fields that vary numbered on; --route narrows its "
+                                 "routes ('POST /orders', or /orders for every method)")
         parser.add_argument("--requests", type=int, default=None, metavar="N",
                             help="requests per round: a fixed count of rounds instead of deciding "
                                  "on evidence (default: rounds sized by time, see --max-requests)")
@@ -121,6 +125,9 @@ class HuntCommand:
             raise UsageError("hunt needs a TARGET (FILE.py:APP or MODULE:APP), --cmd or --pid")
         settings = settings_of(args)
         engine_args = common.engine_options(args)
+        if settings.replay is not None and engine_args is not None:
+            raise UsageError("--replay is sent by memprobe's own hammer (each recorded request in turn): "
+                             "drop --engine locust")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         status = common.StatusLine("memprobe hunt", enabled=not args.quiet)
         engine = None
@@ -161,6 +168,7 @@ def settings_of(args: argparse.Namespace) -> HuntSettings:
         "concurrency": args.concurrency, "frames": args.frames, "signal": args.signal, "cmd": args.cmd,
         "outside": args.outside or None, "pid": args.pid, "url": args.url, "attach_method": args.attach_method,
         "method": args.method, "headers": parse_headers(args.headers), "body": args.body,
+        "replay": args.replay,
     }
     try:
         return HuntSettings.chosen(**choices)

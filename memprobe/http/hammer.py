@@ -16,13 +16,14 @@ import os
 import select
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from memprobe.errors import EnvironmentProblem, UsageError
 from memprobe.http.load import LoadResult
 from memprobe.http.parser import ProtocolError, ResponseParser
+from memprobe.http.template import RequestTemplate
 
 MODES = ("keepalive", "close", "burst")
 
@@ -36,6 +37,9 @@ class Hammer:
     A literal ``{n}`` in the URL is replaced by the request's index (0, 1, 2...), or, with
     ``first`` and ``cycle``, by ``first + index % cycle`` (ids 1..1500 of a seeded table:
     ``first=1, cycle=1500``).
+    ``requests``: a sequence of :class:`~memprobe.http.template.RequestTemplate` instead of one
+    method, headers and body (``hunt --replay``): request number ``k`` (what ``{n}`` becomes) is
+    ``requests[k % len(requests)]``, its target in place of the URL's path.
     ``completed`` can be read from another thread while the hammer runs.
     """
 
@@ -54,6 +58,7 @@ class Hammer:
         progress: Callable[[int, int | None], None] | None = None,
         first: int = 0,
         cycle: int | None = None,
+        requests: Sequence[RequestTemplate] | None = None,
     ) -> None:
         if mode not in MODES:
             raise UsageError(f"unknown hammer mode {mode!r}; one of: {', '.join(MODES)}")
@@ -69,6 +74,8 @@ class Hammer:
             raise UsageError(f"the concurrency must be positive, not {concurrency}")
         if cycle is not None and cycle <= 0:
             raise UsageError(f"the cycle of {{n}} must be positive, not {cycle}")
+        if requests is not None and not requests:
+            raise UsageError("a sequence of request templates must hold at least one")
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise UsageError(f"not an http:// URL: {url!r}")
@@ -108,8 +115,41 @@ class Hammer:
             raise UsageError(f"a request header must be latin-1 (RFC 9110 5.5); not "
                              f"{self._head[err.start:err.end]!r}: percent- or RFC 8187-encode it") from None
         self._templated = "{n}" in self.path
-        self._fixed = None if self._templated else self._request(self.path)
+        self._fixed = None if self._templated or requests else self._request(self.path)
+        #: per template: (it, its method, its request's bytes when it has no {n}, the head's two
+        #: halves around the target)
+        self._templates = [self._prepare(t, host_header, mode) for t in requests or ()]
         self.result = LoadResult(url, mode, self.concurrency, timeout)
+
+    @staticmethod
+    def _prepare(t: RequestTemplate, host: str, mode: str) -> tuple[RequestTemplate, str, bytes | None, str, str]:
+        extra = "".join(f"{k}: {v}\r\n" for k, v in t.headers.items())
+        if mode != "keepalive":
+            extra += "Connection: close\r\n"
+        method = t.method.upper()
+        head = f"{method} "
+        rest = f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: memprobe\r\nAccept: */*\r\n{extra}"
+        try:
+            (head + t.target_for(0) + rest).encode("latin-1")
+        except UnicodeEncodeError as err:
+            raise UsageError(f"a request's target and headers must be latin-1 (RFC 9110 5.5); not "
+                             f"{err.object[err.start:err.end]!r}: percent- or RFC 8187-encode it") from None
+        fixed = None if t.numbered else Hammer._assemble(head, t.target, rest, t.body)
+        return t, method, fixed, head, rest
+
+    @staticmethod
+    def _assemble(head: str, target: str, rest: str, body: bytes | None) -> bytes:
+        if body is None:
+            return (head + target + rest + "\r\n").encode("latin-1")
+        return (head + target + rest + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
+
+    def _from_template(self, index: int) -> tuple[str, bytes]:
+        """Request number ``index``'s method and bytes, from its template."""
+        n = self.placeholder(index)
+        t, method, fixed, head, rest = self._templates[n % len(self._templates)]
+        if fixed is not None:
+            return method, fixed
+        return method, self._assemble(head, t.target_for(n), rest, t.body_for(n))
 
     def _request(self, path: str) -> bytes:
         raw = self._head.replace("{path}", path).encode("latin-1")
@@ -251,8 +291,13 @@ class _Engine:
             self.drop_socket(slot)
             self.active -= 1
             return
-        slot.raw = h._fixed if h._fixed is not None else h._request(
-            h.path.replace("{n}", str(h.placeholder(index))))
+        if h._fixed is not None:
+            slot.raw = h._fixed
+        elif h._templates:
+            # the parser must know a HEAD's answer has no body
+            slot.parser.method, slot.raw = h._from_template(index)
+        else:
+            slot.raw = h._request(h.path.replace("{n}", str(h.placeholder(index))))
         h.result.sent += 1
         self.seq += 1
         slot.seq = self.seq

@@ -234,6 +234,9 @@ class LocustHammer:
     def __init__(self, url: str, n: int | None = None, *, engine: LocustEngine | None = None, workers: int = 1,
                  **options: Any) -> None:
         require_locust()
+        if options.get("requests"):
+            raise UsageError("a sequence of request templates (hunt --replay) is sent by memprobe's own "
+                             "hammer only; drop --engine locust")
         if options.get("mode") == "burst":
             raise UsageError("--mode burst (every request on its own connection at once) is the native "
                              "hammer's; with --engine locust use keepalive or close")

@@ -34,6 +34,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 
+from memprobe.capture.replay import Replay, RouteReplay, load_replay
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.load import LoadResult, merge_loads
 from memprobe.hunt.evidence import weigh
@@ -94,8 +95,14 @@ def hunt(target: Any = "", settings: HuntSettings | None = None, *, routes: list
         raise SettingError("jobs", "(routes side by side) needs an app hunted in children memprobe starts "
                            "from a target, with memprobe's own hammer: not a cmd, a pid or the Locust engine",
                            ("cmd", "pid"))
+    if settings.replay is not None and load_engine is not None:
+        raise UsageError("a replay (--replay) is sent by memprobe's own hammer, which sends each recorded "
+                         "request in turn; drop --engine locust")
     todo = [normalise(r) for r in routes] if routes else None
-    ready_path = todo[0] if todo else "/"
+    # a replayed route is named "POST /orders": the server is ready once / answers
+    ready_path = todo[0] if todo and settings.replay is None else "/"
+    if settings.replay is not None:
+        load_replay(settings.replay, todo)  # a file that cannot be replayed: before anything starts
     probe: Probe
     more: Callable[[], Probe] | None = None
     if settings.pid is not None:
@@ -146,8 +153,9 @@ def hunt_in_process(target: Any, settings: HuntSettings | None = None, *, routes
 
 
 def normalise(route: str) -> str:
-    """A route as a path: ``api`` is ``/api``."""
-    return route if route.startswith("/") else "/" + route
+    """A route as a path: ``api`` is ``/api``; a replayed route as the capture names it
+    (``POST /orders``) stays as it is."""
+    return route if route.startswith("/") or " /" in route else "/" + route
 
 
 def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettings,
@@ -157,6 +165,7 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
     hunted side by side in that many children (:func:`memprobe.hunt.parallel.side_by_side`).
     Raises :class:`HuntFailed` or :class:`HuntInterrupted` with what was measured."""
     say = progress or (lambda _msg: None)
+    replay = load_replay(settings.replay, routes) if settings.replay is not None else None
     result = HuntResult(target=label, settings=settings, outside_only=not probe.sees_inside)
     started = time.monotonic()
     try:
@@ -165,10 +174,12 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
             info = probe.open()
             result.app_kind, result.framework, result.startup_s = info.kind, info.framework, info.startup_s
             result.target = info.label or label
-            todo = routes or info.routes or ["/"]
-            if not routes and info.routes:
+            todo = list(replay.routes) if replay is not None else routes or info.routes or ["/"]
+            if replay is not None:
+                result.notes.append(f"the routes and requests replayed from the capture file {replay.path}")
+            elif not routes and info.routes:
                 result.notes.append(f"routes discovered from the app: {', '.join(todo)}")
-            if not routes and info.routes_note:
+            if not routes and info.routes_note and replay is None:
                 result.notes.append(info.routes_note)
             result.notes += info.notes
             if more is not None and (n := min(resolve_jobs(settings.jobs), len(todo))) > 1:
@@ -176,14 +187,15 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
                 result.notes.append(f"routes hunted side by side in {n} children, each starting "
                                     "the app afresh")
                 side_by_side(probe, more, todo, settings,
-                             lambda p, route, into, stop: _Route(p, route, settings, say, stop).hunt(into),
+                             lambda p, route, into, stop: _Route(p, route, settings, say, stop,
+                                                                 _replayed(replay, route, settings)).hunt(into),
                              result, n)
             else:
                 if settings.jobs != 1:  # asked for, but one route (or one way to reach the app)
                     result.settings = settings = replace(settings, jobs=1)
                 for route in todo:
                     try:
-                        _Route(probe, route, settings, say).hunt(result)
+                        _Route(probe, route, settings, say, replayed=_replayed(replay, route, settings)).hunt(result)
                     except MemprobeError as err:
                         raise probe.failure(err, f"while hunting {route}") from None
         finally:
@@ -201,12 +213,21 @@ def run(probe: Probe, label: str, routes: list[str] | None, settings: HuntSettin
     return result
 
 
+def _replayed(replay: Replay | None, route: str, settings: HuntSettings) -> RouteReplay | None:
+    """The route's replayed requests, the hunt's headers (``-H``) put over the recorded ones."""
+    if replay is None:
+        return None
+    return replay.routes[route].with_headers(settings.request_headers)
+
+
 class _Route:
     """One route's protocol: warm-up, baseline, rounds, verdict, attribution."""
 
     def __init__(self, probe: Probe, route: str, settings: HuntSettings, say: Progress,
-                 cancelled: Callable[[], bool] | None = None) -> None:
+                 cancelled: Callable[[], bool] | None = None, replayed: RouteReplay | None = None) -> None:
         self.probe, self.route, self.settings, self.say = probe, route, settings, say
+        #: ``hunt --replay``: the route's recorded requests, sent in turn
+        self.replayed = replayed
         #: side by side, off the main thread: Ctrl-C reaches this route as this turning True
         self.cancelled = cancelled
         #: ``{n}`` in the route: a counter that goes on across warm-up and rounds
@@ -228,7 +249,10 @@ class _Route:
     def send(self, n: int) -> LoadResult:
         if self.cancelled is not None and self.cancelled():
             raise KeyboardInterrupt  # as in the main thread: the rounds so far are judged
-        load = self.probe.send(self.route, n, self.next)
+        if self.replayed is not None:
+            load = self.probe.send(self.route, n, self.next, requests=self.replayed.templates)
+        else:
+            load = self.probe.send(self.route, n, self.next)
         self.next += n
         if load.answered == 0:
             raise TargetError(f"{self.route}: none of {load.sent} requests got an answer "
@@ -284,6 +308,10 @@ class _Route:
     def rss_lines(self, judgement: Judgement) -> list[dict[str, Any]]:
         """A native leak's lines, by RSS: the route's view run under memory_profiler's line
         profiler, where the probe serves the app itself (a note says why not, elsewhere)."""
+        if self.replayed is not None:
+            self.notes.append("the native leak's line was not looked for: the line profiler runs a route's "
+                              "view with a bare GET, not the replayed requests")
+            return []
         self.say(f"{self.route}: the view under memory_profiler's line profiler")
         slope = judgement.uss.slope if judgement.uss else 0.0
         found = self.probe.rss_lines(self.route, self.settings.attributed, slope, self.next)
@@ -426,6 +454,8 @@ class _Route:
 
     def result(self, judgement: Judgement, attribution: Attribution) -> RouteResult:
         notes = list(self.notes)
+        if self.replayed is not None:
+            notes.insert(0, self.replayed.note())
         allocator = attribution.allocator
         load = _load_summary(self.total)
         judgement = will_it_stop(judgement, attribution.holders, self.readings[-1].requests,
@@ -443,6 +473,8 @@ class _Route:
                         max_seconds=s.max_seconds if s.sequential else None,
                         max_requests=s.max_requests if s.sequential else None)
         judgement = weighed.judgement
+        if self.replayed is not None and judgement.verdict == "errors":
+            judgement = replace(judgement, reason=self.replayed.rejected(self.statuses))
         if self.cut is not None and judgement.verdict in ("leak", "bounded"):
             sent, asked, _ = self.cut
             judgement = replace(judgement, reason=(

@@ -158,6 +158,8 @@ class MemprobeManager:
         except Exception as err:  # UsageError: a size or a metric that is not one
             pytest.fail(f"memprobe_limit: {err}", pytrace=False)
         target = resolve_target(limit.target, item)
+        if limit.options.get("replay") is not None:
+            limit.options["replay"] = resolve_file(limit.options["replay"], item)
         outcome = limits.measure(limit, target, self.requests, resolve_dir(limit.cwd, item), self.inconclusive)
         record = outcome.record
         record["source"] = "marker"
@@ -268,6 +270,20 @@ def resolve_target(target: Any, item: pytest.Item) -> Any:
     return target
 
 
+def resolve_file(path: str | os.PathLike[str], item: pytest.Item) -> str:
+    """A relative file (a ``replay=`` capture file), found as a relative target is (the test
+    file's directory, the rootdir, where pytest was started); as given when none has it (the
+    hunt then says it cannot read it)."""
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isabs(path):
+        return path
+    config = item.config
+    for base in (Path(str(item.path)).parent, config.rootpath, config.invocation_params.dir):
+        if (base / path).is_file():
+            return str(base / path)
+    return path
+
+
 def resolve_dir(path: str | os.PathLike[str] | None, item: pytest.Item) -> str | None:
     """A relative working directory of a ``cmd=``, found as a relative target is (the test
     file's directory, the rootdir, where pytest was started); None stays None (the current
@@ -306,8 +322,8 @@ class Server:
         server judged as a whole and one result per process in each route's ``workers``; the
         server keeps running. ``requests`` defaults to ``--memprobe-requests`` (None: decided
         on evidence); any other :class:`~memprobe.results.hunt_settings.HuntSettings` field as a
-        keyword. Recorded for the summary and the JSON file. Only for a Python ``cmd=`` (its
-        workers carry the agent)."""
+        keyword (``replay="orders.jsonl"``: the capture file's routes and requests). Recorded for
+        the summary and the JSON file. Only for a Python ``cmd=`` (its workers carry the agent)."""
         from memprobe.errors import UsageError
         from memprobe.hunt.probes import compose
         from memprobe.hunt.protocol import normalise, run
@@ -319,6 +335,8 @@ class Server:
         if self._fixture is not None:
             self._fixture._skip_if_off()
         n = requests or (self._fixture._manager.requests if self._fixture is not None else None)
+        if choices.get("replay") is not None and self._fixture is not None:
+            choices["replay"] = resolve_file(choices["replay"], self._fixture._request.node)
         settings = HuntSettings.chosen(requests=n, cmd=self.cmd, mode="workers", **choices)
         todo = [normalise(r) for r in routes] if routes else None
         probe = compose.adopted(self.child, self.channel, self.cmd, settings)
@@ -382,13 +400,16 @@ class Probe:
         ``in_process=True``); ``requests`` defaults to ``--memprobe-requests``. With
         ``cmd="gunicorn -w 2 -b 127.0.0.1:{port} app:app"`` (and ``cwd=``, relative to the test
         file), the server it starts is hunted worker by worker: each route's ``workers`` has one
-        result per process. The result is recorded for the summary and the JSON file. Skips the
-        test under ``--memprobe-off``."""
+        result per process. ``replay="orders.jsonl"`` (a capture file, relative to the test
+        file) hunts its routes with the requests it recorded. The result is recorded for the
+        summary and the JSON file. Skips the test under ``--memprobe-off``."""
         self._skip_if_off()
         n = requests or self._manager.requests  # None: hunt decides on evidence
         resolved = resolve_target(target, self._request.node) if target is not None else None
         if options.get("cwd") is not None:
             options["cwd"] = resolve_dir(options["cwd"], self._request.node)
+        if options.get("replay") is not None:
+            options["replay"] = resolve_file(options["replay"], self._request.node)
         if in_process:
             from memprobe.hunt import hunt_in_process
 

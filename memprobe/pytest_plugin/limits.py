@@ -6,6 +6,7 @@ it imports nothing heavy at import time: the measuring modules load when a limit
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,8 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
                    warmup: int | None = None, concurrency: int | None = None,
                    max_seconds: float | None = None, sensitivity: float | None = None,
                    method: str | None = None, headers: dict[str, str] | None = None,
-                   body: str | bytes | None = None, inconclusive: str | None = None) -> Limit:
+                   body: str | bytes | None = None, inconclusive: str | None = None,
+                   replay: str | os.PathLike[str] | None = None) -> Limit:
     """After the test body passes, hunt TARGET (``app.py:app``) or the server CMD starts
     ("gunicorn -w 2 -b 127.0.0.1:{port} app:app", run in CWD: worker by worker, the server
     judged as a whole) on ROUTE or ROUTES with REQUESTS requests per round and fail the test
@@ -75,7 +77,10 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
     verdict). IN_PROCESS=True calls a WSGI app in the test process, no server. A route that
     answered only errors fails the test (send what it needs: METHOD, HEADERS, BODY); so does an
     inconclusive one (its readings could not see leaks of SENSITIVITY B/request: give it
-    MAX_SECONDS or REQUESTS) unless INCONCLUSIVE="pass" (ini: memprobe_inconclusive)."""
+    MAX_SECONDS or REQUESTS) unless INCONCLUSIVE="pass" (ini: memprobe_inconclusive).
+    REPLAY, a capture file (``memprobe watch --capture``; relative to the test file): its routes
+    are hunted with the requests it recorded (ROUTE or ROUTES narrow them), so that a leak found
+    in production stays found."""
     from memprobe.errors import UsageError
 
     if (target is None) == (cmd is None):
@@ -102,7 +107,8 @@ def memprobe_limit(target: Any = None, route: str | None = None, *, cmd: str | N
                  sizes.get("per_request"), metric, sizes.get("growth"), leak, in_process,
                  {k: v for k, v in (("rounds", rounds), ("warmup", warmup), ("concurrency", concurrency),
                                     ("max_seconds", max_seconds), ("sensitivity", sensitivity),
-                                    ("method", method), ("headers", headers), ("body", body))
+                                    ("method", method), ("headers", headers), ("body", body),
+                                    ("replay", os.fspath(replay) if replay is not None else None))
                   if v is not None}, shown, inconclusive)
 
 

@@ -70,6 +70,9 @@ def advice_sentence(r: RouteResult, name: Callable[[str], str] = cli_flag) -> st
     flags by default; the pytest marker's keywords there): ``to get evidence: --max-seconds 160
     (more requests), or --sensitivity 640 (accept that smaller leaks go unseen)``; for a route
     that answered only errors, how to send the request it needs. Empty for any other route."""
+    if r.verdict == "errors" and r.judgement.reason.startswith("the app rejected every replayed request"):
+        return (f"to exercise it: add what the replayed requests lack with {name('headers')}, or edit "
+                "the capture file's lines")
     if r.verdict == "errors":
         return (f"to exercise it: hunt it with the request it needs, {name('route')} with "
                 f"{name('method')}, {name('headers')} or {name('body')} (e.g. an Authorization "

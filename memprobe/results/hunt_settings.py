@@ -104,6 +104,9 @@ class HuntSettings:
     method: str = "GET"
     headers: dict[str, str] | None = None
     body: str | bytes | None = None
+    #: a capture file (``memprobe watch --capture``): its routes are the hunt's, each loaded with
+    #: its recorded requests, the fields that vary numbered on (:mod:`memprobe.capture.replay`)
+    replay: str | None = None
 
     @classmethod
     def chosen(cls, *, requests: int | None = None, rounds: int | None = None, thorough: bool = False,
@@ -118,8 +121,9 @@ class HuntSettings:
                 raise SettingError(name, "is not a hunt setting")
         fixed = thorough or requests is not None or rounds is not None
         given = {k: v for k, v in choices.items() if v is not None}
-        if "cwd" in given:
-            given["cwd"] = str(given["cwd"])
+        for name in ("cwd", "replay"):
+            if name in given:
+                given[name] = str(given[name])
         if fixed:
             given["sequential"] = False
             if requests is not None:
@@ -165,6 +169,9 @@ class HuntSettings:
         if self.outside and self.cmd is None and self.pid is None:
             raise SettingError("outside", "reads a server started from cmd, or running as pid: give one",
                                ("cmd", "pid"))
+        if self.replay is not None and (self.method.upper() != "GET" or self.body is not None):
+            raise SettingError("replay", "sends the methods and bodies the capture recorded: drop method and body "
+                               "(headers are added to every replayed request)", ("method", "body"))
         if self.cmd is not None and "{port}" not in self.cmd:
             raise SettingError("cmd", "must contain {port} where the server's port goes, e.g. "
                                "'gunicorn app:app -b 127.0.0.1:{port}'")
@@ -215,6 +222,8 @@ class HuntSettings:
             out["header_names"] = sorted(self.headers)
         if self.body is not None:
             out["body_bytes"] = len(self.body_bytes or b"")
+        if self.replay is not None:
+            out["replay"] = self.replay
         return out
 
     @classmethod
@@ -235,4 +244,4 @@ class HuntSettings:
                    sensitivity=float(data.get("target_b_per_request") or default.sensitivity),
                    round_seconds=float(data.get("round_seconds") or default.round_seconds),
                    jobs=int(data.get("jobs") or 1), pid=data.get("pid"), url=data.get("url"),
-                   method=str(data.get("method") or default.method))
+                   method=str(data.get("method") or default.method), replay=data.get("replay"))

@@ -17,7 +17,7 @@ protocol (:mod:`memprobe.hunt.protocol`) is written once against :class:`Probe`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
@@ -25,6 +25,7 @@ from typing import Any, Optional, Protocol
 from memprobe.agent.messages import AttributeAnswer
 from memprobe.errors import MemprobeError
 from memprobe.http.load import LoadResult
+from memprobe.http.template import RequestTemplate
 from memprobe.results.hunt import Holder, HuntSettings, Reading, Site, WorkerResult
 
 #: A native leak's lines by RSS (:mod:`memprobe.agent.rsslines`) and a note, or None where the
@@ -103,10 +104,13 @@ class Reach(Protocol):
     def open(self, launch: Launch) -> None:
         """Start the app with ``launch`` (or find it running) and wait until it answers."""
 
-    def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
+    def send(self, route: str, n: int, first: int, connections: str = "keepalive", *,
+             requests: Sequence[RequestTemplate] | None = None) -> LoadResult:
         """``n`` requests of ``route`` (``{n}`` numbered from ``first``) over keep-alive
         connections, or a new connection each (``connections="close"``: the kernel spreads
-        them over a server's workers); TargetError when the app died under them."""
+        them over a server's workers); ``requests``: the templates request number ``k`` is
+        made from (``hunt --replay``) instead of the settings' one shape. TargetError when the
+        app died under them."""
 
     def check_alive(self, grace: float = 0.0) -> None:
         """TargetError when the app has exited (waiting ``grace`` s for an exit under way)."""
@@ -203,9 +207,10 @@ class Probe(Protocol):
     def begin(self, route: str) -> None:
         """A new route: tracing restarts one frame deep, before its warm-up."""
 
-    def send(self, route: str, n: int, first: int) -> LoadResult:
-        """``n`` requests of ``route`` (``{n}`` numbered from ``first``); TargetError when the
-        app died under them."""
+    def send(self, route: str, n: int, first: int, *,
+             requests: Sequence[RequestTemplate] | None = None) -> LoadResult:
+        """``n`` requests of ``route`` (``{n}`` numbered from ``first``), or of the templates
+        ``requests`` (``hunt --replay``); TargetError when the app died under them."""
 
     def read(self, done: int, baseline: bool = False) -> Reading:
         """The signals after garbage collection, ``done`` requests after the baseline (the

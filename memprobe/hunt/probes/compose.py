@@ -18,10 +18,12 @@ pytest's ``serve(cmd=...)``            adopted                         its agent
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from memprobe.errors import MemprobeError
 from memprobe.http.load import LoadResult
+from memprobe.http.template import RequestTemplate
 from memprobe.hunt.probes import AppInfo, Attribution, Reach, Reader, RssLines
 from memprobe.hunt.probes.agent import OneAgent
 from memprobe.hunt.probes.inprocess import InProcess, SelfReader
@@ -77,9 +79,10 @@ class ComposedProbe:
         info.label = info.label or self.reach.label
         return info
 
-    def send(self, route: str, n: int, first: int) -> LoadResult:
+    def send(self, route: str, n: int, first: int, *,
+             requests: Sequence[RequestTemplate] | None = None) -> LoadResult:
         """``n`` requests, the way the reader needs them spread."""
-        return self.reach.send(route, n, first, self.reader.connections)
+        return self.reach.send(route, n, first, self.reader.connections, requests=requests)
 
     def begin(self, route: str) -> None:
         """A new route."""

@@ -16,7 +16,7 @@ import importlib.util
 import os
 import time
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from memprobe.agent.attribution import Attributor
 from memprobe.errors import MemprobeError, TargetError
 from memprobe.http.load import LoadResult
+from memprobe.http.template import RequestTemplate
 from memprobe.hunt.probes import AppInfo, Attribution, Launch, Reach, RssLines
 from memprobe.results.hunt import HuntSettings, Reading, WorkerResult
 from memprobe.target import load_target
@@ -164,8 +165,10 @@ class InProcess:
         app, self.label, self.framework = load_wsgi_app(self.target)
         self.caller = WsgiCaller(app)
 
-    def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
-        """``n`` calls of the app, one after another, counted as the hammer counts requests."""
+    def send(self, route: str, n: int, first: int, connections: str = "keepalive", *,
+             requests: Sequence[RequestTemplate] | None = None) -> LoadResult:
+        """``n`` calls of the app, one after another, counted as the hammer counts requests
+        (``requests``: call number ``k`` made from ``requests[k % len(requests)]``)."""
         assert self.caller is not None, "open() first"
         result = LoadResult(route, "in_process", 1, 0.0)
         templated = "{n}" in route
@@ -173,6 +176,10 @@ class InProcess:
         # traced heap being measured.
         start = time.perf_counter()
         for i in range(first, first + n):
+            if requests:
+                t = requests[i % len(requests)]
+                result.answer(self.caller.call(t.target_for(i), t.method, t.body_for(i), dict(t.headers)).status)
+                continue
             path = route.replace("{n}", str(i)) if templated else route
             result.answer(self.caller.call(path, self.method, self.body, self.headers).status)
         result.sent = n

@@ -3,13 +3,14 @@
 a started Locust engine (:func:`memprobe.http.load.sender`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memprobe.errors import MemprobeError, TargetError, UsageError
 from memprobe.http.engine import sender
 from memprobe.http.load import LoadResult
+from memprobe.http.template import RequestTemplate
 from memprobe.hunt.probes import Launch
 from memprobe.process.child import EXIT_GRACE_S, LOOPBACK, Child, pid_alive, server_child, start_server
 from memprobe.results.hunt import HuntSettings
@@ -62,13 +63,19 @@ class _Http:
         """TargetError when the server has exited."""
         raise NotImplementedError
 
-    def send(self, route: str, n: int, first: int, connections: str = "keepalive") -> LoadResult:
+    def send(self, route: str, n: int, first: int, connections: str = "keepalive", *,
+             requests: Sequence[RequestTemplate] | None = None) -> LoadResult:
         """``n`` requests at the hunt's concurrency and timeout, shaped as the settings say
-        (method, headers, body)."""
+        (method, headers, body), or made from the templates ``requests``."""
         s = self.settings
-        load = sender(self.base + route, n, concurrency=s.concurrency, timeout=s.timeout, first=first,
-                      mode=connections, engine=self.engine, method=s.method.upper(), body=s.body_bytes,
-                      headers=s.request_headers).run()
+        if requests:
+            load = sender(self.base + "/", n, concurrency=s.concurrency, timeout=s.timeout, first=first,
+                          mode=connections, engine=self.engine, requests=requests).run()
+            load.url = self.base + route.partition(" ")[2]
+        else:
+            load = sender(self.base + route, n, concurrency=s.concurrency, timeout=s.timeout, first=first,
+                          mode=connections, engine=self.engine, method=s.method.upper(), body=s.body_bytes,
+                          headers=s.request_headers).run()
         if load.answered < load.sent:
             # Resets and refusals: the server may be on its way out.
             self.check_alive(grace=EXIT_GRACE_S if load.errors else 0.0)
