@@ -3,7 +3,9 @@ two workers, a Locust load of a weighted mix of five routes at ~240 requests a s
 route, POST /orders, that keeps ~100 B per request only for some request data (half of its
 forms say ``gift=1``; tests/servers/watch/). Watch must name that route and no other, its
 figure within its error bar of the truth, and its line and holder from the attribution windows;
-the server is stopped and nothing is left behind.
+the server is stopped and nothing is left behind. Under gunicorn sync, watch also captures the
+requests of the route it flags, and ``hunt --replay`` on that file finds the same leak, line and
+holder: production's requests, reproduced in the lab.
 
 The truth is by construction: ``bytes(160)`` kept in a list for half the POSTs,
 ``sys.getsizeof(bytes(160))`` plus a list slot each, over all POSTs.
@@ -24,7 +26,7 @@ APPS = REPO / "tests" / "servers" / "watch"
 LOCUSTFILE = APPS / "locustfile.py"
 TRUTH = 0.5 * (sys.getsizeof(bytes(160)) + 8)
 #: seconds watched; the Locust load runs for all of them
-WATCHED = 100
+WATCHED = 130
 SERVERS = {
     # a worker recycled by max_requests mid-watch: its successor is followed
     "gunicorn sync": "gunicorn -w 2 -k sync --max-requests 7000 -b 127.0.0.1:{port} shop:app",
@@ -37,16 +39,18 @@ APPEND_LINE = next(i for i, line in enumerate((APPS / "shop.py").read_text().spl
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 @pytest.mark.parametrize("server", list(SERVERS))
 def test_watch_names_the_route_that_keeps_memory_for_some_request_data_and_no_other(
         server: str, tmp_path: Path, no_leftovers: None) -> None:
     port = free_port()
     report = tmp_path / "watch.json"
+    capture = tmp_path / "orders.capture.jsonl"
     cmd = SERVERS[server].format(port=port)
+    capturing = ["--capture", str(capture)] if server == "gunicorn sync" else []
     watch = subprocess.Popen(
         [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--duration", str(WATCHED),
-         "--trace-seconds", "10", "--trace-every", "10", "--json", str(report), "--quiet"],
+         "--trace-seconds", "10", "--trace-every", "10", "--json", str(report), "--quiet", *capturing],
         cwd=APPS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(report, watch)
@@ -77,6 +81,25 @@ def test_watch_names_the_route_that_keeps_memory_for_some_request_data_and_no_ot
     assert len({w["pid"] for w in windows}) >= 2 or len(windows) == 1  # one worker at a time, in turn
     if "max-requests" in cmd:
         assert len(data["workers"]) > 2, "the recycled workers' successors were followed"
+    if capturing:
+        _replayed_in_the_lab(capture, tmp_path)
+
+
+def _replayed_in_the_lab(capture: Path, tmp_path: Path) -> None:
+    """The flagged route's requests were captured, and replayed they leak as in production."""
+    from memprobe.capture.format import read_capture
+
+    recorded = read_capture(capture).routes()
+    assert list(recorded) == ["POST /orders"], list(recorded)  # only the route watch flagged
+    assert any(b"gift=1" in (r.body or b"") for r in recorded["POST /orders"])
+    hunted = subprocess.run(
+        [sys.executable, "-m", "memprobe", "hunt", "shop.py:app", "--replay", str(capture), "--sensitivity", "64",
+         "--json", str(tmp_path / "hunt.json")], cwd=APPS, capture_output=True, text=True, timeout=240)
+    assert hunted.returncode == 1, hunted.stdout[-3000:] + hunted.stderr[-2000:]  # 1: a leak
+    route = json.loads((tmp_path / "hunt.json").read_text())["routes"][0]
+    assert route["verdict"] == "leak"
+    assert any(Path(s["file"]).name == "shop.py" and s["line"] == APPEND_LINE for s in route["sites"][:3]), route["sites"]
+    assert any("_gifts" in h["description"] for h in route["holders"]), route["holders"]
 
 
 def _wait_for(report: Path, watch: subprocess.Popen[str]) -> None:

@@ -363,6 +363,7 @@ class CountingASGI:
                 if scope.get("type") == "http":
                     self._counter().add()
             return
+        recorder.asynchronous = True
         token = recorder.begin()
         capture = recorder.capture
         pending = None

@@ -60,8 +60,11 @@ MIN_SITE_BYTES = 512
 NO_ROUTE = "(no route's handler on the stack)"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_OWN = {os.path.join(_HERE, name) for name in ("watch_trace.py", "watching.py", "holders.py", "control.py",
-                                                 "bounds.py", "interp.py", "attribution.py")}
+#: memprobe's own code: an allocation made in it (the recorder, the capture buffer, the control
+#: thread) is not the app's. Only the most recent frames are looked at: the request wrapper
+#: (inject.py) is on the stack of everything the app allocates, many frames older.
+_MEMPROBE = os.path.dirname(_HERE) + os.sep
+_OWN_DEPTH = 4
 
 #: (file, first line, last line) of one function's code
 Range = tuple[str, int, int]
@@ -156,11 +159,14 @@ class TraceWindow:
                 return
             self.requests[route] = self.requests.get(route, 0) + 1
             self._count += 1
-            known = route in self.handlers
+            known = bool(self.handlers.get(route))
         if not known:
+            # Not cached while not found: a request already past the framework's hook when the
+            # window opened names no handler (gthread: a whole window's POSTs charged to none).
             ranges = code_ranges(handler())
-            with self._lock:
-                self.handlers[route] = ranges
+            if ranges:
+                with self._lock:
+                    self.handlers[route] = ranges
 
     def due(self) -> bool:
         """Past its seconds or its requests, or tracemalloc's tables past their bound."""
@@ -292,7 +298,7 @@ def _charge(traces: Iterable[tracemalloc.Trace], by_file: dict[str, list[tuple[i
     totals: dict[str, list[int]] = {}
     for traceback, (size, count) in groups.items():
         frames = [(f.filename, f.lineno) for f in traceback]  # oldest first
-        if any(f[0] in _OWN or f[0] == tracemalloc.__file__ for f in frames):
+        if any(f[0].startswith(_MEMPROBE) or f[0] == tracemalloc.__file__ for f in frames[-_OWN_DEPTH:]):
             continue
         route = _route_of(reversed(frames), by_file) or NO_ROUTE
         diffs.setdefault(route, []).append((frames, size, count))

@@ -185,7 +185,7 @@ def _load_mallinfo2() -> Callable[[], int] | None:
 
 #: what :meth:`Recorder.begin` hands to :meth:`Recorder.end`: the request's start number, its
 #: start (perf_counter_ns) and the blocks read at its start (-1: not read)
-Token = tuple[int, int, int]
+Token = tuple[int, int, int, str]
 
 
 class Recorder:
@@ -205,13 +205,17 @@ class Recorder:
         self._in_flight = 0
         self._starts = 0
         #: the last request that ran alone and was sampled: route, blocks at its start, its number
-        self._solo: tuple[str, int, int] | None = None
+        self._solo: tuple[str, int, int, str] | None = None
+        #: the route of the request that ended last
+        self._last_route = ""
         #: nanoseconds spent reading the blocks per request, and the requests' own
         self.spent_ns = 0
         self.busy_ns = 0
         #: the attribution window open now, and the findings of those closed since the last answer
         self.trace: TraceWindow | None = None
         self.traced: list[dict[str, Any]] = []
+        #: set by the ASGI wrapper: the app's requests share an event loop
+        self.asynchronous = False
         #: the requests recorded for the capture file (``watch --capture``), if asked
         self.capture: CaptureBuffer | None = None
         self._open(time.monotonic())
@@ -220,6 +224,8 @@ class Recorder:
         self._start = now
         self._requests: dict[str, int] = {}
         self._deltas: dict[str, list[int]] = {}
+        self._after: dict[str, list[str]] = {}
+        self._threads: set[int] = set()
         self._max_in_flight = self._in_flight
 
     # -- per request (the app's threads) --------------------------------------------------------
@@ -230,16 +236,19 @@ class Recorder:
         with self._lock:
             self._starts += 1
             number = self._starts
+            if len(self._threads) < 2:
+                self._threads.add(threading.get_ident())
             alone = self._in_flight == 0
             self._in_flight += 1
             if self._in_flight > self._max_in_flight:
                 self._max_in_flight = self._in_flight
+            before = self._last_route
             if not alone:
-                return number, t0, -1
+                return number, t0, -1, before
             solo, self._solo = self._solo, None
             within = self.spent_ns < self.budget * self.busy_ns
             if solo is None and not within:
-                return number, t0, -1
+                return number, t0, -1, before
             r0 = time.perf_counter_ns()
             blocks = sys.getallocatedblocks()
             self.spent_ns += time.perf_counter_ns() - r0
@@ -247,7 +256,8 @@ class Recorder:
                 deltas = self._deltas.setdefault(solo[0], [])
                 if len(deltas) < self.max_deltas:
                     deltas.append(blocks - solo[1])
-            return number, t0, (blocks if within else -1)
+                    self._after.setdefault(solo[0], []).append(solo[3])
+            return number, t0, (blocks if within else -1), before
 
     def end(self, token: Token, route: str, handler: Callable[[], Any] | None = None) -> None:
         """The request's response is over; ``route`` names it, ``handler()`` its handler (asked
@@ -255,7 +265,7 @@ class Recorder:
         trace = self.trace
         if trace is not None and handler is not None:
             trace.note(route, handler)
-        number, t0, blocks = token
+        number, t0, blocks, before = token
         took = time.perf_counter_ns() - t0
         with self._lock:
             self._in_flight -= 1
@@ -265,7 +275,8 @@ class Recorder:
                 route = OTHER
             requests[route] = requests.get(route, 0) + 1
             if blocks >= 0 and number == self._starts and self._in_flight == 0:
-                self._solo = (route, blocks, number)
+                self._solo = (route, blocks, number, before)
+            self._last_route = route
             late = time.monotonic() - self._start >= 2 * self.interval
             idle = self._in_flight == 0
         if late:  # nobody asked for two intervals: the window closes here, cheaply
@@ -306,14 +317,15 @@ class Recorder:
         False: the blocks only, no ``mallinfo2()`` (a request's thread closes it)."""
         with self._lock:
             now = time.monotonic()
-            start, requests, deltas, peak = self._start, self._requests, self._deltas, self._max_in_flight
+            start, requests, deltas, after, peak, threads = (self._start, self._requests, self._deltas, self._after,
+                                                             self._max_in_flight, max(1, len(self._threads)))
             self._open(now)
             # The control thread's own allocations would be counted in a pending sample.
             self._solo = None
         blocks = sys.getallocatedblocks()
         malloc = heap_bytes() if heap else None
         window = Window(self.pid, start, now, requests, blocks, malloc, max_in_flight=peak,
-                        alone_deltas=deltas)
+                        alone_deltas=deltas, alone_after=after, threads=threads, asynchronous=self.asynchronous)
         with self._lock:
             if len(self.windows) == self.windows.maxlen:
                 self.dropped += 1

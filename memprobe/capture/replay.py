@@ -13,8 +13,9 @@ did in production instead of filling with the sample and stopping:
 * a hex string: ``n`` in hex at the recorded length;
 * any other string: the recorded values' common prefix, then ``n`` padded to their length.
 
-A boolean, a float or ``null`` that varies is cycled as recorded (there is nothing to number).
-A field that never varies stays as recorded. A redacted value (``<redacted:TYPE:CLASS>``,
+A boolean, a float or ``null`` that varies is cycled as recorded (there is nothing to number),
+and so is a field with few distinct values (a flag, an enum: see :func:`_varies`). A field that
+never varies stays as recorded. A redacted value (``<redacted:TYPE:CLASS>``,
 :mod:`memprobe.capture.redact`) is filled with a value of its shape (``str:8-15``: 8 letters,
 ``int:4-7``: a number of 4 digits). A request recorded with its body cut at the capture's limit
 is refused (:class:`~memprobe.capture.format.CaptureFileError`): replay never sends half a body.
@@ -251,7 +252,12 @@ def _numbered(shape: str, values: list[Any]) -> str:
 
 
 def _varies(values: list[Any]) -> bool:
-    return len(values) > 1 and len({json.dumps(v, sort_keys=True) for v in values}) > 1
+    """Whether a field's recorded values make it an id to number on: they vary, and most of
+    them differ (every one, or at least 3 and half as many as the values). A flag or an enum
+    (``gift=0``/``gift=1`` over 500 forms) is cycled as recorded: numbering it would send values
+    the app never saw, and lose the one that keeps memory."""
+    distinct = len({json.dumps(v, sort_keys=True) for v in values})
+    return len(values) > 1 and distinct > 1 and (distinct == len(values) or distinct >= max(3, len(values) // 2))
 
 
 # -- query and form fields ------------------------------------------------------------------------

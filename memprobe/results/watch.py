@@ -49,6 +49,14 @@ class Window:
     alone_deltas: dict[str, list[int]] = field(default_factory=dict)
     #: the worker's PSS at ``end``, read from outside like ``uss`` (None if not read)
     pss: int | None = None
+    #: per route, beside each of its ``alone_deltas``, the route of the request that ran just
+    #: before it ("" where none was seen): what that request left to be freed later is in the delta
+    alone_after: dict[str, list[str]] = field(default_factory=dict)
+    #: threads that served the window's requests (2 stands for 2 or more), and whether the app is
+    #: asynchronous (ASGI): where either lets the process work on other connections between two
+    #: requests, a request that ran alone in the app did not run alone in the process
+    threads: int = 1
+    asynchronous: bool = False
 
     @property
     def seconds(self) -> float:
@@ -60,7 +68,9 @@ class Window:
         return {"pid": self.pid, "start": self.start, "end": self.end, "requests": dict(self.requests),
                 "blocks": self.blocks, "heap_bytes": self.heap_bytes, "rss": self.rss, "uss": self.uss,
                 "max_in_flight": self.max_in_flight,
-                "alone_deltas": {k: list(v) for k, v in self.alone_deltas.items()}, "pss": self.pss}
+                "alone_deltas": {k: list(v) for k, v in self.alone_deltas.items()}, "pss": self.pss,
+                "alone_after": {k: list(v) for k, v in self.alone_after.items()}, "threads": self.threads,
+                "asynchronous": self.asynchronous}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Window:
@@ -70,7 +80,9 @@ class Window:
                    _int(data.get("blocks")), _int(data.get("heap_bytes")), _int(data.get("rss")),
                    _int(data.get("uss")), int(data.get("max_in_flight") or 0),
                    {str(k): [int(x) for x in v] for k, v in (data.get("alone_deltas") or {}).items()},
-                   _int(data.get("pss")))
+                   _int(data.get("pss")),
+                   {str(k): [str(x) for x in v] for k, v in (data.get("alone_after") or {}).items()},
+                   int(data.get("threads") or 1), bool(data.get("asynchronous")))
 
 
 def _int(value: Any) -> int | None:
@@ -175,6 +187,8 @@ class TracedWindow:
                                "at": round(self.at, 3)}
         if findings:
             out.update(routes=[r.to_dict() for r in self.routes], holders=list(self.holders))
+        else:  # per route, what stayed: bytes and blocks (the sites and holders are the routes' lines')
+            out["kept"] = {r.route: {"bytes": r.bytes, "count": r.count, "requests": r.requests} for r in self.routes}
         return out
 
     @classmethod

@@ -49,7 +49,7 @@ from memprobe.process.memory import read_memory
 from memprobe.results.hunt_settings import HuntSettings
 from memprobe.results.watch import WatchResult, Window, write_atomically
 from memprobe.watch.analysis import Analysis
-from memprobe.watch.attribution import TracePolicy, Traces
+from memprobe.watch.attribution import MIN_WINDOWS, TracePolicy, Traces
 from memprobe.watch.cgroup import read_cgroup
 from memprobe.watch.report import build_report
 
@@ -252,8 +252,15 @@ class Session:
         """Without ``--capture-route``: tell the workers the routes the analysis now flags."""
         if self.capture is None or self.settings.capture_routes:
             return
-        flagged = {line.route for line in self.record.analysis.routes()
-                   if line.verdict == "leak" or line.verdict.startswith("cannot be separated")}
+        analysis, traces = self.record.analysis, self.record.traces
+        lines = analysis.routes()
+        traces.refine(lines, analysis.server_growing())
+        # With attribution windows on, a route is captured once two windows saw it: a leak the
+        # requests that ran alone called before any window (between-request objects) is not.
+        flagged = {line.route for line in lines
+                   if (line.verdict == "leak" or line.verdict.startswith("cannot be separated"))
+                   and (not traces.policy.enabled
+                        or (line.attribution is not None and line.attribution.windows >= MIN_WINDOWS))}
         if flagged <= self.capturing:
             return
         self.capturing |= flagged
