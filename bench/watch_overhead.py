@@ -8,8 +8,15 @@ trial, so that a drift of the machine hits them alike, and each row is the media
 
 * ``off``: the server as deployed;
 * ``watch``: the same command started by ``memprobe watch --cmd`` (default settings but the
-  interval, 2 s, so that windows are closed and collected during every trial);
-* ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production.
+  interval, 2 s, so that windows are closed and collected during every trial, and no
+  attribution window: what watch costs between them);
+* ``capture``: ``watch`` also capturing ``POST /orders`` (``--capture``, redacting ``note``);
+* ``window``: ``watch`` with an attribution window open in one of the two workers during the
+  whole trial (the trial starts once the report says one opened; the app keeps ~100 B per gift
+  order, so watch has something to trace);
+* ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production;
+* ``memray``: ``memray attach`` (its gdb method, the default on Python 3.11) in both workers for
+  the trial, recording to a file, as its docs show for a running process.
 
     nice -n 19 python bench/watch_overhead.py [--duration 10] [--trials 3] [--connections 16]
 
@@ -18,6 +25,7 @@ Needs wrk (Debian: apt-get install -y wrk). Figures, not pass/fail.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -38,7 +46,9 @@ local i = 0
 request = function()
   i = i + 1
   if i % 8 == 0 then
-    return wrk.format("POST", "/orders", {["Content-Type"] = "application/x-www-form-urlencoded"}, "note=hello")
+    local gift = (i % 16 == 0) and "1" or "0"
+    local form = {["Content-Type"] = "application/x-www-form-urlencoded"}
+    return wrk.format("POST", "/orders", form, "note=hello&gift=" .. gift)
   end
   return wrk.format("GET", paths[i % #paths + 1])
 end
@@ -53,14 +63,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+WATCH = {
+    "watch": ["--no-trace"],
+    "capture": ["--no-trace", "--capture", "{tmp}/orders.jsonl", "--capture-route", "POST /orders", "--redact", "note"],
+    "window": ["--trace-every", "1", "--trace-seconds", "3600", "--trace-requests", "100000000"],
+}
+
+
 def start(config: str, port: int, json_path: str) -> subprocess.Popen[bytes]:
     cmd = f"gunicorn -w 2 -b 127.0.0.1:{port} --chdir {APPS} watch_shop:app"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if config == "tracemalloc":
         env["PYTHONTRACEMALLOC"] = "1"
-    if config == "watch":
+    if config in WATCH:
+        extra = [a.replace("{tmp}", os.path.dirname(json_path)) for a in WATCH[config]]
         argv = [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--json", json_path,
-                "--quiet"]
+                "--quiet", *extra]
     else:
         argv = cmd.split()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -72,10 +90,31 @@ def start(config: str, port: int, json_path: str) -> subprocess.Popen[bytes]:
                 break
         except OSError:
             time.sleep(0.1)
-    if config == "watch":  # the workers record once the first report is written
+    if config in WATCH:  # the workers record once the first report is written
         while not os.path.exists(json_path) and time.monotonic() < deadline:
             time.sleep(0.1)
     return proc
+
+
+def window_opened(json_path: str) -> bool:
+    """Whether watch's report says an attribution window opened."""
+    try:
+        notes = json.loads(Path(json_path).read_text(encoding="utf-8")).get("notes") or []
+    except (OSError, ValueError):
+        return False
+    return any("attribution window opened" in n for n in notes)
+
+
+def attach_memray(server: int, seconds: float, folder: str) -> list[subprocess.Popen[bytes]]:
+    """``memray attach`` in each worker of the server for ``seconds``; returns once attached."""
+    import psutil
+
+    workers = [c.pid for c in psutil.Process(server).children(recursive=True) if "gunicorn" in " ".join(c.cmdline())]
+    procs = [subprocess.Popen(["memray", "attach", "--duration", f"{seconds:g}", "-f", "-o",
+                               os.path.join(folder, f"memray-{pid}.bin"), str(pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in workers]
+    time.sleep(8)  # gdb's attach and memray's start in each worker
+    return procs
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -105,7 +144,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 4
-    configs = ("off", "watch", "tracemalloc")
+    configs = ("off", "watch", "capture", "window", "tracemalloc", "memray")
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "mix.lua")
@@ -114,10 +153,23 @@ def main() -> int:
             for config in configs:
                 port = free_port()
                 proc = start(config, port, os.path.join(tmp, f"watch-{trial}.json"))
+                json_path = os.path.join(tmp, f"watch-{trial}.json")
+                attached: list[subprocess.Popen[bytes]] = []
                 try:
                     run_wrk(port, 2, args.connections, script)  # warm-up
+                    for _ in range(30 if config == "window" else 0):
+                        if window_opened(json_path):
+                            break
+                        run_wrk(port, 2, args.connections, script)  # the leak grows until a window opens
+                    else:
+                        if config == "window":
+                            print("no attribution window opened: the trial runs without one", file=sys.stderr)
+                    if config == "memray":
+                        attached = attach_memray(proc.pid, args.duration + 20, tmp)
                     results[config].append(run_wrk(port, args.duration, args.connections, script))
                 finally:
+                    for a in attached:
+                        a.wait(60)
                     stop(proc)
     base = statistics.median(r["rps"] for r in results["off"])
     base_p99 = statistics.median(r["p99_ms"] for r in results["off"])

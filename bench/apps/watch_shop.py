@@ -45,8 +45,14 @@ def search() -> str:
     return TEMPLATE.render(title=f"search {q}", items=rows)
 
 
+#: what gift orders keep for ever: the leak watch is there to find (~100 B an order)
+_gift_notes: list[str] = []
+
+
 @app.post("/orders")
 def order() -> str:
+    if request.form.get("gift") == "1":
+        _gift_notes.append(request.form.get("note", "") + " (gift)")
     conn = db()
     conn.execute("insert into orders (item, note) values (?, ?)", (1, request.form.get("note", "")))
     conn.execute("delete from orders where id < (select max(id) - 100 from orders)")

@@ -1,0 +1,189 @@
+"""Watch's attribution windows: what one window in a worker finds (a real Flask app, real
+tracemalloc, requests through the same wrapper gunicorn's workers get), and how the parent
+weighs windows against the heap's analysis (fed windows, as the agent sends them).
+
+The end-to-end case, real servers under Locust, is tests/test_watch_detection.py.
+"""
+from __future__ import annotations
+
+import random
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask, request
+from werkzeug.test import Client
+
+from memprobe.agent.inject import CountingWSGI, Served
+from memprobe.agent.watch_trace import NO_ROUTE, TraceWindow
+from memprobe.agent.watching import Recorder, hook_frameworks, unhook_frameworks
+from memprobe.results.watch import PerRequest, RouteLine, TracedRoute, TracedWindow
+from memprobe.watch.analysis import ALL_ALONE, UNDECIDED, corrected
+from memprobe.watch.attribution import TRACED_FLOOR, TracePolicy, Traces
+from memprobe.watch.stats import Running
+
+_kept: dict[int, dict[str, Any]] = {}
+
+
+def shop() -> Flask:
+    app = Flask("attribution_shop")
+
+    @app.post("/orders")
+    def orders() -> dict[str, bool]:
+        data = request.get_json(silent=True) or {}
+        if data.get("gift"):
+            _kept[data["id"]] = {"note": "x" * 100}
+        return {"ok": True}
+
+    @app.get("/search")
+    def search() -> dict[str, list[str]]:
+        return {"r": [str(i) for i in range(50)]}
+
+    return app
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[Recorder, Client]]:
+    _kept.clear()
+    rec = Recorder(60.0)
+    served = Served()
+    hook_frameworks()
+    try:
+        yield rec, Client(CountingWSGI(shop(), lambda: served, lambda: rec))
+    finally:
+        rec.close_trace("test over")
+        unhook_frameworks()
+        assert not tracemalloc.is_tracing()
+
+
+def _traffic(client: Client, first: int, n: int) -> None:
+    for i in range(first, first + n):
+        client.get("/search").close()
+        client.post("/orders", json={"id": i, "gift": i % 2 == 0}).close()
+
+
+@pytest.mark.timeout(60)
+def test_a_window_charges_what_stays_to_the_route_whose_handler_made_it_with_its_line_and_holder(
+        recorder: tuple[Recorder, Client]) -> None:
+    rec, client = recorder
+    _traffic(client, 0, 100)  # warm: the app's first requests fill its caches
+    rec.open_trace(seconds=600, requests=10_000, frames=16)
+    _traffic(client, 1000, 300)
+    rec.close_trace("test")
+    found = TracedWindow.from_dict(rec.traced[0])
+    orders, search = found.route("POST /orders"), found.route("GET /search")
+    assert orders is not None and search is not None
+    assert orders.requests == search.requests == 300
+    assert search.bytes == 0
+    # 150 gift orders each keep a new dict (the note is one folded constant), and its key
+    assert orders.per_request > TRACED_FLOOR
+    assert orders.sites and orders.sites[0].file == __file__
+    assert "_kept" in orders.holders[0]["description"]
+    assert found.requests == {"GET /search": 300, "POST /orders": 300}
+    assert found.frames == 16 and found.closed == "test"
+
+
+@pytest.mark.timeout(60)
+def test_a_window_is_refused_where_tracemalloc_is_someone_elses() -> None:
+    tracemalloc.start(1)
+    try:
+        with pytest.raises(RuntimeError, match="already on"):
+            TraceWindow(10, 100)
+        assert tracemalloc.is_tracing()  # left as found
+    finally:
+        tracemalloc.stop()
+
+
+def _window(pid: int, kept: dict[str, tuple[int, int]], unrouted: int = 0, at: float = 0.0) -> TracedWindow:
+    """A window as the agent sends it: per route (bytes kept, requests)."""
+    routes = [TracedRoute(r, n, b, b // 100) for r, (b, n) in kept.items()]
+    routes.append(TracedRoute(NO_ROUTE, 0, unrouted, unrouted // 100))
+    return TracedWindow(pid, 10.0, {r: n for r, (_, n) in kept.items()}, 16, routes=routes, at=at)
+
+
+def _line(route: str, verdict: str, **extra: Any) -> RouteLine:
+    return RouteLine(route, 1000, 10.0, verdict, **extra)
+
+
+def test_a_route_the_heap_could_not_separate_is_a_leak_once_windows_agree_it_keeps_memory() -> None:
+    traces = Traces()
+    for i, b in enumerate((20_000, 22_000, 19_500)):
+        traces.add(_window(100 + i % 2, {"POST /orders": (b, 200), "GET /search": (0, 400)}, at=10.0 * i))
+    lines = [_line("POST /orders", "cannot be separated from route GET /search"),
+             _line("GET /search", "cannot be separated from route POST /orders")]
+    traces.refine(lines, server_growing=True)
+    orders, search = lines
+    assert orders.verdict == "leak" and orders.method == "traced windows"
+    assert orders.bytes is not None and abs(orders.bytes.value - 102.5) < 1
+    assert search.verdict.startswith("cannot be separated")  # the windows never make a route clean
+
+
+def test_a_cache_that_filled_and_stopped_is_not_a_leak_on_its_windows() -> None:
+    traces = Traces()
+    for i, b in enumerate((30_000, 25_000, 0)):
+        traces.add(_window(100, {"GET /report": (b, 200)}, at=10.0 * i))
+    lines = [_line("GET /report", UNDECIDED)]
+    traces.refine(lines, server_growing=True)
+    assert lines[0].verdict == UNDECIDED
+
+
+def test_windows_need_a_growing_server_and_two_of_them() -> None:
+    one = Traces()
+    one.add(_window(100, {"POST /orders": (20_000, 200)}))
+    lines = [_line("POST /orders", UNDECIDED)]
+    one.refine(lines, server_growing=True)
+    assert lines[0].verdict == UNDECIDED
+    two = Traces()
+    for i in range(2):
+        two.add(_window(100, {"POST /orders": (20_000, 200)}, at=i))
+    lines = [_line("POST /orders", UNDECIDED)]
+    two.refine(lines, server_growing=False)
+    assert lines[0].verdict == UNDECIDED
+
+
+def test_a_leak_of_python_blocks_that_the_windows_saw_no_handler_keep_is_taken_back() -> None:
+    traces = Traces()
+    for i in range(3):
+        traces.add(_window(100, {"GET /items": (0, 400)}, unrouted=2_000, at=i))
+    line = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
+                 bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
+    traces.refine([line], server_growing=True)
+    assert line.verdict == UNDECIDED and "attribution windows saw its handler keep" in line.reason
+
+
+def test_windows_open_one_at_a_time_in_each_worker_in_turn_and_not_too_often() -> None:
+    traces = Traces(TracePolicy(every=60.0))
+    lines = [_line("POST /orders", "leak")]
+    assert traces.reason(lines, server_growing=False, now=0.0) is not None
+    assert [traces.next_worker([7, 5]) for _ in range(3)] == [5, 7, 5]
+    traces.open_pid = 5
+    assert traces.reason(lines, server_growing=True, now=100.0) is None  # one open already
+    traces.add(_window(5, {"POST /orders": (1, 30)}, at=100.0))
+    assert traces.open_pid is None
+    assert traces.reason(lines, server_growing=True, now=130.0) is None  # too soon after the last
+    assert traces.reason(lines, server_growing=True, now=161.0) is not None
+    assert Traces(TracePolicy(enabled=False)).reason(lines, True, 1e9) is None
+    clean = [_line("GET /", "clean")]
+    assert traces.reason(clean, server_growing=True, now=1e9) is None
+
+
+def test_alone_deltas_are_corrected_for_what_a_request_leaves_to_the_next_one() -> None:
+    """Route A keeps 2 blocks and leaves 10 to be freed during the next request; B keeps
+    nothing and leaves nothing: the plain means say A +12 and B -10-ish, the corrected ones the
+    truth."""
+    rng = random.Random(7)
+    keep, leave = {0: 2.0, 1: 0.0}, {0: 10.0, 1: 0.0}
+    alone: dict[int, Running] = {}
+    prev = 1
+    for _ in range(20_000):
+        cur = rng.choice((0, 1))
+        d = keep[cur] + leave[cur] - leave[prev] + rng.gauss(0, 3)
+        for key in (cur, -1 - prev, ALL_ALONE):
+            alone.setdefault(key, Running()).add(d)
+        prev = cur
+    plain_a, plain_b = alone[0].mean, alone[1].mean
+    a, b = corrected(alone, 0), corrected(alone, 1)
+    assert a is not None and b is not None
+    assert plain_a > 6 and plain_b < -4
+    assert abs(a.mean - 2.0) < 3 * a.error and abs(b.mean) < 3 * b.error
