@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from memprobe.results.watch import Window
-from memprobe.watch.analysis import EPOCHS_KEPT, MIN_REQUESTS, Analysis
+from memprobe.watch.analysis import MIN_REQUESTS, Analysis
+from memprobe.watch.series import EPOCHS_KEPT
 from memprobe.watch.stats import Moments, Running, regress
 
 RATES = {"GET /a": 10.0, "GET /b": 30.0, "POST /c": 5.0}

@@ -19,8 +19,9 @@ from memprobe.agent.inject import CountingWSGI, Served
 from memprobe.agent.watch_trace import NO_ROUTE, TraceWindow
 from memprobe.agent.watching import Recorder, hook_frameworks, unhook_frameworks
 from memprobe.results.watch import PerRequest, RouteLine, TracedRoute, TracedWindow
-from memprobe.watch.analysis import ALL_ALONE, UNDECIDED, corrected
+from memprobe.watch.analysis import UNDECIDED
 from memprobe.watch.attribution import TRACED_FLOOR, TracePolicy, Traces
+from memprobe.watch.series import ALL_ALONE, corrected
 from memprobe.watch.stats import Running
 
 _kept: dict[int, dict[str, Any]] = {}

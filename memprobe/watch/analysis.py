@@ -53,17 +53,13 @@ its requests.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from memprobe.hunt.model import BLOCK_BYTES, BLOCKS_FLOOR, SIGMAS, USS_FLOOR
 from memprobe.results.watch import PerRequest, RouteLine, Timeline, Window, WorkerLine
-from memprobe.watch.stats import Coefficient, Moments, Regression, Running, combined, merge_all, regress, with_sum
+from memprobe.watch.series import ALL_ALONE, COORD, ROUTE0, SIGNALS, Series, corrected, jackknifed
+from memprobe.watch.stats import Coefficient, Moments, Regression, Running, combined, regress, with_sum
 
-#: the heap signals a window can carry, and their coordinates in a series' vectors (0 is time)
-SIGNALS = ("blocks", "heap_bytes", "uss")
-_COORD = {"blocks": 1, "heap_bytes": 2, "uss": 3}
-_ROUTE0 = 4
 #: A slope must clear this per request (blocks: hunt's floor, above the worst clean
 #: hello-world; bytes: a quarter of a small leaked object; USS: hunt's).
 FLOOR = {"blocks": BLOCKS_FLOOR, "heap_bytes": 64.0, "uss": USS_FLOOR}
@@ -81,15 +77,10 @@ WARMUP_WINDOWS = 2
 MIN_ALONE = 30
 #: Growth "stopped" when the later half's slope, plus its bar, is below this share of the whole.
 STOPPED_SHARE = 0.25
-#: Epochs: points per epoch at first, epochs kept before neighbours are merged.
-EPOCH_POINTS = 8
-EPOCHS_KEPT = 32
 #: The verdict when the error bar is too wide to say anything.
 UNDECIDED = "not enough traffic yet"
 #: A partner route is entangled when its partial correlation with the route passes this.
 ENTANGLED = 0.5
-#: Points folded into an epoch's moments at once.
-BATCH = 64
 #: Routes kept by name; later ones are counted together.
 MAX_ROUTES = 64
 OTHER_ROUTES = "(other routes)"
@@ -101,183 +92,9 @@ GONE_KEPT = 16
 GAP_SLACK_S = 0.5
 
 
-@dataclass
-class Epochs:
-    """A series' points in at most :data:`EPOCHS_KEPT` closed epochs plus an open one: the
-    regression's moments and, per route, the running mean of requests that ran alone."""
-
-    size: int = EPOCH_POINTS
-    closed: list[tuple[Moments, dict[int, Running]]] = field(default_factory=list)
-    moments: Moments = field(default_factory=Moments)
-    alone: dict[int, Running] = field(default_factory=dict)
-    points: int = 0
-    #: points not yet folded into ``moments`` (at most :data:`BATCH`: folding a batch at once
-    #: is several times cheaper than point by point)
-    pending: list[list[float]] = field(default_factory=list)
-
-    def flush(self) -> None:
-        """Fold the pending points into the open epoch."""
-        if self.pending:
-            self.moments = self.moments.merged(Moments.of(self.pending))
-            self.pending = []
-
-    def add(self, x: list[float] | None, alone: dict[int, list[int]]) -> None:
-        """A point (None: only alone deltas) and its window's alone deltas."""
-        if x is not None:
-            self.pending.append(x)
-            if len(self.pending) >= BATCH:
-                self.flush()
-        for route, deltas in alone.items():
-            r = self.alone.setdefault(route, Running())
-            for d in deltas:
-                r.add(float(d))
-        self.points += 1
-        if self.points >= self.size:
-            self.flush()
-            self.closed.append((self.moments, self.alone))
-            self.moments, self.alone, self.points = Moments(), {}, 0
-            if len(self.closed) > EPOCHS_KEPT:
-                pairs = zip(self.closed[0::2], self.closed[1::2])
-                merged = [(a[0].merged(b[0]), _merge_alone([a[1], b[1]])) for a, b in pairs]
-                if len(self.closed) % 2:
-                    merged.append(self.closed[-1])
-                self.closed, self.size = merged, self.size * 2
-
-    def parts(self, half: str = "") -> list[tuple[Moments, dict[int, Running]]]:
-        """Every epoch, or the ``early`` or ``late`` half of them (by epochs; the open one is
-        always in the late half). Halves need two closed epochs."""
-        self.flush()
-        everything = self.closed + [(self.moments, self.alone)]
-        if not half:
-            return everything
-        if len(self.closed) < 2:
-            return []
-        cut = (len(self.closed) + 1) // 2
-        return everything[:cut] if half == "early" else everything[cut:]
-
-    def total(self, half: str = "") -> tuple[Moments, dict[int, Running]]:
-        """The merged moments and alone means of :meth:`parts`."""
-        parts = self.parts(half)
-        return merge_all([p[0] for p in parts]), _merge_alone([p[1] for p in parts])
-
-
-#: Epochs a fit needs for its delete-one-epoch jackknife; with fewer, its errors are not known.
-MIN_JACKKNIFE = 4
-
-
-def jackknifed(fit: Regression, parts: list[Moments], y: int, xs: list[int]) -> Regression:
-    """``fit`` with each coefficient's error at least its delete-one-epoch jackknife's.
-
-    Why: the heap's level is regressed over windows, and its residuals are not independent: a
-    leak that only some request data causes (a POST with a certain field) leaves a random walk
-    in them, and the least-squares error, which assumes independent residuals, was 5 times too
-    small (a clean route called a leak at +0.56 ± 0.11 blocks/request). Epochs are runs of
-    consecutive windows, so leaving one out at a time measures how much the slope really moves
-    with the traffic it saw."""
-    if len(parts) < MIN_JACKKNIFE:
-        coefficients = {k: replace(c, error=math.inf) for k, c in fit.coefficients.items()}
-        return replace(fit, coefficients=coefficients)
-    slopes: dict[int, list[float]] = {k: [] for k in fit.coefficients}
-    for i in range(len(parts)):
-        other = regress(merge_all(parts[:i] + parts[i + 1:]), y, xs)
-        for k in slopes:
-            c = other.coefficients.get(k) if other is not None else None
-            slopes[k].append(c.value if c is not None and math.isfinite(c.value) else math.nan)
-    n = len(parts)
-    coefficients = {}
-    for k, c in fit.coefficients.items():
-        values = slopes[k]
-        if any(math.isnan(v) for v in values):
-            coefficients[k] = replace(c, error=math.inf)
-            continue
-        mean = sum(values) / n
-        jack = math.sqrt((n - 1) / n * sum((v - mean) ** 2 for v in values))
-        coefficients[k] = replace(c, error=max(c.error, jack))
-    return replace(fit, coefficients=coefficients)
-
-
-#: Keys of an epoch's alone means besides the routes' own (``r``): ``-1 - r``, the deltas of
-#: requests that ran just after one of route ``r``; :data:`ALL_ALONE`, every delta.
-ALL_ALONE = -1_000_000
-
-
-def corrected(alone: dict[int, Running], r: int) -> Running | None:
-    """Route ``r``'s mean delta with what requests leave to be freed during the next one taken
-    out (None: no delta of its own).
-
-    A request's delta is what it keeps, plus what it leaves for later (objects freed only once
-    the next request runs: a gc pass, a framework's per-thread state reset at the next
-    request), minus what the one before it left: ``d = r_A + k_A - k_prev``. Over a random mix,
-    the mean of route A's deltas is ``r_A + k_A - k̄`` and the mean of the deltas that follow a
-    request of A is ``r̄ + k̄ - k_A``; their sum less the mean of all deltas (``r̄``) is
-    ``r_A``. Measured under gunicorn sync with a Locust mix: ``GET /items`` alone +8.0 ± 1.3
-    blocks a request, ``GET /search`` -6.5 ± 3.7, both keeping nothing. Without the deltas that
-    follow (an agent before this change), the plain mean."""
-    own = alone.get(r)
-    if own is None:
-        return None
-    after, every = alone.get(-1 - r), alone.get(ALL_ALONE)
-    if after is None or every is None or after.n < 2 or every.n < 2:
-        return own
-    mean = own.mean + after.mean - every.mean
-    error = math.sqrt(own.error ** 2 + after.error ** 2 + every.error ** 2)
-    return Running(own.n, mean, error * error * (own.n - 1) * own.n if own.n > 1 else 0.0)
-
-
 def _coefficient(fit: Regression | None, coord: int) -> Coefficient | None:
     return fit.coefficients.get(coord) if fit is not None else None
 
-
-def _merge_alone(parts: Iterable[dict[int, Running]]) -> dict[int, Running]:
-    out: dict[int, Running] = {}
-    for part in parts:
-        for route, r in part.items():
-            out[route] = out.get(route, Running()).merged(r)
-    return out
-
-
-@dataclass
-class Series:
-    """One worker's (``pid``) or the server's (None) cumulative growth and requests."""
-
-    pid: int | None
-    t0: float
-    signals: tuple[str, ...] | None = None
-    cumulative: dict[int, int] = field(default_factory=dict)
-    growth: dict[str, float] = field(default_factory=dict)
-    #: every request seen (with windows without a difference), for the counts shown
-    seen: dict[int, int] = field(default_factory=dict)
-    first_t: float | None = None
-    last_t: float = 0.0
-    epochs: Epochs = field(default_factory=Epochs)
-
-    def count(self, start: float, end: float, requests: dict[int, int]) -> None:
-        """Requests seen in a window (shown; whether measured or not)."""
-        self.first_t = start if self.first_t is None else min(self.first_t, start)
-        self.last_t = max(self.last_t, end)
-        for r, n in requests.items():
-            self.seen[r] = self.seen.get(r, 0) + n
-
-    def add(self, t: float, requests: dict[int, int], diffs: dict[str, int],
-            alone: dict[int, list[int]]) -> list[float] | None:
-        """A measured point: the window's requests and each signal's change. Answers the
-        point's vector (None when a signal this series tracks was not read this time: the
-        point is left out of the fit, its growth comes with the next difference)."""
-        if self.signals is None:
-            self.signals = tuple(s for s in SIGNALS if s in diffs)
-        for r, n in requests.items():
-            self.cumulative[r] = self.cumulative.get(r, 0) + n
-        for s, d in diffs.items():
-            self.growth[s] = self.growth.get(s, 0.0) + d
-        x: list[float] | None = None
-        if all(s in diffs for s in self.signals):
-            x = [t - self.t0, 0.0, 0.0, 0.0]
-            for s in self.signals:
-                x[_COORD[s]] = self.growth[s]
-            top = max(self.cumulative, default=-1)
-            x += [float(self.cumulative.get(r, 0)) for r in range(top + 1)]
-        self.epochs.add(x, alone)
-        return x
 
 
 @dataclass
@@ -415,8 +232,8 @@ class Analysis:
         if series is None:
             return []
         halves = {h: series.epochs.total(h) for h in ("", "early", "late")}
-        regressors = [0] + [_ROUTE0 + r for r in range(len(self.names))]
-        fits = {h: {s: regress(m, _COORD[s], regressors) for s in series.signals or ()}
+        regressors = [0] + [ROUTE0 + r for r in range(len(self.names))]
+        fits = {h: {s: regress(m, COORD[s], regressors) for s in series.signals or ()}
                 for h, (m, _) in halves.items()}
         # The whole series' errors are the epochs' jackknife (a leak is called on them); the
         # halves keep least squares', as they only tell growth that stopped from growth that
@@ -424,7 +241,7 @@ class Analysis:
         parts = [m for m, _ in series.epochs.parts("")]
         for s_, fit in fits[""].items():
             if fit is not None:
-                fits[""][s_] = jackknifed(fit, parts, _COORD[s_], regressors)
+                fits[""][s_] = jackknifed(fit, parts, COORD[s_], regressors)
         span = max(series.last_t - (series.last_t if series.first_t is None else series.first_t), 1e-9)
         return [self._route_line(series, r, halves, fits, span)
                 for r in sorted(series.seen, key=lambda i: -series.seen[i])]
@@ -432,13 +249,13 @@ class Analysis:
     def _route_line(self, series: Series, r: int, halves: dict[str, tuple[Moments, dict[int, Running]]],
                     fits: dict[str, dict[str, Regression | None]], span: float) -> RouteLine:
         name, seen = self.names[r], series.seen.get(r, 0)
-        regressors = [0] + [_ROUTE0 + i for i in range(len(self.names))]
+        regressors = [0] + [ROUTE0 + i for i in range(len(self.names))]
         whole, alone = halves[""]
         line = RouteLine(name, seen, seen / span, UNDECIDED, pid=series.pid)
         figures: dict[str, tuple[PerRequest, str, str | None]] = {}
         for s in series.signals or (("blocks",) if r in alone else ()):
             unit = "blocks" if s == "blocks" else "B"
-            coef_blocks = _coefficient(fits[""].get(s), _ROUTE0 + r) if s == "blocks" else None
+            coef_blocks = _coefficient(fits[""].get(s), ROUTE0 + r) if s == "blocks" else None
             mine = corrected(alone, r)
             if s == "blocks" and mine is not None and mine.n >= MIN_ALONE and (
                     coef_blocks is None or not math.isfinite(coef_blocks.error)
@@ -459,7 +276,7 @@ class Analysis:
                     word = UNDECIDED
                 line.method = "alone"
             else:
-                coefs = {h: _coefficient(f.get(s), _ROUTE0 + r) for h, f in fits.items()}
+                coefs = {h: _coefficient(f.get(s), ROUTE0 + r) for h, f in fits.items()}
                 coef = coefs[""]
                 if coef is None:
                     continue
@@ -547,18 +364,18 @@ class Analysis:
         figure is then per request of either): if the two together are decided, the traffic
         mix is what hides which one it is (a leak together: "cannot be separated"; clean
         together: both clean, retention being positive)."""
-        routes = [x for x in regressors if x != 0 and x != _ROUTE0 + r]
+        routes = [x for x in regressors if x != 0 and x != ROUTE0 + r]
         partner = coef.partner(routes)
         if partner is None or coef.partials.get(partner, 0.0) < ENTANGLED:
             return est, UNDECIDED, None
-        name = f"route {self.names[partner - _ROUTE0]}"
+        name = f"route {self.names[partner - ROUTE0]}"
         fits: dict[str, PerRequest] = {}
         for h, (m, _) in halves.items():
-            if m.n == 0 or max(_ROUTE0 + r, partner) >= len(m.mean):
+            if m.n == 0 or max(ROUTE0 + r, partner) >= len(m.mean):
                 continue  # a half before either route was first seen
-            merged, d = with_sum(m, _ROUTE0 + r, partner)
-            keep = [x for x in regressors if x not in (_ROUTE0 + r, partner)] + [d]
-            fit = regress(merged, _COORD[signal], keep)
+            merged, d = with_sum(m, ROUTE0 + r, partner)
+            keep = [x for x in regressors if x not in (ROUTE0 + r, partner)] + [d]
+            fit = regress(merged, COORD[signal], keep)
             c = fit.coefficients.get(d) if fit else None
             if c is not None:
                 fits[h] = PerRequest(c.value, c.error, est.unit)
@@ -593,11 +410,11 @@ class Analysis:
                               routes=self.routes(s))
             signal = "uss" if s.signals and "uss" in s.signals else self.bytes_signal(s)
             scale = BLOCK_BYTES if signal == "blocks" else 1.0
-            per_s = combined(whole, _COORD[signal], {0: 1.0}) if s.signals else None
+            per_s = combined(whole, COORD[signal], {0: 1.0}) if s.signals else None
             if per_s is not None:
                 line.growth_per_s = PerRequest(per_s[0] * scale, per_s[1] * scale, "B/s")
-            weights = {_ROUTE0 + r: 1.0 for r in s.cumulative}
-            per_req = combined(whole, _COORD[signal], weights) if s.signals and weights else None
+            weights = {ROUTE0 + r: 1.0 for r in s.cumulative}
+            per_req = combined(whole, COORD[signal], weights) if s.signals and weights else None
             if per_req is not None:
                 line.growth_per_request = PerRequest(per_req[0] * scale, per_req[1] * scale, "B")
             out.append(line)
@@ -611,7 +428,7 @@ class Analysis:
         if s is None or not s.signals or "blocks" not in s.signals or not s.cumulative:
             return False
         whole, _ = s.epochs.total()
-        got = combined(whole, _COORD["blocks"], {_ROUTE0 + r: 1.0 for r in s.cumulative})
+        got = combined(whole, COORD["blocks"], {ROUTE0 + r: 1.0 for r in s.cumulative})
         return got is not None and got[1] > 0 and got[0] > max(SIGMAS * got[1], 0.05)
 
     def timeline(self) -> Timeline:
