@@ -18,7 +18,7 @@ trial, so that a drift of the machine hits them alike, and each row is the media
 * ``memray``: ``memray attach`` (its gdb method, the default on Python 3.11) in both workers for
   the trial, recording to a file, as its docs show for a running process.
 
-    nice -n 19 python bench/watch_overhead.py [--duration 10] [--trials 3] [--connections 16]
+    nice -n 19 python bench/watch_overhead.py [--duration 10] [--trials 3] [--connections 16] [--configs off,watch]
 
 Needs wrk (Debian: apt-get install -y wrk). Figures, not pass/fail.
 """
@@ -140,11 +140,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--configs", default="off,watch,capture,window,tracemalloc,memray",
+                        help="the configurations to run, comma-separated (off first: the others are compared to it)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 4
-    configs = ("off", "watch", "capture", "window", "tracemalloc", "memray")
+    configs = tuple(args.configs.split(","))
     results: dict[str, list[dict[str, float]]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         script = os.path.join(tmp, "mix.lua")
