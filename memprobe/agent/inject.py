@@ -324,7 +324,7 @@ class CountingWSGI:
         token = recorder.begin()
         capture = recorder.capture
         pending = None
-        if capture is not None and capture.wants(None):
+        if capture is not None and capture.wants(None, environ.get("REQUEST_METHOD")):
             pending, start_response = capture.wsgi(environ, start_response)
         try:
             body: Iterable[bytes] = self.app(environ, start_response)
@@ -367,7 +367,7 @@ class CountingASGI:
         token = recorder.begin()
         capture = recorder.capture
         pending = None
-        if capture is not None and capture.wants(None):
+        if capture is not None and capture.wants(None, scope.get("method")):
             pending, receive, send = capture.asgi(receive, send)
         try:
             await self.app(scope, receive, send)

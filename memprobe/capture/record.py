@@ -167,6 +167,11 @@ class CaptureBuffer:
         names = frozenset(routes or ())
         self._all = ALL_ROUTES in names
         self._routes = names
+        # The methods a request must have to be one of them (None: any): a GET never pays for a
+        # tee when only "POST /orders" is asked.
+        methods = {name.partition(" ")[0] for name in names if " " in name}
+        self._methods = None if self._all or any(" " not in name for name in names) else frozenset(methods)
+        self._saturated = False
 
     @property
     def routes(self) -> tuple[str, ...]:
@@ -178,13 +183,13 @@ class CaptureBuffer:
         bytes left closes it too: each later one would cost a tee for nothing)."""
         return self._full
 
-    def wants(self, route: str | None) -> bool:
+    def wants(self, route: str | None, method: str | None = None) -> bool:
         """Whether a request of ``route`` would be kept (None: of any route, as a request enters
-        and its route is not known yet)."""
-        if self._full or not self._routes:
+        and its route is not known yet; its ``method`` then, where known)."""
+        if self._full or self._saturated or not self._routes:
             return False
         if route is None:
-            return True
+            return self._methods is None or method is None or method in self._methods
         if not (self._all or route in self._routes or route.partition(" ")[2] in self._routes):
             return False
         return self._per_route.get(route, 0) < self.per_route
@@ -284,6 +289,8 @@ class CaptureBuffer:
                 return
             self._records.append(record)
             self._per_route[route] = self._per_route.get(route, 0) + 1
+            self._saturated = not self._all and all(self._per_route.get(r, 0) >= self.per_route for r in self._routes
+                                                    if " " in r) and all(" " in r for r in self._routes)
             self.requests += 1
             self.bytes += size
             self._full = self.requests >= self.max_requests or self.bytes >= self.max_bytes
