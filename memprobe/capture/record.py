@@ -4,15 +4,19 @@ A :class:`CaptureBuffer` hangs on the watch recorder (``Recorder.capture``); the
 wrappers (:class:`memprobe.agent.inject.CountingWSGI`, ``CountingASGI``, the WSGI body
 :class:`memprobe.agent.watching.Closing`) drive it:
 
-1. :meth:`CaptureBuffer.wants` ``(None)`` as the request enters: a few comparisons, False once the
-   buffer is full or while no route is asked for; the request then runs untouched;
+1. :meth:`CaptureBuffer.wants` ``(None, method)`` as the request enters: a few comparisons,
+   False once the buffer is full, every route asked for is at its cap, no route is asked for, or
+   no route asked for has the request's method; the request then runs untouched;
 2. otherwise :meth:`CaptureBuffer.wsgi` (or :meth:`CaptureBuffer.asgi`) tees what the app reads:
    ``wsgi.input`` is wrapped so that each ``read``/``readline``/iteration the app makes is kept,
    up to the body limit (the tee never reads a byte the app did not ask for, and hands back exactly
    what it read); ASGI ``receive`` messages' bodies likewise; the status is caught from
    ``start_response`` or the ``http.response.start`` message;
-3. :meth:`CaptureBuffer.finish` once the route is known (the app has run): only if
-   ``wants(route)`` is the record made, redacted (:mod:`memprobe.capture.redact`) and kept.
+3. :meth:`CaptureBuffer.finish_wsgi` (``finish_asgi``) once the route is known (the app has
+   run): only if ``wants(route)`` is the record kept, as it came;
+4. :meth:`CaptureBuffer.take`, on the control thread when the parent collects: the records
+   redacted (:mod:`memprobe.capture.redact`) and handed over. Nothing leaves the process in
+   clear, and the request a record was made of never waits for its redaction.
 
 A body the app did not read to its ``Content-Length`` (or past the limit) is kept as
 ``body_truncated``: replay refuses such a request rather than send half a body.
@@ -40,6 +44,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -276,11 +281,10 @@ class CaptureBuffer:
         except (TypeError, ValueError):
             declared = None
         truncated = pending.cut or (declared is not None and declared > len(body))
-        red = self.redactor
-        record = CapturedRequest(
-            route, method.upper(), path, red.urlencoded(query), red.headers(headers),
-            red.body(body, headers.get("content-type", ""), truncated) if body else None,
-            truncated, pending.status, pending.t)
+        # Kept as it came; redacted by take(), on the control thread: the request it records
+        # does not wait for the redaction (a JSON body parsed, walked and dumped: ~8 µs).
+        record = CapturedRequest(route, method.upper(), path, query, headers, body or None, truncated,
+                                 pending.status, pending.t)
         size = record_size(record)
         with self._lock:
             if not self.wants(route) or self.bytes + size > self.max_bytes:
@@ -296,16 +300,27 @@ class CaptureBuffer:
             self._full = self.requests >= self.max_requests or self.bytes >= self.max_bytes
 
     def take(self) -> list[CapturedRequest]:
-        """The records kept since the last call (the bounds still count them)."""
+        """The records kept since the last call, redacted now (the bounds still count them); a
+        record that cannot be redacted is dropped, never handed over in clear."""
         with self._lock:
             out, self._records = self._records, []
-        return out
+        red = self.redactor
+        redacted = []
+        for r in out:
+            try:
+                redacted.append(replace(
+                    r, query=red.urlencoded(r.query), headers=red.headers(r.headers),
+                    body=red.body(r.body, r.headers.get("content-type", ""), r.body_truncated) if r.body else None))
+            except Exception:  # a body the redactor chokes on: dropped rather than kept in clear
+                self.dropped += 1
+        return redacted
 
 
 def record_size(r: CapturedRequest) -> int:
     """What a record counts against the bytes bound: its body, target and headers."""
+    headers = r.headers
     return (len(r.body or b"") + len(r.path) + len(r.query) + len(r.route)
-            + sum(len(k) + len(v) for k, v in r.headers.items()))
+            + sum(map(len, headers)) + sum(map(len, headers.values())))
 
 
 def _wsgi_key(header: str) -> str:
