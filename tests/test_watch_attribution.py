@@ -188,3 +188,22 @@ def test_alone_deltas_are_corrected_for_what_a_request_leaves_to_the_next_one() 
     assert a is not None and b is not None
     assert plain_a > 6 and plain_b < -4
     assert abs(a.mean - 2.0) < 3 * a.error and abs(b.mean) < 3 * b.error
+
+
+def test_the_flask_hook_is_put_back_as_it_was_and_a_request_inside_it_still_runs() -> None:
+    import flask.ctx
+
+    from memprobe.agent.watching import _named_match  # the hook itself
+
+    flask_own = flask.ctx.RequestContext.match_request
+    hook_frameworks()
+    hook_frameworks()  # twice: still one layer
+    assert flask.ctx.RequestContext.match_request is _named_match
+    app, served = shop(), Served()
+    client = Client(CountingWSGI(app, lambda: served, lambda: None))
+    unhook_frameworks()
+    assert flask.ctx.RequestContext.match_request is flask_own
+    ctx = app.test_request_context("/search")
+    _named_match(ctx)  # a request that entered the hook before it was put back
+    assert ctx.request.url_rule is not None and ctx.request.url_rule.rule == "/search"
+    assert client.get("/search").status_code == 200

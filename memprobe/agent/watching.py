@@ -127,7 +127,8 @@ def _named_match(ctx: Any) -> None:
             environ[ENV_HANDLER] = ctx.app.view_functions.get(rule.endpoint)
 
 
-#: Flask's own ``RequestContext.match_request``, while :func:`_named_match` replaces it.
+#: Flask's own ``RequestContext.match_request``, once :func:`_named_match` replaced it: never
+#: dropped, as a request already inside ours when it is put back still calls it.
 _flask_match: list[Callable[[Any], None]] = []
 #: Whether some recorder of this process has an attribution window open.
 _tracing: list[bool] = []
@@ -139,8 +140,10 @@ def hook_frameworks() -> None:
     :func:`unhook_frameworks`."""
     flask_ctx = sys.modules.get("flask.ctx")
     context = getattr(flask_ctx, "RequestContext", None)
-    if context is not None and not _flask_match and callable(getattr(context, "match_request", None)):
-        _flask_match.append(context.match_request)
+    own = vars(context).get("match_request") if context is not None else None
+    if context is not None and callable(own) and own is not _named_match:
+        if not _flask_match:
+            _flask_match.append(own)
         context.match_request = _named_match
 
 
@@ -150,7 +153,7 @@ def unhook_frameworks() -> None:
     flask_ctx = sys.modules.get("flask.ctx")
     context = getattr(flask_ctx, "RequestContext", None)
     if context is not None and _flask_match and vars(context).get("match_request") is _named_match:
-        context.match_request = _flask_match.pop()
+        context.match_request = _flask_match[0]
 
 
 def _cherrypy_handler() -> str | None:
@@ -190,7 +193,8 @@ def _load_mallinfo2() -> Callable[[], int] | None:
     return lambda: int(fn().uordblks)
 
 #: what :meth:`Recorder.begin` hands to :meth:`Recorder.end`: the request's start number, its
-#: start (perf_counter_ns) and the blocks read at its start (-1: not read)
+#: start (perf_counter_ns), the blocks read at its start (-1: not read) and the route of the
+#: request that ended before it began
 Token = tuple[int, int, int, str]
 
 
