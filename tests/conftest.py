@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -148,3 +149,30 @@ def counted(child: Child) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://{LOOPBACK}:{child.port}/__count", timeout=5) as resp:
         data: dict[str, Any] = json.loads(resp.read())
     return data
+
+
+def watch_under_locust(cmd: str, port: int, *, cwd: Path, locustfile: Path, users: int, seconds: int,
+                       report: Path, options: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], int, str]:
+    """``memprobe watch --cmd CMD`` for ``seconds`` (2 s windows, attribution windows of 10 s every
+    10 s, the rolling report at ``report``, plus ``options``), and once its first report is written,
+    Locust's ``users`` (20 requests a second each in the locustfiles here) from ``locustfile`` on
+    ``port`` until 12 s before watch ends. Answers Locust's run, watch's exit code and its stderr;
+    watch is killed if it outlives its time."""
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--duration", str(seconds),
+         "--trace-seconds", "10", "--trace-every", "10", "--json", str(report), "--quiet", *options],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: report.exists() or watch.poll() is not None, 60, "watch's first report")
+        assert watch.poll() is None, watch.stderr.read() if watch.stderr else ""
+        locust = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(users),
+             "-t", f"{seconds - 12}s", "--host", f"http://127.0.0.1:{port}", "--only-summary",
+             "--exit-code-on-error", "1"],
+            capture_output=True, text=True, timeout=seconds + 60)
+        _out, err = watch.communicate(timeout=120)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    return locust, watch.returncode, err

@@ -15,7 +15,7 @@ import pytest
 
 from memprobe.capture.format import read_capture
 from memprobe.process.child import free_port
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, watch_under_locust
 
 APP = REPO / "tests" / "servers" / "capture"
 WATCHED = 110
@@ -35,24 +35,11 @@ def test_a_leak_that_needs_certain_request_data_is_captured_in_production_and_fo
 
     port = free_port()
     capture, report = tmp_path / "orders.capture.jsonl", tmp_path / "watch.json"
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "memprobe", "watch", "--cmd", f"gunicorn -w 2 -b 127.0.0.1:{port} orders:app",
-         "--interval", "2", "--duration", str(WATCHED), "--trace-seconds", "10", "--trace-every", "10",
-         "--json", str(report), "--capture", str(capture), "--redact", "note", "--quiet"],
-        cwd=APP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: report.exists() or watch.poll() is not None, 60, "watch's first report")
-        locust = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(APP / "locustfile.py"), "--headless", "-u", "10", "-r", "10",
-             "-t", f"{WATCHED - 12}s", "--host", f"http://127.0.0.1:{port}", "--only-summary"],
-            capture_output=True, text=True, timeout=WATCHED + 60)
-        _out, err = watch.communicate(timeout=120)
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+    locust, code, err = watch_under_locust(
+        f"gunicorn -w 2 -b 127.0.0.1:{port} orders:app", port, cwd=APP, locustfile=APP / "locustfile.py", users=10,
+        seconds=WATCHED, report=report, options=("--capture", str(capture), "--redact", "note"))
     assert locust.returncode == 0, locust.stderr[-2000:]
-    assert watch.returncode == 1, err[-2000:]  # a route leaks
+    assert code == 1, err[-2000:]  # a route leaks
     verdicts = {r["route"]: r["verdict"] for r in json.loads(report.read_text())["routes"]}
     assert verdicts["POST /orders"] == "leak", verdicts
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from memprobe.process.child import free_port
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, watch_under_locust
 
 APPS = REPO / "tests" / "servers" / "watch"
 LOCUSTFILE = APPS / "locustfile.py"
@@ -47,24 +47,11 @@ def test_watch_names_the_route_that_keeps_memory_for_some_request_data_and_no_ot
     report = tmp_path / "watch.json"
     capture = tmp_path / "orders.capture.jsonl"
     cmd = SERVERS[server].format(port=port)
-    capturing = ["--capture", str(capture)] if server == "gunicorn sync" else []
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--duration", str(WATCHED),
-         "--trace-seconds", "10", "--trace-every", "10", "--json", str(report), "--quiet", *capturing],
-        cwd=APPS, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(report, watch)
-        locust = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "12", "-r", "12",
-             "-t", f"{WATCHED - 12}s", "--host", f"http://127.0.0.1:{port}", "--only-summary", "--exit-code-on-error", "1"],
-            capture_output=True, text=True, timeout=WATCHED + 60)
-        out, err = watch.communicate(timeout=120)
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+    capturing = ("--capture", str(capture)) if server == "gunicorn sync" else ()
+    locust, code, err = watch_under_locust(cmd, port, cwd=APPS, locustfile=LOCUSTFILE, users=12, seconds=WATCHED,
+                                           report=report, options=capturing)
     assert locust.returncode == 0, locust.stderr[-2000:]
-    assert watch.returncode == 1, err[-2000:]  # 1: a route leaks
+    assert code == 1, err[-2000:]  # 1: a route leaks
     data = json.loads(report.read_text())
     verdicts = {r["route"]: r["verdict"] for r in data["routes"]}
     assert verdicts["POST /orders"] == "leak", verdicts
@@ -101,8 +88,3 @@ def _replayed_in_the_lab(capture: Path, tmp_path: Path) -> None:
     assert any(Path(s["file"]).name == "shop.py" and s["line"] == APPEND_LINE for s in route["sites"][:3]), route["sites"]
     assert any("_gifts" in h["description"] for h in route["holders"]), route["holders"]
 
-
-def _wait_for(report: Path, watch: subprocess.Popen[str]) -> None:
-    """Until watch wrote its first report (the workers record from then on)."""
-    wait_until(lambda: report.exists() or watch.poll() is not None, 60, "watch's first report")
-    assert watch.poll() is None, watch.stderr.read() if watch.stderr else ""

@@ -112,10 +112,15 @@ def wsgi_handler(environ: dict[str, Any]) -> Any:
         except Exception:  # a 404, or settings not configured
             return None
     if "cherrypy" in sys.modules:
-        serving = getattr(sys.modules["cherrypy"], "serving", None)
-        handler = getattr(getattr(serving, "request", None), "handler", None)
-        return getattr(handler, "callable", None)
+        return cherrypy_callable()
     return None
+
+
+def cherrypy_callable() -> Any:
+    """The callable CherryPy dispatched the request being served to (None outside one)."""
+    serving = getattr(sys.modules["cherrypy"], "serving", None)
+    handler = getattr(getattr(serving, "request", None), "handler", None)
+    return getattr(handler, "callable", None)
 
 
 def asgi_handler(scope: dict[str, Any]) -> Any:

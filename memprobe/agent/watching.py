@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from memprobe.agent.watch_trace import ENV_HANDLER, TraceWindow, wsgi_handler
+from memprobe.agent.watch_trace import ENV_HANDLER, TraceWindow, cherrypy_callable, wsgi_handler
 from memprobe.results.watch import Window
 
 if TYPE_CHECKING:
@@ -157,10 +157,7 @@ def unhook_frameworks() -> None:
 
 
 def _cherrypy_handler() -> str | None:
-    serving = getattr(sys.modules["cherrypy"], "serving", None)
-    handler = getattr(getattr(serving, "request", None), "handler", None)
-    call = getattr(handler, "callable", None)
-    name = getattr(call, "__qualname__", None)
+    name = getattr(cherrypy_callable(), "__qualname__", None)
     return name if isinstance(name, str) else None
 
 
