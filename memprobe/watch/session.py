@@ -256,12 +256,12 @@ class Session:
         lines = analysis.routes()
         traces.refine(lines, analysis.server_growing())
         # With attribution windows on, a route is captured once two windows saw its handler keep
-        # memory (or its leak is the C heap's, which tracing cannot see): not a route entangled
-        # with the leaking one, nor a leak the requests that ran alone called before any window.
+        # memory: not a route entangled with the leaking one, nor one the heap's signals called a
+        # leak for a while before any window (a clean GET /search, on the C heap, 18 s in). A
+        # leak of the C heap alone, which tracing cannot see, is captured by naming its route.
         def confirmed(line: RouteLine) -> bool:
             att = line.attribution
-            seen = att is not None and att.windows >= MIN_WINDOWS and att.per_request.value > TRACED_FLOOR
-            return seen or (line.verdict == "leak" and line.bytes_from == "heap_bytes")
+            return att is not None and att.windows >= MIN_WINDOWS and att.per_request.value > TRACED_FLOOR
 
         flagged = {line.route for line in lines
                    if (line.verdict == "leak" or line.verdict.startswith("cannot be separated"))
