@@ -165,7 +165,8 @@ def render(report: dict[str, Any], cases: dict[str, Any]) -> str:
             sens.append([label, *(f"{v['found'][str(k)]}/{report['sensitivity_runs']}"
                                   for v in report["sensitivity"].values())])
         sens.append([f"smallest found in >= 90% of {report['sensitivity_runs']} runs",
-                     *(str(v["smallest"] or "none") for v in report["sensitivity"].values())])
+                     *(smallest_found(v["found"], report["sensitivity_runs"])
+                       for v in report["sensitivity"].values())])
         out += ["", table(sens)]
     return "\n".join(out)
 
@@ -185,11 +186,21 @@ def sensitivity(names: list[str], runs: int, args: argparse.Namespace) -> dict[s
             answers = run_contender(name, directory, cases, args)
             for k in found:
                 found[k] += answers[f"leak/{k}"].verdict == "leak"
-        need = math.ceil(0.9 * runs)
-        smallest = next((k for k in SENSITIVITY_SIZES if all(found[j] >= need for j in SENSITIVITY_SIZES if j >= k)),
-                        None)
-        out[name] = {"found": {str(k): v for k, v in found.items()}, "smallest": smallest}
+        counts = {str(k): v for k, v in found.items()}
+        out[name] = {"found": counts, "smallest": smallest_found(counts, runs)}
     return out
+
+
+def smallest_found(found: dict[str, int], runs: int) -> str:
+    """The smallest size from which every larger one was called a leak in 90 % of ``runs``;
+    "n/a" when the control (0 B/request) was called one in more than 10 % of them: a
+    contender that calls everything a leak finds every size."""
+    need = math.ceil(0.9 * runs)
+    if found.get("0", 0) > runs - need:
+        return f"n/a (the control too, {found['0']}/{runs})"
+    smallest = next((k for k in SENSITIVITY_SIZES if all(found[str(j)] >= need for j in SENSITIVITY_SIZES if j >= k)),
+                    None)
+    return str(smallest) if smallest is not None else "none"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
 """Watch's attribution windows: what one window in a worker finds (a real Flask app, real
-tracemalloc, requests through the same wrapper gunicorn's workers get), and how the parent
-weighs windows against the heap's analysis (fed windows, as the agent sends them).
+tracemalloc, requests through the same wrapper gunicorn's workers get), how it samples, and
+how the parent weighs windows against the heap's analysis (fed windows, as the agent sends
+them).
 
 The end-to-end case, real servers under Locust, is tests/test_watch_detection.py.
 """
 from __future__ import annotations
 
+import gc
 import random
 import tracemalloc
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from flask import Flask, request
 from werkzeug.test import Client
 
 from memprobe.agent.inject import CountingWSGI, Served
-from memprobe.agent.watch_trace import NO_ROUTE, TraceWindow
+from memprobe.agent.watch_trace import TraceWindow
 from memprobe.agent.watching import Recorder, hook_frameworks, unhook_frameworks
 from memprobe.results.watch import PerRequest, RouteLine, TracedRoute, TracedWindow
 from memprobe.watch.analysis import UNDECIDED
@@ -24,7 +26,7 @@ from memprobe.watch.attribution import TRACED_FLOOR, TracePolicy, Traces
 from memprobe.watch.series import ALL_ALONE, corrected
 from memprobe.watch.stats import Running
 
-_kept: dict[int, dict[str, Any]] = {}
+_kept: dict[int, dict[str, str]] = {}
 
 
 def shop() -> Flask:
@@ -34,7 +36,7 @@ def shop() -> Flask:
     def orders() -> dict[str, bool]:
         data = request.get_json(silent=True) or {}
         if data.get("gift"):
-            _kept[data["id"]] = {"note": "x" * 100}
+            _kept[data["id"]] = {"note": "x" * 100}  # a small dict: the free lists' kind
         return {"ok": True}
 
     @app.get("/search")
@@ -64,25 +66,76 @@ def _traffic(client: Client, first: int, n: int) -> None:
         client.post("/orders", json={"id": i, "gift": i % 2 == 0}).close()
 
 
+def _shuffled(client: Client, first: int, n: int) -> dict[str, int]:
+    """``n`` requests of the shop, searches and orders (half of them gifts) in a random order
+    (seeded by ``first``): how many of each route."""
+    rng = random.Random(first)
+    sent = {"GET /search": 0, "POST /orders": 0}
+    for i in range(first, first + n):
+        if rng.random() < 0.5:
+            client.get("/search").close()
+            sent["GET /search"] += 1
+        else:
+            client.post("/orders", json={"id": i, "gift": rng.random() < 0.5}).close()
+            sent["POST /orders"] += 1
+    return sent
+
+
 @pytest.mark.timeout(60)
 def test_a_window_charges_what_stays_to_the_route_whose_handler_made_it_with_its_line_and_holder(
         recorder: tuple[Recorder, Client]) -> None:
     rec, client = recorder
     _traffic(client, 0, 100)  # warm: the app's first requests fill its caches
-    rec.open_trace(seconds=600, requests=10_000, frames=16)
-    _traffic(client, 1000, 300)
+    rec.open_trace(seconds=600, requests=10_000, frames=16, sample=1, share=1.0, screen_s=0.2)
+    screening = _screen(rec, client)
+    sent = _shuffled(client, 1000, 600)
     rec.close_trace("test")
     found = TracedWindow.from_dict(rec.traced[0])
     orders, search = found.route("POST /orders"), found.route("GET /search")
     assert orders is not None and search is not None
-    assert orders.requests == search.requests == 300
+    # Every other request: armed as one ends, traced, read as the next one starts.
+    assert 299 <= found.samples <= 301 and found.overlapped == 0
+    assert orders.samples > 100 and search.samples > 100
+    assert (orders.requests, search.requests) == (sent["POST /orders"] + screening["POST /orders"],
+                                                  sent["GET /search"] + screening["GET /search"])
     assert search.bytes == 0
-    # 150 gift orders each keep a new dict (the note is one folded constant), and its key
+    # half the orders keep a new dict (the note is one folded constant) and its key
     assert orders.per_request > TRACED_FLOOR
     assert orders.sites and orders.sites[0].file == __file__
     assert "_kept" in orders.holders[0]["description"]
-    assert found.requests == {"GET /search": 300, "POST /orders": 300}
+    assert 0 < orders.holders[0]["routes"]["POST /orders"] < orders.samples
     assert found.frames == 16 and found.closed == "test"
+
+
+def _screen(rec: Recorder, client: Client) -> dict[str, int]:
+    """The shop's traffic until the window's screening is over (traced requests start after
+    it, following the containers that grew meanwhile): how many requests of each route it took."""
+    assert rec.trace is not None
+    n = {"GET /search": 0, "POST /orders": 0}
+    while not rec.trace.screened:
+        for route, count in _shuffled(client, 500_000 + sum(n.values()), 1).items():
+            n[route] += count
+    return n
+
+
+@pytest.mark.timeout(60)
+def test_a_window_traces_one_request_in_n_and_no_more_than_its_share_of_time(
+        recorder: tuple[Recorder, Client]) -> None:
+    rec, client = recorder
+    _traffic(client, 0, 50)
+    rec.open_trace(seconds=600, requests=10_000, frames=16, sample=10, share=1.0, screen_s=0.1)
+    _screen(rec, client)
+    _traffic(client, 1000, 200)
+    rec.close_trace("test")
+    found = TracedWindow.from_dict(rec.traced[0])
+    assert 39 <= found.samples <= 41 and found.sample == 10 and found.overlapped == 0
+    assert found.traced_s > 0
+    rec.traced.clear()
+    rec.open_trace(seconds=600, requests=10_000, frames=16, sample=1, share=1e-9, screen_s=0.1)
+    _screen(rec, client)
+    _traffic(client, 2000, 200)
+    rec.close_trace("test")
+    assert TracedWindow.from_dict(rec.traced[0]).samples <= 1  # the first one spent the share
 
 
 @pytest.mark.timeout(60)
@@ -96,11 +149,38 @@ def test_a_window_is_refused_where_tracemalloc_is_someone_elses() -> None:
         tracemalloc.stop()
 
 
-def _window(pid: int, kept: dict[str, tuple[int, int]], unrouted: int = 0, at: float = 0.0) -> TracedWindow:
-    """A window as the agent sends it: per route (bytes kept, requests)."""
-    routes = [TracedRoute(r, n, b, b // 100) for r, (b, n) in kept.items()]
-    routes.append(TracedRoute(NO_ROUTE, 0, unrouted, unrouted // 100))
-    return TracedWindow(pid, 10.0, {r: n for r, (_, n) in kept.items()}, 16, routes=routes, at=at)
+@pytest.mark.timeout(60)
+def test_a_traced_request_leaves_the_collector_and_tracemalloc_as_it_found_them(
+        recorder: tuple[Recorder, Client]) -> None:
+    rec, client = recorder
+    rec.open_trace(seconds=600, requests=10_000, frames=16, sample=1, share=1.0, screen_s=0.1)
+    _screen(rec, client)
+    _traffic(client, 0, 20)
+    assert rec.trace is not None
+    rec.close_trace("test")
+    assert gc.get_freeze_count() == 0 and not tracemalloc.is_tracing()
+    gc.freeze()  # the app froze its objects itself (gunicorn's preload idiom): left frozen
+    try:
+        rec.open_trace(seconds=600, requests=10_000, frames=16, sample=1, share=1.0, screen_s=0.1)
+        _screen(rec, client)
+        _traffic(client, 100, 20)
+        rec.close_trace("test")
+        assert gc.get_freeze_count() > 0 and not tracemalloc.is_tracing()
+        assert 19 <= TracedWindow.from_dict(rec.traced[-1]).samples <= 21
+    finally:
+        gc.unfreeze()
+
+
+def _window(pid: int, kept: dict[str, list[int]], unrouted: dict[str, int] | None = None,
+            at: float = 0.0) -> TracedWindow:
+    """A window as the agent sends it: per route, what each of its traced requests kept (one
+    request in ten traced), and outside any handler what each left."""
+    outside = unrouted or {}
+    routes = [TracedRoute(r, 10 * len(v), sum(v), len(v), samples=len(v), bytes_sq=float(sum(x * x for x in v)),
+                          unrouted=outside.get(r, 0) * len(v), unrouted_sq=float(outside.get(r, 0) ** 2 * len(v)))
+              for r, v in kept.items()]
+    return TracedWindow(pid, 10.0, {r: 10 * len(v) for r, v in kept.items()}, 16, routes=routes, at=at, sample=10,
+                        samples=sum(len(v) for v in kept.values()))
 
 
 def _line(route: str, verdict: str, **extra: Any) -> RouteLine:
@@ -109,21 +189,22 @@ def _line(route: str, verdict: str, **extra: Any) -> RouteLine:
 
 def test_a_route_the_heap_could_not_separate_is_a_leak_once_windows_agree_it_keeps_memory() -> None:
     traces = Traces()
-    for i, b in enumerate((20_000, 22_000, 19_500)):
-        traces.add(_window(100 + i % 2, {"POST /orders": (b, 200), "GET /search": (0, 400)}, at=10.0 * i))
+    for i in range(3):  # half the orders keep 200 B
+        traces.add(_window(100 + i % 2, {"POST /orders": [0, 200] * 15, "GET /search": [0] * 30}, at=10.0 * i))
     lines = [_line("POST /orders", "cannot be separated from route GET /search"),
              _line("GET /search", "cannot be separated from route POST /orders")]
     traces.refine(lines, server_growing=True)
     orders, search = lines
     assert orders.verdict == "leak" and orders.method == "traced windows"
-    assert orders.bytes is not None and abs(orders.bytes.value - 102.5) < 1
+    assert orders.bytes is not None and orders.bytes.value == 100.0
+    assert 100 / 90 ** 0.5 < orders.bytes.error < 1.2 * 100 / 90 ** 0.5  # the spread of 90 traced requests
     assert search.verdict.startswith("cannot be separated")  # the windows never make a route clean
 
 
 def test_a_cache_that_filled_and_stopped_is_not_a_leak_on_its_windows() -> None:
     traces = Traces()
-    for i, b in enumerate((30_000, 25_000, 0)):
-        traces.add(_window(100, {"GET /report": (b, 200)}, at=10.0 * i))
+    for i, b in enumerate((300, 250, 0)):
+        traces.add(_window(100, {"GET /report": [b] * 30}, at=10.0 * i))
     lines = [_line("GET /report", UNDECIDED)]
     traces.refine(lines, server_growing=True)
     assert lines[0].verdict == UNDECIDED
@@ -131,13 +212,13 @@ def test_a_cache_that_filled_and_stopped_is_not_a_leak_on_its_windows() -> None:
 
 def test_windows_need_a_growing_server_and_two_of_them() -> None:
     one = Traces()
-    one.add(_window(100, {"POST /orders": (20_000, 200)}))
+    one.add(_window(100, {"POST /orders": [200] * 60}))
     lines = [_line("POST /orders", UNDECIDED)]
     one.refine(lines, server_growing=True)
     assert lines[0].verdict == UNDECIDED
     two = Traces()
     for i in range(2):
-        two.add(_window(100, {"POST /orders": (20_000, 200)}, at=i))
+        two.add(_window(100, {"POST /orders": [200] * 60}, at=i))
     lines = [_line("POST /orders", UNDECIDED)]
     two.refine(lines, server_growing=False)
     assert lines[0].verdict == UNDECIDED
@@ -146,11 +227,25 @@ def test_windows_need_a_growing_server_and_two_of_them() -> None:
 def test_a_leak_of_python_blocks_that_the_windows_saw_no_handler_keep_is_taken_back() -> None:
     traces = Traces()
     for i in range(3):
-        traces.add(_window(100, {"GET /items": (0, 400)}, unrouted=2_000, at=i))
+        traces.add(_window(100, {"GET /items": [0] * 20, "GET /": [0] * 20}, {"GET /items": 2_000, "GET /": 2_010},
+                           at=i))
     line = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
                  bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
     traces.refine([line], server_growing=True)
     assert line.verdict == UNDECIDED and "attribution windows saw its handler keep" in line.reason
+
+
+def test_a_leak_outside_the_handler_is_not_taken_back() -> None:
+    """Its requests leave more outside any handler than the other routes' do (a hook of its
+    own, a middleware): the windows cannot rule it out."""
+    traces = Traces()
+    for i in range(3):
+        traces.add(_window(100, {"GET /items": [0] * 20, "GET /": [0] * 20}, {"GET /items": 2_300, "GET /": 2_000},
+                           at=i))
+    line = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
+                 bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
+    traces.refine([line], server_growing=True)
+    assert line.verdict == "leak"
 
 
 def test_windows_open_one_at_a_time_in_each_worker_in_turn_and_not_too_often() -> None:
@@ -160,7 +255,7 @@ def test_windows_open_one_at_a_time_in_each_worker_in_turn_and_not_too_often() -
     assert [traces.next_worker([7, 5]) for _ in range(3)] == [5, 7, 5]
     traces.open_pid = 5
     assert traces.reason(lines, server_growing=True, now=100.0) is None  # one open already
-    traces.add(_window(5, {"POST /orders": (1, 30)}, at=100.0))
+    traces.add(_window(5, {"POST /orders": [1] * 30}, at=100.0))
     assert traces.open_pid is None
     assert traces.reason(lines, server_growing=True, now=130.0) is None  # too soon after the last
     assert traces.reason(lines, server_growing=True, now=161.0) is not None
@@ -207,3 +302,15 @@ def test_the_flask_hook_is_put_back_as_it_was_and_a_request_inside_it_still_runs
     _named_match(ctx)  # a request that entered the hook before it was put back
     assert ctx.request.url_rule is not None and ctx.request.url_rule.rule == "/search"
     assert client.get("/search").status_code == 200
+
+
+def test_a_route_called_clean_only_together_with_another_is_a_leak_once_windows_see_it_keep_memory() -> None:
+    traces = Traces()
+    for i in range(3):
+        traces.add(_window(100, {"POST /orders": [0, 340] * 15, "GET /": [0] * 30, "GET /health": [300] * 30},
+                           at=10.0 * i))
+    together = _line("POST /orders", "clean", partner="route GET /")
+    alone = _line("GET /health", "clean")
+    traces.refine([together, alone], server_growing=True)
+    assert together.verdict == "leak" and together.method == "traced windows"
+    assert alone.verdict == "clean"  # clean on its own: a leak that large would have shown

@@ -54,8 +54,9 @@ def test_watch_names_the_route_that_keeps_memory_for_some_request_data_and_no_ot
     assert code == 1, err[-2000:]  # 1: a route leaks
     data = json.loads(report.read_text())
     verdicts = {r["route"]: r["verdict"] for r in data["routes"]}
-    assert verdicts["POST /orders"] == "leak", verdicts
-    assert [r for r, v in verdicts.items() if v == "leak"] == ["POST /orders"], verdicts
+    reasons = {r["route"]: r["reason"] for r in data["routes"]}
+    assert verdicts["POST /orders"] == "leak", reasons
+    assert [r for r, v in verdicts.items() if v == "leak"] == ["POST /orders"], reasons
     orders = next(r for r in data["routes"] if r["route"] == "POST /orders")
     est = orders["bytes_per_request"]
     assert abs(est["value"] - TRUTH) <= 3 * est["error"], (est, TRUTH)

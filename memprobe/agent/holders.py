@@ -79,7 +79,9 @@ class Node:
     ref: Any = field(default=None, repr=False, compare=False)
 
 
-def _size(obj: Any) -> int | None:
+def entries(obj: Any) -> int | None:
+    """How many entries a container the scan measures has (an lru_cache's current size); None
+    for anything else."""
     if issubclass(type(obj), CONTAINERS) or type(obj) is contextvars.Context:
         return len(obj)
     info = getattr(obj, "cache_info", None)
@@ -115,7 +117,7 @@ class _Walker:
         self.seen.add(id(obj))
         self.budget -= 1
         try:
-            size = _size(obj)
+            size = entries(obj)
             if size is not None:
                 found = bounds.bounds(obj) or (cap if isinstance(obj, dict) else None)
                 if found and isinstance(obj, dict) and "cap" in found:

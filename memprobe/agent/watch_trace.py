@@ -1,35 +1,54 @@
-"""``memprobe watch``'s attribution window, inside one worker: tracemalloc on for a window
-bounded in seconds and requests, then off; what the window's requests left behind, by route,
-by allocating line, and the container that holds it.
+"""``memprobe watch``'s attribution window, inside one worker: for a window bounded in seconds
+and requests, one request in :data:`SAMPLE` is traced (tracemalloc on from its start to its
+end, then off); what each traced request left alive, by route, by allocating line, and the
+container that holds it.
 
-Why a window and not tracing all along: tracemalloc costs every allocation (-60 % throughput on
-bench/apps/watch_shop.py, one frame deep); a window in one worker at a time costs that worker
-only while it lasts, and the parent opens one only when a route's retention is significant (or
-the server grows and no route is told apart yet).
+Why sampled requests and not tracing all along: tracemalloc costs every allocation (a Flask
+request 7x slower one frame deep, 28x :data:`FRAMES` deep, measured in-process; -44 % of a
+2-worker gunicorn's throughput with one worker traced throughout), so a window traces one
+request in :data:`SAMPLE`, and only while the traced requests have taken at most :data:`SHARE`
+of its time: the worker pays at most that share, and the 99th percentile of latency is a
+request nobody traced. The parent opens a window only when a route's retention is significant
+(or the server grows and no route is told apart yet), in one worker at a time.
 
-**What it reads.** Every trace alive when the window closes was allocated during it, so the
-snapshot at the close is exactly what the window's requests (and the worker's other threads)
-allocated and did not free: what leaks, but also what is still in flight, garbage in cycles not
-yet collected and caches filling; the parent weighs windows against each other and against the
-heap's regression, never one alone. A trace is charged to the route whose handler (the view
-function the framework dispatched to: Flask's view, Django's view or class-based view, Bottle's
-callback, CherryPy's handler, Starlette's endpoint) is on its stack, :data:`FRAMES` frames deep;
-a trace with no handler on its stack (the framework's own per-request objects, or a handler
-deeper than the frames kept) is charged to none. The holder: the roots scan
-(:mod:`memprobe.agent.holders`, bounded at 40,000 containers) before and after the window names
-the containers that grew, and the newest entries of each are looked up in tracemalloc
-(``get_object_traceback``) to tell which route's requests put them there.
+**What it reads.** A request is traced only when it starts with nothing else in flight, and
+kept only when nothing else started before it ended (in a threaded or asynchronous worker,
+one that overlapped is dropped and counted in ``overlapped``). It is read at the next
+request's start (or the control thread's next collection), after a full collection of only
+the objects made since it began (``gc.freeze()`` at its start leaves the older ones out, and
+``gc.unfreeze()`` after the read puts them back; not where the app froze objects itself, where
+the young generations are collected instead): what the server still held of it as its
+response ended is freed by then, its garbage in cycles collected, the interpreter's free lists
+emptied, and every trace alive was allocated by it and stayed. A trace is
+charged to the request's route when the route's handler (the view function the framework
+dispatched to: Flask's view, Django's view or class-based view, Bottle's callback, CherryPy's
+handler, Starlette's endpoint) is on its stack, :data:`FRAMES` frames deep, else counted as
+``unrouted`` (the framework's, and the server's parse of the next request). Per route the
+window sends the sum and the sum of squares of each traced request's bytes, so the parent has
+a mean and its standard error. The free lists are emptied at its start too (the same
+collection, nothing to examine), so a small dict, list or float it keeps is a new, traced
+block, not one freed earlier and reused untraced. Where the app froze objects itself, neither
+is done: a kept object reused from a free list is not seen (only what it holds), and a block
+freed into one is. What it sees beyond a leak: a bounded cache's new entry while it evicts an
+older, untraced one. The parent weighs all this against the heap's analysis, never alone.
 
-**What it costs.** Outside the window nothing is traced. At the open, one roots scan; at the
-close, a snapshot of the window's surviving traces, a roots scan and the grouping, timed and
-reported (``timings_s``). The window closes in the request thread at the first idle moment once
-it is due (nothing else in flight: a sync worker between two requests), else from the control
-thread at the next collection; it closes early if tracemalloc's own tables pass
-:data:`MAX_TRACE_MEMORY`. A process already traced by someone else (``PYTHONTRACEMALLOC``, a
-hunt in progress) is left alone: the window is refused.
+**The holder.** The roots scan (:mod:`memprobe.agent.holders`, bounded at 40,000 containers)
+runs at the open, after :data:`SCREEN_S` seconds of tracing nothing (the containers grown
+meanwhile are followed: their entries counted at each traced request's start and end, which
+tells which route's requests add to them, and their storage's reallocation charged only by
+its growth), and at the close (the containers that grew, each with the routes that added
+entries).
+
+**What it costs.** Outside the traced requests nothing is traced. A traced request pays
+tracemalloc and, at its end, a snapshot of its own survivors; the three scans run at idle
+moments or in the control thread; all timed and reported (``timings_s``, ``traced_s``). The
+window closes in the request thread at the first idle moment once it is due, else from the
+control thread at the next collection. A process already traced by someone else
+(``PYTHONTRACEMALLOC``, a hunt in progress) is left alone: the window is refused.
 """
 from __future__ import annotations
 
+import gc
 import inspect
 import linecache
 import os
@@ -38,6 +57,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from types import FunctionType, MethodType
 from typing import Any
 
@@ -47,17 +67,23 @@ from memprobe.agent.attribution import group_sites
 #: Frames kept per trace: deep enough to reach a view function from a leak a few calls below it.
 FRAMES = 16
 #: The window's default bounds.
-SECONDS = 20.0
-REQUESTS = 5_000
+SECONDS = 60.0
+REQUESTS = 20_000
+#: One request in SAMPLE (of those that start with nothing else in flight) is traced...
+SAMPLE = 100
+#: ... while traced requests have taken at most this share of the window's time.
+SHARE = 0.1
+#: The window's first seconds (a quarter of it at most) trace nothing: a second roots scan then
+#: tells which containers grow, and each traced request follows those (at most CANDIDATES).
+SCREEN_S = 5.0
+CANDIDATES = 8
+#: Distinct tracebacks of what a route kept, kept per window.
+MAX_GROUPS = 2_000
 #: tracemalloc's own tables may grow to this before the window closes early.
 MAX_TRACE_MEMORY = 64 * 1024 * 1024
-#: Entries of a grown container looked up for the route that made them.
-SAMPLED_ENTRIES = 32
 #: A route's sites: at most this many, each from this many bytes in the window.
 SITES = 5
 MIN_SITE_BYTES = 512
-#: What a trace is charged to when no handler is on its stack.
-NO_ROUTE = "(no route's handler on the stack)"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: memprobe's own code: an allocation made in it (the recorder, the capture buffer, the control
@@ -65,6 +91,15 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 #: (inject.py) is on the stack of everything the app allocates, many frames older.
 _MEMPROBE = os.path.dirname(_HERE) + os.sep
 _OWN_DEPTH = 4
+#: The servers' own packages: a block allocated right in one of them while the handler awaited
+#: it is the connection's state, not the route's (uvicorn's ``receive()`` leaves a new
+#: ``bytearray`` on the connection for its next request: 86 B a POST).
+SERVERS = ("uvicorn", "gunicorn", "h11", "httptools", "hypercorn", "daphne", "waitress", "cheroot", "wsgiref")
+_SERVER_DIRS = tuple(f"{os.sep}{name}{os.sep}" for name in SERVERS)
+#: How long a traced request whose server still holds it (``held``) is waited for.
+HELD_WAIT_S = 0.05
+#: The number of a sample armed for the next request, before it begins.
+_ARMED = -1
 
 #: (file, first line, last line) of one function's code
 Range = tuple[str, int, int]
@@ -132,17 +167,54 @@ def asgi_handler(scope: dict[str, Any]) -> Any:
 ENV_HANDLER = "memprobe.handler"
 
 
+@dataclass
+class _Sample:
+    """The request being traced: its number (the recorder's), its start, and the followed
+    containers' entries and storage bytes at its start; once it ended, its route and how long
+    it took."""
+
+    number: int
+    t0: float
+    before: list[tuple[tuple[str, ...], Any, int, int]]
+    route: str | None = None
+    took: float = 0.0
+    #: whether it froze the objects older than it (``gc.freeze()``) and must unfreeze them
+    froze: bool = False
+    #: alive while the server still holds the request (its response body), once it ended
+    held: Callable[[], Any] | None = None
+    ended: float = 0.0
+    #: being read (the snapshot, tracing off) or dropped: no other sample starts meanwhile
+    taken: bool = False
+
+
+@dataclass
+class _Tally:
+    """What a route's traced requests left, summed over the window's samples."""
+
+    samples: int = 0
+    kept: int = 0
+    kept_sq: float = 0.0
+    unrouted: int = 0
+    unrouted_sq: float = 0.0
+    count: int = 0
+    #: per traceback of what the handler kept: [bytes, blocks]
+    groups: dict[tracemalloc.Traceback, list[int]] = field(default_factory=dict)
+
+
 class TraceWindow:
     """One attribution window (see the module's docstring); thread-safe. Raises RuntimeError
     when the process is traced by someone else."""
 
-    def __init__(self, seconds: float = SECONDS, requests: int = REQUESTS, frames: int = FRAMES) -> None:
+    def __init__(self, seconds: float = SECONDS, requests: int = REQUESTS, frames: int = FRAMES,
+                 sample: int = SAMPLE, share: float = SHARE, screen_s: float = SCREEN_S) -> None:
         if tracemalloc.is_tracing():
             raise RuntimeError("tracemalloc is already on in this process (PYTHONTRACEMALLOC, or a hunt): "
                                "its traces are someone else's")
         self.seconds = seconds
         self.limit = requests
         self.frames = frames
+        self.sample = max(1, sample)
+        self.share = share
         self.pid = os.getpid()
         self.requests: dict[str, int] = {}
         self.handlers: dict[str, tuple[Range, ...]] = {}
@@ -150,28 +222,209 @@ class TraceWindow:
         self._lock = threading.Lock()
         self._closed = False
         self._count = 0
+        self._since = self.sample  # the first request that may be traced is
+        self._sampling: _Sample | None = None
+        self._traced_s = 0.0
+        self._overlapped = 0
+        #: times tracing started or stopped (the recorder leaves the next requests' deltas out)
+        self.switches = 0
+        self._peak = 0
+        self._own = 0
+        self._tallies: dict[str, _Tally] = {}
+        #: per followed container, how many entries each route's traced requests added
+        self._entries: dict[tuple[str, ...], dict[str, int]] = {}
+        #: the containers each sample follows (None: still screening)
+        self._candidates: list[tuple[tuple[str, ...], Any]] | None = None
+        self._screening = False
         t0 = time.perf_counter()
         self._roots = holders.scan_roots()
         self.timings["scan_before"] = round(time.perf_counter() - t0, 4)
         self.started = time.monotonic()
-        tracemalloc.start(frames)
+        self._screen_at = self.started + min(screen_s, seconds / 4)
 
-    def note(self, route: str, handler: Callable[[], Any]) -> None:
-        """A request of ``route`` ended inside the window; ``handler()`` names its handler (asked
-        once per route)."""
+    # -- per request (the app's threads) ------------------------------------------------------
+
+    def arm(self) -> None:
+        """Nothing in flight (a request just ended): if the next request is to be traced, start
+        tracing now, before the server reads it (its WSGI environ, allocated before the app is
+        called, must not be older than the freeze: werkzeug's request object and the environ
+        hold each other, and a frozen environ would keep the parsed form alive at the read)."""
+        with self._lock:
+            if self._closed or self._sampling is not None or self._candidates is None \
+                    or self._since < self.sample:
+                return
+            if self._traced_s > self.share * (time.monotonic() - self.started):
+                return
+            self._since = 0
+            before = []
+            for chain, ref in self._candidates:
+                n = holders.entries(ref)
+                if n is not None:
+                    before.append((chain, ref, n, _storage_bytes(ref)))
+            # Frozen (a list splice, O(1)), the heap's older objects are left out of the full
+            # collection that reads the request: only what it allocated is examined. Not where
+            # the app froze objects itself (gunicorn's preload idiom): unfreezing would undo it.
+            froze = gc.get_freeze_count() == 0
+            if froze:
+                gc.freeze()
+                gc.collect(2)  # nothing to examine: it empties the free lists, so that what the
+                # request allocates is new, and traced
+            self._sampling = _Sample(_ARMED, time.perf_counter(), before, froze=froze)
+            tracemalloc.start(self.frames)
+            self.switches += 1
+
+    def begin(self, number: int, alone: bool) -> bool:
+        """Request ``number`` starts (``alone``: nothing else in flight); whether it is traced
+        (tracing was armed, and it runs alone). A traced request that ended is read here,
+        before this one runs."""
+        self.flush()
+        with self._lock:
+            if self._closed:
+                return False
+            self._since += 1
+            armed = self._sampling
+            if armed is None or armed.number != _ARMED:
+                return False
+            if alone:
+                armed.number, armed.t0 = number, time.perf_counter()
+                if armed.froze:
+                    # Empty the free lists again: what the server freed into them since the arming
+                    # would be reused by the handler under the server's traceback (a kept dict
+                    # charged to no route).
+                    gc.collect(2)
+                return True
+            armed.taken = True
+        self._read(armed, keep=False)  # another request came first
+        return False
+
+    def end(self, number: int, route: str, handler: Callable[[], Any], solo: bool,
+            held: Callable[[], Any] | None = None) -> None:
+        """Request ``number`` of ``route`` ended; ``handler()`` names its handler (asked once per
+        route); ``solo``: no other request started while it ran (a traced one is kept only so,
+        and read at the next request's start: what the server still held of it, its request
+        object and parsed form in the WSGI environ, is freed by then). ``held()``: alive while
+        the server has not let go of the request yet (a gthread worker's thread may be
+        finishing it as the next request starts on another): the read waits for that, up to
+        :data:`HELD_WAIT_S`."""
+        dropped = None
         with self._lock:
             if self._closed:
                 return
             self.requests[route] = self.requests.get(route, 0) + 1
             self._count += 1
             known = bool(self.handlers.get(route))
+            sample = self._sampling
+            if sample is not None and sample.number == number and not sample.taken:
+                sample.route, sample.took, sample.held = route, time.perf_counter() - sample.t0, held
+                sample.ended = time.monotonic()
+                if not solo:
+                    sample.taken, dropped = True, sample
         if not known:
             # Not cached while not found: a request already past the framework's hook when the
-            # window opened names no handler (gthread: a whole window's POSTs charged to none).
+            # window opened names no handler.
             ranges = code_ranges(handler())
             if ranges:
                 with self._lock:
                     self.handlers[route] = ranges
+        if dropped is not None:
+            self._read(dropped, keep=False)
+
+    def flush(self) -> None:
+        """Read the traced request that ended, if one waits (the next request's start, the
+        control thread's collection, the close)."""
+        with self._lock:
+            sample = self._sampling
+            if sample is None or sample.route is None or sample.taken:
+                return
+            if sample.held is not None and sample.held() is not None \
+                    and time.monotonic() - sample.ended < HELD_WAIT_S and not self._closed:
+                return
+            sample.taken = True
+        self._read(sample)
+
+    def _read(self, sample: _Sample, keep: bool = True) -> None:
+        """A traced request that ended: what it left alive, charged to its route; tracing off."""
+        t0 = time.perf_counter()
+        try:
+            if keep:
+                # A full collection, of the objects made since the freeze only (0.03-0.07 ms
+                # where the whole heap's took 9 ms): the request's garbage in cycles is freed,
+                # and so are the interpreter's free lists, where a block the request allocated
+                # and freed would still count as alive (a dict's keys table, 120 B a POST form).
+                gc.collect(2 if sample.froze else 1)
+            snapshot = tracemalloc.take_snapshot() if keep else None
+            peak, own = tracemalloc.get_traced_memory()[1], tracemalloc.get_tracemalloc_memory()
+        except RuntimeError:  # not tracing: someone stopped it under us
+            snapshot, peak, own = None, 0, 0
+        finally:
+            tracemalloc.stop()
+            if sample.froze:
+                gc.unfreeze()
+            self.switches += 1
+        route = sample.route or ""
+        with self._lock:
+            self._sampling = None
+            self._traced_s += sample.took + time.perf_counter() - t0
+            self._peak, self._own = max(self._peak, peak), max(self._own, own)
+            if snapshot is None:
+                self._overlapped += 1
+                return
+            ranges = self.handlers.get(route, ())
+        storage = []
+        added: dict[tuple[str, ...], int] = {}
+        for chain, ref, entries, size in sample.before:
+            now = holders.entries(ref)
+            if now is not None and now > entries:
+                added[chain] = now - entries
+            grew = _storage_bytes(ref) - size
+            if grew > 0:
+                storage.append((size + grew, grew))
+        kept, unrouted, groups = _charge(snapshot.traces, _by_file({route: ranges}), storage)
+        del snapshot
+        with self._lock:
+            tally = self._tallies.setdefault(route, _Tally())
+            tally.samples += 1
+            tally.kept += kept
+            tally.kept_sq += kept * kept
+            tally.unrouted += unrouted
+            tally.unrouted_sq += unrouted * unrouted
+            for traceback, (size, count) in groups.items():
+                tally.count += count
+                group = tally.groups.get(traceback)
+                if group is None and len(tally.groups) >= MAX_GROUPS:
+                    continue  # the route's bytes are counted; only its rarest lines are not kept
+                group = tally.groups.setdefault(traceback, [0, 0])
+                group[0] += size
+                group[1] += count
+            for chain, n in added.items():
+                by_route = self._entries.setdefault(chain, {})
+                by_route[route] = by_route.get(route, 0) + n
+
+    # -- between requests ---------------------------------------------------------------------
+
+    def screen(self) -> None:
+        """Past the screening seconds (at an idle moment, or from the control thread): the
+        containers grown since the open become those each traced request follows."""
+        with self._lock:
+            if self._closed or self._screening or self._candidates is not None or time.monotonic() < self._screen_at:
+                return
+            self._screening = True
+        t0 = time.perf_counter()
+        now = holders.scan_roots(keep=True)
+        found = []
+        for h in holders.grown(self._roots, now, max(1, self._count), limit=CANDIDATES):
+            node = now.get(tuple(h["chain"]))
+            if node is not None and node.ref is not None:
+                found.append((node.chain, node.ref))
+        del now
+        with self._lock:
+            self._candidates = found
+        self.timings["scan_screen"] = round(time.perf_counter() - t0, 4)
+
+    @property
+    def screened(self) -> bool:
+        """Whether the containers to follow are known (traced requests start only then)."""
+        return self._candidates is not None
 
     def due(self) -> bool:
         """Past its seconds or its requests, or tracemalloc's tables past their bound."""
@@ -179,46 +432,54 @@ class TraceWindow:
             return False
         if self._count >= self.limit or time.monotonic() - self.started >= self.seconds:
             return True
-        return self._count % 100 == 0 and tracemalloc.get_tracemalloc_memory() > MAX_TRACE_MEMORY
+        return self._sampling is not None and tracemalloc.get_tracemalloc_memory() > MAX_TRACE_MEMORY
 
     def close(self, why: str = "due") -> dict[str, Any] | None:
-        """Snapshot, roots scan, tracing off; the window's findings as a JSON-ready dict (None
+        """Tracing off, the closing roots scan; the window's findings as a JSON-ready dict (None
         when another thread closed it first)."""
+        self.flush()
         with self._lock:
             if self._closed:
                 return None
             self._closed = True
+            if self._sampling is not None and not self._sampling.taken:
+                tracemalloc.stop()  # the traced request in flight is not counted
+                if self._sampling.froze:
+                    gc.unfreeze()
+                self._sampling = None
             requests = dict(self.requests)
-            handlers = dict(self.handlers)
+            tallies = dict(self._tallies)
+            entries = {chain: dict(by_route) for chain, by_route in self._entries.items()}
+            self._candidates = []
         seconds = time.monotonic() - self.started
-        try:
-            t0 = time.perf_counter()
-            snapshot = tracemalloc.take_snapshot()
-            peak = tracemalloc.get_traced_memory()[1]
-            own = tracemalloc.get_tracemalloc_memory()
-            self.timings["snapshot"] = round(time.perf_counter() - t0, 4)
-            t0 = time.perf_counter()
-            after = holders.scan_roots(keep=True)
-            grown = holders.grown(self._roots, after, max(1, sum(requests.values())))
-            by_file = _by_file(handlers)
-            storage = []
-            for h in grown:
-                node = after.get(tuple(h["chain"]))
-                h["routes"] = _entries_routes(node, by_file)
-                storage += _storage(node, h["entries"] - h["entries_before"])
-            del after
-            self.timings["holders"] = round(time.perf_counter() - t0, 4)
-        finally:
-            tracemalloc.stop()
         t0 = time.perf_counter()
-        routes = _charge(snapshot.traces, by_file, requests, storage)
-        del snapshot
-        for r in routes:
-            r["holders"] = [h for h in grown if h["routes"].get(r["route"], 0) > 0][:3]
+        grown = holders.grown(self._roots, holders.scan_roots(), max(1, sum(requests.values())))
+        for h in grown:
+            added = entries.get(tuple(h["chain"]), {})
+            # A container that holds what leaks only grows, so its traced requests' entries are
+            # a part of its growth; more than all of it is a queue that comes and goes (the
+            # event loop's ready deque: +1 entry in a traced request of every route).
+            h["routes"] = added if sum(added.values()) <= h["entries"] - h["entries_before"] else {}
+        self.timings["holders"] = round(time.perf_counter() - t0, 4)
+        t0 = time.perf_counter()
+        routes = []
+        for route in sorted(set(requests) | set(tallies), key=lambda r: -tallies.get(r, _Tally()).kept):
+            tally = tallies.get(route, _Tally())
+            diffs = [([(f.filename, f.lineno) for f in tb], size, count) for tb, (size, count) in tally.groups.items()]
+            sites = group_sites(diffs, max(tally.samples, 1), limit=SITES, min_bytes=MIN_SITE_BYTES)
+            for site in sites:
+                site.code = linecache.getline(site.file, site.line).strip()
+            routes.append({"route": route, "requests": requests.get(route, 0), "samples": tally.samples,
+                           "bytes": tally.kept, "bytes_sq": tally.kept_sq, "count": tally.count,
+                           "unrouted": tally.unrouted, "unrouted_sq": tally.unrouted_sq,
+                           "sites": [s.to_dict() for s in sites],
+                           "holders": [h for h in grown if h["routes"].get(route, 0) > 0][:3]})
         self.timings["group"] = round(time.perf_counter() - t0, 4)
         return {"pid": self.pid, "seconds": round(seconds, 3), "requests": requests, "frames": self.frames,
-                "closed": why, "traced_peak": peak, "tracemalloc_memory": own, "routes": routes,
-                "holders": grown, "timings_s": dict(self.timings)}
+                "closed": why, "sample": self.sample, "share": self.share,
+                "samples": sum(t.samples for t in tallies.values()), "overlapped": self._overlapped,
+                "traced_s": round(self._traced_s, 4), "traced_peak": self._peak, "tracemalloc_memory": self._own,
+                "routes": routes, "holders": grown, "timings_s": dict(self.timings)}
 
 
 def _by_file(handlers: dict[str, tuple[Range, ...]]) -> dict[str, list[tuple[int, int, str]]]:
@@ -238,85 +499,38 @@ def _route_of(frames: Iterable[tuple[str, int]], by_file: dict[str, list[tuple[i
     return None
 
 
-def _entries_routes(node: holders.Node | None, by_file: dict[str, list[tuple[int, int, str]]]) -> dict[str, int]:
-    """Of a grown container's newest entries, how many each route's requests made."""
-    obj = node.ref if node is not None else None
-    if obj is None:
-        return {}
-    if isinstance(obj, dict):
-        newest: list[Any] = []
-        for key in reversed(obj):
-            newest += [obj[key], key]
-            if len(newest) >= 2 * SAMPLED_ENTRIES:
-                break
-    elif isinstance(obj, (list, tuple)) or hasattr(obj, "__reversed__"):
-        try:
-            newest = list(obj[-SAMPLED_ENTRIES:]) if isinstance(obj, list) else list(reversed(obj))[:SAMPLED_ENTRIES]
-        except TypeError:
-            newest = []
-    else:
-        try:
-            newest = list(obj)[:SAMPLED_ENTRIES]
-        except TypeError:
-            newest = []
-    counts: dict[str, int] = {}
-    for entry in newest:
-        tb = tracemalloc.get_object_traceback(entry)
-        if tb is None:
-            continue
-        route = _route_of(((f.filename, f.lineno) for f in reversed(tb)), by_file)
-        if route is not None:
-            counts[route] = counts.get(route, 0) + 1
-    return counts
-
-
-def _storage(node: holders.Node | None, added: int) -> list[tuple[int, int]]:
-    """A grown container's storage (its item array or hash table: one block, reallocated
-    whole as it grows) and the part of it its ``added`` entries take."""
-    obj = node.ref if node is not None else None
-    if not isinstance(obj, (list, dict, set)) or not obj or added <= 0:
-        return []
-    size = sys.getsizeof(obj) - sys.getsizeof(type(obj)())
-    return [(size, int(size * min(1.0, added / len(obj))))] if size > 0 else []
+def _storage_bytes(obj: Any) -> int:
+    """A container's storage (its item array or hash table: one block, reallocated whole as it
+    grows), 0 for one that has none of its own."""
+    if not isinstance(obj, (list, dict, set)):
+        return 0
+    return max(0, sys.getsizeof(obj) - sys.getsizeof(type(obj)()))
 
 
 def _charge(traces: Iterable[tracemalloc.Trace], by_file: dict[str, list[tuple[int, int, str]]],
-            requests: dict[str, int], storage: list[tuple[int, int]] | None = None) -> list[dict[str, Any]]:
-    """The window's surviving traces charged to routes, with each route's sites. ``storage``:
-    the grown containers' (size, share of the window's entries) - a container that grows
-    reallocates its whole item array, so the block allocated during the window holds the
-    entries of every earlier request too: only the window's share of it is charged (a list
-    of 1,100 entries otherwise added 60 B to each of 150 requests' 100)."""
-    # Trace by trace, not tracemalloc's statistics: a container's storage shares its traceback
-    # with the entries appended on the same line, and must be told apart from them.
-    storage = list(storage or ())
+            storage: list[tuple[int, int]]) -> tuple[int, int, dict[tracemalloc.Traceback, list[int]]]:
+    """One traced request's surviving traces: the bytes its handler's code allocated (those on
+    whose stack it is), the bytes allocated with no handler on the stack, and the former by
+    traceback. ``storage``: the followed containers' (new storage size, growth) - a container
+    that grows reallocates its whole item array, so the block allocated during the request
+    holds the entries of every earlier request too: only its growth is the request's (a list of
+    1,100 entries otherwise added 60 B to each of 150 requests' 100)."""
+    storage = list(storage)
+    kept = unrouted = 0
     groups: dict[tracemalloc.Traceback, list[int]] = {}
     for trace in traces:
         size = trace.size
         found = next((i for i, (whole, _) in enumerate(storage) if whole * 0.85 <= size <= whole * 1.15 + 64), None)
         if found is not None:
             size = storage.pop(found)[1]
+        frames = [(f.filename, f.lineno) for f in trace.traceback]  # oldest first
+        if any(f[0].startswith(_MEMPROBE) or f[0] == tracemalloc.__file__ for f in frames[-_OWN_DEPTH:]):
+            continue
+        if _route_of(reversed(frames), by_file) is None or any(d in frames[-1][0] for d in _SERVER_DIRS):
+            unrouted += size
+            continue
+        kept += size
         group = groups.setdefault(trace.traceback, [0, 0])
         group[0] += size
         group[1] += 1
-    diffs: dict[str, list[tuple[list[tuple[str, int]], int, int]]] = {}
-    totals: dict[str, list[int]] = {}
-    for traceback, (size, count) in groups.items():
-        frames = [(f.filename, f.lineno) for f in traceback]  # oldest first
-        if any(f[0].startswith(_MEMPROBE) or f[0] == tracemalloc.__file__ for f in frames[-_OWN_DEPTH:]):
-            continue
-        route = _route_of(reversed(frames), by_file) or NO_ROUTE
-        diffs.setdefault(route, []).append((frames, size, count))
-        total = totals.setdefault(route, [0, 0])
-        total[0] += size
-        total[1] += count
-    out = []
-    for route in sorted(set(requests) | set(totals), key=lambda r: -totals.get(r, [0])[0]):
-        n = requests.get(route, 0)
-        size, count = totals.get(route, [0, 0])
-        sites = group_sites(diffs.get(route, []), max(n, 1), limit=SITES, min_bytes=MIN_SITE_BYTES)
-        for site in sites:
-            site.code = linecache.getline(site.file, site.line).strip()
-        out.append({"route": route, "requests": n, "bytes": size, "count": count,
-                    "sites": [s.to_dict() for s in sites]})
-    return out
+    return kept, unrouted, groups

@@ -60,6 +60,9 @@ class WatchCommand:
                             help=f"an attribution window's length at most (default {t.seconds:g})")
         parser.add_argument("--trace-requests", type=int, default=t.requests, metavar="N",
                             help=f"an attribution window's requests at most (default {t.requests:,})")
+        parser.add_argument("--trace-sample", type=int, default=t.sample, metavar="N",
+                            help=f"an attribution window traces one request in N (default {t.sample}; 1: every "
+                                 f"request that runs alone), for {t.share:.0%} of its time at most")
         parser.add_argument("--trace-every", type=float, default=t.every, metavar="S",
                             help=f"seconds from one window's close to the next one's opening at least "
                                  f"(default {t.every:g})")
@@ -98,7 +101,7 @@ class WatchCommand:
                                      json=args.json, ready_timeout=args.ready_timeout,
                                      attach_method=args.attach_method, budget=budget, metrics=args.metrics,
                                      tracing=TracePolicy(not args.no_trace, args.trace_seconds, args.trace_requests,
-                                                         every=args.trace_every),
+                                                         every=args.trace_every, sample=args.trace_sample),
                                      capture=args.capture, capture_routes=tuple(args.capture_route),
                                      redact=tuple(args.redact))
             settings = _with_capture_limits(settings, args.capture_limit)

@@ -108,7 +108,8 @@ def attribution_lines(route: RouteLine) -> list[str]:
     att = route.attribution
     if att is None or (not att.sites and not att.holders):
         return []
-    out = [f"  {route.route}: traced {per_request(att.per_request)} B/request alive at the close ({att.bounds})"]
+    out = [f"  {route.route}: traced {per_request(att.per_request)} B/request alive as each traced request ended "
+           f"({att.bounds})"]
     for i, site in enumerate(att.sites[:3], 1):
         where = f"{site.file}:{site.line}"
         out.append(f"    {i}. {where}  {site.bytes_per_request:,.0f} B/request" + (f"  {site.code}" if site.code else ""))
@@ -120,7 +121,8 @@ def attribution_lines(route: RouteLine) -> list[str]:
 def traced_lines(result: WatchResult) -> list[str]:
     """The attribution windows run, one line each."""
     return [f"attribution window: pid {w.pid}, {w.seconds:.1f} s, {sum(w.requests.values()):,} requests, "
-            f"{w.frames} frames, closed {w.closed} at {w.at:.0f} s" for w in result.traced]
+            f"{w.samples:,} traced (one in {w.sample}, {w.traced_s:.1f} s), {w.frames} frames, "
+            f"closed {w.closed} at {w.at:.0f} s" for w in result.traced]
 
 
 def _table(title: str, header: list[str], rows: list[list[str]], verdict_col: int | None = None) -> Table:

@@ -126,9 +126,10 @@ class PerRequest:
 
 @dataclass
 class TracedRoute:
-    """What one attribution window found for one route: its requests in the window, the bytes
-    and blocks still alive at its close that the route's handler allocated, the lines, and the
-    containers that hold them."""
+    """What one attribution window found for one route: its requests in the window, how many
+    were traced, and over those the bytes and blocks still alive at each one's end that the
+    route's handler allocated (the sum and the sum of squares of each request's bytes), the
+    bytes allocated with no handler on the stack, the lines, and the containers that hold them."""
 
     route: str
     requests: int
@@ -136,29 +137,38 @@ class TracedRoute:
     count: int
     sites: list[Site] = field(default_factory=list)
     holders: list[dict[str, Any]] = field(default_factory=list)
+    samples: int = 0
+    bytes_sq: float = 0.0
+    unrouted: int = 0
+    unrouted_sq: float = 0.0
 
     @property
     def per_request(self) -> float:
-        """Bytes alive at the close per request of the route in the window."""
-        return self.bytes / self.requests if self.requests else math.inf
+        """Bytes its handler left alive per traced request of the route."""
+        return self.bytes / self.samples if self.samples else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"route": self.route, "requests": self.requests, "bytes": self.bytes, "count": self.count,
-                "sites": [s.to_dict() for s in self.sites], "holders": list(self.holders)}
+        return {"route": self.route, "requests": self.requests, "samples": self.samples, "bytes": self.bytes,
+                "bytes_sq": self.bytes_sq, "count": self.count, "unrouted": self.unrouted,
+                "unrouted_sq": self.unrouted_sq, "sites": [s.to_dict() for s in self.sites],
+                "holders": list(self.holders)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TracedRoute:
         """Read back :meth:`to_dict`'s form (the agent sends it so)."""
         return cls(str(data["route"]), int(data.get("requests") or 0), int(data.get("bytes") or 0),
                    int(data.get("count") or 0), [Site.from_dict(x) for x in data.get("sites") or []],
-                   [dict(h) for h in data.get("holders") or []])
+                   [dict(h) for h in data.get("holders") or []], int(data.get("samples") or 0),
+                   float(data.get("bytes_sq") or 0.0), int(data.get("unrouted") or 0),
+                   float(data.get("unrouted_sq") or 0.0))
 
 
 @dataclass
 class TracedWindow:
     """One attribution window (:mod:`memprobe.agent.watch_trace`): which worker traced, for how
-    long and how many requests, how deep, why it closed, what tracing cost, what it found."""
+    long and how many requests, how deep, one request in how many, why it closed, what tracing
+    cost, what it found."""
 
     pid: int
     seconds: float
@@ -166,14 +176,21 @@ class TracedWindow:
     frames: int
     closed: str = "due"
     routes: list[TracedRoute] = field(default_factory=list)
-    #: containers that grew during it (the roots scan's), each with ``routes``: how many of its
-    #: newest entries each route made
+    #: containers that grew during it (the roots scan's), each with ``routes``: how many
+    #: entries each route's traced requests added
     holders: list[dict[str, Any]] = field(default_factory=list)
     traced_peak: int = 0
     tracemalloc_memory: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
     #: seconds since the watch began, when it closed (the parent's clock)
     at: float = 0.0
+    #: one request in ``sample`` traced, ``share`` of the window's time at most
+    sample: int = 1
+    share: float = 1.0
+    #: requests traced and kept, traced and dropped (another overlapped), seconds they took
+    samples: int = 0
+    overlapped: int = 0
+    traced_s: float = 0.0
 
     def route(self, name: str) -> TracedRoute | None:
         """The window's line for ``name``, if it saw the route."""
@@ -182,13 +199,16 @@ class TracedWindow:
     def to_dict(self, findings: bool = True) -> dict[str, Any]:
         """JSON form; without ``findings`` only what the window was (for the report's list)."""
         out: dict[str, Any] = {"pid": self.pid, "seconds": self.seconds, "requests": dict(self.requests),
-                               "frames": self.frames, "closed": self.closed, "traced_peak": self.traced_peak,
+                               "frames": self.frames, "closed": self.closed, "sample": self.sample,
+                               "share": self.share, "samples": self.samples, "overlapped": self.overlapped,
+                               "traced_s": self.traced_s, "traced_peak": self.traced_peak,
                                "tracemalloc_memory": self.tracemalloc_memory, "timings_s": dict(self.timings_s),
                                "at": round(self.at, 3)}
         if findings:
             out.update(routes=[r.to_dict() for r in self.routes], holders=list(self.holders))
         else:  # per route, what stayed: bytes and blocks (the sites and holders are the routes' lines')
-            out["kept"] = {r.route: {"bytes": r.bytes, "count": r.count, "requests": r.requests} for r in self.routes}
+            out["kept"] = {r.route: {"bytes": r.bytes, "count": r.count, "requests": r.requests,
+                                     "samples": r.samples} for r in self.routes}
         return out
 
     @classmethod
@@ -199,16 +219,19 @@ class TracedWindow:
                    str(data.get("closed") or "due"), [TracedRoute.from_dict(r) for r in data.get("routes") or []],
                    [dict(h) for h in data.get("holders") or []], int(data.get("traced_peak") or 0),
                    int(data.get("tracemalloc_memory") or 0),
-                   {str(k): float(v) for k, v in (data.get("timings_s") or {}).items()}, float(data.get("at") or 0.0))
+                   {str(k): float(v) for k, v in (data.get("timings_s") or {}).items()}, float(data.get("at") or 0.0),
+                   int(data.get("sample") or 1), float(data.get("share") or 1.0), int(data.get("samples") or 0),
+                   int(data.get("overlapped") or 0), float(data.get("traced_s") or 0.0))
 
 
 @dataclass
 class Attribution:
     """A route's attribution over the windows that saw it: bytes its handler's allocations left
-    alive per request (the mean over windows, with its standard error once two windows saw it),
-    the lines and the holder (from the window where it kept most), and the windows' bounds."""
+    alive per traced request (the mean over every traced request, with its standard error), the
+    lines and the holder (from the window where it kept most), and the windows' bounds."""
 
     windows: int
+    #: the route's requests traced in them
     requests: int
     per_request: PerRequest
     sites: list[Site] = field(default_factory=list)

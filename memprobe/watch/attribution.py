@@ -1,31 +1,37 @@
 """When ``memprobe watch`` opens an attribution window, in which worker, and what the windows
 add to the report (pure: no I/O, no processes, bounded memory).
 
-**When.** A window costs the worker that traces (tracemalloc, :data:`FRAMES` frames deep), so
-one opens only when there is something to name: a route the heap's analysis calls a leak or
-cannot separate from another, or a server whose heap grows significantly per request while no
-route is told apart yet. Never two at once, never sooner than :attr:`TracePolicy.every` seconds
-after the last one closed, each in the next worker in turn (one worker at a time, never all).
+**When.** A window costs the worker that traces (one request in :attr:`TracePolicy.sample`,
+:data:`FRAMES` frames deep, at most :attr:`TracePolicy.share` of its time: see
+:mod:`memprobe.agent.watch_trace`), so one opens only when there is something to name: a route
+the heap's analysis calls a leak or cannot separate from another, or a server whose heap grows
+significantly per request while no route is told apart yet. Never two at once, never sooner
+than :attr:`TracePolicy.every` seconds after the last one closed, each in the next worker in
+turn (one worker at a time, never all).
 
-**What they add.** Per route, over the last :data:`KEPT` windows that saw it: the bytes its
-handler allocated that were still alive when the window closed, per request of the route (the
-mean over windows; its standard error once two windows saw it, widened by Student's t for
-the few windows it rests on, so that ± 2 errors covers the truth as often with 2 windows as
-with 20), the lines (hunt's grouping by
-the user's first frame), and the containers that grew and whose newest entries that route's
-requests made. A window's figure includes what was in flight or not yet collected at its close,
-and caches that were filling, so a window never makes a leak by itself: a route the heap's
-analysis left undecided or entangled becomes a ``leak`` on traced windows only when at least
-:data:`MIN_WINDOWS` windows saw it keep more than :data:`TRACED_FLOOR` bytes per request, beyond
-two standard errors, the latest window too (a cache that filled and stopped keeps nothing in
-the later windows), and the server's heap grows.
+**What they add.** Per route, over the last :data:`KEPT` windows: the bytes its handler
+allocated that were still alive when each traced request of the route ended (the mean over
+every traced request, its standard error from their spread, widened by Student's t for the
+few it may rest on), the lines (hunt's grouping by the user's first frame), and the containers
+that grew and to which that route's traced requests added entries. A traced request's figure
+includes what a cache stores while it evicts an untraced older entry, so the windows never
+make a leak by themselves: a route the heap's analysis left undecided or entangled (or called
+clean only counted as one with another route: the two together can hide one's leak behind the
+other's negative noise, -2.2 ± 0.9 blocks a request together under uvicorn for a route that
+kept 0.5) becomes a ``leak`` on traced windows only when at least :data:`MIN_WINDOWS` windows and
+:data:`MIN_SAMPLES` traced requests saw it keep more than :data:`TRACED_FLOOR` bytes per
+request, beyond two standard errors, the latest window too (a cache that filled and stopped
+keeps nothing in the later windows), and the server's heap grows.
 
 **What they rule out.** Python objects a route keeps are traced: a route the heap's blocks
 call a leak (Python objects, the C heap not agreeing) whose handler the windows saw keep under
-:data:`TRACED_FLOOR` bytes per request, while what no handler allocated kept under it too, is
-not a leak: its blocks are the server's, allocated between its requests (uvicorn's protocol
-objects for the next request on a keep-alive connection made ``GET /items`` keep +4.3 ± 0.4
-blocks a request alone, and its windows +0.3 ± 0.3 B).
+:data:`TRACED_FLOOR` bytes per request over :data:`MIN_SAMPLES` traced requests or more, while
+what its requests allocated outside any handler was no more than the other routes' requests
+left there (plus the floor), and no growing container got entries from its traced requests, is
+not a leak: its blocks are the server's, allocated between its
+requests (uvicorn's protocol objects for the next request on a keep-alive connection made
+``GET /items`` keep +4.3 ± 0.4 blocks a request alone, and its windows +0.3 ± 0.3 B), or the
+regression's, charging another route's growth to it.
 """
 from __future__ import annotations
 
@@ -33,32 +39,33 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from memprobe.agent.watch_trace import NO_ROUTE
+from memprobe.agent.watch_trace import FRAMES, SAMPLE, SECONDS, SHARE
 from memprobe.results.watch import Attribution, PerRequest, RouteLine, TracedWindow
 from memprobe.watch.analysis import UNDECIDED
 
 #: Windows kept (the newest); the report lists at most :data:`LISTED` of those run.
 KEPT = 8
 LISTED = 32
-#: Frames kept per trace (deep enough to reach the view function from a few calls below it).
-FRAMES = 16
 #: Bytes per request a route must keep, in windows, to be called a leak on them.
 TRACED_FLOOR = 48.0
 MIN_WINDOWS = 2
-#: A route's requests in a window below which the window says nothing of it.
-MIN_ROUTE_REQUESTS = 20
+#: A route's traced requests below which the windows say nothing of what it keeps.
+MIN_SAMPLES = 20
 
 
 @dataclass(frozen=True)
 class TracePolicy:
     """How attribution windows are run: ``enabled``; each bounded by ``seconds`` and
-    ``requests``, ``frames`` deep; at least ``every`` seconds between one's close and the next."""
+    ``requests``, ``frames`` deep, tracing one request in ``sample`` for ``share`` of its time at
+    most; at least ``every`` seconds between one's close and the next."""
 
     enabled: bool = True
-    seconds: float = 20.0
-    requests: int = 5_000
+    seconds: float = SECONDS
+    requests: int = 20_000
     frames: int = FRAMES
     every: float = 60.0
+    sample: int = SAMPLE
+    share: float = SHARE
 
 
 @dataclass
@@ -107,63 +114,76 @@ class Traces:
         return pid
 
     def attribution(self, route: str) -> Attribution | None:
-        """What the kept windows found for ``route`` (None: no window saw enough of it)."""
-        seen = [(w, r) for w in self.windows if (r := w.route(route)) is not None and r.requests >= MIN_ROUTE_REQUESTS]
+        """What the kept windows found for ``route`` (None: no traced request of it)."""
+        seen = [(w, r) for w in self.windows if (r := w.route(route)) is not None and r.samples > 0]
         if not seen:
             return None
-        values = [r.per_request for _, r in seen]
-        n = len(values)
-        mean = sum(values) / n
-        error = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n) * _widen(n) if n >= 2 else math.inf
+        n = sum(r.samples for _, r in seen)
+        mean, error = _mean_error(n, sum(r.bytes for _, r in seen), sum(r.bytes_sq for _, r in seen))
         best_w, best = max(seen, key=lambda wr: wr[1].bytes)
         pids = sorted({w.pid for w, _ in seen})
-        bounds = (f"{n} window{'s' if n > 1 else ''} in pid {', '.join(map(str, pids))}: "
-                  f"{sum(w.seconds for w, _ in seen):.0f} s, {sum(r.requests for _, r in seen):,} requests of the "
-                  f"route, {best_w.frames} frames deep")
-        return Attribution(n, sum(r.requests for _, r in seen), PerRequest(mean, error, "B"), list(best.sites),
-                           list(best.holders), bounds)
+        bounds = (f"{len(seen)} window{'s' if len(seen) > 1 else ''} in pid {', '.join(map(str, pids))}: "
+                  f"{sum(w.seconds for w, _ in seen):.0f} s, {n:,} of the route's "
+                  f"{sum(r.requests for _, r in seen):,} requests traced, {best_w.frames} frames deep")
+        return Attribution(len(seen), n, PerRequest(mean, error, "B"), list(best.sites), list(best.holders), bounds)
 
-    def unrouted(self) -> float | None:
-        """Bytes per request (all routes) that no handler allocated and were alive at the
-        windows' close, over the kept windows (None: no window)."""
-        if not self.windows:
+    def unrouted(self, route: str) -> tuple[float, float] | None:
+        """Bytes per traced request that no handler allocated and were alive at its end: for
+        ``route``'s requests and for the other routes' (None: either has no traced request)."""
+        mine = [r for w in self.windows for r in w.routes if r.route == route]
+        others = [r for w in self.windows for r in w.routes if r.route != route]
+        n_mine, n_others = sum(r.samples for r in mine), sum(r.samples for r in others)
+        if not n_mine or not n_others:
             return None
-        size = sum(r.bytes for w in self.windows if (r := w.route(NO_ROUTE)) is not None)
-        return size / max(1, sum(sum(w.requests.values()) for w in self.windows))
+        return sum(r.unrouted for r in mine) / n_mine, sum(r.unrouted for r in others) / n_others
 
     def refine(self, routes: list[RouteLine], server_growing: bool) -> None:
         """Give each of the server's route lines its attribution, call a leak on traced
         windows where the heap's analysis could not, and take back a leak of Python objects
         the windows rule out (see the module's docstring)."""
-        unrouted = self.unrouted()
         for line in routes:
             line.attribution = self.attribution(line.route)
             att = line.attribution
-            if att is not None and line.verdict == "leak" and line.bytes_from.startswith("blocks") \
-                    and att.windows >= MIN_WINDOWS and math.isfinite(att.per_request.error) \
-                    and att.per_request.value + 2 * att.per_request.error < TRACED_FLOOR \
-                    and unrouted is not None and unrouted < TRACED_FLOOR:
-                line.verdict = UNDECIDED
-                line.reason += (f"; but the attribution windows saw its handler keep {att.per_request.value:+.1f} ± "
-                                f"{att.per_request.error:.1f} B/request ({att.bounds}) and no handler "
-                                f"{unrouted:+.1f}: the blocks are the server's, between requests")
-                continue
-            if att is None or line.verdict in ("leak", "bounded", "clean") or not server_growing:
+            if att is None:
                 continue
             est = att.per_request
+            if line.verdict == "leak" and line.bytes_from.startswith("blocks") and att.requests >= MIN_SAMPLES \
+                    and math.isfinite(est.error) and est.value + 2 * est.error < TRACED_FLOOR and not att.holders:
+                outside = self.unrouted(line.route)
+                if outside is not None and outside[0] - outside[1] < TRACED_FLOOR:
+                    line.verdict = UNDECIDED
+                    line.reason += (f"; but the attribution windows saw its handler keep {est.value:+.1f} ± "
+                                    f"{est.error:.1f} B/request ({att.bounds}), and outside any handler its "
+                                    f"requests left {outside[0]:,.0f} B where the others' left {outside[1]:,.0f}: "
+                                    f"the blocks are not its own")
+                continue
+            if line.verdict in ("leak", "bounded") or (line.verdict == "clean" and line.partner is None) \
+                    or not server_growing:
+                continue
             latest = next((r for w in reversed(self.windows) if (r := w.route(line.route)) is not None
-                           and r.requests >= MIN_ROUTE_REQUESTS), None)
-            if att.windows >= MIN_WINDOWS and math.isfinite(est.error) and est.value - 2 * est.error > TRACED_FLOOR \
+                           and r.samples > 0), None)
+            if att.windows >= MIN_WINDOWS and att.requests >= MIN_SAMPLES and math.isfinite(est.error) \
+                    and est.value - 2 * est.error > TRACED_FLOOR \
                     and latest is not None and latest.per_request > TRACED_FLOOR:
                 was = line.verdict
                 line.verdict, line.method, line.partner = "leak", "traced windows", None
-                line.bytes, line.bytes_from = est, "traced windows (bytes alive at each window's close)"
+                line.bytes, line.bytes_from = est, "traced windows (bytes alive at each traced request's end)"
                 line.reason = (f"traced in {att.bounds}: {est.value:+.0f} ± {est.error:.0f} B/request of what its "
-                               f"handler allocated still alive at each close, the latest window "
+                               f"handler allocated still alive as each request ended, the latest window "
                                f"{latest.per_request:+.0f}; the heap's regression alone said: {was}")
 
 
-#: Student's t at 97.5 % over the normal's, by windows (degrees of freedom + 1).
+def _mean_error(n: int, total: float, squares: float) -> tuple[float, float]:
+    """The mean of ``n`` values from their sum and sum of squares, and its standard error
+    (widened by Student's t for few values; infinite below two)."""
+    mean = total / n
+    if n < 2:
+        return mean, math.inf
+    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
+    return mean, math.sqrt(variance / n) * _widen(n)
+
+
+#: Student's t at 97.5 % over the normal's, by values (degrees of freedom + 1).
 _T_OVER_Z = {2: 6.48, 3: 2.20, 4: 1.62, 5: 1.42, 6: 1.31, 7: 1.25, 8: 1.20}
 
 

@@ -104,8 +104,8 @@ class WatchSettings:
             raise UsageError(f"--interval must be positive, not {self.interval:g}")
         if self.duration is not None and self.duration <= 0:
             raise UsageError(f"--duration must be positive, not {self.duration:g}")
-        if self.tracing.seconds <= 0 or self.tracing.requests <= 0:
-            raise UsageError("--trace-seconds and --trace-requests must be positive")
+        if self.tracing.seconds <= 0 or self.tracing.requests <= 0 or self.tracing.sample <= 0:
+            raise UsageError("--trace-seconds, --trace-requests and --trace-sample must be positive")
         if self.cmd is not None and not is_python_command(self.cmd, self.cwd):
             raise UsageError(f"--cmd must run Python (a gunicorn or uvicorn command): {self.cmd!r}")
         if self.capture is None and (self.capture_routes or self.redact):
@@ -120,6 +120,7 @@ class WatchSettings:
                 "budget": self.budget, "metrics": self.metrics, "capture": self.capture,
                 "capture_routes": list(self.capture_routes), "redact": list(self.redact),
                 "tracing": {"enabled": t.enabled, "seconds": t.seconds, "requests": t.requests, "frames": t.frames,
+                            "sample": t.sample, "share": t.share,
                             "every": t.every}}
 
 
@@ -297,7 +298,7 @@ class Session:
             for found in answer.traced:
                 traces.add(replace(found, at=time.monotonic() - self.record.t0))
                 self.record.event("attribution window closed", pid, seconds=found.seconds,
-                                  requests=sum(found.requests.values()))
+                                  requests=sum(found.requests.values()), traced=found.samples)
             memory = _memory(pid)
             for i, window in enumerate(answer.windows):
                 last = i == len(answer.windows) - 1  # RSS and USS are read now: the last window's end
@@ -330,7 +331,8 @@ class Session:
         if pid is None:
             return None
         p = traces.policy
-        answers = self.reader.ask_each(lambda client, _pid: client.watch_trace(p.seconds, p.requests, p.frames), [pid])
+        answers = self.reader.ask_each(
+            lambda client, _pid: client.watch_trace(p.seconds, p.requests, p.frames, p.sample, p.share), [pid])
         if pid not in answers:
             return None
         opened, refusal = answers[pid]
@@ -339,7 +341,8 @@ class Session:
             return None
         traces.open_pid, traces.opened_at = pid, now
         self.record.event("attribution window opened", pid, why=why)
-        self.progress(f"tracing pid {pid} for {p.seconds:g} s or {p.requests:,} requests: {why}")
+        self.progress(f"tracing one request in {p.sample} in pid {pid} for {p.seconds:g} s or {p.requests:,} "
+                      f"requests: {why}")
         return why
 
     def rss_now(self) -> int:
