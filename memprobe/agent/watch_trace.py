@@ -13,20 +13,21 @@ request nobody traced. The parent opens a window only when a route's retention i
 
 **What it reads.** A request is traced only when it starts with nothing else in flight, and
 kept only when nothing else started before it ended (in a threaded or asynchronous worker,
-one that overlapped is dropped and counted in ``overlapped``). It is read at the next
-request's start (or the control thread's next collection), after a full collection of only
-the objects made since it began (``gc.freeze()`` at its start leaves the older ones out, and
-``gc.unfreeze()`` after the read puts them back; not where the app froze objects itself, where
-the young generations are collected instead): what the server still held of it as its
-response ended is freed by then, its garbage in cycles collected, the interpreter's free lists
-emptied, and every trace alive was allocated by it and stayed. A trace is
+one that overlapped is dropped and counted in ``overlapped``). It is read as soon as the
+server lets go of it (a WSGI response body's weak reference calls back as the server drops
+it; an ASGI request at its end; else at the next request's start or the control thread's next
+collection), after a full collection of only the objects made since the window opened
+(``gc.freeze()`` at the open sets the heap aside, ``gc.unfreeze()`` at the close puts it back;
+not where the app froze objects itself, where the young generations are collected instead):
+what the server held of it is freed by then, its garbage in cycles collected, the
+interpreter's free lists emptied, and every trace alive was allocated by it and stayed. A trace is
 charged to the request's route when the route's handler (the view function the framework
 dispatched to: Flask's view, Django's view or class-based view, Bottle's callback, CherryPy's
 handler, Starlette's endpoint) is on its stack, :data:`FRAMES` frames deep, else counted as
-``unrouted`` (the framework's, and the server's parse of the next request). Per route the
+``unrouted`` (the framework's own). Per route the
 window sends the sum and the sum of squares of each traced request's bytes, so the parent has
 a mean and its standard error. The free lists are emptied at its start too (the same
-collection, nothing to examine), so a small dict, list or float it keeps is a new, traced
+collection), so a small dict, list or float it keeps is a new, traced
 block, not one freed earlier and reused untraced. Where the app froze objects itself, neither
 is done: a kept object reused from a free list is not seen (only what it holds), and a block
 freed into one is. What it sees beyond a leak: a bounded cache's new entry while it evicts an
@@ -98,8 +99,6 @@ SERVERS = ("uvicorn", "gunicorn", "h11", "httptools", "hypercorn", "daphne", "wa
 _SERVER_DIRS = tuple(f"{os.sep}{name}{os.sep}" for name in SERVERS)
 #: How long a traced request whose server still holds it (``held``) is waited for.
 HELD_WAIT_S = 0.05
-#: The number of a sample armed for the next request, before it begins.
-_ARMED = -1
 
 #: (file, first line, last line) of one function's code
 Range = tuple[str, int, int]
@@ -178,8 +177,6 @@ class _Sample:
     before: list[tuple[tuple[str, ...], Any, int, int]]
     route: str | None = None
     took: float = 0.0
-    #: whether it froze the objects older than it (``gc.freeze()``) and must unfreeze them
-    froze: bool = False
     #: alive while the server still holds the request (its response body), once it ended
     held: Callable[[], Any] | None = None
     ended: float = 0.0
@@ -239,73 +236,54 @@ class TraceWindow:
         t0 = time.perf_counter()
         self._roots = holders.scan_roots()
         self.timings["scan_before"] = round(time.perf_counter() - t0, 4)
+        # The heap as it is now set aside for the window (``gc.freeze()``, a list splice): the
+        # full collections that empty the free lists and read each traced request examine only
+        # what was made since. Once per window, not per traced request: the collection that
+        # reads one resets the collector's count of old objects to what it examined, and after an
+        # unfreeze the next automatic collection was then a full one (9 ms on this app, one per
+        # traced request: -20 % of a worker's throughput). Not where the app froze objects itself
+        # (gunicorn's preload idiom): unfreezing would undo that.
+        self._froze = gc.get_freeze_count() == 0
+        if self._froze:
+            gc.freeze()
         self.started = time.monotonic()
         self._screen_at = self.started + min(screen_s, seconds / 4)
 
     # -- per request (the app's threads) ------------------------------------------------------
 
-    def arm(self) -> None:
-        """Nothing in flight (a request just ended): if the next request is to be traced, start
-        tracing now, before the server reads it (its WSGI environ, allocated before the app is
-        called, must not be older than the freeze: werkzeug's request object and the environ
-        hold each other, and a frozen environ would keep the parsed form alive at the read)."""
+    def begin(self, number: int, alone: bool) -> bool:
+        """Request ``number`` starts (``alone``: nothing else in flight); whether it is traced.
+        A traced request that ended and was not read yet is read first."""
+        self.flush()
         with self._lock:
-            if self._closed or self._sampling is not None or self._candidates is None \
-                    or self._since < self.sample:
-                return
+            if self._closed:
+                return False
+            self._since += 1
+            if not alone or self._sampling is not None or self._candidates is None or self._since < self.sample:
+                return False
             if self._traced_s > self.share * (time.monotonic() - self.started):
-                return
+                return False
             self._since = 0
             before = []
             for chain, ref in self._candidates:
                 n = holders.entries(ref)
                 if n is not None:
                     before.append((chain, ref, n, _storage_bytes(ref)))
-            # Frozen (a list splice, O(1)), the heap's older objects are left out of the full
-            # collection that reads the request: only what it allocated is examined. Not where
-            # the app froze objects itself (gunicorn's preload idiom): unfreezing would undo it.
-            froze = gc.get_freeze_count() == 0
-            if froze:
-                gc.freeze()
-                gc.collect(2)  # nothing to examine: it empties the free lists, so that what the
-                # request allocates is new, and traced
-            self._sampling = _Sample(_ARMED, time.perf_counter(), before, froze=froze)
+            if self._froze:
+                gc.collect(2)  # it empties the free lists: what the request allocates is new, and traced
+            self._sampling = _Sample(number, time.perf_counter(), before)
             tracemalloc.start(self.frames)
             self.switches += 1
-
-    def begin(self, number: int, alone: bool) -> bool:
-        """Request ``number`` starts (``alone``: nothing else in flight); whether it is traced
-        (tracing was armed, and it runs alone). A traced request that ended is read here,
-        before this one runs."""
-        self.flush()
-        with self._lock:
-            if self._closed:
-                return False
-            self._since += 1
-            armed = self._sampling
-            if armed is None or armed.number != _ARMED:
-                return False
-            if alone:
-                armed.number, armed.t0 = number, time.perf_counter()
-                if armed.froze:
-                    # Empty the free lists again: what the server freed into them since the arming
-                    # would be reused by the handler under the server's traceback (a kept dict
-                    # charged to no route).
-                    gc.collect(2)
-                return True
-            armed.taken = True
-        self._read(armed, keep=False)  # another request came first
-        return False
+            return True
 
     def end(self, number: int, route: str, handler: Callable[[], Any], solo: bool,
             held: Callable[[], Any] | None = None) -> None:
         """Request ``number`` of ``route`` ended; ``handler()`` names its handler (asked once per
-        route); ``solo``: no other request started while it ran (a traced one is kept only so,
-        and read at the next request's start: what the server still held of it, its request
-        object and parsed form in the WSGI environ, is freed by then). ``held()``: alive while
-        the server has not let go of the request yet (a gthread worker's thread may be
-        finishing it as the next request starts on another): the read waits for that, up to
-        :data:`HELD_WAIT_S`."""
+        route); ``solo``: no other request started while it ran (a traced one is kept only so).
+        ``held()``: alive while the server has not let go of the request yet (its request object
+        and parsed form in the WSGI environ): the read waits for that (the recorder's callback
+        as it dies, else the next request's start, up to :data:`HELD_WAIT_S` after this end);
+        without ``held`` (ASGI) it is read now."""
         dropped = None
         with self._lock:
             if self._closed:
@@ -314,11 +292,14 @@ class TraceWindow:
             self._count += 1
             known = bool(self.handlers.get(route))
             sample = self._sampling
+            now = None
             if sample is not None and sample.number == number and not sample.taken:
                 sample.route, sample.took, sample.held = route, time.perf_counter() - sample.t0, held
                 sample.ended = time.monotonic()
                 if not solo:
                     sample.taken, dropped = True, sample
+                elif held is None:  # nothing of it left in the server's hands: read it now
+                    sample.taken, now = True, sample
         if not known:
             # Not cached while not found: a request already past the framework's hook when the
             # window opened names no handler.
@@ -328,11 +309,17 @@ class TraceWindow:
                     self.handlers[route] = ranges
         if dropped is not None:
             self._read(dropped, keep=False)
+        if now is not None:
+            self._read(now)
 
-    def flush(self) -> None:
-        """Read the traced request that ended, if one waits (the next request's start, the
-        control thread's collection, the close)."""
-        with self._lock:
+    def flush(self, blocking: bool = True) -> None:
+        """Read the traced request that ended, if one waits (the server letting go of it, the
+        next request's start, the control thread's collection, the close). Not ``blocking``:
+        nothing is done when the window's lock is held (a weak reference's callback may run in
+        a collection, or a deallocation, that started while this very thread held it)."""
+        if not self._lock.acquire(blocking=blocking):
+            return
+        try:
             sample = self._sampling
             if sample is None or sample.route is None or sample.taken:
                 return
@@ -340,6 +327,8 @@ class TraceWindow:
                     and time.monotonic() - sample.ended < HELD_WAIT_S and not self._closed:
                 return
             sample.taken = True
+        finally:
+            self._lock.release()
         self._read(sample)
 
     def _read(self, sample: _Sample, keep: bool = True) -> None:
@@ -351,15 +340,13 @@ class TraceWindow:
                 # where the whole heap's took 9 ms): the request's garbage in cycles is freed,
                 # and so are the interpreter's free lists, where a block the request allocated
                 # and freed would still count as alive (a dict's keys table, 120 B a POST form).
-                gc.collect(2 if sample.froze else 1)
+                gc.collect(2 if self._froze else 1)
             snapshot = tracemalloc.take_snapshot() if keep else None
             peak, own = tracemalloc.get_traced_memory()[1], tracemalloc.get_tracemalloc_memory()
         except RuntimeError:  # not tracing: someone stopped it under us
             snapshot, peak, own = None, 0, 0
         finally:
             tracemalloc.stop()
-            if sample.froze:
-                gc.unfreeze()
             self.switches += 1
         route = sample.route or ""
         with self._lock:
@@ -444,8 +431,6 @@ class TraceWindow:
             self._closed = True
             if self._sampling is not None and not self._sampling.taken:
                 tracemalloc.stop()  # the traced request in flight is not counted
-                if self._sampling.froze:
-                    gc.unfreeze()
                 self._sampling = None
             requests = dict(self.requests)
             tallies = dict(self._tallies)
@@ -475,6 +460,8 @@ class TraceWindow:
                            "sites": [s.to_dict() for s in sites],
                            "holders": [h for h in grown if h["routes"].get(route, 0) > 0][:3]})
         self.timings["group"] = round(time.perf_counter() - t0, 4)
+        if self._froze:
+            gc.unfreeze()
         return {"pid": self.pid, "seconds": round(seconds, 3), "requests": requests, "frames": self.frames,
                 "closed": why, "sample": self.sample, "share": self.share,
                 "samples": sum(t.samples for t in tallies.values()), "overlapped": self._overlapped,

@@ -271,6 +271,21 @@ class Recorder:
                 self._settle()
         return token
 
+    def released(self, _body: object) -> None:
+        """The server let go of a request (a weak reference's callback, as it drops the response
+        body): the traced request waiting for that is read now, before the server reads the next
+        one."""
+        trace = self.trace
+        if trace is None:
+            return
+        switches = trace.switches
+        try:
+            trace.flush(blocking=False)
+        except Exception:  # noqa: BLE001 - inside a deallocation: never let it reach the server
+            return
+        if trace.switches != switches:
+            self._settle()
+
     def _settle(self) -> None:
         """Tracing started or stopped: its collection emptied the free lists, which the next
         requests refill (a block each, +23 to +45 blocks a request over every route under
@@ -329,7 +344,10 @@ class Recorder:
             idle = self._in_flight == 0
         trace = self.trace
         if trace is not None:
+            switches = trace.switches
             trace.end(number, route, handler or _no_handler, solo, held)
+            if trace.switches != switches:
+                self._settle()
         if late:  # nobody asked for two intervals: the window closes here, cheaply
             self.close(heap=False)
         if trace is not None and idle:
@@ -337,11 +355,6 @@ class Recorder:
             trace.screen()
             if trace.due():
                 self.close_trace("due")
-            else:
-                switches = trace.switches
-                trace.arm()
-                if trace.switches != switches:
-                    self._settle()
 
     # -- the attribution window -------------------------------------------------------------
 
@@ -448,7 +461,8 @@ class Closing:
             tracing = self._recorder.trace is not None
             handler = partial(wsgi_handler, self._environ) if tracing else None
             # the server lets go of the request (and its environ) as it drops this body
-            self._recorder.end(self._token, route, handler, weakref.ref(self) if tracing else None)
+            self._recorder.end(self._token, route, handler,
+                               weakref.ref(self, self._recorder.released) if tracing else None)
             if self._pending is not None:
                 self._pending[0].finish_wsgi(self._pending[1], self._environ, route)
 

@@ -399,6 +399,11 @@ class Analysis:
         together = f" (with {line.partner}, counted as one)" if line.partner else ""
         return f"{how}{together}: " + "; ".join(parts)
 
+    def served(self, pid: int) -> int:
+        """The requests a live worker was seen serving (0: not a live worker)."""
+        worker = self.live.get(pid)
+        return sum(worker.series.seen.values()) if worker is not None else 0
+
     def workers(self) -> list[WorkerLine]:
         """A line per worker, live ones first (each with its own route lines)."""
         out = []

@@ -49,7 +49,7 @@ from memprobe.process.memory import read_memory
 from memprobe.results.hunt_settings import HuntSettings
 from memprobe.results.watch import RouteLine, WatchResult, Window, write_atomically
 from memprobe.watch.analysis import Analysis
-from memprobe.watch.attribution import MIN_WINDOWS, TRACED_FLOOR, TracePolicy, Traces
+from memprobe.watch.attribution import MIN_WINDOWS, TRACED_FLOOR, WARM_REQUESTS, TracePolicy, Traces
 from memprobe.watch.cgroup import read_cgroup
 from memprobe.watch.report import build_report
 
@@ -326,7 +326,8 @@ class Session:
         if why is None:
             return None
         live = [pid for pid, info in self.record.workers.items() if info.get("recording")
-                and pid in self.reader.procs and not self.reader.procs[pid].dead]
+                and pid in self.reader.procs and not self.reader.procs[pid].dead
+                and self.record.analysis.served(pid) >= WARM_REQUESTS]
         pid = traces.next_worker(live)
         if pid is None:
             return None
