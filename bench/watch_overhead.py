@@ -12,7 +12,7 @@ trial, so that a drift of the machine hits them alike, and each row is the media
   attribution window: what watch costs between them);
 * ``capture``: ``watch`` also capturing ``POST /orders`` (``--capture``, redacting ``note``);
 * ``window``: ``watch`` with an attribution window open in one of the two workers during the
-  whole trial, on its defaults (one request in 100 traced, 16 frames deep, at most 10 % of the
+  whole trial, on its defaults (one request in 200 traced, 16 frames deep, at most 10 % of the
   worker's time); the trial starts once the report says one opened and its screening seconds
   are over (the app keeps ~100 B per gift order, so watch has something to trace);
 * ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production;

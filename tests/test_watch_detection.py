@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from memprobe.process.child import free_port
+from memprobe.watch.attribution import WARM_REQUESTS
 from tests.conftest import REPO, watch_under_locust
 
 APPS = REPO / "tests" / "servers" / "watch"
@@ -66,7 +67,10 @@ def test_watch_names_the_route_that_keeps_memory_for_some_request_data_and_no_ot
     assert att["holders"] and "global _gifts" in att["holders"][0]["description"], att["holders"]
     windows = data["traced"]
     assert windows and all(sum(w["requests"].values()) <= 5_000 for w in windows)
-    assert len({w["pid"] for w in windows}) >= 2 or len(windows) == 1  # one worker at a time, in turn
+    busy = [w for w in data["workers"] if w["requests"] >= WARM_REQUESTS]
+    # one worker at a time, in turn among those that served enough (Locust's connections may
+    # all land on one uvicorn worker)
+    assert len({w["pid"] for w in windows}) >= min(2, len(busy), len(windows)), (windows, busy)
     if "max-requests" in cmd:
         assert len(data["workers"]) > 2, "the recycled workers' successors were followed"
     if capturing:

@@ -378,8 +378,8 @@ class AgentClient:
         answer = self.call("watch_start", **args)
         return bool(answer.get("recording")), str(answer.get("why") or "")
 
-    def watch_trace(self, seconds: float, requests: int, frames: int, sample: int = 100,
-                    share: float = 0.1) -> tuple[bool, str]:
+    def watch_trace(self, seconds: float, requests: int, frames: int, sample: int,
+                    share: float) -> tuple[bool, str]:
         """Open an attribution window in this worker (one request in ``sample`` traced, for
         ``share`` of its time at most): whether it opened, and why not."""
         answer = self.call("watch_trace", seconds=seconds, requests=requests, frames=frames, sample=sample,

@@ -4,12 +4,13 @@ end, then off); what each traced request left alive, by route, by allocating lin
 container that holds it.
 
 Why sampled requests and not tracing all along: tracemalloc costs every allocation (a Flask
-request 7x slower one frame deep, 28x :data:`FRAMES` deep, measured in-process; -44 % of a
-2-worker gunicorn's throughput with one worker traced throughout), so a window traces one
-request in :data:`SAMPLE`, and only while the traced requests have taken at most :data:`SHARE`
-of its time: the worker pays at most that share, and the 99th percentile of latency is a
-request nobody traced. The parent opens a window only when a route's retention is significant
-(or the server grows and no route is told apart yet), in one worker at a time.
+request 4-7x slower one frame deep, 12x :data:`FRAMES` deep, 17-28x sixteen, measured
+in-process; -44 % of a 2-worker gunicorn's throughput with one worker traced throughout 16
+frames deep), so a window traces one request in :data:`SAMPLE`, and only while the traced
+requests have taken at most :data:`SHARE` of its time: the worker pays at most that share,
+and the 99th percentile of latency is a request nobody traced. The parent opens a window only
+when a route's retention is significant (or the server grows and no route is told apart yet),
+in one worker at a time.
 
 **What it reads.** A request is traced only when it starts with nothing else in flight, and
 kept only when nothing else started before it ended (in a threaded or asynchronous worker,
@@ -65,13 +66,14 @@ from typing import Any
 from memprobe.agent import holders
 from memprobe.agent.attribution import group_sites
 
-#: Frames kept per trace: deep enough to reach a view function from a leak a few calls below it.
-FRAMES = 16
+#: Frames kept per trace: deep enough to reach a view function from a leak a few calls below it
+#: (16 cost a server at full load +36 % more at the 99th percentile than 8, bench/watch_overhead.py).
+FRAMES = 8
 #: The window's default bounds.
 SECONDS = 60.0
 REQUESTS = 20_000
 #: One request in SAMPLE (of those that start with nothing else in flight) is traced...
-SAMPLE = 100
+SAMPLE = 200
 #: ... while traced requests have taken at most this share of the window's time.
 SHARE = 0.1
 #: The window's first seconds (a quarter of it at most) trace nothing: a second roots scan then

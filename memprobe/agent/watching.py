@@ -24,7 +24,7 @@ Everything kept is bounded: the closed windows (a parent that stops asking loses
 counted in ``dropped``), the routes of a window, the deltas of a route.
 
 When the parent asks (``watch_trace``), the recorder also runs one attribution window
-(:mod:`memprobe.agent.watch_trace`): for a bounded window, one request in a hundred traced
+(:mod:`memprobe.agent.watch_trace`): for a bounded window, one request in 200 traced
 (tracemalloc on from its start to its end), the findings handed over with the next windows.
 """
 from __future__ import annotations

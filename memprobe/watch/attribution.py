@@ -26,8 +26,10 @@ keeps nothing in the later windows), and the server's heap grows.
 **What they rule out.** Python objects a route keeps are traced: a route the heap's blocks
 call a leak (Python objects, the C heap not agreeing) whose handler the windows saw keep under
 :data:`TRACED_FLOOR` bytes per request over :data:`MIN_SAMPLES` traced requests or more, while
-what its requests allocated outside any handler was no more than the other routes' requests
-left there (plus the floor), and no growing container got entries from its traced requests, is
+what its requests allocated outside any handler was not clearly more than the other routes'
+requests left there (by the floor, beyond two standard errors: what a framework leaves outside
+the handler differs from route to route by hundreds of bytes), and no growing container got
+entries from its traced requests, is
 not a leak: its blocks are the server's, allocated between its
 requests (uvicorn's protocol objects for the next request on a keep-alive connection made
 ``GET /items`` keep +4.3 ± 0.4 blocks a request alone, and its windows +0.3 ± 0.3 B), or the
@@ -131,15 +133,18 @@ class Traces:
                   f"{sum(r.requests for _, r in seen):,} requests traced, {best_w.frames} frames deep")
         return Attribution(len(seen), n, PerRequest(mean, error, "B"), list(best.sites), list(best.holders), bounds)
 
-    def unrouted(self, route: str) -> tuple[float, float] | None:
-        """Bytes per traced request that no handler allocated and were alive at its end: for
-        ``route``'s requests and for the other routes' (None: either has no traced request)."""
+    def unrouted(self, route: str) -> PerRequest | None:
+        """How many more bytes per traced request no handler allocated (and were alive at its
+        end) for ``route``'s requests than for the other routes', with its standard error (None:
+        either has no traced request)."""
         mine = [r for w in self.windows for r in w.routes if r.route == route]
         others = [r for w in self.windows for r in w.routes if r.route != route]
         n_mine, n_others = sum(r.samples for r in mine), sum(r.samples for r in others)
         if not n_mine or not n_others:
             return None
-        return sum(r.unrouted for r in mine) / n_mine, sum(r.unrouted for r in others) / n_others
+        m, e = _mean_error(n_mine, sum(r.unrouted for r in mine), sum(r.unrouted_sq for r in mine))
+        o, f = _mean_error(n_others, sum(r.unrouted for r in others), sum(r.unrouted_sq for r in others))
+        return PerRequest(m - o, math.hypot(e, f), "B")
 
     def refine(self, routes: list[RouteLine], server_growing: bool) -> None:
         """Give each of the server's route lines its attribution, call a leak on traced
@@ -154,12 +159,12 @@ class Traces:
             if line.verdict == "leak" and line.bytes_from.startswith("blocks") and att.requests >= MIN_SAMPLES \
                     and math.isfinite(est.error) and est.value + 2 * est.error < TRACED_FLOOR and not att.holders:
                 outside = self.unrouted(line.route)
-                if outside is not None and outside[0] - outside[1] < TRACED_FLOOR:
+                if outside is not None and outside.value - 2 * outside.error < TRACED_FLOOR:
                     line.verdict = UNDECIDED
                     line.reason += (f"; but the attribution windows saw its handler keep {est.value:+.1f} ± "
                                     f"{est.error:.1f} B/request ({att.bounds}), and outside any handler its "
-                                    f"requests left {outside[0]:,.0f} B where the others' left {outside[1]:,.0f}: "
-                                    f"the blocks are not its own")
+                                    f"requests left {outside.value:+,.0f} ± {outside.error:,.0f} B more than the "
+                                    f"others': the blocks are not its own")
                 continue
             if line.verdict in ("leak", "bounded") or (line.verdict == "clean" and line.partner is None) \
                     or not server_growing:
