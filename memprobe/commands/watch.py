@@ -62,7 +62,7 @@ class WatchCommand:
                             help=f"an attribution window's requests at most (default {t.requests:,})")
         parser.add_argument("--trace-sample", type=int, default=t.sample, metavar="N",
                             help=f"an attribution window traces one request in N (default {t.sample}; 1: every "
-                                 f"request that runs alone), for {t.share:.0%} of its time at most")
+                                 f"request that runs alone), for {t.share * 100:.0f} %% of its time at most")
         parser.add_argument("--trace-every", type=float, default=t.every, metavar="S",
                             help=f"seconds from one window's close to the next one's opening at least "
                                  f"(default {t.every:g})")
