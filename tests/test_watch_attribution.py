@@ -227,25 +227,29 @@ def test_windows_need_a_growing_server_and_two_of_them() -> None:
 def test_a_leak_of_python_blocks_that_the_windows_saw_no_handler_keep_is_taken_back() -> None:
     traces = Traces()
     for i in range(3):
-        traces.add(_window(100, {"GET /items": [0] * 20, "GET /": [0] * 20}, {"GET /items": 2_000, "GET /": 2_010},
-                           at=i))
+        traces.add(_window(100, {"GET /items": [0] * 20, "GET /": [0] * 20}, at=i))
     line = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
                  bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
     traces.refine([line], server_growing=True)
     assert line.verdict == UNDECIDED and "attribution windows saw its handler keep" in line.reason
 
 
-def test_a_leak_outside_the_handler_is_not_taken_back() -> None:
-    """Its requests leave more outside any handler than the other routes' do (a hook of its
-    own, a middleware): the windows cannot rule it out."""
+def test_a_leak_whose_requests_grow_a_container_is_not_taken_back_and_a_bounded_one_is_a_leak() -> None:
+    """Its traced requests add entries to a container that keeps growing: whatever the bytes
+    its handler was seen to keep, the windows cannot rule it out, and "bounded" is contradicted."""
     traces = Traces()
+    holder = {"description": "module app.py, global _seen (list, 900 entries)", "routes": {"GET /items": 40}}
     for i in range(3):
-        traces.add(_window(100, {"GET /items": [0] * 20, "GET /": [0] * 20}, {"GET /items": 2_300, "GET /": 2_000},
-                           at=i))
-    line = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
-                 bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
-    traces.refine([line], server_growing=True)
-    assert line.verdict == "leak"
+        window = _window(100, {"GET /items": [0] * 20, "POST /orders": [0, 200] * 15}, at=10.0 * i)
+        for r in window.routes:
+            r.holders = [holder] if r.route == "GET /items" else [dict(holder, routes={"POST /orders": 15})]
+        traces.add(window)
+    items = _line("GET /items", "leak", blocks=PerRequest(4.3, 0.4, "blocks"),
+                  bytes=PerRequest(275.0, 25.0, "B"), bytes_from="blocks x 64 B (assumed)", method="alone")
+    orders = _line("POST /orders", "bounded")
+    traces.refine([items, orders], server_growing=True)
+    assert items.verdict == "leak"
+    assert orders.verdict == "leak" and orders.method == "traced windows"
 
 
 def test_windows_open_one_at_a_time_in_each_worker_in_turn_and_not_too_often() -> None:

@@ -16,6 +16,7 @@ few it may rest on), the lines (hunt's grouping by the user's first frame), and 
 that grew and to which that route's traced requests added entries. A traced request's figure
 includes what a cache stores while it evicts an untraced older entry, so the windows never
 make a leak by themselves: a route the heap's analysis left undecided or entangled (or called
+bounded while a growing container holds its traced requests' entries, or called
 clean only counted as one with another route: the two together can hide one's leak behind the
 other's negative noise, -2.2 ± 0.9 blocks a request together under uvicorn for a route that
 kept 0.5) becomes a ``leak`` on traced windows only when at least :data:`MIN_WINDOWS` windows and
@@ -25,11 +26,8 @@ keeps nothing in the later windows), and the server's heap grows.
 
 **What they rule out.** Python objects a route keeps are traced: a route the heap's blocks
 call a leak (Python objects, the C heap not agreeing) whose handler the windows saw keep under
-:data:`TRACED_FLOOR` bytes per request over :data:`MIN_SAMPLES` traced requests or more, while
-what its requests allocated outside any handler was not clearly more than the other routes'
-requests left there (by the floor, beyond two standard errors: what a framework leaves outside
-the handler differs from route to route by hundreds of bytes), and no growing container got
-entries from its traced requests, is
+:data:`TRACED_FLOOR` bytes per request over :data:`MIN_SAMPLES` traced requests or more, and no
+growing container got entries from its traced requests, is
 not a leak: its blocks are the server's, allocated between its
 requests (uvicorn's protocol objects for the next request on a keep-alive connection made
 ``GET /items`` keep +4.3 ± 0.4 blocks a request alone, and its windows +0.3 ± 0.3 B), or the
@@ -53,6 +51,8 @@ TRACED_FLOOR = 48.0
 MIN_WINDOWS = 2
 #: A route's traced requests below which the windows say nothing of what it keeps.
 MIN_SAMPLES = 20
+#: The latest window counts (a cache that stopped keeps nothing in it) once it traced this many.
+MIN_LATEST = 5
 #: A worker serves this many requests before a window opens in it: a fresh worker's first
 #: requests fill its caches (a worker respawned by max_requests, traced at once, charged +231 B
 #: a request to a POST that keeps 100).
@@ -133,19 +133,6 @@ class Traces:
                   f"{sum(r.requests for _, r in seen):,} requests traced, {best_w.frames} frames deep")
         return Attribution(len(seen), n, PerRequest(mean, error, "B"), list(best.sites), list(best.holders), bounds)
 
-    def unrouted(self, route: str) -> PerRequest | None:
-        """How many more bytes per traced request no handler allocated (and were alive at its
-        end) for ``route``'s requests than for the other routes', with its standard error (None:
-        either has no traced request)."""
-        mine = [r for w in self.windows for r in w.routes if r.route == route]
-        others = [r for w in self.windows for r in w.routes if r.route != route]
-        n_mine, n_others = sum(r.samples for r in mine), sum(r.samples for r in others)
-        if not n_mine or not n_others:
-            return None
-        m, e = _mean_error(n_mine, sum(r.unrouted for r in mine), sum(r.unrouted_sq for r in mine))
-        o, f = _mean_error(n_others, sum(r.unrouted for r in others), sum(r.unrouted_sq for r in others))
-        return PerRequest(m - o, math.hypot(e, f), "B")
-
     def refine(self, routes: list[RouteLine], server_growing: bool) -> None:
         """Give each of the server's route lines its attribution, call a leak on traced
         windows where the heap's analysis could not, and take back a leak of Python objects
@@ -158,19 +145,19 @@ class Traces:
             est = att.per_request
             if line.verdict == "leak" and line.bytes_from.startswith("blocks") and att.requests >= MIN_SAMPLES \
                     and math.isfinite(est.error) and est.value + 2 * est.error < TRACED_FLOOR and not att.holders:
-                outside = self.unrouted(line.route)
-                if outside is not None and outside.value - 2 * outside.error < TRACED_FLOOR:
-                    line.verdict = UNDECIDED
-                    line.reason += (f"; but the attribution windows saw its handler keep {est.value:+.1f} ± "
-                                    f"{est.error:.1f} B/request ({att.bounds}), and outside any handler its "
-                                    f"requests left {outside.value:+,.0f} ± {outside.error:,.0f} B more than the "
-                                    f"others': the blocks are not its own")
+                line.verdict = UNDECIDED
+                line.reason += (f"; but the attribution windows saw its handler keep {est.value:+.1f} ± "
+                                f"{est.error:.1f} B/request ({att.bounds}) and no growing container hold "
+                                f"its entries: the blocks are not its own")
                 continue
-            if line.verdict in ("leak", "bounded") or (line.verdict == "clean" and line.partner is None) \
-                    or not server_growing:
+            if line.verdict == "leak" or (line.verdict == "clean" and line.partner is None) or not server_growing:
                 continue
+            if line.verdict == "bounded" and not att.holders:
+                continue  # growth that stopped, unless a container goes on growing with its entries
+            # the latest window that traced a few of its requests (one traced POST of a window
+            # cut short said 0 B: a sample of one, not a cache that stopped)
             latest = next((r for w in reversed(self.windows) if (r := w.route(line.route)) is not None
-                           and r.samples > 0), None)
+                           and r.samples >= MIN_LATEST), None)
             if att.windows >= MIN_WINDOWS and att.requests >= MIN_SAMPLES and math.isfinite(est.error) \
                     and est.value - 2 * est.error > TRACED_FLOOR \
                     and latest is not None and latest.per_request > TRACED_FLOOR:
