@@ -39,9 +39,10 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from memprobe.agent.watch_trace import FRAMES, SAMPLE, SECONDS, SHARE
+from memprobe.agent.watch_trace import FRAMES, REQUESTS, SAMPLE, SECONDS, SHARE
 from memprobe.results.watch import Attribution, PerRequest, RouteLine, TracedWindow
 from memprobe.watch.analysis import UNDECIDED
+from memprobe.watch.stats import Running
 
 #: Windows kept (the newest); the report lists at most :data:`LISTED` of those run.
 KEPT = 8
@@ -67,7 +68,7 @@ class TracePolicy:
 
     enabled: bool = True
     seconds: float = SECONDS
-    requests: int = 20_000
+    requests: int = REQUESTS
     frames: int = FRAMES
     every: float = 60.0
     sample: int = SAMPLE
@@ -172,11 +173,8 @@ class Traces:
 def _mean_error(n: int, total: float, squares: float) -> tuple[float, float]:
     """The mean of ``n`` values from their sum and sum of squares, and its standard error
     (widened by Student's t for few values; infinite below two)."""
-    mean = total / n
-    if n < 2:
-        return mean, math.inf
-    variance = max(0.0, (squares - n * mean * mean) / (n - 1))
-    return mean, math.sqrt(variance / n) * _widen(n)
+    values = Running.of_sums(n, total, squares)
+    return values.mean, values.error * _widen(n)
 
 
 #: Student's t at 97.5 % over the normal's, by values (degrees of freedom + 1).

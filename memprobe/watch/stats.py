@@ -146,6 +146,12 @@ class Running:
         d = other.mean - self.mean
         return Running(n, self.mean + d * other.n / n, self.m2 + other.m2 + d * d * self.n * other.n / n)
 
+    @classmethod
+    def of_sums(cls, n: int, total: float, squares: float) -> Running:
+        """The same from a count, a sum and a sum of squares (as an agent sends them)."""
+        mean = total / n if n else 0.0
+        return cls(n, mean, max(0.0, squares - n * mean * mean))
+
     @property
     def error(self) -> float:
         """Standard error of the mean (inf below two numbers)."""
