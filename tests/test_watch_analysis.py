@@ -256,3 +256,23 @@ def test_two_routes_first_seen_late_and_always_together_still_give_a_report() ->
     lines = {line.route: line for line in analysis.routes()}
     assert set(lines) == {"GET /", "POST /x", "GET /x/done"}
     assert lines["POST /x"].verdict != "leak" and lines["GET /x/done"].verdict != "leak"
+
+
+def test_a_slope_that_would_keep_more_than_the_heap_grew_is_not_a_leak() -> None:
+    # The heap rises with each burst of /a and falls back with time (what /a holds is freed at a
+    # steady pace): against its cumulative requests and time the fit gives /a +2 blocks a request
+    # and time -20 a second, yet the heap did not grow. Retention adds up, so no route can keep
+    # more than the server grew.
+    rng = random.Random(4)
+    analysis = Analysis()
+    done = 0
+    for t in range(900):
+        n = rng.randint(0, 20)
+        done += n
+        level = 50_000 + 2.0 * (done - 10.0 * (t + 1))
+        analysis.add(Window(5, float(t), float(t + 1), {"GET /a": n, "GET /b": 10}, int(level + rng.gauss(0, 20)),
+                            None, None, None, 4))
+    a = next(line for line in analysis.routes() if line.route == "GET /a")
+    assert a.blocks is not None and a.blocks.value == pytest.approx(2.0, abs=3 * a.blocks.error)
+    assert a.verdict == "not enough traffic yet"
+    assert "more than twice what the heap grew" in a.reason
