@@ -12,9 +12,10 @@ trial, so that a drift of the machine hits them alike, and each row is the media
   attribution window: what watch costs between them);
 * ``capture``: ``watch`` also capturing ``POST /orders`` (``--capture``, redacting ``note``);
 * ``window``: ``watch`` with an attribution window open in one of the two workers during the
-  whole trial, on its defaults (one request in 200 traced, 16 frames deep, at most 10 % of the
-  worker's time); the trial starts once the report says one opened and its screening seconds
-  are over (the app keeps ~100 B per gift order, so watch has something to trace);
+  whole trial, on its defaults (one request in 200 traced, 8 frames deep, for a share of the
+  worker's time at most: ``--trace-share``); the trial starts once the report says one opened
+  and its screening seconds are over (the app keeps ~100 B per gift order, so watch has
+  something to trace); ``window:F`` is the same with ``--trace-share F``;
 * ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production;
 * ``memray``: ``memray attach`` (its gdb method, the default on Python 3.11) in both workers for
   the trial, recording to a file, as its docs show for a running process.
@@ -80,8 +81,10 @@ def start(config: str, port: int, json_path: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if config == "tracemalloc":
         env["PYTHONTRACEMALLOC"] = "1"
+    config, _, share = config.partition(":")
     if config in WATCH:
         extra = [a.replace("{tmp}", os.path.dirname(json_path)) for a in WATCH[config]]
+        extra += ["--trace-share", share] if share else []
         argv = [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--json", json_path,
                 "--quiet", *extra]
     else:
@@ -164,13 +167,14 @@ def main() -> int:
                 attached: list[subprocess.Popen[bytes]] = []
                 try:
                     run_wrk(port, 2, args.connections, script)  # warm-up
-                    for _ in range(30 if config == "window" else 0):
+                    windowed = config.startswith("window")
+                    for _ in range(30 if windowed else 0):
                         if window_opened(json_path):
                             run_wrk(port, SCREEN_S + 1, args.connections, script)  # its screening: nothing traced
                             break
                         run_wrk(port, 2, args.connections, script)  # the leak grows until a window opens
                     else:
-                        if config == "window":
+                        if windowed:
                             print("no attribution window opened: the trial runs without one", file=sys.stderr)
                     if config == "memray":
                         attached = attach_memray(proc.pid, args.duration + 20, tmp)
@@ -182,11 +186,11 @@ def main() -> int:
     base = statistics.median(r["rps"] for r in results["off"])
     base_p99 = statistics.median(r["p99_ms"] for r in results["off"])
     print(f"gunicorn -w 2 (sync), wrk -c{args.connections} {args.duration:g} s x {args.trials} trials, medians")
-    print(f"{'config':<12} {'req/s':>9} {'vs off':>8} {'p99 ms':>8} {'vs off':>8}")
+    print(f"{'config':<14} {'req/s':>9} {'vs off':>8} {'p99 ms':>8} {'vs off':>8}")
     for config in configs:
         rps = statistics.median(r["rps"] for r in results[config])
         p99 = statistics.median(r["p99_ms"] for r in results[config])
-        print(f"{config:<12} {rps:>9.0f} {rps / base - 1:>+8.1%} {p99:>8.2f} {p99 / base_p99 - 1:>+8.1%}")
+        print(f"{config:<14} {rps:>9.0f} {rps / base - 1:>+8.1%} {p99:>8.2f} {p99 / base_p99 - 1:>+8.1%}")
     return 0
 
 

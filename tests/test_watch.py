@@ -196,6 +196,27 @@ def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
                           cwd=REPO, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+@pytest.mark.timeout(60)
+def test_watch_cmd_records_a_tornado_server_under_its_handlers_url_patterns(
+        tmp_path: Path, no_leftovers: None) -> None:
+    # Tornado serves its own HTTP: no WSGI or ASGI app to wrap, its handlers' runs are counted
+    port = free_port()
+    settings = WatchSettings(cmd=f"{sys.executable} shop_tornado.py --port {port}", cwd=str(APP), interval=1.0,
+                             duration=10, json=str(tmp_path / "watch.json"))
+    watching = Watching(settings)
+    watching.recording(1)
+    base = f"http://127.0.0.1:{port}"
+    Hammer(base + "/orders", 200, concurrency=4, mode="close", method="POST", body=b"gift=1", headers=FORM).run()
+    Hammer(base + "/items/{n}", 150, concurrency=4, mode="close").run()
+    Hammer(base + "/search", 100, concurrency=4, mode="close").run()  # a coroutine handler
+    Hammer(base + "/no/such/7", 10, concurrency=2, mode="close").run()
+    record = watching.result()
+    counts = _counts(record)
+    assert counts == {"POST /orders": 200, "GET /items/([0-9]+)": 150, "GET /search": 100,
+                      "GET /no/such/{id}": 10}, counts
+    assert record.how == "injected" and all(w.asynchronous for w in record.windows if w.requests)
+
+
 @pytest.mark.timeout(30)
 def test_a_pid_that_is_not_python_is_one_line_and_exit_4(no_leftovers: None) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
@@ -208,6 +229,19 @@ def test_a_pid_that_is_not_python_is_one_line_and_exit_4(no_leftovers: None) -> 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("args, message", [
+    (("--cmd", "gunicorn app:app", "--trace-share", "0"), "--trace-share is a share of the window's time"),
+    (("--cmd", "gunicorn app:app", "--trace-share", "1.5"), "--trace-share is a share of the window's time"),
+    (("--cmd", "gunicorn app:app", "--trace-sample", "0"), "--trace-sample must be positive"),
+    (("--cmd", "gunicorn app:app", "--interval", "-1"), "--interval must be positive"),
+])
+def test_settings_no_watch_can_run_are_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    done = _cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
 
 
 @pytest.mark.timeout(30)

@@ -25,8 +25,10 @@ that is going to fork, and none in helpers that serve nothing:
 Requests are counted inside the process by wrapping the app the server loaded (the WSGI callable
 gunicorn calls, the ASGI app uvicorn calls): it works for every gunicorn worker class (sync,
 gthread, gevent) and every uvicorn protocol alike, which hooking the servers' request loops
-would not. A process whose app was not wrapped (attached to, or a server memprobe does not know)
-answers ``served: null``.
+would not. Tornado serves its own HTTP, with no such app: there ``RequestHandler._execute``,
+which runs each request's handler to its finish, is wrapped (as ``tornado.web`` is imported, or
+on attach once an ``Application`` exists). A process whose app was not wrapped (attached to, or
+a server memprobe does not know) answers ``served: null``.
 
 gunicorn 25.1+ opens a control socket at one path per user (``~/.gunicorn/gunicorn.ctl``), which a
 gunicorn started for a hunt would take from the user's own running one: its default is moved
@@ -49,8 +51,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from memprobe.agent import control
-from memprobe.agent.watch_trace import asgi_handler
-from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, wsgi_route
+from memprobe.agent.watch_trace import asgi_handler, tornado_handler
+from memprobe.agent.watching import Closing, Recorder, asgi_route, stop_recording, tornado_route, wsgi_route
 
 if TYPE_CHECKING:
     from memprobe.capture.record import CaptureBuffer, Pending
@@ -219,7 +221,7 @@ def bootstrap() -> None:
     os.register_at_fork(after_in_child=_after_fork)
     _release_before_exec()
     _PostImport.install({"gunicorn.workers.base": _patch_gunicorn, "gunicorn.config": _patch_gunicorn_config,
-                         "uvicorn.config": _patch_uvicorn})
+                         "uvicorn.config": _patch_uvicorn, "tornado.web": _patch_tornado})
     if not _is_launcher(argv) and "--multiprocessing-fork" not in argv:
         start(channel)
 
@@ -382,6 +384,36 @@ class CountingASGI:
         return getattr(self.app, name)
 
 
+def counting_tornado(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Tornado's ``RequestHandler._execute`` counting each request in this process; while a
+    :class:`~memprobe.agent.watching.Recorder` watches, also each request's route (the handler's
+    URL pattern) and its end. Tornado serves its own HTTP (no WSGI or ASGI app to wrap): a
+    request's handler is made and run by ``_execute``, which returns once the response is
+    finished."""
+
+    async def _execute(self: Any, transforms: Any, *args: Any, **kwargs: Any) -> None:
+        recorder = _recording()
+        if _process.app is None:
+            _process.app = self.application
+        if recorder is None:
+            try:
+                await original(self, transforms, *args, **kwargs)
+            finally:
+                _counter().add()
+            return
+        recorder.asynchronous = True
+        token = recorder.begin()
+        try:
+            await original(self, transforms, *args, **kwargs)
+        finally:
+            _counter().add()
+            recorder.end(token, tornado_route(self),
+                         partial(tornado_handler, self) if recorder.trace is not None else None)
+
+    _execute._memprobe = True  # type: ignore[attr-defined]
+    return _execute
+
+
 def _end_wsgi(recorder: Recorder, token: Any, environ: dict[str, Any], capture: CaptureBuffer | None,
               pending: Pending | None) -> None:
     route = wsgi_route(environ)
@@ -441,8 +473,14 @@ def count_loaded() -> bool:
         return True
     worker_cls = getattr(sys.modules.get("gunicorn.workers.base"), "Worker", None)
     config_cls = getattr(sys.modules.get("uvicorn.config"), "Config", None)
+    tornado_app = getattr(sys.modules.get("tornado.web"), "Application", None)
     if worker_cls is None and config_cls is None:
-        return False
+        found = [o for o in gc.get_objects() if isinstance(o, tornado_app)] if tornado_app is not None else []
+        if not found:
+            return False
+        _patch_tornado(sys.modules["tornado.web"])
+        _process.app = found[0]
+        return True
     for obj in gc.get_objects():
         if worker_cls is not None and isinstance(obj, worker_cls) and getattr(obj, "wsgi", None) is not None:
             _wrapped.append((obj, "wsgi", obj.wsgi))
@@ -476,6 +514,17 @@ def _patch_gunicorn_config(module: ModuleType) -> None:
 
 def _patch_uvicorn(module: ModuleType) -> None:
     _run_after(module.Config, "load", _count_asgi)
+
+
+def _patch_tornado(module: ModuleType) -> None:
+    """Count the requests of every Tornado handler of this process (undone by :func:`uncount`)."""
+    handler = module.RequestHandler
+    original = vars(handler)["_execute"]
+    if getattr(original, "_memprobe", False):
+        return
+    handler._execute = counting_tornado(original)
+    _wrapped.append((handler, "_execute", original))
+    _process.kind, _process.counting = "tornado", True
 
 
 def _unwrap(app: Any) -> Any:

@@ -24,7 +24,7 @@ what the server held of it is freed by then, its garbage in cycles collected, th
 interpreter's free lists emptied, and every trace alive was allocated by it and stayed. A trace is
 charged to the request's route when the route's handler (the view function the framework
 dispatched to: Flask's view, Django's view or class-based view, Bottle's callback, CherryPy's
-handler, Starlette's endpoint) is on its stack, :data:`FRAMES` frames deep, else counted as
+handler, Starlette's endpoint, the Tornado handler's method) is on its stack, :data:`FRAMES` frames deep, else counted as
 ``unrouted`` (the framework's own). Per route the
 window sends the sum and the sum of squares of each traced request's bytes, so the parent has
 a mean and its standard error. The free lists are emptied at its start too (the same
@@ -162,6 +162,12 @@ def cherrypy_callable() -> Any:
 def asgi_handler(scope: dict[str, Any]) -> Any:
     """The endpoint Starlette or FastAPI dispatched the request to."""
     return scope.get("endpoint")
+
+
+def tornado_handler(handler: Any) -> Any:
+    """The method of a Tornado ``RequestHandler`` that served its request (``get``, ``post``...)."""
+    method = getattr(getattr(handler, "request", None), "method", None) or "GET"
+    return getattr(handler, method.lower(), None)
 
 
 #: where the Flask hook leaves the view function, in the WSGI environ

@@ -3,9 +3,10 @@ completed, the most requests in flight at once, and the heap's cheap levels; per
 deltas of requests that ran alone.
 
 A :class:`Recorder` is driven by the wrapper around the app the server loaded
-(:class:`memprobe.agent.inject.CountingWSGI` and ``CountingASGI``): :meth:`Recorder.begin` as a
-request enters the app, :meth:`Recorder.end` once its response is over (a WSGI body closed, an
-ASGI call returned). It never traces and never collects garbage.
+(:class:`memprobe.agent.inject.CountingWSGI` and ``CountingASGI``, or Tornado's handlers:
+``counting_tornado``): :meth:`Recorder.begin` as a request enters the app, :meth:`Recorder.end`
+once its response is over (a WSGI body closed, an ASGI call or a Tornado handler's run
+returned). It never traces and never collects garbage.
 
 **What a request costs** (``bench/watch_readings.py``, Python 3.11): ``sys.getallocatedblocks()``
 walks pymalloc's arenas, 0.7 µs on a fresh interpreter but ~210 µs median on a heap of 6 million
@@ -115,6 +116,40 @@ def asgi_route(scope: dict[str, Any]) -> str:
     if isinstance(path, str):
         return f"{method} {path}"
     return f"{method} {collapse(scope.get('path') or '/')}"
+
+
+def tornado_route(handler: Any) -> str:
+    """``METHOD route`` of a Tornado request: the URL pattern of the rule that made its handler
+    (``/items/([0-9]+)``, as the application lists it), else the raw path with its ids
+    collapsed (a 404's ``ErrorHandler``). Looked up once per handler class."""
+    request = handler.request
+    cls = type(handler)
+    pattern = _tornado_patterns.get(cls)
+    if pattern is None:
+        router = getattr(getattr(handler, "application", None), "wildcard_router", None)
+        pattern = _tornado_pattern(router, cls)
+        if pattern is not None and len(_tornado_patterns) < MAX_ROUTES:
+            _tornado_patterns[cls] = pattern
+    return f"{request.method or 'GET'} {pattern if pattern is not None else collapse(request.path or '/')}"
+
+
+#: each Tornado handler class's URL pattern, once found (as many as the app has rules)
+_tornado_patterns: dict[type, str] = {}
+
+
+def _tornado_pattern(router: Any, cls: type, depth: int = 0) -> str | None:
+    """The path pattern of the first rule of ``router`` (or of the routers it nests) whose
+    target is ``cls``."""
+    for rule in getattr(router, "rules", None) or ():
+        target = getattr(rule, "target", None)
+        if target is cls:
+            regex = getattr(getattr(rule, "matcher", None), "regex", None)
+            return regex.pattern.removesuffix("$") if regex is not None else None
+        if depth < 4 and getattr(target, "rules", None) is not None:
+            found = _tornado_pattern(target, cls, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def _django_route(path: str) -> str | None:
@@ -473,8 +508,8 @@ def start(loaded: Any, request: dict[str, Any]) -> dict[str, Any]:
     does not know). A recorder already there goes on (its windows go to whoever asks first)."""
     if not getattr(loaded, "counting", False):
         return {"recording": False,
-                "why": "this process's app was not wrapped (not a gunicorn or uvicorn worker): "
-                       "its requests cannot be seen"}
+                "why": "this process's app was not wrapped (not a gunicorn or uvicorn worker, nor a "
+                       "Tornado server): its requests cannot be seen"}
     if getattr(loaded, "watching", None) is not None:
         return {"recording": True, "already": True}
     loaded.watching = Recorder(float(request.get("interval") or INTERVAL_S),

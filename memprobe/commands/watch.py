@@ -62,7 +62,10 @@ class WatchCommand:
                             help=f"an attribution window's requests at most (default {t.requests:,})")
         parser.add_argument("--trace-sample", type=int, default=t.sample, metavar="N",
                             help=f"an attribution window traces one request in N (default {t.sample}; 1: every "
-                                 f"request that runs alone), for {t.share * 100:.0f} %% of its time at most")
+                                 f"request that runs alone)")
+        parser.add_argument("--trace-share", type=float, default=t.share, metavar="F",
+                            help=f"the share of a window's time its traced requests may take at most (default "
+                                 f"{t.share:g}: a traced request runs about 15 times as long)")
         parser.add_argument("--trace-every", type=float, default=t.every, metavar="S",
                             help=f"seconds from one window's close to the next one's opening at least "
                                  f"(default {t.every:g})")
@@ -101,7 +104,8 @@ class WatchCommand:
                                      json=args.json, ready_timeout=args.ready_timeout,
                                      attach_method=args.attach_method, budget=budget, metrics=args.metrics,
                                      tracing=TracePolicy(not args.no_trace, args.trace_seconds, args.trace_requests,
-                                                         every=args.trace_every, sample=args.trace_sample),
+                                                         every=args.trace_every, sample=args.trace_sample,
+                                                         share=args.trace_share),
                                      capture=args.capture, capture_routes=tuple(args.capture_route),
                                      redact=tuple(args.redact))
             settings = _with_capture_limits(settings, args.capture_limit)

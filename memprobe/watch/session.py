@@ -106,6 +106,9 @@ class WatchSettings:
             raise UsageError(f"--duration must be positive, not {self.duration:g}")
         if self.tracing.seconds <= 0 or self.tracing.requests <= 0 or self.tracing.sample <= 0:
             raise UsageError("--trace-seconds, --trace-requests and --trace-sample must be positive")
+        if not 0 < self.tracing.share <= 1:
+            raise UsageError(f"--trace-share is a share of the window's time, above 0 and at most 1, not "
+                             f"{self.tracing.share:g}")
         if self.cmd is not None and not is_python_command(self.cmd, self.cwd):
             raise UsageError(f"--cmd must run Python (a gunicorn or uvicorn command): {self.cmd!r}")
         if self.capture is None and (self.capture_routes or self.redact):
