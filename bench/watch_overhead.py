@@ -186,11 +186,12 @@ def main() -> int:
     base = statistics.median(r["rps"] for r in results["off"])
     base_p99 = statistics.median(r["p99_ms"] for r in results["off"])
     print(f"gunicorn -w 2 (sync), wrk -c{args.connections} {args.duration:g} s x {args.trials} trials, medians")
-    print(f"{'config':<14} {'req/s':>9} {'vs off':>8} {'p99 ms':>8} {'vs off':>8}")
+    print(f"{'config':<14} {'req/s':>9} {'vs off':>8} {'p99 ms':>8} {'vs off':>8}   trials (req/s p99)")
     for config in configs:
         rps = statistics.median(r["rps"] for r in results[config])
         p99 = statistics.median(r["p99_ms"] for r in results[config])
-        print(f"{config:<14} {rps:>9.0f} {rps / base - 1:>+8.1%} {p99:>8.2f} {p99 / base_p99 - 1:>+8.1%}")
+        trials = ", ".join(f"{r['rps']:.0f} {r['p99_ms']:.2f}" for r in results[config])
+        print(f"{config:<14} {rps:>9.0f} {rps / base - 1:>+8.1%} {p99:>8.2f} {p99 / base_p99 - 1:>+8.1%}   {trials}")
     return 0
 
 

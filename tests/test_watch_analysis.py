@@ -89,6 +89,10 @@ def test_merged_moments_equal_moments_of_all_points() -> None:
     assert merged.n == whole.n
     assert merged.mean == pytest.approx(whole.mean)
     assert [v for row in merged.co for v in row] == pytest.approx([v for row in whole.symmetric().co for v in row])
+    # and taking one part out of the whole again gives the other
+    rest = whole.without(a)
+    assert rest.n == b.n and rest.mean == pytest.approx(b.mean)
+    assert [v for row in rest.co for v in row] == pytest.approx([v for row in b.symmetric().co for v in row])
     r1, r2 = Running(), Running()
     for x in (1.0, 2.0, 4.0):
         r1.add(x)

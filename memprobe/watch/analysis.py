@@ -129,6 +129,9 @@ class Analysis:
         self._timeline: list[tuple[float, tuple[int, ...], float]] = []
         #: each worker's whole-series fits, while the server's route lines are made
         self._worker_fits: list[dict[str, Regression | None]] = []
+        #: per series (by id), its whole fits, while no window was added since (``_fits_at``)
+        self._fits: dict[int, dict[str, Regression | None]] = {}
+        self._fits_at = -1
 
     def route_index(self, name: str) -> int:
         """The route's coordinate (routes past :data:`MAX_ROUTES` share one)."""
@@ -251,6 +254,11 @@ class Analysis:
         """Each signal's fit over the whole series, its errors the epochs' jackknife (a leak is
         called on them; the halves keep least squares', as they only tell growth that stopped
         from growth that goes on, after the whole, or the early half, has grown)."""
+        if self._fits_at != self.windows:
+            self._fits, self._fits_at = {}, self.windows
+        known = self._fits.get(id(series))
+        if known is not None:
+            return known  # nothing was added since: the server's lines and its workers' share them
         regressors = [0] + [ROUTE0 + r for r in range(len(self.names))]
         whole = whole if whole is not None else series.epochs.total()[0]
         parts = [m for m, _ in series.epochs.parts("")]
@@ -258,6 +266,7 @@ class Analysis:
         for s in series.signals or ():
             fit = regress(whole, COORD[s], regressors)
             out[s] = jackknifed(fit, parts, COORD[s], regressors) if fit is not None else None
+        self._fits[id(series)] = out
         return out
 
     def _workers_disagree(self, signal: str, r: int, est: PerRequest) -> str | None:
@@ -526,10 +535,11 @@ class Analysis:
         got = combined(whole, COORD["blocks"], {ROUTE0 + r: 1.0 for r in s.cumulative})
         return got is not None and got[1] > 0 and got[0] > max(SIGMAS * got[1], 0.05)
 
-    def timeline(self) -> Timeline:
+    def timeline(self, lines: list[RouteLine] | None = None) -> Timeline:
         """Per route, the cumulative bytes retained at window ends (the route's current
-        bytes per request times its requests so far), and the growth measured."""
-        lines = {line.route: line for line in self.routes()}
+        bytes per request, of ``lines`` or of :meth:`routes`, times its requests so far), and
+        the growth measured."""
+        by_route = {line.route: line for line in (self.routes() if lines is None else lines)}
         assert self.server is not None or not self._timeline
         signal = self.bytes_signal(self.server) if self.server else "blocks"
         scale = BLOCK_BYTES if signal == "blocks" else 1.0
@@ -538,7 +548,7 @@ class Analysis:
             out.t.append(t)
             out.measured.append(measured * scale)
         for r, name in enumerate(self.names):
-            line = lines.get(name)
+            line = by_route.get(name)
             if line is None or line.bytes is None:
                 continue
             out.retained[name] = [line.bytes.value * (counts[r] if r < len(counts) else 0)

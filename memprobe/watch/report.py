@@ -34,7 +34,7 @@ def build_report(analysis: Analysis, *, cgroup: CgroupReading | None = None, bud
     span = (server.last_t - server.first_t) if server is not None and server.first_t is not None else 0.0
     if traces is not None:
         all_notes += [f"pid {pid} refused an attribution window: {why}" for pid, why in traces.refused.items()]
-    return WatchResult(routes, workers, analysis.timeline(), cgroup, advice, all_notes, dict(settings or {}),
+    return WatchResult(routes, workers, analysis.timeline(routes), cgroup, advice, all_notes, dict(settings or {}),
                        analysis.windows, span, list(traces.listed) if traces is not None else [],
                        envelope=envelope or Envelope())
 

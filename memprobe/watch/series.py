@@ -99,8 +99,9 @@ def jackknifed(fit: Regression, parts: list[Moments], y: int, xs: list[int]) -> 
         coefficients = {k: replace(c, error=math.inf) for k, c in fit.coefficients.items()}
         return replace(fit, coefficients=coefficients)
     slopes: dict[int, list[float]] = {k: [] for k in fit.coefficients}
-    for i in range(len(parts)):
-        other = regress(merge_all(parts[:i] + parts[i + 1:]), y, xs)
+    total = merge_all(parts)
+    for part in parts:
+        other = regress(total.without(part), y, xs)
         for k in slopes:
             c = other.coefficients.get(k) if other is not None else None
             slopes[k].append(c.value if c is not None and math.isfinite(c.value) else math.nan)

@@ -107,6 +107,23 @@ class Moments:
         co = [[a.co[i][j] + b.co[i][j] + delta[i] * delta[j] * w for j in range(d)] for i in range(d)]
         return Moments(n, mean, co)
 
+    def without(self, part: Moments) -> Moments:
+        """The moments of these points less those of ``part``, a subset of them (the inverse of
+        :meth:`merged`: a delete-one jackknife subtracts each part from the total once instead
+        of merging all the others again)."""
+        d = max(len(self.mean), len(part.mean))
+        t, a = self.copy(), part.copy()
+        t.grow(d)
+        a.grow(d)
+        n = t.n - a.n
+        if a.n == 0 or n <= 0:
+            return t if a.n == 0 else Moments()
+        mean = [(t.n * t.mean[i] - a.n * a.mean[i]) / n for i in range(d)]
+        delta = [mean[i] - a.mean[i] for i in range(d)]
+        w = a.n * n / t.n
+        co = [[t.co[i][j] - a.co[i][j] - delta[i] * delta[j] * w for j in range(d)] for i in range(d)]
+        return Moments(n, mean, co)
+
     def copy(self) -> Moments:
         """An independent copy (symmetric)."""
         self.symmetric()
