@@ -7,20 +7,21 @@ among them) at C connections for D seconds per trial; the configurations alterna
 trial, so that a drift of the machine hits them alike, and each row is the median of its trials.
 
 * ``off``: the server as deployed;
-* ``watch``: the same command started by ``memprobe watch --cmd`` (default settings but the
-  interval, 2 s, so that windows are closed and collected during every trial, and no
-  attribution window: what watch costs between them);
+* ``watch``: the same command started by ``memprobe watch --cmd`` on its default settings (10 s
+  windows: each trial of 20 s sees two collections) but no attribution window: what watch
+  costs between them;
 * ``capture``: ``watch`` also capturing ``POST /orders`` (``--capture``, redacting ``note``);
-* ``window``: ``watch`` with an attribution window open in one of the two workers during the
-  whole trial, on its defaults (one request in 200 traced, 8 frames deep, for a share of the
-  worker's time at most: ``--trace-share``); the trial starts once the report says one opened
-  and its screening seconds are over (the app keeps ~100 B per gift order, so watch has
-  something to trace); ``window:F`` is the same with ``--trace-share F``;
+* ``window``: ``watch`` (2 s windows, so that one opens soon) with an attribution window open
+  in one of the two workers during the whole trial, on its defaults (one request in 200
+  traced, 8 frames deep, for 0.5 % of the worker's time at most: ``--trace-share``); the trial
+  starts once the report says one opened and its screening seconds are over (the app keeps
+  ~100 B per gift order, so watch has something to trace); ``window:F`` is the same with
+  ``--trace-share F``;
 * ``tracemalloc``: the server with ``PYTHONTRACEMALLOC=1`` (1 frame), as left on in production;
 * ``memray``: ``memray attach`` (its gdb method, the default on Python 3.11) in both workers for
   the trial, recording to a file, as its docs show for a running process.
 
-    nice -n 19 python bench/watch_overhead.py [--duration 10] [--trials 3] [--connections 16] [--configs off,watch]
+    nice -n 19 python bench/watch_overhead.py [--duration 20] [--trials 3] [--connections 16] [--configs off,watch]
 
 Needs wrk (Debian: apt-get install -y wrk). Figures, not pass/fail.
 """
@@ -72,7 +73,7 @@ def free_port() -> int:
 WATCH = {
     "watch": ["--no-trace"],
     "capture": ["--no-trace", "--capture", "{tmp}/orders.jsonl", "--capture-route", "POST /orders", "--redact", "note"],
-    "window": ["--trace-every", "1", "--trace-seconds", "3600", "--trace-requests", "100000000"],
+    "window": ["--interval", "2", "--trace-every", "1", "--trace-seconds", "3600", "--trace-requests", "100000000"],
 }
 
 
@@ -85,8 +86,7 @@ def start(config: str, port: int, json_path: str) -> subprocess.Popen[bytes]:
     if config in WATCH:
         extra = [a.replace("{tmp}", os.path.dirname(json_path)) for a in WATCH[config]]
         extra += ["--trace-share", share] if share else []
-        argv = [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--json", json_path,
-                "--quiet", *extra]
+        argv = [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--json", json_path, "--quiet", *extra]
     else:
         argv = cmd.split()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -145,7 +145,7 @@ def run_wrk(port: int, duration: float, connections: int, script: str) -> dict[s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--configs", default="off,watch,capture,window,tracemalloc,memray",

@@ -324,3 +324,17 @@ def test_a_route_called_clean_only_together_with_another_is_a_leak_once_windows_
     traces.refine([together, alone], server_growing=True)
     assert together.verdict == "leak" and together.method == "traced windows"
     assert alone.verdict == "clean"  # clean on its own: a leak that large would have shown
+
+
+def test_windows_call_a_leak_over_the_floor_and_two_errors_as_hunt_does() -> None:
+    # 52 traced orders of a threaded worker: most keep nothing, the others a 193 B gift and, in
+    # most of them, the holder's larger storage: +104 ± 28 B a request, for a truth of ~100
+    kept = [0] * 40 + [500] * 10 + [193] * 2
+    traces = Traces()
+    for i in range(2):
+        traces.add(_window(100 + i, {"POST /orders": kept[i::2]}, at=10.0 * i))
+    lines = [_line("POST /orders", UNDECIDED)]
+    traces.refine(lines, server_growing=True)
+    est = lines[0].bytes
+    assert est is not None and est.value - 2 * est.error < 48 < est.value  # not beyond two errors of the floor
+    assert lines[0].verdict == "leak"
