@@ -154,7 +154,7 @@ def counted(child: Child) -> dict[str, Any]:
 def watch_under_locust(cmd: str, port: int, *, cwd: Path, locustfile: Path, users: int, seconds: int,
                        report: Path, options: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess[str], int, str]:
     """``memprobe watch --cmd CMD`` for ``seconds`` (2 s windows, attribution windows of 10 s every
-    10 s tracing one request in 10 for up to 10 % of their time, the rolling report at ``report``,
+    10 s tracing one request in 10 for up to a quarter of their time, the rolling report at ``report``,
     plus ``options``), and once
     its first report is written,
     Locust's ``users`` (20 requests a second each in the locustfiles here) from ``locustfile`` on
@@ -162,7 +162,7 @@ def watch_under_locust(cmd: str, port: int, *, cwd: Path, locustfile: Path, user
     watch is killed if it outlives its time."""
     watch = subprocess.Popen(
         [sys.executable, "-m", "memprobe", "watch", "--cmd", cmd, "--interval", "2", "--duration", str(seconds),
-         "--trace-seconds", "10", "--trace-every", "10", "--trace-sample", "10", "--trace-share", "0.1",
+         "--trace-seconds", "10", "--trace-every", "10", "--trace-sample", "10", "--trace-share", "0.25",
          "--json", str(report), "--quiet", *options],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
