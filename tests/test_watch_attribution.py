@@ -338,3 +338,11 @@ def test_windows_call_a_leak_over_the_floor_and_two_errors_as_hunt_does() -> Non
     est = lines[0].bytes
     assert est is not None and est.value - 2 * est.error < 48 < est.value  # not beyond two errors of the floor
     assert lines[0].verdict == "leak"
+
+
+def test_a_route_the_heap_suspects_is_reason_enough_for_a_window() -> None:
+    traces = Traces()
+    suspect = _line("POST /orders", UNDECIDED, bytes=PerRequest(20_660.0, 4_979.0, "B"))
+    unclear = _line("GET /search", UNDECIDED, bytes=PerRequest(2_000.0, 4_000.0, "B"))
+    assert traces.reason([unclear], server_growing=False, now=0.0) is None
+    assert traces.reason([unclear, suspect], server_growing=False, now=0.0) == "POST /orders may keep memory"

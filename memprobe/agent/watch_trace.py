@@ -84,6 +84,8 @@ SHARE = 0.005
 #: tells which containers grow, and each traced request follows those (at most CANDIDATES).
 SCREEN_S = 5.0
 CANDIDATES = 8
+#: Errors of a window's scans kept (the latest).
+ERRORS_KEPT = 4
 #: Distinct tracebacks of what a route kept, kept per window.
 MAX_GROUPS = 2_000
 #: tracemalloc's own tables may grow to this before the window closes early.
@@ -237,6 +239,8 @@ class TraceWindow:
         self._overlapped = 0
         #: times tracing started or stopped (the recorder leaves the next requests' deltas out)
         self.switches = 0
+        #: what went wrong in the window's scans (the window goes on without them)
+        self.errors: list[str] = []
         self._peak = 0
         self._own = 0
         self._tallies: dict[str, _Tally] = {}
@@ -409,13 +413,22 @@ class TraceWindow:
                 return
             self._screening = True
         t0 = time.perf_counter()
-        now = holders.scan_roots(keep=True)
-        found = []
-        for h in holders.grown(self._roots, now, max(1, self._count), limit=CANDIDATES):
-            node = now.get(tuple(h["chain"]))
-            if node is not None and node.ref is not None:
-                found.append((node.chain, node.ref))
-        del now
+        try:
+            now = holders.scan_roots(keep=True)
+            found = []
+            for h in holders.grown(self._roots, now, max(1, self._count), limit=CANDIDATES):
+                node = now.get(tuple(h["chain"]))
+                if node is not None and node.ref is not None:
+                    found.append((node.chain, node.ref))
+            del now
+        except Exception as err:  # noqa: BLE001 - a container changed under the scan (the control thread's)
+            # Tried again at the next idle moment: left screening, the window would trace
+            # nothing for the rest of its time, and the error would reach the request's thread.
+            with self._lock:
+                self._screening = False
+                self.errors.append(f"screening: {type(err).__name__}: {err}"[:200])
+                del self.errors[:-ERRORS_KEPT]
+            return
         with self._lock:
             self._candidates = found
         self.timings["scan_screen"] = round(time.perf_counter() - t0, 4)
@@ -450,7 +463,11 @@ class TraceWindow:
             self._candidates = []
         seconds = time.monotonic() - self.started
         t0 = time.perf_counter()
-        grown = holders.grown(self._roots, holders.scan_roots(), max(1, sum(requests.values())))
+        try:
+            grown = holders.grown(self._roots, holders.scan_roots(), max(1, sum(requests.values())))
+        except Exception as err:  # noqa: BLE001 - as in screen(): the window's findings still go out
+            grown = []
+            self.errors.append(f"closing scan: {type(err).__name__}: {err}"[:200])
         for h in grown:
             added = entries.get(tuple(h["chain"]), {})
             # A container that holds what leaks only grows, so its traced requests' entries are
@@ -478,7 +495,7 @@ class TraceWindow:
                 "closed": why, "sample": self.sample, "share": self.share,
                 "samples": sum(t.samples for t in tallies.values()), "overlapped": self._overlapped,
                 "traced_s": round(self._traced_s, 4), "traced_peak": self._peak, "tracemalloc_memory": self._own,
-                "routes": routes, "holders": grown, "timings_s": dict(self.timings)}
+                "routes": routes, "holders": grown, "timings_s": dict(self.timings), "errors": list(self.errors)}
 
 
 def _by_file(handlers: dict[str, tuple[Range, ...]]) -> dict[str, list[tuple[int, int, str]]]:

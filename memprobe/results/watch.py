@@ -191,6 +191,8 @@ class TracedWindow:
     samples: int = 0
     overlapped: int = 0
     traced_s: float = 0.0
+    #: what went wrong in its scans (it went on without them)
+    errors: list[str] = field(default_factory=list)
 
     def route(self, name: str) -> TracedRoute | None:
         """The window's line for ``name``, if it saw the route."""
@@ -203,7 +205,7 @@ class TracedWindow:
                                "share": self.share, "samples": self.samples, "overlapped": self.overlapped,
                                "traced_s": self.traced_s, "traced_peak": self.traced_peak,
                                "tracemalloc_memory": self.tracemalloc_memory, "timings_s": dict(self.timings_s),
-                               "at": round(self.at, 3)}
+                               "at": round(self.at, 3), "errors": list(self.errors)}
         if findings:
             out.update(routes=[r.to_dict() for r in self.routes], holders=list(self.holders))
         else:  # per route, what stayed: bytes and blocks (the sites and holders are the routes' lines')
@@ -221,7 +223,8 @@ class TracedWindow:
                    int(data.get("tracemalloc_memory") or 0),
                    {str(k): float(v) for k, v in (data.get("timings_s") or {}).items()}, float(data.get("at") or 0.0),
                    int(data.get("sample") or 1), float(data.get("share") or 1.0), int(data.get("samples") or 0),
-                   int(data.get("overlapped") or 0), float(data.get("traced_s") or 0.0))
+                   int(data.get("overlapped") or 0), float(data.get("traced_s") or 0.0),
+                   [str(e) for e in data.get("errors") or []])
 
 
 @dataclass
