@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import random
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -88,8 +89,13 @@ def test_a_window_charges_what_stays_to_the_route_whose_handler_made_it_with_its
     _traffic(client, 0, 100)  # warm: the app's first requests fill its caches
     rec.open_trace(seconds=600, requests=10_000, frames=16, sample=1, share=1.0, screen_s=0.2)
     screening = _screen(rec, client)
+    before = (set(_kept), sys.getsizeof(_kept))
     sent = _shuffled(client, 1000, 600)
     rec.close_trace("test")
+    # what the traced orders made _kept hold: its new entries (a dict and an int key each) and
+    # its table's growth
+    kept = sum(sys.getsizeof(_kept[k]) + sys.getsizeof(k) for k in set(_kept) - before[0])
+    truth = (kept + sys.getsizeof(_kept) - before[1]) / sent["POST /orders"]
     found = TracedWindow.from_dict(rec.traced[0])
     orders, search = found.route("POST /orders"), found.route("GET /search")
     assert orders is not None and search is not None
@@ -99,8 +105,10 @@ def test_a_window_charges_what_stays_to_the_route_whose_handler_made_it_with_its
     assert (orders.requests, search.requests) == (sent["POST /orders"] + screening["POST /orders"],
                                                   sent["GET /search"] + screening["GET /search"])
     assert search.bytes == 0
-    # half the orders keep a new dict (the note is one folded constant) and its key
+    # half the orders keep a new dict (the note is one folded constant) and its key, and the
+    # table's share per entry
     assert orders.per_request > TRACED_FLOOR
+    assert orders.per_request == pytest.approx(truth, rel=0.15)
     assert orders.sites and orders.sites[0].file == __file__
     assert "_kept" in orders.holders[0]["description"]
     assert 0 < orders.holders[0]["routes"]["POST /orders"] < orders.samples

@@ -41,8 +41,9 @@ older, untraced one. The parent weighs all this against the heap's analysis, nev
 **The holder.** The roots scan (:mod:`memprobe.agent.holders`, bounded at 40,000 containers)
 runs at the open, after :data:`SCREEN_S` seconds of tracing nothing (the containers grown
 meanwhile are followed: their entries counted at each traced request's start and end, which
-tells which route's requests add to them, and their storage's reallocation charged only by
-its growth), and at the close (the containers that grew, each with the routes that added
+tells which route's requests add to them, and each request that adds entries is charged the
+container's storage per entry for them, amortized, rather than a reallocation it happened to
+make), and at the close (the containers that grew, each with the routes that added
 entries).
 
 **What it costs.** Outside the traced requests nothing is traced. A traced request pays
@@ -374,15 +375,18 @@ class TraceWindow:
                 return
             ranges = self.handlers.get(route, ())
         storage = []
+        shared = 0.0
         added: dict[tuple[str, ...], int] = {}
         for chain, ref, entries, size in sample.before:
             now = holders.entries(ref)
+            whole = _storage_bytes(ref)
             if now is not None and now > entries:
                 added[chain] = now - entries
-            grew = _storage_bytes(ref) - size
-            if grew > 0:
-                storage.append((size + grew, grew))
+                shared += (now - entries) * whole / now
+            if whole > size:
+                storage.append(whole)
         kept, unrouted, groups = _charge(snapshot.traces, _by_file({route: ranges}), storage)
+        kept += round(shared)
         del snapshot
         with self._lock:
             tally = self._tallies.setdefault(route, _Tally())
@@ -524,21 +528,24 @@ def _storage_bytes(obj: Any) -> int:
 
 
 def _charge(traces: Iterable[tracemalloc.Trace], by_file: dict[str, list[tuple[int, int, str]]],
-            storage: list[tuple[int, int]]) -> tuple[int, int, dict[tracemalloc.Traceback, list[int]]]:
+            storage: list[int]) -> tuple[int, int, dict[tracemalloc.Traceback, list[int]]]:
     """One traced request's surviving traces: the bytes its handler's code allocated (those on
     whose stack it is), the bytes allocated with no handler on the stack, and the former by
-    traceback. ``storage``: the followed containers' (new storage size, growth) - a container
-    that grows reallocates its whole item array, so the block allocated during the request
-    holds the entries of every earlier request too: only its growth is the request's (a list of
-    1,100 entries otherwise added 60 B to each of 150 requests' 100)."""
+    traceback. ``storage``: the new storage sizes of the followed containers that reallocated
+    theirs during the request - left out here: the block holds the entries of every earlier
+    request too (a list of 1,100 entries otherwise added 60 B to each of 150 requests' 100),
+    and its growth, charged whole to the request that happened to make it, swung one traced
+    request by 12 KiB (a dict's table doubling). The caller charges instead each request its
+    share of the storage, per entry it added (amortized, as the table's growth is)."""
     storage = list(storage)
     kept = unrouted = 0
     groups: dict[tracemalloc.Traceback, list[int]] = {}
     for trace in traces:
         size = trace.size
-        found = next((i for i, (whole, _) in enumerate(storage) if whole * 0.85 <= size <= whole * 1.15 + 64), None)
+        found = next((i for i, whole in enumerate(storage) if whole * 0.85 <= size <= whole * 1.15 + 64), None)
         if found is not None:
-            size = storage.pop(found)[1]
+            storage.pop(found)
+            continue
         frames = [(f.filename, f.lineno) for f in trace.traceback]  # oldest first
         if any(f[0].startswith(_MEMPROBE) or f[0] == tracemalloc.__file__ for f in frames[-_OWN_DEPTH:]):
             continue
