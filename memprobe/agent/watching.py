@@ -306,6 +306,10 @@ class Recorder:
                 self._settle()
         return token
 
+    def sampled(self, token: Token) -> bool:
+        """Whether the request of ``token`` is the one the attribution window traces."""
+        return self.trace is not None and token[0] == self._sampled
+
     def released(self, _body: object) -> None:
         """The server let go of a request (a weak reference's callback, as it drops the response
         body): the traced request waiting for that is read now, before the server reads the next
@@ -493,11 +497,13 @@ class Closing:
             if close is not None:
                 close()
         finally:
-            tracing = self._recorder.trace is not None
-            handler = partial(wsgi_handler, self._environ) if tracing else None
-            # the server lets go of the request (and its environ) as it drops this body
-            self._recorder.end(self._token, route, handler,
-                               weakref.ref(self, self._recorder.released) if tracing else None)
+            recorder = self._recorder
+            handler = partial(wsgi_handler, self._environ) if recorder.trace is not None else None
+            # the server lets go of the request (and its environ) as it drops this body: only
+            # the traced request waits for that (a weak reference a request cost the window's
+            # other requests ~1 µs each, and its callback a lock)
+            recorder.end(self._token, route, handler,
+                         weakref.ref(self, recorder.released) if recorder.sampled(self._token) else None)
             if self._pending is not None:
                 self._pending[0].finish_wsgi(self._pending[1], self._environ, route)
 
