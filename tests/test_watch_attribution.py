@@ -354,3 +354,20 @@ def test_a_route_the_heap_suspects_is_reason_enough_for_a_window() -> None:
     unclear = _line("GET /search", UNDECIDED, bytes=PerRequest(2_000.0, 4_000.0, "B"))
     assert traces.reason([unclear], server_growing=False, now=0.0) is None
     assert traces.reason([unclear, suspect], server_growing=False, now=0.0) == "POST /orders may keep memory"
+
+
+def test_requests_during_a_window_and_long_after_give_no_alone_deltas(recorder: tuple[Recorder, Client]) -> None:
+    """A window's collections empty the interpreter's free lists, which the next requests refill
+    a block at a time: their deltas would say every route keeps memory."""
+    rec, client = recorder
+
+    def deltas(n: int) -> int:
+        _traffic(client, 0, n)
+        return sum(len(d) for w in rec.take() for d in w.alone_deltas.values())
+
+    assert deltas(50) > 0
+    rec.open_trace(seconds=600, requests=10_000, frames=8, sample=5, share=1.0, screen_s=0.1)
+    _screen(rec, client)
+    assert deltas(100) == 0
+    rec.close_trace("test")
+    assert deltas(100) == 0  # 200 requests of the 1,000 after the window
