@@ -301,3 +301,17 @@ def test_a_leak_the_servers_series_shows_and_no_workers_own_series_does_is_not_c
     assert health.blocks is not None and health.blocks.value > 3 * health.blocks.error  # the server's series
     assert health.verdict == "not enough traffic yet"
     assert "its workers' own series say" in health.reason
+
+
+def test_alone_deltas_that_all_share_a_bias_keep_no_more_than_the_heap_grew() -> None:
+    # Every request's own delta says +16 blocks (a bias all of them share, which the correction
+    # for what one route leaves to the next cannot take out), while the heap stays flat.
+    rng = random.Random(6)
+    analysis = Analysis()
+    for t in range(300):
+        deltas = {r: [16 + rng.randint(-3, 3) for _ in range(5)] for r in ("GET /health", "GET /")}
+        analysis.add(Window(7, float(t), float(t + 1), {r: 5 for r in deltas}, 50_000 + rng.randint(-20, 20), None,
+                            None, None, 1, deltas))
+    health = next(line for line in analysis.routes() if line.route == "GET /health")
+    assert health.method == "alone" and health.blocks is not None and health.blocks.value > 10
+    assert health.verdict == "not enough traffic yet" and "more than twice what the series grew" in health.reason

@@ -322,6 +322,14 @@ class Analysis:
                     # warm-up unless the later requests keep it too (a fresh gunicorn worker's first
                     # 100 requests of a clean route came out a leak).
                     word = UNDECIDED
+                if word in ("leak", "bounded"):
+                    # the same bound as the regression's: a bias every delta shares (the correction
+                    # takes out what one route leaves to the next, not that) cannot keep more than
+                    # the series grew (gunicorn sync: every route +10 to +16 blocks a request alone)
+                    doubt = self._beyond_growth(series, s, r, est, None)
+                    if doubt is not None:
+                        word = UNDECIDED
+                        doubts.append(doubt)
                 line.method = "alone"
             else:
                 coefs = {h: _coefficient(f.get(s), ROUTE0 + r) for h, f in fits.items()}
