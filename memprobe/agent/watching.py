@@ -67,11 +67,8 @@ MAX_ROUTES = 200
 MAX_DELTAS = 64
 #: After tracing starts or stops, this many requests give no alone delta.
 QUIET_AFTER_TRACE = 3
-#: Nor do requests while an attribution window is open, nor this many after it closed: its
-#: collections empty the interpreter's free lists, which the next requests refill a block at a
-#: time (tuples' hold thousands), so every delta of the window's worker came out inflated
-#: (under gunicorn sync, one traced request in 10: ``GET /health`` +17.4 ± 2.0 blocks a request
-#: alone, keeping nothing).
+#: Nor do requests during an attribution window, nor this many after: its collections empty the
+#: free lists, refilled a block at a time (gunicorn sync: ``GET /health`` +17.4 ± 2.0 blocks alone).
 QUIET_AFTER_WINDOW = 1_000
 #: The route a window counts requests under once it holds :data:`MAX_ROUTES` routes.
 OTHER = "(other routes)"
