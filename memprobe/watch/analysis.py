@@ -128,8 +128,6 @@ class Analysis:
         self._tl_stride = 1
         self._tl_taken = 0
         self._timeline: list[tuple[float, tuple[int, ...], float]] = []
-        #: each worker's whole-series fits, while the server's route lines are made
-        self._worker_fits: list[dict[str, Regression | None]] = []
         #: per series (by id), its whole fits, while no window was added since (``_fits_at``)
         self._fits: dict[int, dict[str, Regression | None]] = {}
         self._fits_at = -1
@@ -245,8 +243,6 @@ class Analysis:
         fits = {h: {s: regress(m, COORD[s], regressors) for s in series.signals or ()}
                 for h, (m, _) in halves.items()}
         fits[""] = self._whole_fits(series, halves[""][0])
-        self._worker_fits = ([self._whole_fits(w.series) for w in (*self.live.values(), *self.gone.values())]
-                             if series is self.server else [])
         span = max(series.last_t - (series.last_t if series.first_t is None else series.first_t), 1e-9)
         return [self._route_line(series, r, halves, fits, span)
                 for r in sorted(series.seen, key=lambda i: -series.seen[i])]
@@ -279,8 +275,9 @@ class Analysis:
         /health`` +22.5 ± 7.3 blocks a request on the server's, +10.3 ± 7.2 and +7.5 ± 22.0 on
         its two workers', keeping nothing). A worker whose own traffic hardly varied (its fit's
         error far above the server's) says nothing either way."""
-        found = [c for fits in self._worker_fits
-                 if (c := _coefficient(fits.get(signal), ROUTE0 + r)) is not None
+        workers = (*self.live.values(), *self.gone.values())
+        found = [c for w in workers
+                 if (c := _coefficient(self._whole_fits(w.series).get(signal), ROUTE0 + r)) is not None
                  and 0 < c.error <= WORKER_SHARPNESS * est.error]
         if not found:
             return None
